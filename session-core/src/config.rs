@@ -1,0 +1,541 @@
+//! Session configuration with ThinkJS's keys and defaults, loadable from TOML or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::codec::Codec;
+use crate::id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH};
+use crate::{Error, ErrorKind, Result};
+
+/// The largest value size that may be configured: 16 MiB. Decoding never allocates more
+/// than this for one value, whatever a corrupt length prefix claims.
+pub const MAX_VALUE_SIZE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The whole session configuration, as in ThinkJS's `session` config block.
+///
+/// Every field has the ThinkJS default, so an empty document is a valid configuration.
+/// Durations are seconds (`86400`) or human-readable strings (`"24h"`, `"1day"`).
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::SessionConfig;
+///
+/// let config = SessionConfig::from_json_str(r#"{
+///     "type": "memory",
+///     "name": "sid",
+///     "secret": ["new secret", "old secret"],
+///     "timeout": "2h",
+///     "cookie": { "secure": true, "same_site": "strict" }
+/// }"#)?;
+/// assert_eq!(config.store_type, "memory");
+/// assert_eq!(config.timeout, Duration::from_secs(7200));
+/// assert_eq!(config.secret.len(), 2);
+/// assert!(config.cookie.http_only);
+///
+/// let err = SessionConfig::from_json_str(r#"{ "cookie": { "length": 8 } }"#).unwrap_err();
+/// assert!(err.to_string().contains("cookie.length"));
+/// # Ok::<(), session_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// The store type, as registered in the [`Registry`](crate::Registry) (`"file"` by default).
+    #[serde(rename = "type")]
+    pub store_type: String,
+    /// The cookie name (`"thinkjs"` by default, as in ThinkJS).
+    pub name: String,
+    /// Secrets that sign the cookie: one string or a list (the first signs, all verify).
+    /// Without a secret the cookie holds the bare id.
+    pub secret: Secrets,
+    /// Idle timeout: a session not used for this long expires (one day by default).
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Absolute lifetime from creation, whatever the activity (none by default).
+    #[serde(deserialize_with = "optional_duration")]
+    pub absolute_timeout: Option<Duration>,
+    /// Whether each use pushes the idle expiry forward (`true` by default).
+    pub rolling: bool,
+    /// A read-only request refreshes the expiry only when the last refresh is at least this
+    /// old, so read-only traffic does not write on every hit (60 seconds by default).
+    #[serde(deserialize_with = "duration")]
+    pub touch_after: Duration,
+    /// Cookie attributes.
+    pub cookie: CookieConfig,
+    /// Per-store options: `adapter.<type>` is a free-form table the chosen store parses.
+    pub adapter: BTreeMap<String, serde_json::Value>,
+    /// Garbage collection of expired sessions.
+    pub gc: GcConfig,
+    /// How session values are encoded.
+    pub codec: Codec,
+    /// The largest encoded value accepted by `Session::set`, in bytes (4 MiB by default,
+    /// at most [`MAX_VALUE_SIZE_LIMIT`]).
+    pub max_value_size: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            store_type: "file".to_owned(),
+            name: "thinkjs".to_owned(),
+            secret: Secrets::default(),
+            timeout: Duration::from_secs(86_400),
+            absolute_timeout: None,
+            rolling: true,
+            touch_after: Duration::from_secs(60),
+            cookie: CookieConfig::default(),
+            adapter: BTreeMap::new(),
+            gc: GcConfig::default(),
+            codec: Codec::default(),
+            max_value_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Cookie attributes (`cookie.*`). ThinkJS's camelCase spellings (`httpOnly`, `sameSite`,
+/// `maxAge`) are accepted too.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CookieConfig {
+    /// Length of generated session ids, in characters (32 by default, at least 22).
+    pub length: usize,
+    /// Cookie `Path` (`/` by default).
+    pub path: String,
+    /// Cookie `Domain` (none by default: the cookie goes back to the exact host only).
+    pub domain: Option<String>,
+    /// Cookie `HttpOnly`: hidden from page JavaScript (`true` by default).
+    #[serde(alias = "httpOnly")]
+    pub http_only: bool,
+    /// Cookie `Secure`: sent over HTTPS only (`false` by default; set it in production).
+    pub secure: bool,
+    /// Cookie `SameSite` (`lax` by default).
+    #[serde(alias = "sameSite")]
+    pub same_site: SameSite,
+    /// Cookie `Max-Age`. When unset, the cookie lives exactly as long as the session does
+    /// on the server, and is refreshed whenever the server extends it.
+    #[serde(alias = "maxAge", deserialize_with = "optional_duration")]
+    pub max_age: Option<Duration>,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            length: DEFAULT_ID_LENGTH,
+            path: "/".to_owned(),
+            domain: None,
+            http_only: true,
+            secure: false,
+            same_site: SameSite::Lax,
+            max_age: None,
+        }
+    }
+}
+
+/// The cookie's `SameSite` attribute.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    #[serde(rename = "strict", alias = "Strict")]
+    Strict,
+    /// Sent with same-site requests and top-level cross-site navigations (the default).
+    #[default]
+    #[serde(rename = "lax", alias = "Lax")]
+    Lax,
+    /// Sent with every request; browsers require `Secure` with it.
+    #[serde(rename = "none", alias = "None")]
+    None,
+}
+
+/// Garbage collection settings (`gc.*`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GcConfig {
+    /// Whether the application runs the gc scheduler (`true` by default).
+    pub on: bool,
+    /// Time between two gc runs (one hour by default), jittered by ±10%.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            on: true,
+            interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Signing secrets: a single string or a list. `Debug` never shows them.
+#[derive(Clone, Default)]
+pub struct Secrets(Vec<SecretString>);
+
+impl Secrets {
+    /// Secrets from strings; the first one signs.
+    pub fn new(secrets: impl IntoIterator<Item = SecretString>) -> Self {
+        Self(secrets.into_iter().collect())
+    }
+
+    /// Whether no secret is configured (cookies then carry the bare id).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many secrets are configured.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The secrets, first (signing) one first.
+    pub fn iter(&self) -> impl Iterator<Item = &SecretString> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[REDACTED; {}]", self.0.len())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secrets {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecretsVisitor;
+        impl<'de> Visitor<'de> for SecretsVisitor {
+            type Value = Secrets;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret string or a list of secret strings")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Secrets, E> {
+                Ok(Secrets(vec![SecretString::from(value)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Secrets, A::Error> {
+                let mut secrets = Vec::new();
+                while let Some(secret) = seq.next_element::<String>()? {
+                    secrets.push(SecretString::from(secret));
+                }
+                Ok(Secrets(secrets))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Secrets, E> {
+                Ok(Secrets::default())
+            }
+        }
+        deserializer.deserialize_any(SecretsVisitor)
+    }
+}
+
+struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number of seconds or a duration such as \"24h\" or \"30min\"")
+    }
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(seconds))
+    }
+    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
+        u64::try_from(seconds)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom("a duration cannot be negative"))
+    }
+    fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
+        Duration::try_from_secs_f64(seconds).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+        humantime::parse_duration(text).map_err(E::custom)
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    deserializer.deserialize_any(DurationVisitor)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "duration")] Duration);
+    Option::<Wrapped>::deserialize(deserializer).map(|wrapped| wrapped.map(|Wrapped(d)| d))
+}
+
+impl SessionConfig {
+    /// Parses and validates a JSON document.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the offending key.
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let config: Self = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
+        deserializer
+            .end()
+            .map_err(|err| Error::new(ErrorKind::Config, "trailing characters").with_source(err))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses and validates a TOML document.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the offending key or the TOML syntax error.
+    #[cfg(feature = "toml")]
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let table: toml::Table = toml::from_str(text).map_err(|err| {
+            Error::new(ErrorKind::Config, format!("invalid TOML: {}", err.message()))
+                .with_source(err)
+        })?;
+        let value = serde_json::to_value(table).map_err(|err| {
+            Error::new(ErrorKind::Config, "unsupported TOML value").with_source(err)
+        })?;
+        Self::from_value(value)
+    }
+
+    /// Parses and validates a configuration already read into a JSON value (for example a
+    /// section of a larger application config).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the offending key.
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        let config: Self = serde_path_to_error::deserialize(value).map_err(path_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a `.json` or (with the `toml` feature) `.toml` file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an unreadable file, an unknown extension or invalid content.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            Error::new(ErrorKind::Config, format!("cannot read {}", path.display())).with_source(err)
+        })?;
+        match path.extension().and_then(|ext| ext.to_str()) {
+            Some("json") => Self::from_json_str(&text),
+            #[cfg(feature = "toml")]
+            Some("toml") => Self::from_toml_str(&text),
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{}: configuration files must end in .json{}",
+                    path.display(),
+                    if cfg!(feature = "toml") { " or .toml" } else { "" }
+                ),
+            )),
+        }
+    }
+
+    /// Checks the values that parsing alone cannot: ranges, and characters that would break
+    /// the `Set-Cookie` header.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the first offending key.
+    pub fn validate(&self) -> Result<()> {
+        if self.store_type.is_empty() {
+            return Err(Error::config("type", "must name a store type"));
+        }
+        if self.name.is_empty() || !self.name.bytes().all(is_cookie_name_byte) {
+            return Err(Error::config(
+                "name",
+                "must be a non-empty cookie name (letters, digits and !#$%&'*+-.^_`|~)",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::config("timeout", "must be longer than zero"));
+        }
+        if self.absolute_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::config("absolute_timeout", "must be longer than zero"));
+        }
+        if self.rolling && self.touch_after >= self.timeout {
+            return Err(Error::config(
+                "touch_after",
+                "must be shorter than `timeout`, or read-only use could let a session expire",
+            ));
+        }
+        let cookie = &self.cookie;
+        if !(MIN_ID_LENGTH..=MAX_ID_LENGTH).contains(&cookie.length) {
+            return Err(Error::config(
+                "cookie.length",
+                format!(
+                    "must be between {MIN_ID_LENGTH} (128 bits) and {MAX_ID_LENGTH}, not {}",
+                    cookie.length
+                ),
+            ));
+        }
+        if !cookie.path.starts_with('/') || !cookie.path.bytes().all(is_attribute_byte) {
+            return Err(Error::config(
+                "cookie.path",
+                "must start with '/' and contain no ';', spaces or control characters",
+            ));
+        }
+        if let Some(domain) = &cookie.domain {
+            if domain.is_empty() || !domain.bytes().all(is_attribute_byte) {
+                return Err(Error::config(
+                    "cookie.domain",
+                    "must be a host name without ';', spaces or control characters",
+                ));
+            }
+        }
+        if cookie.same_site == SameSite::None && !cookie.secure {
+            return Err(Error::config(
+                "cookie.same_site",
+                "`none` requires `cookie.secure = true`; browsers reject it otherwise",
+            ));
+        }
+        if self.gc.interval.is_zero() {
+            return Err(Error::config("gc.interval", "must be longer than zero"));
+        }
+        if self.max_value_size == 0 || self.max_value_size > MAX_VALUE_SIZE_LIMIT {
+            return Err(Error::config(
+                "max_value_size",
+                format!("must be between 1 and {MAX_VALUE_SIZE_LIMIT} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The options of the configured store type (`adapter.<type>`), or an empty table.
+    pub fn adapter_options(&self) -> serde_json::Value {
+        self.adapter
+            .get(&self.store_type)
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
+    }
+}
+
+fn path_error<E: fmt::Display>(err: serde_path_to_error::Error<E>) -> Error {
+    let path = err.path().to_string();
+    let inner = err.inner().to_string();
+    if path == "." {
+        Error::new(ErrorKind::Config, inner)
+    } else {
+        Error::config(&path, inner)
+    }
+}
+
+/// RFC 6265 token characters.
+fn is_cookie_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// Characters allowed in a `Path` or `Domain` attribute value.
+fn is_attribute_byte(byte: u8) -> bool {
+    byte.is_ascii_graphic() && byte != b';'
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn empty_document_gives_the_thinkjs_defaults() {
+        let config = SessionConfig::from_json_str("{}").expect("valid");
+        assert_eq!(config.store_type, "file");
+        assert_eq!(config.name, "thinkjs");
+        assert_eq!(config.timeout, Duration::from_secs(86_400));
+        assert!(config.secret.is_empty());
+        assert_eq!(config.cookie.length, 32);
+        assert!(config.cookie.http_only);
+        assert!(!config.cookie.secure);
+        assert_eq!(config.cookie.same_site, SameSite::Lax);
+        assert_eq!(config.cookie.path, "/");
+        assert!(config.gc.on);
+        assert_eq!(config.gc.interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn secret_is_a_string_or_a_list() {
+        let one = SessionConfig::from_json_str(r#"{"secret": "s"}"#).expect("one");
+        assert_eq!(one.secret.len(), 1);
+        let two = SessionConfig::from_json_str(r#"{"secret": ["a", "b"]}"#).expect("two");
+        let exposed: Vec<&str> = two.secret.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(exposed, ["a", "b"]);
+        assert!(!format!("{two:?}").contains("\"a\""));
+        let err = SessionConfig::from_json_str(r#"{"secret": 5}"#).expect_err("number");
+        assert!(err.to_string().contains("`secret`"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_seconds_or_text() {
+        let config = SessionConfig::from_json_str(
+            r#"{"timeout": "2h", "absolute_timeout": 604800, "touch_after": "5min",
+                "cookie": {"maxAge": "1day"}, "gc": {"interval": 60}}"#,
+        )
+        .expect("valid");
+        assert_eq!(config.timeout, Duration::from_secs(7200));
+        assert_eq!(config.absolute_timeout, Some(Duration::from_secs(604_800)));
+        assert_eq!(config.touch_after, Duration::from_secs(300));
+        assert_eq!(config.cookie.max_age, Some(Duration::from_secs(86_400)));
+        assert_eq!(config.gc.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (r#"{"timeout": "soon"}"#, "`timeout`"),
+            (r#"{"timeout": -1}"#, "`timeout`"),
+            (r#"{"cookie": {"same_site": "sometimes"}}"#, "`cookie.same_site`"),
+            (r#"{"cookie": {"length": 21}}"#, "`cookie.length`"),
+            (r#"{"cookie": {"lenght": 40}}"#, "lenght"),
+            (r#"{"cookie": {"path": "/; Domain=evil"}}"#, "`cookie.path`"),
+            (r#"{"cookie": {"same_site": "none"}}"#, "`cookie.same_site`"),
+            (r#"{"name": "bad name"}"#, "`name`"),
+            (r#"{"gc": {"interval": 0}}"#, "`gc.interval`"),
+            (r#"{"touch_after": 90000}"#, "`touch_after`"),
+            (r#"{"max_value_size": 999999999}"#, "`max_value_size`"),
+            (r#"{"codec": "xml"}"#, "`codec`"),
+            (r#"{"timeout": 10} trailing"#, "trailing"),
+        ];
+        for (text, key) in cases {
+            let err = SessionConfig::from_json_str(text).expect_err(text);
+            assert_eq!(err.kind(), ErrorKind::Config);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn adapter_tables_are_free_form() {
+        let config = SessionConfig::from_json_str(
+            r#"{"type": "file", "adapter": {"file": {"path": "/tmp/s", "path_depth": 2}}}"#,
+        )
+        .expect("valid");
+        assert_eq!(config.adapter_options()["path_depth"], 2);
+        let other = SessionConfig::from_json_str(r#"{"type": "memory"}"#).expect("valid");
+        assert!(other.adapter_options().as_object().is_some_and(|o| o.is_empty()));
+    }
+
+    #[cfg(feature = "toml")]
+    #[test]
+    fn reads_toml() {
+        let config = SessionConfig::from_toml_str(
+            r#"
+            type = "redis"
+            secret = "k"
+            timeout = "1h"
+            [cookie]
+            secure = true
+            same_site = "strict"
+            [adapter.redis]
+            url = "redis://127.0.0.1:6379"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.store_type, "redis");
+        assert_eq!(config.cookie.same_site, SameSite::Strict);
+        assert_eq!(config.adapter_options()["url"], "redis://127.0.0.1:6379");
+        let err = SessionConfig::from_toml_str("timeout = [").expect_err("syntax");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let err = SessionConfig::from_toml_str("[cookie]\nhttp_only = 1").expect_err("type");
+        assert!(err.to_string().contains("cookie.http_only"), "{err}");
+    }
+}

@@ -1,0 +1,111 @@
+//! ThinkJS-style server-side sessions for Rust: the core every store and framework
+//! integration builds on.
+//!
+//! - [`SessionId`]: ids from the OS CSPRNG, validated before they reach any store;
+//!   stores see only a [`StoreKey`] (the SHA-256 of the id).
+//! - [`Signer`]: ThinkJS-compatible signed cookies, constant-time checks, key rotation.
+//! - [`SessionConfig`]: ThinkJS's configuration keys and defaults, from TOML or JSON.
+//! - [`Codec`]: values encoded one by one (bincode by default, JSON as an option).
+//! - [`SessionStore`]: the small async trait a store implements (see its docs for a whole
+//!   store in a page), with [`Capabilities`] the conformance suite reads.
+//! - [`SessionManager`] and [`Session`]: cookie in, lazy per-request handle, one change set
+//!   and an optional `Set-Cookie` out.
+//! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
+//!   ([`GcHandle`]).
+//!
+//! # Example
+//!
+//! A request cycle by hand, with a tiny in-memory store (real applications take
+//! `session-memory`, `session-file`, `session-redis` or `session-db`, and a framework
+//! integration such as `session-tower` that does the cookie plumbing):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_core::{SessionConfig, SessionManager};
+//! # use std::collections::HashMap;
+//! # use std::sync::Mutex;
+//! # use session_core::{Capabilities, ChangeSet, Record, Result, SessionStore, StoreKey, Timestamp};
+//! # #[derive(Debug, Default)] struct MapStore(Mutex<HashMap<StoreKey, Record>>);
+//! # #[async_trait::async_trait] impl SessionStore for MapStore {
+//! #   async fn load(&self, k: &StoreKey) -> Result<Option<Record>> { Ok(self.0.lock().unwrap().get(k).cloned()) }
+//! #   async fn create(&self, k: &StoreKey, r: &Record) -> Result<bool> { Ok(self.0.lock().unwrap().insert(k.clone(), r.clone()).is_none()) }
+//! #   async fn update(&self, k: &StoreKey, c: &ChangeSet) -> Result<bool> {
+//! #     Ok(self.0.lock().unwrap().get_mut(k).map(|r| { c.apply_to(&mut r.data); r.expires_at = c.expires_at; }).is_some()) }
+//! #   async fn touch(&self, k: &StoreKey, t: Timestamp) -> Result<bool> { Ok(self.0.lock().unwrap().get_mut(k).map(|r| r.expires_at = t).is_some()) }
+//! #   async fn delete(&self, k: &StoreKey) -> Result<bool> { Ok(self.0.lock().unwrap().remove(k).is_some()) }
+//! #   async fn gc(&self) -> Result<u64> { Ok(0) }
+//! #   fn capabilities(&self) -> Capabilities { Capabilities::new() }
+//! # }
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+//! struct User { name: String }
+//!
+//! # async fn run() -> session_core::Result<()> {
+//! let config = SessionConfig::from_json_str(r#"{ "secret": "keyboard cat" }"#)?;
+//! let manager = SessionManager::new(Arc::new(MapStore::default()), config)?;
+//!
+//! // Request 1: log in.
+//! let session = manager.session_from_cookie_header(None);
+//! session.set("userInfo", &User { name: "Ada".into() }).await?;
+//! let cookie = session.flush().await?.expect("new session with data: Set-Cookie");
+//! let header = format!("{}={}", cookie.name(), cookie.value());
+//!
+//! // Request 2: the browser sends the cookie back.
+//! let session = manager.session_from_cookie_header(Some(&header));
+//! let user: Option<User> = session.get("userInfo").await?;
+//! assert_eq!(user, Some(User { name: "Ada".into() }));
+//! assert!(session.flush().await?.is_none(), "read-only: no write, no cookie");
+//!
+//! // Request 3: log out; the old cookie opens nothing any more.
+//! let session = manager.session_from_cookie_header(Some(&header));
+//! session.clear().await;
+//! let removal = session.flush().await?.expect("the cookie is expired");
+//! assert_eq!(removal.value(), "");
+//! let replay = manager.session_from_cookie_header(Some(&header));
+//! assert_eq!(replay.get::<User>("userInfo").await?, None);
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! ```
+//!
+//! # Features
+//!
+//! | feature   | default | what it adds |
+//! |-----------|---------|--------------|
+//! | `bincode` | yes     | [`Codec::Bincode`] (bincode 2, pinned) |
+//! | `json`    | no      | [`Codec::Json`] |
+//! | `toml`    | no      | [`SessionConfig::from_toml_str`] and `.toml` files |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod codec;
+mod config;
+mod error;
+mod gc;
+mod id;
+mod manager;
+mod record;
+mod registry;
+mod session;
+mod signing;
+mod store;
+mod time;
+
+pub use codec::Codec;
+pub use config::{CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, SameSite, Secrets, SessionConfig};
+pub use error::{Error, ErrorKind, Result};
+pub use gc::GcHandle;
+pub use id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH, SessionId, StoreKey};
+pub use manager::SessionManager;
+pub use record::{ChangeSet, Data, Record};
+pub use registry::{AdapterOptions, Registry};
+pub use session::Session;
+pub use signing::Signer;
+pub use store::{Capabilities, SessionStore};
+pub use time::Timestamp;
+
+/// Re-exported so store crates and applications share this crate's versions.
+pub use async_trait::async_trait;
+/// Re-exported: `Session::flush` returns a [`cookie::Cookie`].
+pub use cookie;
+/// Re-exported: secrets are [`secrecy::SecretString`]s.
+pub use secrecy;

@@ -1,0 +1,292 @@
+//! The session manager: from a `Cookie` header to a [`Session`], and the cookie policy.
+
+use std::fmt;
+use std::sync::Arc;
+
+use cookie::Cookie;
+use cookie::time::{Duration as CookieDuration, OffsetDateTime};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+
+use crate::config::SameSite;
+use crate::gc::GcHandle;
+use crate::session::CookieAction;
+use crate::{
+    ErrorKind, Record, Registry, Result, Session, SessionConfig, SessionId, SessionStore, Signer,
+    StoreKey, Timestamp,
+};
+
+/// The longest cookie value looked at. A signed id of the maximum length, percent-encoded,
+/// is under 300 bytes; anything longer is hostile and skipped without decoding.
+const MAX_COOKIE_VALUE_LEN: usize = 512;
+
+/// What JavaScript's `encodeURIComponent` leaves alone, so cookies match ThinkJS's bytes.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// Turns requests' cookies into [`Session`]s, and sessions into `Set-Cookie` headers.
+///
+/// One manager serves the whole application; it is cheap to clone.
+///
+/// ```
+/// use std::sync::Arc;
+/// use session_core::{SessionConfig, SessionManager};
+/// # use session_core::{Capabilities, ChangeSet, Record, Result, SessionStore, StoreKey, Timestamp};
+/// # #[derive(Debug)] struct Nowhere;
+/// # #[async_trait::async_trait] impl SessionStore for Nowhere {
+/// #   async fn load(&self, _: &StoreKey) -> Result<Option<Record>> { Ok(None) }
+/// #   async fn create(&self, _: &StoreKey, _: &Record) -> Result<bool> { Ok(true) }
+/// #   async fn update(&self, _: &StoreKey, _: &ChangeSet) -> Result<bool> { Ok(false) }
+/// #   async fn touch(&self, _: &StoreKey, _: Timestamp) -> Result<bool> { Ok(false) }
+/// #   async fn delete(&self, _: &StoreKey) -> Result<bool> { Ok(false) }
+/// #   async fn gc(&self) -> Result<u64> { Ok(0) }
+/// #   fn capabilities(&self) -> Capabilities { Capabilities::new() }
+/// # }
+/// # async fn run() -> Result<()> {
+/// let config = SessionConfig::from_json_str(r#"{ "name": "sid", "secret": "change me" }"#)?;
+/// let manager = SessionManager::new(Arc::new(Nowhere), config)?;
+///
+/// // A request without a cookie gets a new, empty session...
+/// let session = manager.session_from_cookie_header(None);
+/// session.set("user", "ada").await?;
+/// // ...which is stored at the end of the request, and the response carries its cookie.
+/// let set_cookie = session.flush().await?.expect("a new session with data gets a cookie");
+/// assert_eq!(set_cookie.name(), "sid");
+/// assert_eq!(set_cookie.http_only(), Some(true));
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<ManagerInner>,
+}
+
+pub(crate) struct ManagerInner {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) config: SessionConfig,
+    signer: Option<Signer>,
+}
+
+impl SessionManager {
+    /// A manager over `store` with `config` (validated here).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the offending key.
+    pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self> {
+        config.validate()?;
+        let signer = if config.secret.is_empty() {
+            None
+        } else {
+            Some(Signer::new(config.secret.iter().cloned())?)
+        };
+        Ok(Self {
+            inner: Arc::new(ManagerInner {
+                store,
+                config,
+                signer,
+            }),
+        })
+    }
+
+    /// Opens the store named by `config.store_type` through `registry`, then builds the
+    /// manager.
+    ///
+    /// # Errors
+    /// An unknown store type, invalid adapter options, or a store that cannot be opened.
+    pub async fn from_config(config: SessionConfig, registry: &Registry) -> Result<Self> {
+        config.validate()?;
+        let store = registry.open(&config).await?;
+        Self::new(store, config)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// The store sessions live in.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// The session of a request, from the values of its `Cookie` headers (HTTP/2 may send
+    /// several). Bytes that are not valid cookies are skipped.
+    ///
+    /// The cookie is only parsed and its signature checked here; the store is read lazily,
+    /// on first use of the session. An invalid, unsigned or badly signed cookie gives a new
+    /// session without any store access.
+    pub fn session<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Session {
+        let name = self.inner.config.name.as_bytes();
+        let mut had_cookie = false;
+        let mut incoming = None;
+        'headers: for header in cookie_headers {
+            for pair in header.split(|byte| *byte == b';') {
+                let pair = pair.trim_ascii();
+                let Some(eq) = pair.iter().position(|byte| *byte == b'=') else {
+                    continue;
+                };
+                if &pair[..eq] != name {
+                    continue;
+                }
+                had_cookie = true;
+                if let Some(id) = self.inner.id_from_cookie_value(&pair[eq + 1..]) {
+                    incoming = Some(id);
+                    break 'headers;
+                }
+            }
+        }
+        Session::new(Arc::clone(&self.inner), incoming, had_cookie)
+    }
+
+    /// [`SessionManager::session`] for a single, optional `Cookie` header value.
+    pub fn session_from_cookie_header(&self, header: Option<&str>) -> Session {
+        self.session(header.map(str::as_bytes))
+    }
+
+    /// The cookie value that carries `id`: signed when a secret is set, percent-encoded as
+    /// ThinkJS writes it.
+    pub fn cookie_value(&self, id: &SessionId) -> String {
+        self.inner.cookie_value(id)
+    }
+
+    /// Starts the gc scheduler for this manager's store, unless `gc.on` is false or the
+    /// store expires records natively. Stop it with [`GcHandle::stop`] (or drop it).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] outside a tokio runtime.
+    pub fn spawn_gc(&self) -> Result<Option<GcHandle>> {
+        let config = &self.inner.config;
+        if !config.gc.on || self.inner.store.capabilities().native_ttl {
+            return Ok(None);
+        }
+        GcHandle::spawn(Arc::clone(&self.inner.store), config.gc.interval).map(Some)
+    }
+}
+
+impl ManagerInner {
+    fn id_from_cookie_value(&self, raw: &[u8]) -> Option<SessionId> {
+        if raw.len() > MAX_COOKIE_VALUE_LEN {
+            tracing::debug!(len = raw.len(), "oversize session cookie ignored");
+            return None;
+        }
+        let raw = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
+        let decoded = percent_decode(raw).decode_utf8().ok()?;
+        let id = match &self.signer {
+            Some(signer) => signer.verify(&decoded)?,
+            None => &decoded,
+        };
+        let id = SessionId::parse(id).ok();
+        if id.is_none() {
+            tracing::debug!("malformed session id in cookie ignored");
+        }
+        id
+    }
+
+    fn cookie_value(&self, id: &SessionId) -> String {
+        let plain = match &self.signer {
+            Some(signer) => signer.sign(id.expose()),
+            None => id.expose().to_owned(),
+        };
+        utf8_percent_encode(&plain, URI_COMPONENT).to_string()
+    }
+
+    /// Loads a record the session may use: live, within its absolute lifetime, decodable.
+    pub(crate) async fn load_live(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let record = match self.store.load(key).await {
+            Ok(record) => record,
+            Err(err) if err.kind() == ErrorKind::Decode => {
+                tracing::warn!(session = key.short(), error = %err, "corrupt session record treated as absent");
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        let now = Timestamp::now();
+        Ok(record.filter(|record| {
+            let past_lifetime = self
+                .config
+                .absolute_timeout
+                .is_some_and(|lifetime| (record.created_at + lifetime).is_reached(now));
+            !record.is_expired(now) && !past_lifetime
+        }))
+    }
+
+    /// The expiry a session should have after a request at `now`.
+    pub(crate) fn next_expiry(
+        &self,
+        now: Timestamp,
+        created_at: Timestamp,
+        current: Option<Timestamp>,
+        timeout_override: Option<std::time::Duration>,
+    ) -> Timestamp {
+        let config = &self.config;
+        let expiry = match (timeout_override, current) {
+            (Some(timeout), _) => now + timeout,
+            (None, None) => now + config.timeout,
+            (None, Some(current)) if config.rolling => current.max(now + config.timeout),
+            (None, Some(current)) => current,
+        };
+        match config.absolute_timeout {
+            Some(lifetime) => expiry.min(created_at + lifetime),
+            None => expiry,
+        }
+    }
+
+    /// Whether moving the expiry from `current` to `target` is worth a write and a cookie.
+    pub(crate) fn expiry_refresh_due(&self, current: Timestamp, target: Timestamp) -> bool {
+        target > current && target.saturating_duration_since(current) >= self.config.touch_after
+    }
+
+    pub(crate) fn cookie_for(&self, action: &CookieAction, now: Timestamp) -> Option<Cookie<'static>> {
+        let cookie_config = &self.config.cookie;
+        let (value, max_age) = match action {
+            CookieAction::None => return None,
+            CookieAction::Set { id, expires_at } => {
+                let lifetime = cookie_config
+                    .max_age
+                    .unwrap_or_else(|| expires_at.saturating_duration_since(now));
+                (self.cookie_value(id), lifetime)
+            }
+            CookieAction::Remove => (String::new(), std::time::Duration::ZERO),
+        };
+        let max_age = CookieDuration::try_from(max_age).unwrap_or(CookieDuration::MAX);
+        let expires = if max_age.is_zero() {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            OffsetDateTime::now_utc()
+                .checked_add(max_age)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH + CookieDuration::days(365 * 400))
+        };
+        let mut builder = Cookie::build((self.config.name.clone(), value))
+            .path(cookie_config.path.clone())
+            .http_only(cookie_config.http_only)
+            .secure(cookie_config.secure)
+            .same_site(match cookie_config.same_site {
+                SameSite::Strict => cookie::SameSite::Strict,
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::None => cookie::SameSite::None,
+            })
+            .max_age(max_age)
+            .expires(expires);
+        if let Some(domain) = &cookie_config.domain {
+            builder = builder.domain(domain.clone());
+        }
+        Some(builder.build())
+    }
+}
+
+impl fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .field("signer", &self.inner.signer)
+            .finish()
+    }
+}

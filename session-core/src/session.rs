@@ -1,0 +1,464 @@
+//! The per-request session handle: lazy load, typed access, change tracking, flush.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+use crate::manager::ManagerInner;
+use crate::{ChangeSet, Data, Error, ErrorKind, Record, Result, SessionId, StoreKey, Timestamp};
+
+/// How many fresh ids a new session tries before giving up. A collision of two 192-bit ids
+/// is not expected in the life of the universe; a store that keeps answering "exists" is
+/// broken, and looping forever on it would hang the request.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// One request's view of its session.
+///
+/// Created by [`SessionManager::session`](crate::SessionManager::session) from the request's
+/// `Cookie` header; cheap to clone (clones share state), so a web framework can hand it to
+/// the handler and flush it afterwards.
+///
+/// - Nothing touches the store until the first `get`, `set`, `remove` or `cycle_id`, and the
+///   store is read at most once per request.
+/// - [`flush`](Session::flush) sends one change set, or nothing when nothing changed.
+/// - A new session that ends the request empty is neither stored nor given a cookie.
+/// - An id the store does not know is never adopted: writes go to a fresh id.
+///
+/// ```
+/// # use session_core::Session;
+/// # async fn handler(session: Session) -> session_core::Result<()> {
+/// // ThinkJS: this.session('userInfo')
+/// let visits: u64 = session.get("visits").await?.unwrap_or(0);
+/// // ThinkJS: this.session('userInfo', value)
+/// session.set("visits", &(visits + 1)).await?;
+/// // ThinkJS: this.session(null)
+/// session.clear().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    manager: Arc<ManagerInner>,
+    state: Mutex<State>,
+}
+
+/// The session as stored before this request changed it.
+#[derive(Clone)]
+struct Persisted {
+    id: SessionId,
+    key: StoreKey,
+    expires_at: Timestamp,
+    created_at: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    /// A syntactically valid, correctly signed id from the cookie, not yet looked up.
+    incoming: Option<SessionId>,
+    /// The request carried a cookie with the session's name (valid or not).
+    had_cookie: bool,
+    loaded: bool,
+    persisted: Option<Persisted>,
+    /// The working data: what was loaded, with this request's changes applied.
+    data: Data,
+    /// Keys written since the last flush.
+    dirty: HashSet<String>,
+    /// Keys removed since the last flush.
+    removed: HashSet<String>,
+    /// A record to delete at flush (the session was cleared).
+    destroy: Option<StoreKey>,
+    /// Move the data to a fresh id at flush.
+    cycle: bool,
+    /// A timeout set by `set_with_timeout`, replacing the configured one.
+    timeout_override: Option<Duration>,
+    /// What the response must do with the cookie, accumulated over flushes.
+    cookie: CookieAction,
+}
+
+/// What the response must do with the session cookie.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum CookieAction {
+    #[default]
+    None,
+    Set {
+        id: SessionId,
+        expires_at: Timestamp,
+    },
+    Remove,
+}
+
+impl Session {
+    pub(crate) fn new(manager: Arc<ManagerInner>, incoming: Option<SessionId>, had_cookie: bool) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                manager,
+                state: Mutex::new(State {
+                    incoming,
+                    had_cookie,
+                    ..State::default()
+                }),
+            }),
+        }
+    }
+
+    /// The value at `key`, decoded as `T`; `None` if the session has no such key.
+    ///
+    /// # Errors
+    /// A store failure while loading; [`ErrorKind::Decode`] if the stored value is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let state = self.loaded_state().await?;
+        match state.data.get(key) {
+            Some(bytes) => self.codec().decode(bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `value` at `key`.
+    ///
+    /// # Errors
+    /// A store failure while loading; [`ErrorKind::Encode`] or [`ErrorKind::TooLarge`] if
+    /// the value cannot be encoded within `max_value_size`.
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = self
+            .codec()
+            .encode(value, self.shared.manager.config.max_value_size)?;
+        let mut state = self.loaded_state().await?;
+        state.removed.remove(key);
+        state.dirty.insert(key.to_owned());
+        state.data.insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    /// Stores `value` at `key` and sets this session's idle timeout to `timeout`, as
+    /// ThinkJS's `session(name, value, timeout)` does: the session (and its cookie) now
+    /// expire `timeout` after this request.
+    ///
+    /// # Errors
+    /// As [`Session::set`].
+    pub async fn set_with_timeout<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.set(key, value).await?;
+        self.shared.state.lock().await.timeout_override = Some(timeout);
+        Ok(())
+    }
+
+    /// Removes `key`; returns whether it was there.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn remove(&self, key: &str) -> Result<bool> {
+        let mut state = self.loaded_state().await?;
+        state.dirty.remove(key);
+        let present = state.data.remove(key).is_some();
+        if present {
+            state.removed.insert(key.to_owned());
+        }
+        Ok(present)
+    }
+
+    /// Whether the session holds `key`.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn contains_key(&self, key: &str) -> Result<bool> {
+        Ok(self.loaded_state().await?.data.contains_key(key))
+    }
+
+    /// The session's keys, in no particular order.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        Ok(self.loaded_state().await?.data.keys().cloned().collect())
+    }
+
+    /// Whether the session holds no data (a new session, or one that was cleared).
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(self.loaded_state().await?.data.is_empty())
+    }
+
+    /// Whether the request's cookie named a live session in the store.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn exists(&self) -> Result<bool> {
+        Ok(self.loaded_state().await?.persisted.is_some())
+    }
+
+    /// Deletes the session (ThinkJS `session(null)`): the record is removed at flush and the
+    /// cookie expired. Setting values afterwards starts a new session with a new id.
+    ///
+    /// Needs no store read: a cookie that was never looked up is deleted without one.
+    pub async fn clear(&self) {
+        let mut state = self.shared.state.lock().await;
+        let key = match (&state.persisted, &state.incoming) {
+            (Some(persisted), _) => Some(persisted.key.clone()),
+            (None, Some(incoming)) if !state.loaded => Some(incoming.store_key()),
+            _ => None,
+        };
+        if key.is_some() {
+            state.destroy = key;
+        }
+        state.incoming = None;
+        state.loaded = true;
+        state.persisted = None;
+        state.data.clear();
+        state.dirty.clear();
+        state.removed.clear();
+        state.cycle = false;
+        state.timeout_override = None;
+    }
+
+    /// Gives the session a fresh id at flush, keeping its data, and deletes the old record.
+    /// Call it when privileges change (log-in): a fixated or stolen pre-login id then
+    /// opens nothing.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn cycle_id(&self) -> Result<()> {
+        let mut state = self.loaded_state().await?;
+        // A new session gets a fresh id at its first flush anyway.
+        state.cycle = state.persisted.is_some();
+        Ok(())
+    }
+
+    /// When the session expires on the server, if it is stored.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn expires_at(&self) -> Result<Option<Timestamp>> {
+        Ok(self
+            .loaded_state()
+            .await?
+            .persisted
+            .as_ref()
+            .map(|p| p.expires_at))
+    }
+
+    /// Sends this request's changes to the store and returns the `Set-Cookie` the response
+    /// needs, if any.
+    ///
+    /// One change set at most; nothing at all for an untouched or read-only session (unless
+    /// a rolling expiry is due for refresh, which costs one `touch`). A change set for a
+    /// session deleted meanwhile is dropped, never re-created. Calling `flush` again returns
+    /// the same cookie plus whatever changed since.
+    ///
+    /// # Errors
+    /// Store failures. The changes stay pending, so a later flush can retry them.
+    pub async fn flush(&self) -> Result<Option<cookie::Cookie<'static>>> {
+        let manager = Arc::clone(&self.shared.manager);
+        let mut state = self.shared.state.lock().await;
+        let now = Timestamp::now();
+        let store = &manager.store;
+
+        if let Some(key) = state.destroy.clone() {
+            store.delete(&key).await?;
+            state.destroy = None;
+            if state.had_cookie {
+                state.cookie = CookieAction::Remove;
+            }
+        }
+
+        if state.loaded {
+            match state.persisted.clone() {
+                None => self.flush_new(&manager, &mut state, now).await?,
+                Some(persisted) if state.cycle => {
+                    self.flush_cycle(&manager, &mut state, persisted, now).await?;
+                }
+                Some(persisted) => self.flush_existing(&manager, &mut state, persisted, now).await?,
+            }
+        }
+        Ok(manager.cookie_for(&state.cookie, now))
+    }
+
+    async fn flush_new(&self, manager: &ManagerInner, state: &mut State, now: Timestamp) -> Result<()> {
+        if state.data.is_empty() {
+            // Nothing to keep: no record and no cookie, so bots cannot fill the store.
+            state.dirty.clear();
+            state.removed.clear();
+            return Ok(());
+        }
+        let expires_at = manager.next_expiry(now, now, None, state.timeout_override);
+        let record = Record {
+            data: state.data.clone(),
+            expires_at,
+            created_at: now,
+        };
+        let (id, key) = self.create_with_fresh_id(manager, &record).await?;
+        state.persisted = Some(Persisted {
+            id: id.clone(),
+            key,
+            expires_at,
+            created_at: now,
+        });
+        state.dirty.clear();
+        state.removed.clear();
+        state.cookie = CookieAction::Set { id, expires_at };
+        Ok(())
+    }
+
+    async fn flush_cycle(
+        &self,
+        manager: &ManagerInner,
+        state: &mut State,
+        old: Persisted,
+        now: Timestamp,
+    ) -> Result<()> {
+        // Delete first: if the old record is already gone (a logout won the race), the
+        // session must stay gone rather than reappear under a new id.
+        if !manager.store.delete(&old.key).await? {
+            tracing::debug!(session = old.key.short(), "session deleted during the request; id not cycled");
+            state.forget();
+            state.cookie = CookieAction::Remove;
+            return Ok(());
+        }
+        let expires_at = manager.next_expiry(now, old.created_at, Some(old.expires_at), state.timeout_override);
+        let record = Record {
+            data: state.data.clone(),
+            expires_at,
+            created_at: old.created_at,
+        };
+        let (id, key) = self.create_with_fresh_id(manager, &record).await?;
+        state.persisted = Some(Persisted {
+            id: id.clone(),
+            key,
+            expires_at,
+            created_at: old.created_at,
+        });
+        state.cycle = false;
+        state.dirty.clear();
+        state.removed.clear();
+        state.cookie = CookieAction::Set { id, expires_at };
+        Ok(())
+    }
+
+    async fn flush_existing(
+        &self,
+        manager: &ManagerInner,
+        state: &mut State,
+        persisted: Persisted,
+        now: Timestamp,
+    ) -> Result<()> {
+        let target = manager.next_expiry(
+            now,
+            persisted.created_at,
+            Some(persisted.expires_at),
+            state.timeout_override,
+        );
+        // The expiry moves in steps of at least `touch_after`, and every step sends a fresh
+        // cookie, so the cookie and the server always agree on when the session ends.
+        let refresh = state.timeout_override.is_some()
+            || manager.expiry_refresh_due(persisted.expires_at, target);
+        let expires_at = if refresh { target } else { persisted.expires_at };
+        let changes_data = !state.dirty.is_empty() || !state.removed.is_empty();
+        let applied = if changes_data {
+            let changes = ChangeSet {
+                cleared: false,
+                set: state
+                    .dirty
+                    .iter()
+                    .filter_map(|key| state.data.get(key).map(|value| (key.clone(), value.clone())))
+                    .collect(),
+                removed: state.removed.clone(),
+                expires_at,
+            };
+            manager.store.update(&persisted.key, &changes).await?
+        } else if refresh {
+            manager.store.touch(&persisted.key, expires_at).await?
+        } else {
+            return Ok(());
+        };
+        if !applied {
+            // Deleted meanwhile (a logout, gc of an expired record): never bring it back.
+            tracing::debug!(session = persisted.key.short(), "session deleted during the request; changes dropped");
+            state.forget();
+            return Ok(());
+        }
+        state.dirty.clear();
+        state.removed.clear();
+        if let Some(p) = state.persisted.as_mut() {
+            p.expires_at = expires_at;
+        }
+        if refresh {
+            state.cookie = CookieAction::Set {
+                id: persisted.id,
+                expires_at,
+            };
+        }
+        Ok(())
+    }
+
+    async fn create_with_fresh_id(&self, manager: &ManagerInner, record: &Record) -> Result<(SessionId, StoreKey)> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = SessionId::generate(manager.config.cookie.length)?;
+            let key = id.store_key();
+            if manager.store.create(&key, record).await? {
+                return Ok((id, key));
+            }
+            tracing::warn!(session = key.short(), "store reported a fresh session id as taken; retrying");
+        }
+        Err(Error::new(
+            ErrorKind::Backend,
+            format!("the store refused {CREATE_ATTEMPTS} fresh session ids as already taken"),
+        ))
+    }
+
+    fn codec(&self) -> crate::Codec {
+        self.shared.manager.config.codec
+    }
+
+    /// Locks the state, loading the session from the store first if this request has not.
+    async fn loaded_state(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
+        let mut state = self.shared.state.lock().await;
+        if !state.loaded {
+            let manager = &self.shared.manager;
+            if let Some(id) = state.incoming.clone() {
+                let key = id.store_key();
+                if let Some(record) = manager.load_live(&key).await? {
+                    state.persisted = Some(Persisted {
+                        id,
+                        key,
+                        expires_at: record.expires_at,
+                        created_at: record.created_at,
+                    });
+                    state.data = record.data;
+                }
+            }
+            state.incoming = None;
+            state.loaded = true;
+        }
+        Ok(state)
+    }
+}
+
+impl State {
+    /// Forgets a session the store no longer has, so later writes start a new one.
+    fn forget(&mut self) {
+        self.persisted = None;
+        self.data.clear();
+        self.dirty.clear();
+        self.removed.clear();
+        self.cycle = false;
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
