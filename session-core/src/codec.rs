@@ -47,11 +47,15 @@ impl Codec {
     pub fn encode<T: Serialize + ?Sized>(self, value: &T, max_size: usize) -> Result<Vec<u8>> {
         let bytes = match self {
             #[cfg(feature = "bincode")]
-            Self::Bincode => bincode::serde::encode_to_vec(value, bincode_config())
-                .map_err(|err| Error::new(ErrorKind::Encode, "bincode encoding failed").with_source(err))?,
+            Self::Bincode => {
+                bincode::serde::encode_to_vec(value, bincode_config()).map_err(|err| {
+                    Error::new(ErrorKind::Encode, "bincode encoding failed").with_source(err)
+                })?
+            }
             #[cfg(feature = "json")]
-            Self::Json => serde_json::to_vec(value)
-                .map_err(|err| Error::new(ErrorKind::Encode, "JSON encoding failed").with_source(err))?,
+            Self::Json => serde_json::to_vec(value).map_err(|err| {
+                Error::new(ErrorKind::Encode, "JSON encoding failed").with_source(err)
+            })?,
         };
         if bytes.len() > max_size {
             return Err(Error::new(
@@ -71,7 +75,10 @@ impl Codec {
     /// [`ErrorKind::Decode`] for corrupt bytes, trailing bytes, or bytes of another type.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
         if bytes.len() > MAX_VALUE_SIZE_LIMIT {
-            return Err(Error::new(ErrorKind::TooLarge, "a stored value exceeds the size limit"));
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                "a stored value exceeds the size limit",
+            ));
         }
         match self {
             #[cfg(feature = "bincode")]
@@ -144,9 +151,13 @@ mod tests {
         // Varint marker 0xFD announces a u64 length; u64::MAX would be 16 EiB.
         let mut bytes = vec![0xFD];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        let err = Codec::Bincode.decode::<String>(&bytes).expect_err("corrupt");
+        let err = Codec::Bincode
+            .decode::<String>(&bytes)
+            .expect_err("corrupt");
         assert_eq!(err.kind(), ErrorKind::Decode);
-        let err = Codec::Bincode.decode::<Vec<u64>>(&bytes).expect_err("corrupt");
+        let err = Codec::Bincode
+            .decode::<Vec<u64>>(&bytes)
+            .expect_err("corrupt");
         assert_eq!(err.kind(), ErrorKind::Decode);
     }
 
@@ -155,7 +166,10 @@ mod tests {
         for codec in codecs() {
             let mut bytes = codec.encode(&42u32, 1024).expect("encode");
             bytes.extend_from_slice(b"\xff\xff");
-            assert_eq!(codec.decode::<u32>(&bytes).expect_err("trailing").kind(), ErrorKind::Decode);
+            assert_eq!(
+                codec.decode::<u32>(&bytes).expect_err("trailing").kind(),
+                ErrorKind::Decode
+            );
             assert!(codec.decode::<User>(b"\x00\x01\x02").is_err());
         }
     }

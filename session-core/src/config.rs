@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::codec::Codec;
 use crate::id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH};
@@ -274,7 +274,8 @@ impl SessionConfig {
     /// [`ErrorKind::Config`] naming the offending key.
     pub fn from_json_str(text: &str) -> Result<Self> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
+        let config: Self =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
         deserializer
             .end()
             .map_err(|err| Error::new(ErrorKind::Config, "trailing characters").with_source(err))?;
@@ -289,8 +290,11 @@ impl SessionConfig {
     #[cfg(feature = "toml")]
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let table: toml::Table = toml::from_str(text).map_err(|err| {
-            Error::new(ErrorKind::Config, format!("invalid TOML: {}", err.message()))
-                .with_source(err)
+            Error::new(
+                ErrorKind::Config,
+                format!("invalid TOML: {}", err.message()),
+            )
+            .with_source(err)
         })?;
         let value = serde_json::to_value(table).map_err(|err| {
             Error::new(ErrorKind::Config, "unsupported TOML value").with_source(err)
@@ -316,7 +320,8 @@ impl SessionConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|err| {
-            Error::new(ErrorKind::Config, format!("cannot read {}", path.display())).with_source(err)
+            Error::new(ErrorKind::Config, format!("cannot read {}", path.display()))
+                .with_source(err)
         })?;
         match path.extension().and_then(|ext| ext.to_str()) {
             Some("json") => Self::from_json_str(&text),
@@ -327,7 +332,11 @@ impl SessionConfig {
                 format!(
                     "{}: configuration files must end in .json{}",
                     path.display(),
-                    if cfg!(feature = "toml") { " or .toml" } else { "" }
+                    if cfg!(feature = "toml") {
+                        " or .toml"
+                    } else {
+                        ""
+                    }
                 ),
             )),
         }
@@ -352,7 +361,10 @@ impl SessionConfig {
             return Err(Error::config("timeout", "must be longer than zero"));
         }
         if self.absolute_timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::config("absolute_timeout", "must be longer than zero"));
+            return Err(Error::config(
+                "absolute_timeout",
+                "must be longer than zero",
+            ));
         }
         if self.rolling && self.touch_after >= self.timeout {
             return Err(Error::config(
@@ -376,13 +388,13 @@ impl SessionConfig {
                 "must start with '/' and contain no ';', spaces or control characters",
             ));
         }
-        if let Some(domain) = &cookie.domain {
-            if domain.is_empty() || !domain.bytes().all(is_attribute_byte) {
-                return Err(Error::config(
-                    "cookie.domain",
-                    "must be a host name without ';', spaces or control characters",
-                ));
-            }
+        if let Some(domain) = &cookie.domain
+            && (domain.is_empty() || !domain.bytes().all(is_attribute_byte))
+        {
+            return Err(Error::config(
+                "cookie.domain",
+                "must be a host name without ';', spaces or control characters",
+            ));
         }
         if cookie.same_site == SameSite::None && !cookie.secure {
             return Err(Error::config(
@@ -484,7 +496,10 @@ mod tests {
         let cases = [
             (r#"{"timeout": "soon"}"#, "`timeout`"),
             (r#"{"timeout": -1}"#, "`timeout`"),
-            (r#"{"cookie": {"same_site": "sometimes"}}"#, "`cookie.same_site`"),
+            (
+                r#"{"cookie": {"same_site": "sometimes"}}"#,
+                "`cookie.same_site`",
+            ),
             (r#"{"cookie": {"length": 21}}"#, "`cookie.length`"),
             (r#"{"cookie": {"lenght": 40}}"#, "lenght"),
             (r#"{"cookie": {"path": "/; Domain=evil"}}"#, "`cookie.path`"),
@@ -511,7 +526,12 @@ mod tests {
         .expect("valid");
         assert_eq!(config.adapter_options()["path_depth"], 2);
         let other = SessionConfig::from_json_str(r#"{"type": "memory"}"#).expect("valid");
-        assert!(other.adapter_options().as_object().is_some_and(|o| o.is_empty()));
+        assert!(
+            other
+                .adapter_options()
+                .as_object()
+                .is_some_and(|o| o.is_empty())
+        );
     }
 
     #[cfg(feature = "toml")]

@@ -25,7 +25,11 @@ impl GcHandle {
     /// [`ErrorKind::Unsupported`] when called outside a tokio runtime.
     pub fn spawn(store: Arc<dyn SessionStore>, interval: Duration) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|err| {
-            Error::new(ErrorKind::Unsupported, "the gc scheduler needs a tokio runtime").with_source(err)
+            Error::new(
+                ErrorKind::Unsupported,
+                "the gc scheduler needs a tokio runtime",
+            )
+            .with_source(err)
         })?;
         let (stop, mut stopped) = watch::channel(false);
         let task = runtime.spawn(async move {
@@ -79,7 +83,10 @@ mod tests {
         let interval = Duration::from_secs(100);
         for _ in 0..1000 {
             let d = jittered(interval);
-            assert!(d >= Duration::from_secs(90) && d <= Duration::from_secs(110), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(90) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
         }
     }
 }

@@ -37,8 +37,7 @@ impl SessionId {
         let mut bytes = [0u8; MAX_ID_LENGTH];
         let bytes = &mut bytes[..length];
         getrandom::fill(bytes).map_err(|err| {
-            Error::new(ErrorKind::Random, "the OS random number generator failed")
-                .with_source(err)
+            Error::new(ErrorKind::Random, "the OS random number generator failed").with_source(err)
         })?;
         let id: String = bytes
             .iter()
@@ -236,7 +235,10 @@ mod tests {
         assert_eq!(key.as_str().len(), StoreKey::HEX_LEN);
         assert!(!key.as_str().contains(id.expose()));
         assert_eq!(StoreKey::parse(key.as_str()).expect("round trip"), key);
-        assert_eq!(format!("{key:?}"), format!("StoreKey({}…)", &key.as_str()[..8]));
+        assert_eq!(
+            format!("{key:?}"),
+            format!("StoreKey({}…)", &key.as_str()[..8])
+        );
         assert!(StoreKey::parse(&key.as_str().to_uppercase()).is_err());
         assert!(StoreKey::parse("../etc").is_err());
     }

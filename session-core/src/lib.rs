@@ -75,7 +75,10 @@
 //! | `json`    | no      | [`Codec::Json`] |
 //! | `toml`    | no      | [`SessionConfig::from_toml_str`] and `.toml` files |
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod codec;
 mod config;

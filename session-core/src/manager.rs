@@ -176,7 +176,10 @@ impl ManagerInner {
             tracing::debug!(len = raw.len(), "oversize session cookie ignored");
             return None;
         }
-        let raw = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
+        let raw = raw
+            .strip_prefix(b"\"")
+            .and_then(|r| r.strip_suffix(b"\""))
+            .unwrap_or(raw);
         let decoded = percent_decode(raw).decode_utf8().ok()?;
         let id = match &self.signer {
             Some(signer) => signer.verify(&decoded)?,
@@ -243,7 +246,11 @@ impl ManagerInner {
         target > current && target.saturating_duration_since(current) >= self.config.touch_after
     }
 
-    pub(crate) fn cookie_for(&self, action: &CookieAction, now: Timestamp) -> Option<Cookie<'static>> {
+    pub(crate) fn cookie_for(
+        &self,
+        action: &CookieAction,
+        now: Timestamp,
+    ) -> Option<Cookie<'static>> {
         let cookie_config = &self.config.cookie;
         let (value, max_age) = match action {
             CookieAction::None => return None,

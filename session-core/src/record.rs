@@ -79,7 +79,10 @@ mod tests {
             expires_at: Timestamp::EPOCH,
         };
         changes.apply_to(&mut data);
-        assert_eq!(data, Data::from([("a".into(), vec![9]), ("c".into(), vec![3])]));
+        assert_eq!(
+            data,
+            Data::from([("a".into(), vec![9]), ("c".into(), vec![3])])
+        );
 
         let clear = ChangeSet {
             cleared: true,

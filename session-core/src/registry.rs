@@ -99,7 +99,11 @@ impl Registry {
                 "type",
                 format!(
                     "unknown store type {name:?}; registered: {} (is its crate added and its `register` called?)",
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             ));
         };

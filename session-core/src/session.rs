@@ -96,7 +96,11 @@ pub(crate) enum CookieAction {
 }
 
 impl Session {
-    pub(crate) fn new(manager: Arc<ManagerInner>, incoming: Option<SessionId>, had_cookie: bool) -> Self {
+    pub(crate) fn new(
+        manager: Arc<ManagerInner>,
+        incoming: Option<SessionId>,
+        had_cookie: bool,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 manager,
@@ -278,15 +282,24 @@ impl Session {
             match state.persisted.clone() {
                 None => self.flush_new(&manager, &mut state, now).await?,
                 Some(persisted) if state.cycle => {
-                    self.flush_cycle(&manager, &mut state, persisted, now).await?;
+                    self.flush_cycle(&manager, &mut state, persisted, now)
+                        .await?;
                 }
-                Some(persisted) => self.flush_existing(&manager, &mut state, persisted, now).await?,
+                Some(persisted) => {
+                    self.flush_existing(&manager, &mut state, persisted, now)
+                        .await?
+                }
             }
         }
         Ok(manager.cookie_for(&state.cookie, now))
     }
 
-    async fn flush_new(&self, manager: &ManagerInner, state: &mut State, now: Timestamp) -> Result<()> {
+    async fn flush_new(
+        &self,
+        manager: &ManagerInner,
+        state: &mut State,
+        now: Timestamp,
+    ) -> Result<()> {
         if state.data.is_empty() {
             // Nothing to keep: no record and no cookie, so bots cannot fill the store.
             state.dirty.clear();
@@ -322,12 +335,20 @@ impl Session {
         // Delete first: if the old record is already gone (a logout won the race), the
         // session must stay gone rather than reappear under a new id.
         if !manager.store.delete(&old.key).await? {
-            tracing::debug!(session = old.key.short(), "session deleted during the request; id not cycled");
+            tracing::debug!(
+                session = old.key.short(),
+                "session deleted during the request; id not cycled"
+            );
             state.forget();
             state.cookie = CookieAction::Remove;
             return Ok(());
         }
-        let expires_at = manager.next_expiry(now, old.created_at, Some(old.expires_at), state.timeout_override);
+        let expires_at = manager.next_expiry(
+            now,
+            old.created_at,
+            Some(old.expires_at),
+            state.timeout_override,
+        );
         let record = Record {
             data: state.data.clone(),
             expires_at,
@@ -364,7 +385,11 @@ impl Session {
         // cookie, so the cookie and the server always agree on when the session ends.
         let refresh = state.timeout_override.is_some()
             || manager.expiry_refresh_due(persisted.expires_at, target);
-        let expires_at = if refresh { target } else { persisted.expires_at };
+        let expires_at = if refresh {
+            target
+        } else {
+            persisted.expires_at
+        };
         let changes_data = !state.dirty.is_empty() || !state.removed.is_empty();
         let applied = if changes_data {
             let changes = ChangeSet {
@@ -372,7 +397,12 @@ impl Session {
                 set: state
                     .dirty
                     .iter()
-                    .filter_map(|key| state.data.get(key).map(|value| (key.clone(), value.clone())))
+                    .filter_map(|key| {
+                        state
+                            .data
+                            .get(key)
+                            .map(|value| (key.clone(), value.clone()))
+                    })
                     .collect(),
                 removed: state.removed.clone(),
                 expires_at,
@@ -385,7 +415,10 @@ impl Session {
         };
         if !applied {
             // Deleted meanwhile (a logout, gc of an expired record): never bring it back.
-            tracing::debug!(session = persisted.key.short(), "session deleted during the request; changes dropped");
+            tracing::debug!(
+                session = persisted.key.short(),
+                "session deleted during the request; changes dropped"
+            );
             state.forget();
             return Ok(());
         }
@@ -403,14 +436,21 @@ impl Session {
         Ok(())
     }
 
-    async fn create_with_fresh_id(&self, manager: &ManagerInner, record: &Record) -> Result<(SessionId, StoreKey)> {
+    async fn create_with_fresh_id(
+        &self,
+        manager: &ManagerInner,
+        record: &Record,
+    ) -> Result<(SessionId, StoreKey)> {
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate(manager.config.cookie.length)?;
             let key = id.store_key();
             if manager.store.create(&key, record).await? {
                 return Ok((id, key));
             }
-            tracing::warn!(session = key.short(), "store reported a fresh session id as taken; retrying");
+            tracing::warn!(
+                session = key.short(),
+                "store reported a fresh session id as taken; retrying"
+            );
         }
         Err(Error::new(
             ErrorKind::Backend,

@@ -50,7 +50,10 @@ impl Signer {
         for (index, secret) in secrets.into_iter().enumerate() {
             let bytes = secret.expose_secret().as_bytes();
             if bytes.is_empty() {
-                return Err(Error::config(&format!("secret[{index}]"), "must not be empty"));
+                return Err(Error::config(
+                    &format!("secret[{index}]"),
+                    "must not be empty",
+                ));
             }
             let key = HmacSha256::new_from_slice(bytes).map_err(|err| {
                 Error::new(ErrorKind::Config, "`secret`: unusable HMAC key").with_source(err)
@@ -58,7 +61,10 @@ impl Signer {
             keys.push(key);
         }
         if keys.is_empty() {
-            return Err(Error::config("secret", "at least one secret is required to sign cookies"));
+            return Err(Error::config(
+                "secret",
+                "at least one secret is required to sign cookies",
+            ));
         }
         Ok(Self { keys })
     }
@@ -120,7 +126,11 @@ mod tests {
     #[test]
     fn produces_and_verifies_the_thinkjs_vectors() {
         let vectors = [
-            ("abc", "secret", "abc.mUba1OAOkT/Ivo5dP34RCkqegy+D+wnDRShdeGONig4"),
+            (
+                "abc",
+                "secret",
+                "abc.mUba1OAOkT/Ivo5dP34RCkqegy+D+wnDRShdeGONig4",
+            ),
             (
                 "Zq3_fJ8kLm2nPq4rSt6uVw8xYz0aBc1D",
                 "s3cr3t-k3y",

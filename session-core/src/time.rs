@@ -87,7 +87,11 @@ impl fmt::Debug for Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match u64::try_from(self.0) {
-            Ok(_) => write!(f, "{}", humantime::format_rfc3339_millis(self.to_system_time())),
+            Ok(_) => write!(
+                f,
+                "{}",
+                humantime::format_rfc3339_millis(self.to_system_time())
+            ),
             Err(_) => write!(f, "{}ms", self.0),
         }
     }
@@ -113,11 +117,17 @@ mod tests {
             t.saturating_duration_since(Timestamp::from_millis(400)),
             Duration::from_millis(600)
         );
-        assert_eq!(Timestamp::from_millis(1).saturating_duration_since(t), Duration::ZERO);
+        assert_eq!(
+            Timestamp::from_millis(1).saturating_duration_since(t),
+            Duration::ZERO
+        );
     }
 
     #[test]
     fn displays_as_rfc3339() {
-        assert_eq!(Timestamp::from_millis(1_500).to_string(), "1970-01-01T00:00:01.500Z");
+        assert_eq!(
+            Timestamp::from_millis(1_500).to_string(),
+            "1970-01-01T00:00:01.500Z"
+        );
     }
 }

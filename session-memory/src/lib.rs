@@ -1,1 +1,379 @@
-//! placeholder
+//! An in-process session store: fast, volatile, for one process.
+//!
+//! - Sharded: 64 independently locked shards chosen by the store key, so requests on both
+//!   cores rarely wait for each other; there is no global lock on the hot path.
+//! - gc removes expired sessions without looking at live ones: each shard keeps its
+//!   sessions ordered by expiry, and gc takes them from the front until it reaches one
+//!   still alive.
+//! - Optionally bounded ([`MemoryStore::with_max_sessions`]): when full, a new session
+//!   evicts the soonest-to-expire session of its shard (expired ones first).
+//! - Every change set is applied under its shard's lock, so it is atomic.
+//!
+//! Sessions live as long as the process. For several processes on one machine use
+//! `session-file`; for several machines, `session-redis` or `session-db`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_core::{SessionConfig, SessionManager};
+//! use session_memory::MemoryStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), SessionConfig::default())?;
+//! let session = manager.session_from_cookie_header(None);
+//! session.set("visits", &1u32).await?;
+//! let cookie = session.flush().await?.expect("a new session with data gets a cookie");
+//!
+//! let again = manager.session_from_cookie_header(Some(&format!("thinkjs={}", cookie.value())));
+//! assert_eq!(again.get::<u32>("visits").await?, Some(1));
+//! # Ok::<(), session_core::Error>(()) }).unwrap();
+//! ```
+//!
+//! Selecting it from configuration (`type = "memory"`), with an optional bound:
+//!
+//! ```toml
+//! type = "memory"
+//! [adapter.memory]
+//! max_sessions = 100000
+//! ```
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Deserialize;
+use session_core::{
+    Capabilities, ChangeSet, Error, Record, Registry, Result, SessionStore, StoreKey, Timestamp,
+    async_trait,
+};
+
+/// Shards of an unbounded store. A power of two, so the shard is a mask of the key.
+const SHARDS: usize = 64;
+
+/// A store key's digest: what the maps are keyed by (32 bytes, no allocation).
+type Digest = [u8; 32];
+
+/// The in-process store. Cheap to share: wrap it in an `Arc`.
+#[derive(Debug)]
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    /// Sessions allowed per shard, if bounded.
+    per_shard_limit: Option<usize>,
+    /// Live and not-yet-collected sessions, across shards.
+    len: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    records: HashMap<Digest, Record>,
+    /// The same sessions ordered by expiry: gc and eviction take from the front.
+    by_expiry: BTreeSet<(Timestamp, Digest)>,
+}
+
+/// Options of `adapter.memory`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryOptions {
+    /// Upper bound on stored sessions.
+    max_sessions: Option<usize>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An unbounded store.
+    pub fn new() -> Self {
+        Self::build(SHARDS, None)
+    }
+
+    /// A store holding at most `max_sessions` sessions (at least one).
+    ///
+    /// The bound is enforced per shard (the store has fewer shards when the bound is
+    /// small), so the store never holds more than `max_sessions`; when a new session lands
+    /// in a full shard, that shard's soonest-to-expire session is evicted.
+    pub fn with_max_sessions(max_sessions: usize) -> Self {
+        let max_sessions = max_sessions.max(1);
+        // Keep at least 16 sessions per shard so that uneven hashing does not evict much
+        // earlier than the bound.
+        let shards = (max_sessions / 16).clamp(1, SHARDS);
+        let shards = if shards.is_power_of_two() {
+            shards
+        } else {
+            shards.next_power_of_two() / 2
+        };
+        Self::build(shards, Some(max_sessions / shards))
+    }
+
+    fn build(shards: usize, per_shard_limit: Option<usize>) -> Self {
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            per_shard_limit,
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many sessions are held, counting expired ones gc has not removed yet.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store holds no session at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: &StoreKey) -> MutexGuard<'_, Shard> {
+        let digest = key.digest();
+        let index =
+            usize::from(u16::from_le_bytes([digest[0], digest[1]])) & (self.shards.len() - 1);
+        // A panic while holding a shard lock cannot leave a shard half-updated (every
+        // mutation below is a single map operation pair), so a poisoned lock is usable.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Shard {
+    /// The live record for `digest`, if any.
+    fn live_mut(&mut self, digest: &Digest, now: Timestamp) -> Option<&mut Record> {
+        self.records
+            .get_mut(digest)
+            .filter(|record| !record.is_expired(now))
+    }
+
+    fn set_expiry(&mut self, digest: &Digest, from: Timestamp, to: Timestamp) {
+        if from != to {
+            self.by_expiry.remove(&(from, *digest));
+            self.by_expiry.insert((to, *digest));
+        }
+    }
+
+    fn remove(&mut self, digest: &Digest) -> Option<Record> {
+        let record = self.records.remove(digest)?;
+        self.by_expiry.remove(&(record.expires_at, *digest));
+        Some(record)
+    }
+
+    /// Removes the soonest-to-expire record.
+    fn evict_first(&mut self) -> bool {
+        match self.by_expiry.pop_first() {
+            Some((_, digest)) => self.records.remove(&digest).is_some(),
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let now = Timestamp::now();
+        let shard = self.shard(key);
+        Ok(shard
+            .records
+            .get(key.digest())
+            .filter(|record| !record.is_expired(now))
+            .cloned())
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        let now = Timestamp::now();
+        let digest = key.digest();
+        let mut shard = self.shard(key);
+        if shard.live_mut(digest, now).is_some() {
+            return Ok(false);
+        }
+        if shard.remove(digest).is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(limit) = self.per_shard_limit {
+            while shard.records.len() >= limit && shard.evict_first() {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        shard.by_expiry.insert((record.expires_at, *digest));
+        shard.records.insert(*digest, record.clone());
+        self.len.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        let now = Timestamp::now();
+        let digest = key.digest();
+        let mut shard = self.shard(key);
+        let Some(record) = shard.live_mut(digest, now) else {
+            return Ok(false);
+        };
+        changes.apply_to(&mut record.data);
+        let previous = std::mem::replace(&mut record.expires_at, changes.expires_at);
+        shard.set_expiry(digest, previous, changes.expires_at);
+        Ok(true)
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        let now = Timestamp::now();
+        let digest = key.digest();
+        let mut shard = self.shard(key);
+        let Some(record) = shard.live_mut(digest, now) else {
+            return Ok(false);
+        };
+        let previous = std::mem::replace(&mut record.expires_at, expires_at);
+        shard.set_expiry(digest, previous, expires_at);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        let now = Timestamp::now();
+        let removed = self.shard(key).remove(key.digest());
+        if removed.is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(removed.is_some_and(|record| !record.is_expired(now)))
+    }
+
+    async fn gc(&self) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut removed = 0u64;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            while let Some(&(expires_at, digest)) = shard.by_expiry.first() {
+                if !expires_at.is_reached(now) {
+                    break;
+                }
+                shard.by_expiry.pop_first();
+                shard.records.remove(&digest);
+                removed += 1;
+            }
+        }
+        self.len.fetch_sub(
+            usize::try_from(removed).unwrap_or(usize::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(removed)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+    }
+}
+
+/// Registers `type = "memory"`, with `adapter.memory.max_sessions` as an optional bound.
+pub fn register(registry: &mut Registry) {
+    registry.register("memory", |options| async move {
+        let options: MemoryOptions = options.parse()?;
+        let store = match options.max_sessions {
+            Some(0) => {
+                return Err(Error::config(
+                    "adapter.memory.max_sessions",
+                    "must be at least 1",
+                ));
+            }
+            Some(max) => MemoryStore::with_max_sessions(max),
+            None => MemoryStore::new(),
+        };
+        Ok(Arc::new(store) as Arc<dyn SessionStore>)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use session_core::SessionId;
+
+    use super::*;
+
+    fn key() -> StoreKey {
+        SessionId::generate(32).expect("id").store_key()
+    }
+
+    fn record(expires_at: Timestamp) -> Record {
+        Record {
+            expires_at,
+            created_at: Timestamp::now(),
+            ..Record::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_store_evicts_the_soonest_to_expire() {
+        let store = MemoryStore::with_max_sessions(16);
+        let now = Timestamp::now();
+        let soonest = key();
+        store
+            .create(&soonest, &record(now + Duration::from_secs(10)))
+            .await
+            .expect("create");
+        let mut later = Vec::new();
+        for i in 0..15 {
+            let k = key();
+            store
+                .create(&k, &record(now + Duration::from_secs(100 + i)))
+                .await
+                .expect("create");
+            later.push(k);
+        }
+        assert_eq!(store.len(), 16);
+        store
+            .create(&key(), &record(now + Duration::from_secs(500)))
+            .await
+            .expect("create");
+        assert_eq!(store.len(), 16);
+        assert!(store.load(&soonest).await.expect("load").is_none());
+        for k in &later {
+            assert!(store.load(k).await.expect("load").is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn gc_keeps_the_expiry_index_consistent() {
+        let store = MemoryStore::new();
+        let now = Timestamp::now();
+        let k = key();
+        store
+            .create(&k, &record(now - Duration::from_secs(1)))
+            .await
+            .expect("create");
+        let live = key();
+        store
+            .create(&live, &record(now + Duration::from_secs(60)))
+            .await
+            .expect("create");
+        // Moving a live record's expiry must move its index entry, or gc would miss it.
+        assert!(
+            store
+                .touch(&live, now - Duration::from_millis(1))
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            store.gc().await.expect("gc"),
+            2,
+            "the expired record and the one touched into the past"
+        );
+        assert!(store.is_empty());
+        assert_eq!(store.gc().await.expect("gc"), 0);
+    }
+
+    #[tokio::test]
+    async fn registers_as_memory_with_options() {
+        let mut registry = Registry::new();
+        register(&mut registry);
+        let config = session_core::SessionConfig::from_json_str(
+            r#"{"type": "memory", "adapter": {"memory": {"max_sessions": 0}}}"#,
+        )
+        .expect("config");
+        let err = registry.open(&config).await.expect_err("zero bound");
+        assert!(err.to_string().contains("adapter.memory.max_sessions"));
+        let config =
+            session_core::SessionConfig::from_json_str(r#"{"type": "memory"}"#).expect("config");
+        assert!(registry.open(&config).await.is_ok());
+    }
+}

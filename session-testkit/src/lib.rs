@@ -1,1 +1,71 @@
-//! placeholder
+//! The conformance suite for [`SessionStore`]s: every contract of the store trait and of
+//! the session handle, as named cases that run against any store.
+//!
+//! Each case is a documented async function in [`cases`]; [`CASES`] lists them. A store
+//! crate runs the whole suite from one test file with a custom harness, so every case is a
+//! test of its own (`cargo test <case>` filters) and the run ends with
+//! `N passed, N failed, N skipped`:
+//!
+//! ```toml
+//! # Cargo.toml of the store crate
+//! [dev-dependencies]
+//! session-testkit = "0.1"
+//!
+//! [[test]]
+//! name = "conformance"
+//! harness = false
+//! ```
+//!
+//! ```no_run
+//! // tests/conformance.rs
+//! use std::sync::Arc;
+//! use session_testkit::{Fixture, Suite};
+//! # #[derive(Debug, Default)] struct MyStore;
+//! # #[session_core::async_trait] impl session_core::SessionStore for MyStore {
+//! #   async fn load(&self, _: &session_core::StoreKey) -> session_core::Result<Option<session_core::Record>> { Ok(None) }
+//! #   async fn create(&self, _: &session_core::StoreKey, _: &session_core::Record) -> session_core::Result<bool> { Ok(true) }
+//! #   async fn update(&self, _: &session_core::StoreKey, _: &session_core::ChangeSet) -> session_core::Result<bool> { Ok(false) }
+//! #   async fn touch(&self, _: &session_core::StoreKey, _: session_core::Timestamp) -> session_core::Result<bool> { Ok(false) }
+//! #   async fn delete(&self, _: &session_core::StoreKey) -> session_core::Result<bool> { Ok(false) }
+//! #   async fn gc(&self) -> session_core::Result<u64> { Ok(0) }
+//! #   fn capabilities(&self) -> session_core::Capabilities { session_core::Capabilities::new() }
+//! # }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Suite::new("my-store", || async {
+//!         // A fresh, isolated namespace per case (a temp dir, a random key prefix, ...).
+//!         Ok(Fixture::new(Arc::new(MyStore::default())))
+//!     })
+//!     .main()
+//! }
+//! ```
+//!
+//! # Outcomes
+//!
+//! A case passes, fails with a reason, or is skipped with a reason. A skip is never silent
+//! and never counted as a pass. Reasons for a skip:
+//!
+//! - the store lacks a [`Capabilities`](session_core::Capabilities) the case needs (for
+//!   example `shared` for cases that open two handles on one backend, or a case that only
+//!   applies without `native_ttl`);
+//! - the fixture does not offer what the case needs (a second handle on the same
+//!   namespace, or an unreachable backend to check error handling);
+//! - the store's server is unreachable. With `SESSION_REQUIRE_SERVICES=1` that is a
+//!   failure instead.
+//!
+//! # Environment
+//!
+//! - `SESSION_CONFORMANCE_CASES=a,b`: run only the named cases.
+//! - `SESSION_CONFORMANCE_REPORT=FILE`: append one JSON object per case
+//!   (`{"suite", "case", "outcome", "reason"}`) to FILE, for tools such as
+//!   `cargo xtask conformance`.
+//! - `SESSION_REQUIRE_SERVICES=1`: an unreachable server fails the run instead of skipping.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cases;
+mod counting;
+mod harness;
+
+pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
+pub use counting::{CountingStore, OperationCounts};
+pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_required};

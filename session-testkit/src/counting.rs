@@ -1,0 +1,108 @@
+//! A store decorator that counts operations, to check "no write" and "no lookup" claims.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use session_core::{
+    Capabilities, ChangeSet, Record, Result, SessionStore, StoreKey, Timestamp, async_trait,
+};
+
+/// Wraps a real store and counts the calls that reach it. Everything is delegated: this is
+/// an observer, not a mock.
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: Arc<dyn SessionStore>,
+    loads: AtomicU64,
+    creates: AtomicU64,
+    updates: AtomicU64,
+    touches: AtomicU64,
+    deletes: AtomicU64,
+}
+
+/// A snapshot of a [`CountingStore`]'s counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OperationCounts {
+    /// Calls to `load`.
+    pub loads: u64,
+    /// Calls to `create`.
+    pub creates: u64,
+    /// Calls to `update`.
+    pub updates: u64,
+    /// Calls to `touch`.
+    pub touches: u64,
+    /// Calls to `delete`.
+    pub deletes: u64,
+}
+
+impl OperationCounts {
+    /// Calls that write: create, update, touch and delete.
+    pub fn writes(&self) -> u64 {
+        self.creates + self.updates + self.touches + self.deletes
+    }
+
+    /// Every call.
+    pub fn total(&self) -> u64 {
+        self.loads + self.writes()
+    }
+}
+
+impl CountingStore {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: Arc<dyn SessionStore>) -> Self {
+        Self {
+            inner,
+            loads: AtomicU64::new(0),
+            creates: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            touches: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> OperationCounts {
+        OperationCounts {
+            loads: self.loads.load(Ordering::SeqCst),
+            creates: self.creates.load(Ordering::SeqCst),
+            updates: self.updates.load(Ordering::SeqCst),
+            touches: self.touches.load(Ordering::SeqCst),
+            deletes: self.deletes.load(Ordering::SeqCst),
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.inner.load(key).await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        self.creates.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(key, record).await
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        self.updates.fetch_add(1, Ordering::SeqCst);
+        self.inner.update(key, changes).await
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        self.inner.touch(key, expires_at).await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(key).await
+    }
+
+    async fn gc(&self) -> Result<u64> {
+        self.inner.gc().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+}

@@ -1,0 +1,472 @@
+//! Running cases: fixtures, outcomes, reports, and the test-binary entry point.
+
+use std::fmt;
+use std::future::Future;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_core::SessionStore;
+
+use crate::cases::{CASES, Case, CaseError, Ctx};
+
+type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
+type OpenFuture = Pin<Box<dyn Future<Output = Result<Fixture, Unavailable>> + Send>>;
+type OpenFn = Arc<dyn Fn() -> OpenFuture + Send + Sync>;
+
+/// Whether `SESSION_REQUIRE_SERVICES=1` is set: an unreachable server must fail the run
+/// rather than skip it (CI sets it).
+pub fn services_required() -> bool {
+    std::env::var("SESSION_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A store opened for one case, in a namespace of its own.
+pub struct Fixture {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) second: Option<Arc<dyn SessionStore>>,
+    pub(crate) unreachable: Option<Arc<dyn SessionStore>>,
+    cleanup: Option<Cleanup>,
+}
+
+impl Fixture {
+    /// A fixture around `store`, which must start empty and share nothing with the stores
+    /// of other fixtures (a temp folder, a random key prefix or table name, ...).
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            store,
+            second: None,
+            unreachable: None,
+            cleanup: None,
+        }
+    }
+
+    /// A second store instance on the same namespace, as another process would open it.
+    /// Cases about sharing across processes need it (and the `shared` capability).
+    #[must_use]
+    pub fn with_second_handle(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.second = Some(store);
+        self
+    }
+
+    /// A store of the same type configured against a backend that is down (a closed port,
+    /// a path that cannot be a folder). Error-handling cases need it.
+    #[must_use]
+    pub fn with_unreachable(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.unreachable = Some(store);
+        self
+    }
+
+    /// Work to run after the case, pass or fail: drop the table, remove the keys, ...
+    #[must_use]
+    pub fn with_cleanup(mut self, cleanup: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.cleanup = Some(Box::pin(cleanup));
+        self
+    }
+}
+
+impl fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fixture")
+            .field("store", &self.store)
+            .field("second", &self.second.is_some())
+            .field("unreachable", &self.unreachable.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store's backend cannot be reached, so no case can run against it.
+#[derive(Clone, Debug)]
+pub struct Unavailable {
+    reason: String,
+}
+
+impl Unavailable {
+    /// Why the backend is unavailable (say which server, at which address).
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+
+    /// The reason given.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// How a case ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The store kept the contract.
+    Passed,
+    /// The store broke the contract; the text says how.
+    Failed(String),
+    /// The case could not run; the text says why.
+    Skipped(String),
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Passed => "pass",
+            Self::Failed(_) => "fail",
+            Self::Skipped(_) => "skip",
+        }
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Passed => None,
+            Self::Failed(reason) | Self::Skipped(reason) => Some(reason),
+        }
+    }
+}
+
+/// The outcomes of one run of the suite.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The suite's (store's) name.
+    pub suite: String,
+    /// Each case run, with its outcome, in order.
+    pub results: Vec<(&'static str, Outcome)>,
+}
+
+impl Report {
+    /// How many cases passed.
+    pub fn passed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Passed))
+    }
+
+    /// How many cases failed.
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+
+    /// How many cases were skipped.
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Skipped(_)))
+    }
+
+    /// The outcome of case `name`, if it ran.
+    pub fn outcome(&self, name: &str) -> Option<&Outcome> {
+        self.results
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, o)| o)
+    }
+
+    /// The names of the failed cases.
+    pub fn failures(&self) -> Vec<&'static str> {
+        self.results
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    fn count(&self, predicate: impl Fn(&Outcome) -> bool) -> usize {
+        self.results.iter().filter(|(_, o)| predicate(o)).count()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "conformance `{}`: {} passed, {} failed, {} skipped",
+            self.suite,
+            self.passed(),
+            self.failed(),
+            self.skipped()
+        )
+    }
+}
+
+/// The conformance suite bound to one store type.
+#[derive(Clone)]
+pub struct Suite {
+    name: String,
+    open: OpenFn,
+    case_timeout: Duration,
+}
+
+impl fmt::Debug for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Suite")
+            .field("name", &self.name)
+            .field("case_timeout", &self.case_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Suite {
+    /// The suite for store `name`; `open` is called once per case and returns a fresh,
+    /// isolated [`Fixture`], or [`Unavailable`] when the backend is down.
+    pub fn new<F, Fut>(name: impl Into<String>, open: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Fixture, Unavailable>> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            open: Arc::new(move || Box::pin(open())),
+            case_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// How long one case may take before it fails as hung (120 s by default).
+    #[must_use]
+    pub fn with_case_timeout(mut self, timeout: Duration) -> Self {
+        self.case_timeout = timeout;
+        self
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs one case on a fresh fixture: a panic or a hang is a failure, never a crash of
+    /// the run. Call it inside a multi-threaded tokio runtime.
+    pub async fn run_case(&self, case: &Case) -> Outcome {
+        let mut fixture = match (self.open)().await {
+            Ok(fixture) => fixture,
+            Err(unavailable) if services_required() => {
+                return Outcome::Failed(format!(
+                    "backend unavailable and SESSION_REQUIRE_SERVICES=1: {unavailable}"
+                ));
+            }
+            Err(unavailable) => {
+                return Outcome::Skipped(format!("backend unavailable: {unavailable}"));
+            }
+        };
+        let cleanup = fixture.cleanup.take();
+        let ctx = Ctx::from_fixture(fixture);
+        let run = case.run;
+        let mut task = tokio::spawn(async move { run(&ctx).await });
+        let outcome = match tokio::time::timeout(self.case_timeout, &mut task).await {
+            Err(_) => {
+                task.abort();
+                Outcome::Failed(format!("did not finish within {:?}", self.case_timeout))
+            }
+            Ok(Err(join)) if join.is_panic() => {
+                let payload = join.into_panic();
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "non-text panic payload".to_owned());
+                Outcome::Failed(format!("panicked: {message}"))
+            }
+            Ok(Err(join)) => Outcome::Failed(format!("task failed: {join}")),
+            Ok(Ok(Ok(()))) => Outcome::Passed,
+            Ok(Ok(Err(CaseError::Fail(reason)))) => Outcome::Failed(reason),
+            Ok(Ok(Err(CaseError::Skip(reason)))) => Outcome::Skipped(reason),
+        };
+        if let Some(cleanup) = cleanup {
+            cleanup.await;
+        }
+        outcome
+    }
+
+    /// Runs `cases` one after the other and collects the outcomes.
+    pub async fn run<'a>(&self, cases: impl IntoIterator<Item = &'a Case>) -> Report {
+        let mut results = Vec::new();
+        for case in cases {
+            results.push((case.name, self.run_case(case).await));
+        }
+        Report {
+            suite: self.name.clone(),
+            results,
+        }
+    }
+
+    /// The entry point of a `harness = false` test binary: understands the arguments
+    /// `cargo test` and `cargo nextest` pass (filters, `--exact`, `--skip`, `--list`),
+    /// prints one line per case and the counts, and fails when any case failed.
+    pub fn main(self) -> ExitCode {
+        let args = Args::parse(std::env::args().skip(1));
+        let only: Option<Vec<String>> = std::env::var("SESSION_CONFORMANCE_CASES").ok().map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        });
+        let selected: Vec<&Case> = CASES
+            .iter()
+            .filter(|case| args.selects(case.name))
+            .filter(|case| {
+                only.as_ref()
+                    .is_none_or(|only| only.iter().any(|n| n == case.name))
+            })
+            .collect();
+
+        if args.list {
+            if !args.ignored_only {
+                for case in &selected {
+                    println!("{}: test", case.name);
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+        if args.ignored_only {
+            // The suite has no ignored cases: skips are decided at run time, with a reason.
+            println!("\nconformance `{}`: no ignored cases", self.name);
+            return ExitCode::SUCCESS;
+        }
+
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("cannot start a tokio runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "\nrunning {} conformance cases against `{}`",
+            selected.len(),
+            self.name
+        );
+        let mut report = Report {
+            suite: self.name.clone(),
+            results: Vec::new(),
+        };
+        let mut report_file = std::env::var_os("SESSION_CONFORMANCE_REPORT").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .inspect_err(|err| eprintln!("cannot open the report file {path:?}: {err}"))
+                .ok()
+        });
+        let started = Instant::now();
+        for case in selected {
+            let case_started = Instant::now();
+            let outcome = runtime.block_on(self.run_case(case));
+            let elapsed = case_started.elapsed();
+            match &outcome {
+                Outcome::Passed => println!("test {} ... ok ({elapsed:.2?})", case.name),
+                Outcome::Failed(reason) => println!("test {} ... FAILED: {reason}", case.name),
+                Outcome::Skipped(reason) => println!("test {} ... skipped: {reason}", case.name),
+            }
+            if let Some(file) = report_file.as_mut() {
+                let line = serde_json::json!({
+                    "suite": self.name,
+                    "case": case.name,
+                    "outcome": outcome.label(),
+                    "reason": outcome.reason(),
+                    "millis": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                });
+                if let Err(err) = writeln!(file, "{line}") {
+                    eprintln!("cannot write the report file: {err}");
+                }
+            }
+            report.results.push((case.name, outcome));
+        }
+        let failures = report.failures();
+        if !failures.is_empty() {
+            println!("\nfailures:");
+            for name in &failures {
+                println!("    {name}");
+            }
+        }
+        if report.skipped() > 0 && report.passed() == 0 {
+            println!(
+                "\nWARNING: every case of `{}` was skipped; nothing was checked",
+                self.name
+            );
+        }
+        println!("\n{report} (in {:.2?})\n", started.elapsed());
+        if failures.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The subset of libtest's command line that a test binary is handed.
+#[derive(Debug, Default)]
+struct Args {
+    filters: Vec<String>,
+    skips: Vec<String>,
+    exact: bool,
+    list: bool,
+    ignored_only: bool,
+}
+
+impl Args {
+    fn parse(args: impl Iterator<Item = String>) -> Self {
+        let mut parsed = Self::default();
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--exact" => parsed.exact = true,
+                "--list" => parsed.list = true,
+                "--ignored" => parsed.ignored_only = true,
+                "--skip" => parsed.skips.extend(args.next()),
+                // Options with a value we accept and do not need.
+                "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed"
+                | "-Z" => {
+                    args.next();
+                }
+                other if other.starts_with('-') => {}
+                filter => parsed.filters.push(filter.to_owned()),
+            }
+        }
+        parsed
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        let matches = |pattern: &String| {
+            if self.exact {
+                name == pattern
+            } else {
+                name.contains(pattern.as_str())
+            }
+        };
+        (self.filters.is_empty() || self.filters.iter().any(matches))
+            && !self.skips.iter().any(matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::parse(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn understands_cargo_test_arguments() {
+        let a = args(&[
+            "update",
+            "--skip",
+            "update_clear",
+            "--test-threads",
+            "1",
+            "--nocapture",
+        ]);
+        assert!(a.selects("update_sets_and_removes_keys"));
+        assert!(!a.selects("update_clear_then_set"));
+        assert!(!a.selects("delete_removes_record"));
+        let exact = args(&["--exact", "delete_removes_record"]);
+        assert!(exact.selects("delete_removes_record"));
+        assert!(!exact.selects("delete_removes_record_twice"));
+        let list = args(&["--list", "--format", "terse"]);
+        assert!(list.list && list.selects("anything"));
+    }
+}

@@ -1,0 +1,285 @@
+//! The suite checks itself: a correct reference store passes every case, and each of four
+//! deliberately broken stores is caught by at least one case.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use session_core::{
+    Capabilities, ChangeSet, Record, Result, SessionStore, StoreKey, Timestamp, async_trait,
+};
+use session_testkit::{CASES, Fixture, Outcome, Report, Suite};
+
+/// How a [`ReferenceStore`] misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flaw {
+    None,
+    /// Returns, updates and touches records after their expiry.
+    IgnoresExpiry,
+    /// Applies change sets as read, pause, write the whole record back.
+    LosesConcurrentUpdates,
+    /// `update` of a missing record creates it.
+    ResurrectsDeleted,
+    /// `create` replaces a live record.
+    OverwritesOnCreate,
+}
+
+/// A deliberately plain store: one map behind one lock, with an optional flaw.
+#[derive(Debug)]
+struct ReferenceStore {
+    records: Mutex<HashMap<StoreKey, Record>>,
+    flaw: Flaw,
+}
+
+impl ReferenceStore {
+    fn new(flaw: Flaw) -> Self {
+        Self {
+            records: Mutex::new(HashMap::new()),
+            flaw,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<StoreKey, Record>> {
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn live(&self, record: &Record) -> bool {
+        self.flaw == Flaw::IgnoresExpiry || !record.is_expired(Timestamp::now())
+    }
+}
+
+#[async_trait]
+impl SessionStore for ReferenceStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        Ok(self.map().get(key).filter(|r| self.live(r)).cloned())
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        let mut map = self.map();
+        if self.flaw != Flaw::OverwritesOnCreate && map.get(key).is_some_and(|r| self.live(r)) {
+            return Ok(false);
+        }
+        map.insert(key.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        if self.flaw == Flaw::LosesConcurrentUpdates {
+            let Some(mut record) = self.map().get(key).filter(|r| self.live(r)).cloned() else {
+                return Ok(false);
+            };
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            changes.apply_to(&mut record.data);
+            record.expires_at = changes.expires_at;
+            self.map().insert(key.clone(), record);
+            return Ok(true);
+        }
+        let mut map = self.map();
+        let live = map.get(key).is_some_and(|r| self.live(r));
+        if !live {
+            if self.flaw != Flaw::ResurrectsDeleted {
+                return Ok(false);
+            }
+            map.insert(
+                key.clone(),
+                Record {
+                    created_at: Timestamp::now(),
+                    ..Record::default()
+                },
+            );
+        }
+        let Some(record) = map.get_mut(key) else {
+            return Ok(false);
+        };
+        changes.apply_to(&mut record.data);
+        record.expires_at = changes.expires_at;
+        Ok(true)
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        let mut map = self.map();
+        match map.get_mut(key) {
+            Some(record) if self.live(record) => {
+                record.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        let removed = self.map().remove(key);
+        Ok(removed.is_some_and(|r| self.live(&r)))
+    }
+
+    async fn gc(&self) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, r| !r.is_expired(now));
+        Ok(u64::try_from(before - map.len()).unwrap_or(u64::MAX))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+    }
+}
+
+fn suite(flaw: Flaw) -> Suite {
+    Suite::new(format!("{flaw:?}"), move || async move {
+        Ok(Fixture::new(Arc::new(ReferenceStore::new(flaw))))
+    })
+}
+
+async fn run(flaw: Flaw) -> Report {
+    let report = suite(flaw).run(CASES).await;
+    println!("{report}");
+    for (name, outcome) in &report.results {
+        if let Outcome::Failed(reason) = outcome {
+            println!("  {name}: {reason}");
+        }
+    }
+    report
+}
+
+#[test]
+fn the_suite_has_at_least_thirty_named_cases() {
+    assert!(CASES.len() >= 30, "{} cases", CASES.len());
+    let mut names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), CASES.len(), "case names are unique");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_correct_store_passes_every_case_it_can_run() {
+    let report = run(Flaw::None).await;
+    assert_eq!(report.failed(), 0, "{:?}", report.failures());
+    // An in-process store without extra fixtures skips exactly these, each with a reason.
+    let skipped: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "shared_handles_see_each_other",
+            "unreachable_backend_returns_errors"
+        ]
+    );
+}
+
+async fn assert_caught(flaw: Flaw, expected: &[&str]) {
+    let report = run(flaw).await;
+    let failures = report.failures();
+    assert!(!failures.is_empty(), "{flaw:?} passed the whole suite");
+    for name in expected {
+        assert!(
+            failures.contains(name),
+            "{flaw:?} was expected to fail {name}; failures: {failures:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_that_ignores_expiry() {
+    assert_caught(
+        Flaw::IgnoresExpiry,
+        &[
+            "expired_record_is_not_returned_without_gc",
+            "record_created_already_expired_is_absent",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_that_loses_concurrent_updates() {
+    assert_caught(
+        Flaw::LosesConcurrentUpdates,
+        &["concurrent_change_sets_to_distinct_keys_lose_nothing"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_that_resurrects_deleted_sessions() {
+    assert_caught(
+        Flaw::ResurrectsDeleted,
+        &[
+            "update_after_delete_does_not_resurrect",
+            "session_logout_racing_slow_request_does_not_resurrect",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_that_overwrites_on_create() {
+    assert_caught(
+        Flaw::OverwritesOnCreate,
+        &[
+            "create_does_not_overwrite_live_record",
+            "concurrent_creates_of_one_key_admit_one",
+        ],
+    )
+    .await;
+}
+
+/// A store that panics is reported as a failure of the case, not a crash of the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_store_fails_cases_instead_of_crashing() {
+    #[derive(Debug)]
+    struct Panicky;
+    #[async_trait]
+    impl SessionStore for Panicky {
+        async fn load(&self, _: &StoreKey) -> Result<Option<Record>> {
+            panic!("load exploded")
+        }
+        async fn create(&self, _: &StoreKey, _: &Record) -> Result<bool> {
+            panic!("create exploded")
+        }
+        async fn update(&self, _: &StoreKey, _: &ChangeSet) -> Result<bool> {
+            panic!("update exploded")
+        }
+        async fn touch(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
+            panic!("touch exploded")
+        }
+        async fn delete(&self, _: &StoreKey) -> Result<bool> {
+            panic!("delete exploded")
+        }
+        async fn gc(&self) -> Result<u64> {
+            panic!("gc exploded")
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new()
+        }
+    }
+    let suite = Suite::new("panicky", || async { Ok(Fixture::new(Arc::new(Panicky))) });
+    let case = CASES
+        .iter()
+        .find(|c| c.name == "load_unknown_key_is_none")
+        .expect("case exists");
+    match suite.run_case(case).await {
+        Outcome::Failed(reason) => assert!(reason.contains("load exploded"), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// An unreachable backend skips loudly, or fails when services are required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_backend_is_a_skip_with_its_reason() {
+    let suite = Suite::new("down", || async {
+        Err(session_testkit::Unavailable::new(
+            "nothing listens on 127.0.0.1:1",
+        ))
+    });
+    let outcome = suite.run_case(&CASES[0]).await;
+    let reason = match (&outcome, session_testkit::services_required()) {
+        (Outcome::Failed(reason), true) | (Outcome::Skipped(reason), false) => reason,
+        other => panic!("unexpected outcome {other:?}"),
+    };
+    assert!(reason.contains("127.0.0.1:1"), "{reason}");
+}
