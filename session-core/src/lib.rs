@@ -12,6 +12,7 @@
 //!   and an optional `Set-Cookie` out.
 //! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
 //!   ([`GcHandle`]).
+//! - [`wire`]: a versioned, bounded binary layout for stores that keep a record as one blob.
 //!
 //! # Example
 //!
@@ -92,6 +93,7 @@ mod session;
 mod signing;
 mod store;
 mod time;
+pub mod wire;
 
 pub use codec::Codec;
 pub use config::{CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, SameSite, Secrets, SessionConfig};
