@@ -87,7 +87,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
 /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) for a wrong magic, an unknown version or
 /// a truncated header.
 pub fn decode_expiry(bytes: &[u8]) -> Result<Timestamp> {
-    Reader { bytes, at: 0 }.header().map(|(expires_at, _)| expires_at)
+    Reader { bytes, at: 0 }
+        .header()
+        .map(|(expires_at, _)| expires_at)
 }
 
 struct Reader<'a> {
@@ -129,7 +131,9 @@ impl<'a> Reader<'a> {
         }
         let version = self.array::<1>()?[0];
         if version != VERSION {
-            return Err(Error::decode(format!("unknown session record version {version}")));
+            return Err(Error::decode(format!(
+                "unknown session record version {version}"
+            )));
         }
         let expires_at = Timestamp::from_millis(self.i64()?);
         let created_at = Timestamp::from_millis(self.i64()?);
@@ -160,7 +164,10 @@ mod tests {
         assert_eq!(decode_record(&bytes).expect("decode"), sample());
         assert_eq!(decode_expiry(&bytes).expect("expiry"), sample().expires_at);
         let empty = Record::default();
-        assert_eq!(decode_record(&encode_record(&empty)).expect("decode"), empty);
+        assert_eq!(
+            decode_record(&encode_record(&empty)).expect("decode"),
+            empty
+        );
     }
 
     #[test]
@@ -198,7 +205,10 @@ mod tests {
             huge_count,
             version,
         ] {
-            assert_eq!(decode_record(&bad).expect_err("bad").kind(), ErrorKind::Decode);
+            assert_eq!(
+                decode_record(&bad).expect_err("bad").kind(),
+                ErrorKind::Decode
+            );
         }
     }
 }

@@ -1,1 +1,601 @@
-//! Not written yet.
+//! The file session store: ThinkJS's default, and the store for several processes of one
+//! application on one machine.
+//!
+//! - **One file per session**, named by the store key (the SHA-256 of the id, 64 hex
+//!   digits: a client can never steer a file name), in sub-folders sharded by the key's
+//!   first characters (`path_depth`, one hex digit per level, as ThinkJS does). The file
+//!   holds [`session_core::wire`]'s versioned header (with the expiry) and the data.
+//! - **Atomic writes**: a temporary file in the same folder, written, fsynced, renamed over
+//!   the session file, and the folder fsynced. A reader sees the old or the new version,
+//!   never a torn one, even if the process is killed mid-write.
+//! - **No lost updates**, in one process or several: every write takes an exclusive lock
+//!   (an fs4/`flock` lock on one of 256 lock files, striped by key, plus an in-process
+//!   mutex), re-reads the file, merges the change set and writes. Reads take no lock.
+//! - **gc** walks the shard folders entry by entry (never the whole directory in memory),
+//!   removes expired and unreadable session files and temporary files left by a crash,
+//!   and reports how many it removed.
+//! - A truncated, empty, garbage or foreign file is "no session" (a decode error the
+//!   session logs), and the next create of that key replaces it. A full disk or a denied
+//!   permission is an error that leaves every existing session as it was.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_core::{SessionConfig, SessionManager};
+//! use session_file::{FileStore, FileStoreOptions};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = FileStore::open(FileStoreOptions::new(dir.path().join("session")))?;
+//! let manager = SessionManager::new(Arc::new(store), SessionConfig::default())?;
+//!
+//! let session = manager.session_from_cookie_header(None);
+//! session.set("userInfo", "ada").await?;
+//! let cookie = session.flush().await?.expect("a new session with data gets a cookie");
+//!
+//! let header = format!("{}={}", cookie.name(), cookie.value());
+//! let next = manager.session_from_cookie_header(Some(&header));
+//! assert_eq!(next.get::<String>("userInfo").await?, Some("ada".to_owned()));
+//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+//! ```
+//!
+//! From configuration (`type = "file"`, the default type), after
+//! [`register`]`(&mut registry)`:
+//!
+//! ```toml
+//! type = "file"
+//! [adapter.file]
+//! path = "runtime/session"   # default: ./runtime/session, created with mode 0700
+//! path_depth = 1             # sub-folder levels, one hex digit each (0 to 4)
+//! fsync = true               # fsync every write (and its folder) before acknowledging it
+//! ```
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Deserialize;
+use session_core::wire::{self, HEADER_LEN};
+use session_core::{
+    Capabilities, ChangeSet, Error, ErrorKind, Record, Registry, Result, SessionStore, StoreKey,
+    Timestamp, async_trait,
+};
+
+/// Lock stripes: sessions whose keys start with the same byte share a lock file.
+const STRIPES: usize = 256;
+/// The deepest sharding offered: 16⁴ = 65,536 folders.
+const MAX_PATH_DEPTH: usize = 4;
+/// Temporary files are named `.<key>.<random>.tmp`.
+const TEMP_SUFFIX: &str = ".tmp";
+/// The folder of lock files, inside the session folder.
+const LOCK_DIR: &str = ".locks";
+
+/// Options of the file store (`adapter.file`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FileStoreOptions {
+    /// The session folder (default: `runtime/session` under the working directory, as
+    /// ThinkJS puts it under the application's runtime folder). Created with mode 0700.
+    pub path: PathBuf,
+    /// Levels of sub-folders, one hex digit of the store key each (default 1: 16 folders).
+    pub path_depth: usize,
+    /// Whether each write is fsynced, with its folder, before it is acknowledged
+    /// (default `true`). Turning it off trades durability on power loss for speed; writes
+    /// stay atomic either way.
+    pub fsync: bool,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("runtime").join("session"),
+            path_depth: 1,
+            fsync: true,
+        }
+    }
+}
+
+impl FileStoreOptions {
+    /// Default options with the session folder at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets [`FileStoreOptions::path_depth`].
+    #[must_use]
+    pub fn path_depth(mut self, depth: usize) -> Self {
+        self.path_depth = depth;
+        self
+    }
+
+    /// Sets [`FileStoreOptions::fsync`].
+    #[must_use]
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+}
+
+/// The file store. Cheap to clone: clones share the folder and the locks.
+#[derive(Clone, Debug)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    depth: usize,
+    fsync: bool,
+    /// Per stripe: the in-process mutex, holding the lazily opened lock file whose `flock`
+    /// excludes other processes. The mutex matters because `flock` does not exclude
+    /// threads sharing one open file.
+    stripes: Box<[Mutex<Option<File>>]>,
+}
+
+impl FileStore {
+    /// Opens (creating if needed, with mode 0700) the session folder.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a `path_depth` above 4; [`ErrorKind::Backend`] if the folder
+    /// cannot be created or is not a folder.
+    pub fn open(options: FileStoreOptions) -> Result<Self> {
+        if options.path_depth > MAX_PATH_DEPTH {
+            return Err(Error::config(
+                "adapter.file.path_depth",
+                format!(
+                    "must be between 0 and {MAX_PATH_DEPTH}, not {}",
+                    options.path_depth
+                ),
+            ));
+        }
+        let root = options.path;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join(LOCK_DIR))
+            .map_err(|err| {
+                io_error(
+                    format!("cannot create the session folder {}", root.display()),
+                    err,
+                )
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                depth: options.path_depth,
+                fsync: options.fsync,
+                stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
+            }),
+        })
+    }
+
+    /// The session folder.
+    pub fn path(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The file that holds the session at `key` (whether or not it exists).
+    pub fn file_path(&self, key: &StoreKey) -> PathBuf {
+        self.inner.file_path(key)
+    }
+
+    async fn blocking<T, F>(&self, operation: F) -> Result<T>
+    where
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || operation(&inner))
+            .await
+            .map_err(|err| Error::backend("a file store task did not complete", err))?
+    }
+}
+
+fn io_error(message: String, err: io::Error) -> Error {
+    Error::backend(message, err)
+}
+
+impl Inner {
+    fn shard_dir(&self, key: &StoreKey) -> PathBuf {
+        let mut dir = self.root.clone();
+        for digit in key.as_str().chars().take(self.depth) {
+            dir.push(digit.to_string());
+        }
+        dir
+    }
+
+    fn file_path(&self, key: &StoreKey) -> PathBuf {
+        self.shard_dir(key).join(key.as_str())
+    }
+
+    /// Runs `operation` holding the key's stripe lock, in this process and across processes.
+    fn locked<T>(&self, key: &StoreKey, operation: impl FnOnce() -> Result<T>) -> Result<T> {
+        let stripe = &self.stripes[usize::from(key.digest()[0]) % STRIPES];
+        // A panic while holding the mutex cannot leave a half-done write visible (writes
+        // are renames), so a poisoned mutex is safe to reuse.
+        let mut slot = stripe.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = match slot.take() {
+            Some(file) => file,
+            None => self.open_lock_file(key.digest()[0])?,
+        };
+        let file = slot.insert(file);
+        fs4::FileExt::lock(&*file)
+            .map_err(|err| io_error("cannot lock a session lock file".into(), err))?;
+        let result = operation();
+        if let Err(err) = fs4::FileExt::unlock(&*file) {
+            // Closing the file releases the lock too; drop it and reopen next time.
+            tracing::warn!(error = %err, "cannot unlock a session lock file; reopening it");
+            *slot = None;
+        }
+        result
+    }
+
+    fn open_lock_file(&self, stripe: u8) -> Result<File> {
+        let dir = self.root.join(LOCK_DIR);
+        let path = dir.join(format!("{stripe:02x}"));
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+        };
+        match open() {
+            Ok(file) => Ok(file),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                create_dir(&dir)?;
+                open().map_err(|err| {
+                    io_error(format!("cannot open lock file {}", path.display()), err)
+                })
+            }
+            Err(err) => Err(io_error(
+                format!("cannot open lock file {}", path.display()),
+                err,
+            )),
+        }
+    }
+
+    /// The record in the file at `key`: `Ok(None)` if there is no file, a decode error if it
+    /// is not a valid record.
+    fn read(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let path = self.file_path(key);
+        match fs::read(&path) {
+            Ok(bytes) => wire::decode_record(&bytes).map(Some).map_err(|err| {
+                Error::decode(format!("session file {}…: {}", key.short(), err.message()))
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(io_error(
+                format!("cannot read session file {}…", key.short()),
+                err,
+            )),
+        }
+    }
+
+    /// Like [`Inner::read`], but an unreadable file counts as absent (it is replaced by
+    /// the next write), with a warning.
+    fn read_for_write(&self, key: &StoreKey) -> Result<Option<Record>> {
+        match self.read(key) {
+            Err(err) if err.kind() == ErrorKind::Decode => {
+                tracing::warn!(session = key.short(), error = %err, "corrupt session file treated as absent");
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// Atomically replaces the file at `key` with `record`.
+    fn write(&self, key: &StoreKey, record: &Record) -> Result<()> {
+        let dir = self.shard_dir(key);
+        let bytes = wire::encode_record(record);
+        let temp = dir.join(format!(
+            ".{}.{}{TEMP_SUFFIX}",
+            key.as_str(),
+            random_suffix()?
+        ));
+        let mut file = match create_new(&temp) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                create_dir(&dir)?;
+                create_new(&temp)
+            }
+            other => other,
+        }
+        .map_err(|err| {
+            io_error(
+                format!(
+                    "cannot create a temporary session file in {}",
+                    dir.display()
+                ),
+                err,
+            )
+        })?;
+        let written = file
+            .write_all(&bytes)
+            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
+            .and_then(|()| fs::rename(&temp, dir.join(key.as_str())))
+            .and_then(|()| {
+                if self.fsync {
+                    File::open(&dir)?.sync_all()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(err) = written {
+            // The session file is untouched: only the temporary file may exist.
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(
+                format!("cannot write session file {}…", key.short()),
+                err,
+            ));
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> Result<bool> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(io_error(format!("cannot remove {}", path.display()), err)),
+        }
+    }
+
+    /// Walks the shard folders depth-first; calls `visit` with each folder of files.
+    fn walk(
+        &self,
+        dir: &Path,
+        level: usize,
+        visit: &mut dyn FnMut(&Path) -> Result<()>,
+    ) -> Result<()> {
+        if level == self.depth {
+            return visit(dir);
+        }
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
+        };
+        for entry in entries {
+            let entry =
+                entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+            let name = entry.file_name();
+            let is_shard = name.len() == 1
+                && name
+                    .to_str()
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_hexdigit()));
+            if is_shard && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                self.walk(&entry.path(), level + 1, visit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes expired and corrupt session files and stray temporary files in `dir`.
+    fn gc_dir(&self, dir: &Path, now: Timestamp) -> Result<u64> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry =
+                entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Some(key) = temp_file_key(&name) {
+                // Temporary files are only written under their stripe lock: holding it,
+                // no writer is using one, so any left is debris from a crash.
+                if self.locked(&key, || self.remove(&entry.path()))? {
+                    removed += 1;
+                }
+            } else if let Ok(key) = StoreKey::parse(&name) {
+                if !self.dead(&entry.path(), now) {
+                    continue;
+                }
+                // Re-check under the lock: a writer may have just renewed the session.
+                let gone = self.locked(&key, || {
+                    let path = self.file_path(&key);
+                    if self.dead(&path, now) {
+                        self.remove(&path)
+                    } else {
+                        Ok(false)
+                    }
+                })?;
+                if gone {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether the file at `path` is expired or unreadable, reading only its header.
+    fn dead(&self, path: &Path, now: Timestamp) -> bool {
+        let mut header = [0u8; HEADER_LEN];
+        let read = File::open(path).and_then(|mut file| file.read_exact(&mut header));
+        match read {
+            Ok(()) => {
+                wire::decode_expiry(&header).map_or(true, |expires_at| expires_at.is_reached(now))
+            }
+            // Gone already: nothing to remove.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
+            // Shorter than a header: a truncated or foreign file.
+            Err(_) => true,
+        }
+    }
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|err| io_error(format!("cannot create folder {}", dir.display()), err))
+}
+
+fn random_suffix() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|err| {
+        Error::new(ErrorKind::Random, "the OS random number generator failed").with_source(err)
+    })?;
+    Ok(hex::encode(bytes))
+}
+
+/// The key of a temporary file name `.<key>.<random>.tmp`.
+fn temp_file_key(name: &str) -> Option<StoreKey> {
+    let inner = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (key, _random) = inner.split_once('.')?;
+    StoreKey::parse(key).ok()
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let key = key.clone();
+        let now = Timestamp::now();
+        self.blocking(move |inner| Ok(inner.read(&key)?.filter(|record| !record.is_expired(now))))
+            .await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        let (key, record) = (key.clone(), record.clone());
+        self.blocking(move |inner| {
+            inner.locked(&key, || {
+                let now = Timestamp::now();
+                if inner
+                    .read_for_write(&key)?
+                    .is_some_and(|existing| !existing.is_expired(now))
+                {
+                    return Ok(false);
+                }
+                inner.write(&key, &record)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        let (key, changes) = (key.clone(), changes.clone());
+        self.blocking(move |inner| {
+            inner.locked(&key, || {
+                let now = Timestamp::now();
+                let Some(mut record) = inner.read_for_write(&key)?.filter(|r| !r.is_expired(now))
+                else {
+                    return Ok(false);
+                };
+                changes.apply_to(&mut record.data);
+                record.expires_at = changes.expires_at;
+                inner.write(&key, &record)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            inner.locked(&key, || {
+                let now = Timestamp::now();
+                let Some(mut record) = inner.read_for_write(&key)?.filter(|r| !r.is_expired(now))
+                else {
+                    return Ok(false);
+                };
+                record.expires_at = expires_at;
+                inner.write(&key, &record)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        let key = key.clone();
+        self.blocking(move |inner| {
+            inner.locked(&key, || {
+                let path = inner.file_path(&key);
+                let live = !inner.dead(&path, Timestamp::now());
+                Ok(inner.remove(&path)? && live)
+            })
+        })
+        .await
+    }
+
+    async fn gc(&self) -> Result<u64> {
+        self.blocking(|inner| {
+            let now = Timestamp::now();
+            let mut removed = 0;
+            inner.walk(&inner.root, 0, &mut |dir| {
+                removed += inner.gc_dir(dir, now)?;
+                Ok(())
+            })?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_shared(true).with_persistent(true)
+    }
+}
+
+/// Registers `type = "file"`, configured by `adapter.file` ([`FileStoreOptions`]).
+pub fn register(registry: &mut Registry) {
+    registry.register("file", |options| async move {
+        let options: FileStoreOptions = options.parse()?;
+        let store = tokio::task::spawn_blocking(move || FileStore::open(options))
+            .await
+            .map_err(|err| Error::backend("opening the file store did not complete", err))??;
+        Ok(Arc::new(store) as Arc<dyn SessionStore>)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_round_trip_to_their_key() {
+        let key = StoreKey::parse(&"ab".repeat(32)).expect("key");
+        let name = format!(".{}.{}{TEMP_SUFFIX}", key.as_str(), "0011223344556677");
+        assert_eq!(temp_file_key(&name), Some(key.clone()));
+        assert_eq!(temp_file_key(key.as_str()), None);
+        assert_eq!(temp_file_key(".x.y.tmp"), None);
+        assert_eq!(temp_file_key("../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn shards_by_leading_hex_digits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(FileStoreOptions::new(dir.path()).path_depth(2)).expect("open");
+        let key = StoreKey::parse(&format!("c3{}", "0".repeat(62))).expect("key");
+        assert_eq!(
+            store.file_path(&key),
+            dir.path().join("c").join("3").join(key.as_str())
+        );
+        let err =
+            FileStore::open(FileStoreOptions::new(dir.path()).path_depth(5)).expect_err("too deep");
+        assert!(err.to_string().contains("adapter.file.path_depth"));
+    }
+}

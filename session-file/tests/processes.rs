@@ -1,0 +1,479 @@
+//! File-store guarantees that need real OS processes, real folders and real signals:
+//!
+//! - two processes writing distinct keys of one session concurrently lose nothing;
+//! - a writer killed (SIGKILL) at random points of a write loop leaves every file readable
+//!   as an old or a new version, and gc then removes every stray temporary file;
+//! - a write that hits the file-size limit (`RLIMIT_FSIZE`, standing in for a full disk)
+//!   is an error and damages no existing session;
+//! - hostile ids never lead to a file-system access, and corrupt files are "no session"
+//!   and are replaced by the next write.
+//!
+//! The binary is its own child: with `SESSION_FILE_CHILD` set it runs one child role
+//! instead of the scenarios. `SESSION_TORTURE_LONG=1` runs 1,000 kill trials instead of 40.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_core::{
+    ChangeSet, ErrorKind, Record, SessionConfig, SessionId, SessionManager, SessionStore, StoreKey,
+    Timestamp, wire,
+};
+use session_file::{FileStore, FileStoreOptions};
+use session_testkit::CountingStore;
+
+const CHILD_ENV: &str = "SESSION_FILE_CHILD";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn open(path: &Path) -> FileStore {
+    FileStore::open(FileStoreOptions::new(path)).expect("open the file store")
+}
+
+fn live(pairs: &[(&str, &[u8])]) -> Record {
+    Record {
+        data: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect(),
+        expires_at: Timestamp::now() + Duration::from_secs(3600),
+        created_at: Timestamp::now(),
+    }
+}
+
+fn set_one(key: &str, value: &[u8]) -> ChangeSet {
+    ChangeSet {
+        set: [(key.to_owned(), value.to_vec())].into(),
+        expires_at: Timestamp::now() + Duration::from_secs(3600),
+        ..ChangeSet::default()
+    }
+}
+
+fn child(role: &str, args: &[String]) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("current exe"));
+    command
+        .env(CHILD_ENV, role)
+        .args(args)
+        .stdout(Stdio::null());
+    command
+}
+
+// ---------------------------------------------------------------------------------------
+// Child roles
+
+fn child_main(role: &str) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = runtime();
+    let result = rt.block_on(async {
+        match role {
+            // args: folder, key, process tag, count
+            "writer" => {
+                let store = open(Path::new(&args[0]));
+                let key = StoreKey::parse(&args[1]).expect("key");
+                let count: u32 = args[3].parse().expect("count");
+                for i in 0..count {
+                    let applied = store
+                        .update(
+                            &key,
+                            &set_one(&format!("{}-{i}", args[2]), &i.to_le_bytes()),
+                        )
+                        .await?;
+                    assert!(applied, "the session vanished");
+                }
+                Ok(())
+            }
+            // args: folder, keys...; writes forever until killed.
+            "loop" => {
+                let store = open(Path::new(&args[0]));
+                let keys: Vec<StoreKey> = args[1..]
+                    .iter()
+                    .map(|k| StoreKey::parse(k).expect("key"))
+                    .collect();
+                let mut i = 0u64;
+                loop {
+                    let key = &keys[(i as usize) % keys.len()];
+                    let size = 1 + (i as usize * 7919) % (64 * 1024);
+                    store
+                        .update(key, &set_one("payload", &vec![(i % 251) as u8; size]))
+                        .await?;
+                    i += 1;
+                }
+            }
+            // args: folder, key; runs under a small RLIMIT_FSIZE.
+            "disk-full" => {
+                let store = open(Path::new(&args[0]));
+                let key = StoreKey::parse(&args[1]).expect("key");
+                let err = store
+                    .update(&key, &set_one("big", &vec![7u8; 1024 * 1024]))
+                    .await
+                    .expect_err("a write past the file-size limit must fail");
+                assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+                let fresh = SessionId::generate(32).expect("id").store_key();
+                let err = store
+                    .create(&fresh, &live(&[("big", &vec![7u8; 1024 * 1024])]))
+                    .await
+                    .expect_err("a create past the file-size limit must fail");
+                assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+                Ok(())
+            }
+            other => panic!("unknown child role {other}"),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err::<(), session_core::Error>(err) => {
+            eprintln!("child {role} failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+fn two_processes_writing_distinct_keys_lose_nothing(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let key = SessionId::generate(32).expect("id").store_key();
+    rt.block_on(store.create(&key, &live(&[("base", b"0")])))
+        .expect("create");
+    let per_process = 200;
+    let children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|tag| {
+            child(
+                "writer",
+                &[
+                    dir.path().display().to_string(),
+                    key.as_str().to_owned(),
+                    (*tag).to_owned(),
+                    per_process.to_string(),
+                ],
+            )
+            .spawn()
+            .expect("spawn writer")
+        })
+        .collect();
+    for mut child in children {
+        assert!(
+            child.wait().expect("wait").success(),
+            "a writer process failed"
+        );
+    }
+    let data = rt
+        .block_on(store.load(&key))
+        .expect("load")
+        .expect("session")
+        .data;
+    let missing: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|tag| (0..per_process).map(move |i| format!("{tag}-{i}")))
+        .filter(|k| !data.contains_key(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} keys lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(data.len(), 2 * per_process as usize + 1);
+    println!(
+        "two processes × {per_process} writes to one session: 0 of {} keys lost",
+        2 * per_process
+    );
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_dir() {
+                if entry.file_name() != ".locks" {
+                    stack.push(entry.path());
+                }
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
+    let trials = if std::env::var("SESSION_TORTURE_LONG").is_ok_and(|v| v == "1") {
+        1000
+    } else {
+        40
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let keys: Vec<StoreKey> = (0..8)
+        .map(|_| SessionId::generate(32).expect("id").store_key())
+        .collect();
+    for key in &keys {
+        rt.block_on(store.create(key, &live(&[("payload", b"initial")])))
+            .expect("create");
+    }
+    let mut args = vec![dir.path().display().to_string()];
+    args.extend(keys.iter().map(|k| k.as_str().to_owned()));
+    let mut torn = 0;
+    let mut seed = u64::from(std::process::id());
+    for _ in 0..trials {
+        let mut writer = child("loop", &args).spawn().expect("spawn loop");
+        // A random point of the write loop: 5–60 ms after start (process start included).
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        std::thread::sleep(Duration::from_millis(5 + (seed >> 33) % 56));
+        writer.kill().expect("SIGKILL");
+        writer.wait().expect("reap");
+        for path in files_under(dir.path()) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if name.ends_with(".tmp") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read");
+            if wire::decode_record(&bytes).is_err() {
+                torn += 1;
+            }
+        }
+        for key in &keys {
+            assert!(
+                rt.block_on(store.load(key)).expect("load").is_some(),
+                "a session vanished"
+            );
+        }
+    }
+    let is_temp = |p: &PathBuf| p.to_string_lossy().ends_with(".tmp");
+    let temp_left = files_under(dir.path())
+        .iter()
+        .filter(|p| is_temp(p))
+        .count();
+    let removed = rt.block_on(store.gc()).expect("gc");
+    let stray = files_under(dir.path())
+        .iter()
+        .filter(|p| is_temp(p))
+        .count();
+    assert_eq!(torn, 0, "torn session files after SIGKILL");
+    assert_eq!(
+        removed, temp_left as u64,
+        "gc removed something other than the stray temp files"
+    );
+    assert_eq!(stray, 0, "temporary files left after gc");
+    println!(
+        "{trials} SIGKILLs at random points of a write loop: 0 torn files; \
+         {temp_left} temporary files left by the kills, gc removed {removed}, 0 left"
+    );
+}
+
+fn write_past_file_size_limit_damages_nothing(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let key = SessionId::generate(32).expect("id").store_key();
+    let original = live(&[("user", b"ada")]);
+    rt.block_on(store.create(&key, &original)).expect("create");
+    let exe = std::env::current_exe().expect("exe");
+    // RLIMIT_FSIZE of 64 blocks, with SIGXFSZ ignored so the write fails with EFBIG instead
+    // of killing the process: the same error path as a full disk.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 64; exec "$0" "$@""#)
+        .arg(&exe)
+        .arg(dir.path())
+        .arg(key.as_str())
+        .env(CHILD_ENV, "disk-full")
+        .status()
+        .expect("spawn disk-full child");
+    assert!(status.success(), "the disk-full child failed: {status}");
+    let after = rt
+        .block_on(store.load(&key))
+        .expect("load")
+        .expect("session still there");
+    assert_eq!(after, original, "the existing session changed");
+    let stray = files_under(dir.path())
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(stray, 0, "a failed write left its temporary file");
+    println!(
+        "writes past RLIMIT_FSIZE: errors returned, the existing session intact, no temp file left"
+    );
+}
+
+fn hostile_ids_never_touch_the_file_system(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session_dir = dir.path().join("session");
+    let counting = Arc::new(CountingStore::new(Arc::new(open(&session_dir))));
+    let manager = SessionManager::new(
+        Arc::clone(&counting) as Arc<dyn SessionStore>,
+        SessionConfig::default(),
+    )
+    .expect("manager");
+    let mut hostile: Vec<String> = Vec::new();
+    let seeds = [
+        "../",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "..\\..\\windows",
+        "\\\\server\\share",
+        "a\0b",
+        "%2e%2e%2f",
+        "%2e%2e/%2e%2e/etc",
+        "....//",
+        "/",
+        ".",
+        "..",
+        "~root",
+        "C:\\",
+        "%00",
+        "\u{202e}",
+    ];
+    for i in 0..1000usize {
+        let seed = seeds[i % seeds.len()];
+        let value = match i % 4 {
+            0 => seed.to_owned(),
+            1 => format!("{}{seed}", "A".repeat(i % 40)),
+            2 => format!("{seed}{}", "a".repeat(22 + i % 20)),
+            _ => seed
+                .repeat(10_000 / seed.len().max(1))
+                .chars()
+                .take(10_000)
+                .collect(),
+        };
+        hostile.push(value);
+    }
+    rt.block_on(async {
+        for value in &hostile {
+            assert!(
+                StoreKey::parse(value).is_err(),
+                "a hostile string parsed as a store key"
+            );
+            let session = manager.session_from_cookie_header(Some(&format!("thinkjs={value}")));
+            assert_eq!(session.get::<String>("user").await.expect("get"), None);
+            assert!(session.flush().await.expect("flush").is_none());
+        }
+    });
+    let counts = counting.counts();
+    assert_eq!(
+        counts.total(),
+        0,
+        "hostile cookies reached the store: {counts:?}"
+    );
+    let entries: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        ["session"],
+        "something appeared outside the session folder"
+    );
+    assert!(
+        files_under(&session_dir).is_empty(),
+        "a session file was created"
+    );
+    println!(
+        "1,000 hostile ids: 0 store operations, 0 files created, nothing outside the session folder"
+    );
+}
+
+fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let manager =
+        SessionManager::new(Arc::new(store.clone()), SessionConfig::default()).expect("manager");
+    let valid = wire::encode_record(&live(&[("user", b"ada")]));
+    let mut bit_flipped = valid.clone();
+    bit_flipped[2] ^= 0x40;
+    let mut unknown_version = valid.clone();
+    unknown_version[4] = 200;
+    let corruptions: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("truncated", valid[..valid.len() - 3].to_vec()),
+        ("header only", valid[..10].to_vec()),
+        ("garbage", b"{\"this is\": \"not a session\"}".to_vec()),
+        ("NUL-filled", vec![0; 512]),
+        ("bit-flipped magic", bit_flipped),
+        ("unknown version", unknown_version),
+        (
+            "trailing garbage",
+            [valid.clone(), b"junk".to_vec()].concat(),
+        ),
+    ];
+    rt.block_on(async {
+        for (what, bytes) in corruptions {
+            let id = SessionId::generate(32).expect("id");
+            let key = id.store_key();
+            let path = store.file_path(&key);
+            std::fs::create_dir_all(path.parent().expect("shard")).expect("mkdir");
+            std::fs::write(&path, &bytes).expect("write corrupt file");
+            let err = store.load(&key).await.expect_err(what);
+            assert_eq!(err.kind(), ErrorKind::Decode, "{what}: {err}");
+            let session =
+                manager.session_from_cookie_header(Some(&format!("thinkjs={}", id.expose())));
+            assert_eq!(
+                session.get::<String>("user").await.expect("get"),
+                None,
+                "{what}"
+            );
+            assert!(
+                store
+                    .create(&key, &live(&[("fresh", b"1")]))
+                    .await
+                    .expect("create"),
+                "{what}: not replaced"
+            );
+            let loaded = store
+                .load(&key)
+                .await
+                .expect("load")
+                .expect("replaced record");
+            assert!(loaded.data.contains_key("fresh"), "{what}");
+        }
+        // gc removes a corrupt file nobody writes again.
+        let key = SessionId::generate(32).expect("id").store_key();
+        let path = store.file_path(&key);
+        std::fs::write(&path, b"garbage").expect("write");
+        assert_eq!(store.gc().await.expect("gc"), 1);
+        assert!(!path.exists());
+    });
+    println!(
+        "8 kinds of corrupt file: each a decode error, no session, replaced by the next create"
+    );
+}
+
+fn main() -> ExitCode {
+    if let Ok(role) = std::env::var(CHILD_ENV) {
+        return child_main(&role);
+    }
+    // `cargo test -- --list` (nextest) expects test names; this binary is one test.
+    if std::env::args().any(|a| a == "--list") {
+        println!("processes: test");
+        return ExitCode::SUCCESS;
+    }
+    let rt = runtime();
+    let started = Instant::now();
+    two_processes_writing_distinct_keys_lose_nothing(&rt);
+    killed_writer_leaves_no_torn_files(&rt);
+    write_past_file_size_limit_damages_nothing(&rt);
+    hostile_ids_never_touch_the_file_system(&rt);
+    corrupt_files_are_no_session_and_get_replaced(&rt);
+    println!(
+        "file store process tests passed in {:.1?}",
+        started.elapsed()
+    );
+    ExitCode::SUCCESS
+}
