@@ -289,16 +289,24 @@ impl SessionConfig {
     /// [`ErrorKind::Config`] naming the offending key or the TOML syntax error.
     #[cfg(feature = "toml")]
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text).map_err(|err| {
-            Error::new(
-                ErrorKind::Config,
-                format!("invalid TOML: {}", err.message()),
-            )
-            .with_source(err)
-        })?;
-        let value = serde_json::to_value(table).map_err(|err| {
-            Error::new(ErrorKind::Config, "unsupported TOML value").with_source(err)
-        })?;
+        Self::from_value(toml_to_value(text)?)
+    }
+
+    /// Loads the configuration the way applications usually do: the file at `path` if any
+    /// (`.json`, or `.toml` with the `toml` feature), then environment variables named
+    /// `<prefix>__<key>__<sub-key>` on top (for example with prefix `SESSION`:
+    /// `SESSION__TYPE=redis`, `SESSION__ADAPTER__REDIS__URL=redis://10.0.0.5`,
+    /// `SESSION__COOKIE__SECURE=true`). Keys are the configuration's keys in upper case;
+    /// values are JSON when they parse as JSON (`true`, `3600`, `["a","b"]`), text otherwise.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an unreadable file or invalid content, naming the key.
+    pub fn load(path: Option<&Path>, env_prefix: &str) -> Result<Self> {
+        let mut value = match path {
+            Some(path) => read_file_value(path)?,
+            None => serde_json::Value::Object(serde_json::Map::new()),
+        };
+        apply_env_overrides(&mut value, env_prefix, std::env::vars());
         Self::from_value(value)
     }
 
@@ -318,28 +326,7 @@ impl SessionConfig {
     /// # Errors
     /// [`ErrorKind::Config`] for an unreadable file, an unknown extension or invalid content.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            Error::new(ErrorKind::Config, format!("cannot read {}", path.display()))
-                .with_source(err)
-        })?;
-        match path.extension().and_then(|ext| ext.to_str()) {
-            Some("json") => Self::from_json_str(&text),
-            #[cfg(feature = "toml")]
-            Some("toml") => Self::from_toml_str(&text),
-            _ => Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "{}: configuration files must end in .json{}",
-                    path.display(),
-                    if cfg!(feature = "toml") {
-                        " or .toml"
-                    } else {
-                        ""
-                    }
-                ),
-            )),
-        }
+        Self::from_value(read_file_value(path.as_ref())?)
     }
 
     /// Checks the values that parsing alone cannot: ranges, and characters that would break
@@ -420,6 +407,67 @@ impl SessionConfig {
             .get(&self.store_type)
             .cloned()
             .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
+    }
+}
+
+#[cfg(feature = "toml")]
+fn toml_to_value(text: &str) -> Result<serde_json::Value> {
+    let table: toml::Table = toml::from_str(text).map_err(|err| {
+        Error::new(ErrorKind::Config, format!("invalid TOML: {}", err.message())).with_source(err)
+    })?;
+    serde_json::to_value(table)
+        .map_err(|err| Error::new(ErrorKind::Config, "unsupported TOML value").with_source(err))
+}
+
+fn read_file_value(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Error::new(ErrorKind::Config, format!("cannot read {}", path.display())).with_source(err)
+    })?;
+    match path.extension().and_then(|ext| ext.to_str()) {
+        Some("json") => serde_json::from_str(&text).map_err(|err| {
+            Error::new(ErrorKind::Config, format!("{}: invalid JSON: {err}", path.display()))
+                .with_source(err)
+        }),
+        #[cfg(feature = "toml")]
+        Some("toml") => toml_to_value(&text),
+        _ => Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{}: configuration files must end in .json{}",
+                path.display(),
+                if cfg!(feature = "toml") { " or .toml" } else { "" }
+            ),
+        )),
+    }
+}
+
+/// Writes `<prefix>__A__B=value` variables into `value` at `a.b`.
+fn apply_env_overrides(
+    value: &mut serde_json::Value,
+    prefix: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) {
+    let marker = format!("{prefix}__");
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix(&marker) else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        if keys.iter().any(String::is_empty) {
+            continue;
+        }
+        let parsed = serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw));
+        let mut node = &mut *value;
+        for key in &keys {
+            if !node.is_object() {
+                *node = serde_json::Value::Object(serde_json::Map::new());
+            }
+            let serde_json::Value::Object(map) = node else {
+                break;
+            };
+            node = map.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+        *node = parsed;
     }
 }
 
@@ -532,6 +580,27 @@ mod tests {
                 .as_object()
                 .is_some_and(|o| o.is_empty())
         );
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let mut value = serde_json::json!({"type": "file", "cookie": {"secure": false}});
+        let vars = [
+            ("SESSION__TYPE", "redis"),
+            ("SESSION__COOKIE__SECURE", "true"),
+            ("SESSION__TIMEOUT", "3600"),
+            ("SESSION__ADAPTER__REDIS__URL", "redis://10.0.0.5:6379"),
+            ("SESSION__SECRET", "[\"new\", \"old\"]"),
+            ("OTHER__TYPE", "memory"),
+            ("SESSION__", "ignored"),
+        ];
+        apply_env_overrides(&mut value, "SESSION", vars.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let config = SessionConfig::from_value(value).expect("valid");
+        assert_eq!(config.store_type, "redis");
+        assert!(config.cookie.secure);
+        assert_eq!(config.timeout, Duration::from_secs(3600));
+        assert_eq!(config.adapter_options()["url"], "redis://10.0.0.5:6379");
+        assert_eq!(config.secret.len(), 2);
     }
 
     #[cfg(feature = "toml")]

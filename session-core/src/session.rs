@@ -81,6 +81,8 @@ struct State {
     timeout_override: Option<Duration>,
     /// What the response must do with the cookie, accumulated over flushes.
     cookie: CookieAction,
+    /// The first store failure of this request, kept for the framework integration.
+    store_error: Option<(ErrorKind, String)>,
 }
 
 /// What the response must do with the session cookie.
@@ -265,8 +267,29 @@ impl Session {
     /// # Errors
     /// Store failures. The changes stay pending, so a later flush can retry them.
     pub async fn flush(&self) -> Result<Option<cookie::Cookie<'static>>> {
-        let manager = Arc::clone(&self.shared.manager);
         let mut state = self.shared.state.lock().await;
+        let result = self.flush_locked(&mut state).await;
+        if let Err(err) = &result {
+            state.store_error.get_or_insert_with(|| (err.kind(), err.message().to_owned()));
+        }
+        result
+    }
+
+    /// The first store error this request's session ran into, in a load or a flush, if any.
+    ///
+    /// Framework integrations check it after the handler: a handler that ignored a failed
+    /// load (`get(..).unwrap_or_default()`) must not turn a store outage into a response
+    /// that looks fine.
+    pub async fn store_error(&self) -> Option<Error> {
+        let state = self.shared.state.lock().await;
+        state
+            .store_error
+            .as_ref()
+            .map(|(kind, message)| Error::new(*kind, message.clone()))
+    }
+
+    async fn flush_locked(&self, state: &mut State) -> Result<Option<cookie::Cookie<'static>>> {
+        let manager = Arc::clone(&self.shared.manager);
         let now = Timestamp::now();
         let store = &manager.store;
 
@@ -280,13 +303,13 @@ impl Session {
 
         if state.loaded {
             match state.persisted.clone() {
-                None => self.flush_new(&manager, &mut state, now).await?,
+                None => self.flush_new(&manager, state, now).await?,
                 Some(persisted) if state.cycle => {
-                    self.flush_cycle(&manager, &mut state, persisted, now)
+                    self.flush_cycle(&manager, state, persisted, now)
                         .await?;
                 }
                 Some(persisted) => {
-                    self.flush_existing(&manager, &mut state, persisted, now)
+                    self.flush_existing(&manager, state, persisted, now)
                         .await?
                 }
             }
@@ -469,7 +492,14 @@ impl Session {
             let manager = &self.shared.manager;
             if let Some(id) = state.incoming.clone() {
                 let key = id.store_key();
-                if let Some(record) = manager.load_live(&key).await? {
+                let loaded = match manager.load_live(&key).await {
+                    Ok(loaded) => loaded,
+                    Err(err) => {
+                        state.store_error.get_or_insert_with(|| (err.kind(), err.message().to_owned()));
+                        return Err(err);
+                    }
+                };
+                if let Some(record) = loaded {
                     state.persisted = Some(Persisted {
                         id,
                         key,
