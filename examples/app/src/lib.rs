@@ -1,0 +1,134 @@
+//! The example application: a login form, a greeting with a visit counter, logout, and
+//! `GET /incr` for benchmarks, on whichever store the configuration picks.
+//!
+//! `cargo run -p session-example` serves it on <http://127.0.0.1:3000> with the file store
+//! (`./runtime/session`). A TOML file (`--config session.toml`) or `SESSION__*`
+//! environment variables switch the store, e.g. `SESSION__TYPE=memory`, or
+//! `SESSION__TYPE=redis SESSION__ADAPTER__REDIS__URL=redis://127.0.0.1:6379`.
+
+use axum::Form;
+use axum::Router;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use session_core::{Registry, SessionManager};
+use session_tower::{Session, SessionError, SessionLayer};
+
+/// Every store this build can open, by configuration `type`.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    session_memory::register(&mut registry);
+    session_file::register(&mut registry);
+    #[cfg(feature = "redis")]
+    session_redis::register(&mut registry);
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    session_db::register(&mut registry);
+    registry
+}
+
+/// The application's routes, with sessions from `manager`.
+pub fn app(manager: SessionManager) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/incr", get(incr))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(SessionLayer::new(manager))
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}\
+input,button{font-size:1rem;padding:.4rem .6rem}";
+
+fn page(body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sessions</title>\
+         <style>{STYLE}</style></head><body>{body}</body></html>"
+    ))
+}
+
+/// HTML-escapes user input before it goes into the page.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn home(session: Session) -> Result<Html<String>, SessionError> {
+    // ThinkJS: this.session('userInfo')
+    let Some(user) = session.get::<String>("userInfo").await? else {
+        return Ok(page(
+            "<h1>Sign in</h1>\
+             <form method=\"post\" action=\"/login\">\
+             <label>Name <input name=\"username\" autocomplete=\"username\" required maxlength=\"64\"></label> \
+             <button type=\"submit\" id=\"login\">Log in</button></form>\
+             <p id=\"status\">You are not logged in.</p>",
+        ));
+    };
+    let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+    session.set("visits", &visits).await?;
+    Ok(page(&format!(
+        "<h1 id=\"greeting\">Hello, {}!</h1>\
+         <p id=\"visits\">Visits this session: {visits}</p>\
+         <form method=\"post\" action=\"/logout\"><button type=\"submit\" id=\"logout\">Log out</button></form>",
+        escape(&user)
+    )))
+}
+
+/// The login form.
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+}
+
+async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response, SessionError> {
+    let name = form.username.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Ok((
+            axum::http::StatusCode::BAD_REQUEST,
+            page("<p>A name of 1 to 64 characters, please.</p>"),
+        )
+            .into_response());
+    }
+    // A new id at login: a session id planted or seen before login opens nothing.
+    session.cycle_id().await?;
+    // ThinkJS: this.session('userInfo', name)
+    session.set("userInfo", name).await?;
+    session.set("visits", &0u64).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn logout(session: Session) -> Redirect {
+    // ThinkJS: this.session(null)
+    session.clear().await;
+    Redirect::to("/")
+}
+
+/// Reads an integer from the session, adds one, stores it, returns it.
+async fn incr(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    session.set("n", &n).await?;
+    Ok(n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+    }
+}
