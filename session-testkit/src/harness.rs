@@ -294,12 +294,16 @@ impl Suite {
     /// prints one line per case and the counts, and fails when any case failed.
     pub fn main(self) -> ExitCode {
         let args = Args::parse(std::env::args().skip(1));
-        let only: Option<Vec<String>> = std::env::var("SESSION_CONFORMANCE_CASES").ok().map(|v| {
-            v.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        });
+        // Set but empty means "no filter", so tools can always pass the variable.
+        let only: Option<Vec<String>> = std::env::var("SESSION_CONFORMANCE_CASES")
+            .ok()
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|names| !names.is_empty());
         let selected: Vec<&Case> = CASES
             .iter()
             .filter(|case| args.selects(case.name))

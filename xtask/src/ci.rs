@@ -6,7 +6,10 @@ use std::process::Command;
 /// The workspace root (the parent of this crate's folder).
 pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {

@@ -1,16 +1,28 @@
 //! Project automation, run as `cargo xtask <task>`.
 //!
 //! - `ci`: what CI runs (`.ci/run`): services, fmt, clippy, the whole test suite.
+//! - `conformance`: the conformance suite against every store here, or a third-party
+//!   adapter crate, as one table.
+//! - `new-adapter NAME`: scaffolds a `session-NAME` store crate with its conformance test.
 
 mod ci;
+mod conformance;
+mod new_adapter;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: cargo xtask <task>
+usage: cargo xtask <task> [options]
 
 tasks:
-  ci            start services if down, then fmt --check, clippy -D warnings and the whole test suite
+  ci                         start services if down, then fmt --check, clippy -D warnings and
+                             the whole test suite (what CI runs)
+  conformance [options]      run the conformance suite and print one table: store x case
+      --adapter PATH         against the adapter crate at PATH (default: every store here)
+      --case NAME            only this case (repeatable)
+      --report FILE          also write the results as JSON to FILE
+  new-adapter NAME [--path DIR]
+                             scaffold the crate session-NAME (in this workspace, or at DIR)
 ";
 
 fn main() -> ExitCode {
@@ -19,6 +31,8 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match task.as_deref() {
         Some("ci") => ci::run(&rest),
+        Some("conformance") => conformance::run(&rest),
+        Some("new-adapter") => new_adapter::run(&rest),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
