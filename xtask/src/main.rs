@@ -4,7 +4,9 @@
 //! - `conformance`: the conformance suite against every store here, or a third-party
 //!   adapter crate, as one table.
 //! - `new-adapter NAME`: scaffolds a `session-NAME` store crate with its conformance test.
+//! - `bench`: the HTTP benchmark against tower-sessions (release build, on demand).
 
+mod bench;
 mod ci;
 mod conformance;
 mod new_adapter;
@@ -23,6 +25,9 @@ tasks:
       --report FILE          also write the results as JSON to FILE
   new-adapter NAME [--path DIR]
                              scaffold the crate session-NAME (in this workspace, or at DIR)
+  bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);
+                             --quick, --rounds N, --duration SECONDS, --stores a,b, --scale;
+                             writes target/bench/results.{md,json} and ratios.svg
 ";
 
 fn main() -> ExitCode {
@@ -33,6 +38,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(&rest),
         Some("conformance") => conformance::run(&rest),
         Some("new-adapter") => new_adapter::run(&rest),
+        Some("bench") => bench::run(&rest),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

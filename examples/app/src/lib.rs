@@ -1,5 +1,5 @@
 //! The example application: a login form, a greeting with a visit counter, logout, and
-//! `GET /incr` for benchmarks, on whichever store the configuration picks.
+//! `GET /incr` and `GET /read` for benchmarks, on whichever store the configuration picks.
 //!
 //! `cargo run -p session-example` serves it on <http://127.0.0.1:3000> with the file store
 //! (`./runtime/session`). A TOML file (`--config session.toml`) or `SESSION__*`
@@ -33,6 +33,7 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/incr", get(incr))
+        .route("/read", get(read))
         .route("/healthz", get(|| async { "ok" }))
         .layer(SessionLayer::new(manager))
 }
@@ -111,6 +112,11 @@ async fn logout(session: Session) -> Redirect {
     // ThinkJS: this.session(null)
     session.clear().await;
     Redirect::to("/")
+}
+
+/// Reads the `/incr` counter without changing it (a read-only request, for benchmarks).
+async fn read(session: Session) -> Result<String, SessionError> {
+    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
 }
 
 /// Reads an integer from the session, adds one, stores it, returns it.

@@ -81,6 +81,9 @@ async fn login_visit_logout(config: SessionConfig) {
     assert_eq!(n, "2");
     let (_, _, n) = send(&app, get("/incr", Some(&cookie))).await;
     assert_eq!(n, "3");
+    let (_, set_cookie, n) = send(&app, get("/read", Some(&cookie))).await;
+    assert_eq!(n, "3");
+    assert!(set_cookie.is_none(), "a read-only request set a cookie");
 
     let (status, removal, _) = send(&app, post("/logout", Some(&cookie), "")).await;
     assert_eq!(status, 303);

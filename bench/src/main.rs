@@ -1,0 +1,505 @@
+//! `cargo xtask bench`: the example app against a tower-sessions peer, store by store, in
+//! one run, with the same backend, load and machine.
+//!
+//! ```text
+//! session-bench [--rounds 3] [--duration 10] [--connections 50] [--sessions 1000]
+//!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick] [--scale]
+//! ```
+//!
+//! For each store and round it starts ours, then the peer (alternating), each on a wiped
+//! store: (a) existing sessions: creates the sessions, then drives `GET /incr` with their
+//! cookies in rotation; reads every counter back and checks that the increments equal the
+//! successful requests; (b) a new session per request. A no-session app gives the ceiling.
+//! Results go to `target/bench/` as Markdown, JSON and an SVG chart of the ratios.
+
+mod loadgen;
+mod report;
+mod scale;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loadgen::LoadResult;
+
+pub(crate) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub(crate) const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+pub(crate) const REDIS_URL: &str = "redis://127.0.0.1:6379/9";
+
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    rounds: usize,
+    duration: Duration,
+    connections: usize,
+    sessions: usize,
+    stores: Vec<String>,
+    scale: bool,
+}
+
+fn parse_args() -> Result<Settings, String> {
+    let mut settings = Settings {
+        rounds: 3,
+        duration: Duration::from_secs(10),
+        connections: 50,
+        sessions: 1000,
+        stores: ["memory", "file", "sqlite", "postgres", "mysql", "redis"]
+            .map(String::from)
+            .to_vec(),
+        scale: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |flag: &str| -> Result<u64, String> {
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            value
+                .parse()
+                .map_err(|_| format!("{flag} {value}: not a number"))
+        };
+        match arg.as_str() {
+            "--rounds" => settings.rounds = number("--rounds")?.max(1) as usize,
+            "--duration" => settings.duration = Duration::from_secs(number("--duration")?.max(1)),
+            "--connections" => settings.connections = number("--connections")?.max(1) as usize,
+            "--sessions" => settings.sessions = number("--sessions")?.max(1) as usize,
+            "--stores" => {
+                let list = args.next().ok_or("--stores needs a list")?;
+                settings.stores = list.split(',').map(str::to_owned).collect();
+            }
+            "--quick" => {
+                settings.rounds = 1;
+                settings.duration = Duration::from_secs(3);
+                settings.sessions = 200;
+            }
+            "--scale" => settings.scale = true,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(settings)
+}
+
+/// Which application a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Ours,
+    Peer,
+    Baseline,
+}
+
+impl Side {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Ours => "ours",
+            Self::Peer => "tower-sessions",
+            Self::Baseline => "no session",
+        }
+    }
+}
+
+/// One measured run.
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    pub(crate) store: String,
+    pub(crate) side: Side,
+    pub(crate) mode: &'static str,
+    pub(crate) round: usize,
+    pub(crate) result: LoadResult,
+    /// Increments lost (existing-sessions mode only).
+    pub(crate) lost: Option<i64>,
+}
+
+/// A running server process, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
+
+fn release_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "no executable folder".into())
+}
+
+fn command_ok(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+pub(crate) fn psql(sql: &str) -> Result<String, String> {
+    command_ok(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-qtAc",
+            sql,
+        ],
+    )
+}
+
+fn mariadb(sql: &str) -> Result<String, String> {
+    command_ok(
+        "mariadb",
+        &["-h", "127.0.0.1", "-uroot", "test", "-Nse", sql],
+    )
+}
+
+fn redis_cli(args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["-h", "127.0.0.1", "-p", "6379", "-n", "9"];
+    all.extend_from_slice(args);
+    command_ok("redis-cli", &all)
+}
+
+/// Empties what both applications keep for `store`.
+fn wipe(store: &str) -> Result<(), String> {
+    match store {
+        "postgres" => {
+            psql("DROP TABLE IF EXISTS bench_session; DROP SCHEMA IF EXISTS tower_sessions CASCADE")
+                .map(drop)
+        }
+        "mysql" => {
+            mariadb("DROP TABLE IF EXISTS bench_session; DROP DATABASE IF EXISTS tower_sessions")
+                .map(drop)
+        }
+        "redis" => redis_cli(&["FLUSHDB"]).map(drop),
+        _ => Ok(()),
+    }
+}
+
+async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String> {
+    let addr = free_addr()?;
+    let dir = release_dir()?;
+    let mut command = match side {
+        Side::Ours => {
+            let mut command = Command::new(dir.join("session-example"));
+            command
+                .args(["--addr", &addr.to_string()])
+                .env("SESSION__GC__ON", "false");
+            let (kind, url) = match store {
+                "memory" => ("memory", None),
+                "file" => ("file", None),
+                "sqlite" => (
+                    "db",
+                    Some(format!(
+                        "sqlite://{}?mode=rwc",
+                        scratch.join("ours.db").display()
+                    )),
+                ),
+                "postgres" => ("db", Some(POSTGRES_URL.to_owned())),
+                "mysql" => ("db", Some(MYSQL_URL.to_owned())),
+                "redis" => ("redis", Some(REDIS_URL.to_owned())),
+                other => return Err(format!("unknown store {other}")),
+            };
+            command.env("SESSION__TYPE", kind);
+            command.env("SESSION__ADAPTER__FILE__PATH", scratch.join("files"));
+            if let Some(url) = url {
+                command.env(
+                    format!("SESSION__ADAPTER__{}__URL", kind.to_uppercase()),
+                    url,
+                );
+            }
+            command.env("SESSION__ADAPTER__DB__PREFIX", "bench_");
+            command.env("SESSION__ADAPTER__REDIS__PREFIX", "bench:");
+            command
+        }
+        Side::Peer | Side::Baseline => {
+            let url = match store {
+                "sqlite" => format!("sqlite://{}?mode=rwc", scratch.join("peer.db").display()),
+                "postgres" => POSTGRES_URL.to_owned(),
+                "mysql" => MYSQL_URL.to_owned(),
+                "redis" => REDIS_URL.to_owned(),
+                _ => String::new(),
+            };
+            let mut command = Command::new(dir.join("session-bench-peer"));
+            let store = if side == Side::Baseline {
+                "none"
+            } else {
+                store
+            };
+            command.args(["--addr", &addr.to_string(), "--store", store, "--url", &url]);
+            command
+        }
+    };
+    let child = command
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start {side:?}: {e} (run through `cargo xtask bench`, which builds it)")
+        })?;
+    let server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((status, _, _)) = loadgen::get(addr, "/healthz", None).await {
+            if status.is_success() {
+                return Ok(server);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} on {store} did not start", side.label()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn measure(
+    settings: &Settings,
+    side: Side,
+    store: &str,
+    round: usize,
+    runs: &mut Vec<Run>,
+) -> Result<(), String> {
+    wipe(store)?;
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = start(side, store, scratch.path()).await?;
+    let addr = server.addr;
+    if side != Side::Baseline {
+        let cookies = Arc::new(loadgen::create_sessions(addr, settings.sessions).await?);
+        let result = loadgen::run(
+            addr,
+            "/incr",
+            Arc::clone(&cookies),
+            settings.connections,
+            settings.duration,
+        )
+        .await;
+        let counters = loadgen::read_counters(addr, &cookies).await?;
+        let increments: i64 = counters.iter().map(|&c| c as i64 - 1).sum();
+        let lost = result.ok as i64 - increments;
+        println!(
+            "  {:<14} {:<8} existing  {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  lost {lost}",
+            side.label(),
+            store,
+            result.rps(),
+            result.quantile_ms(0.5),
+            result.quantile_ms(0.99),
+            result.errors
+        );
+        runs.push(Run {
+            store: store.to_owned(),
+            side,
+            mode: "existing",
+            round,
+            result,
+            lost: Some(lost),
+        });
+    }
+    let result = loadgen::run(
+        addr,
+        "/incr",
+        Arc::new(Vec::new()),
+        settings.connections,
+        settings.duration,
+    )
+    .await;
+    println!(
+        "  {:<14} {:<8} new       {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+        side.label(),
+        store,
+        result.rps(),
+        result.quantile_ms(0.5),
+        result.quantile_ms(0.99),
+        result.errors
+    );
+    runs.push(Run {
+        store: store.to_owned(),
+        side,
+        mode: "new",
+        round,
+        result,
+        lost: None,
+    });
+    drop(server);
+    wipe(store)
+}
+
+/// Store commands per request, counted on the server: Redis `INFO commandstats`, or
+/// PostgreSQL transactions (`pg_stat_database`), around 200 sequential requests.
+pub(crate) struct RoundTrips {
+    pub(crate) store: String,
+    pub(crate) side: Side,
+    pub(crate) read_only: f64,
+    pub(crate) write: f64,
+    pub(crate) new_session: f64,
+}
+
+fn redis_calls() -> Result<u64, String> {
+    let info = redis_cli(&["INFO", "commandstats"])?;
+    Ok(info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum())
+}
+
+fn postgres_transactions() -> Result<u64, String> {
+    let out =
+        psql("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'test'")?;
+    out.trim()
+        .parse()
+        .map_err(|_| format!("pg_stat_database: {out:?}"))
+}
+
+async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
+    const N: usize = 200;
+    wipe(store)?;
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let server = start(side, store, scratch.path()).await?;
+    let cookie = loadgen::create_sessions(server.addr, 1)
+        .await?
+        .pop()
+        .ok_or("no session")?;
+    let counter = || {
+        if store == "redis" {
+            redis_calls()
+        } else {
+            postgres_transactions()
+        }
+    };
+    // pg_stat_database is updated asynchronously; give it a moment around each sample.
+    let settle = || async {
+        tokio::time::sleep(Duration::from_millis(if store == "redis" {
+            0
+        } else {
+            700
+        }))
+        .await
+    };
+    let mut per_request = Vec::new();
+    for (path, with_cookie) in [("/read", true), ("/incr", true), ("/incr", false)] {
+        settle().await;
+        let before = counter()?;
+        loadgen::sequential(server.addr, path, with_cookie.then_some(cookie.as_str()), N).await?;
+        settle().await;
+        let after = counter()?;
+        per_request.push((after.saturating_sub(before)) as f64 / N as f64);
+    }
+    drop(server);
+    wipe(store)?;
+    Ok(RoundTrips {
+        store: store.to_owned(),
+        side,
+        read_only: per_request[0],
+        write: per_request[1],
+        new_session: per_request[2],
+    })
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let mut runs = Vec::new();
+    println!(
+        "benchmark: {} round(s) of {:?} per app, {} connections, {} sessions; stores {:?}",
+        settings.rounds,
+        settings.duration,
+        settings.connections,
+        settings.sessions,
+        settings.stores
+    );
+    for round in 0..settings.rounds {
+        println!("round {} / {}", round + 1, settings.rounds);
+        measure(&settings, Side::Baseline, "none", round, &mut runs).await?;
+        for store in &settings.stores {
+            measure(&settings, Side::Ours, store, round, &mut runs).await?;
+            if store != "file" {
+                measure(&settings, Side::Peer, store, round, &mut runs).await?;
+            }
+        }
+    }
+    let mut trips = Vec::new();
+    for store in settings
+        .stores
+        .iter()
+        .filter(|s| *s == "redis" || *s == "postgres")
+    {
+        for side in [Side::Ours, Side::Peer] {
+            let t = round_trips(store, side).await?;
+            println!(
+                "  round trips {:<14} {:<8} read-only {:.2}  write {:.2}  new session {:.2}",
+                side.label(),
+                store,
+                t.read_only,
+                t.write,
+                t.new_session
+            );
+            trips.push(t);
+        }
+    }
+    let scale = if settings.scale {
+        Some(scale::run().await?)
+    } else {
+        None
+    };
+    report::write(&settings, &runs, &trips, scale.as_deref())
+}
+
+fn main() -> ExitCode {
+    let settings = match parse_args() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("session-bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("session-bench: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("session-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} round(s) × {} s per app and mode, {} connections, {} existing sessions",
+            self.rounds,
+            self.duration.as_secs(),
+            self.connections,
+            self.sessions
+        )
+    }
+}

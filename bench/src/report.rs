@@ -1,0 +1,272 @@
+//! Turns runs into the Markdown table, the JSON file and the SVG chart under
+//! `target/bench/`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::{RoundTrips, Run, Settings, Side};
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+/// Medians of one store, mode and side over the rounds.
+struct Summary {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    errors: u64,
+    lost: Option<i64>,
+}
+
+fn summary(runs: &[&Run]) -> Option<Summary> {
+    if runs.is_empty() {
+        return None;
+    }
+    Some(Summary {
+        rps: median(runs.iter().map(|r| r.result.rps()).collect()),
+        p50: median(runs.iter().map(|r| r.result.quantile_ms(0.5)).collect()),
+        p99: median(runs.iter().map(|r| r.result.quantile_ms(0.99)).collect()),
+        errors: runs.iter().map(|r| r.result.errors).sum(),
+        lost: runs.iter().map(|r| r.lost).sum(),
+    })
+}
+
+struct Row {
+    store: String,
+    mode: &'static str,
+    ours: Summary,
+    peer: Option<Summary>,
+    ratio: Option<f64>,
+}
+
+fn rows(runs: &[Run]) -> Vec<Row> {
+    let mut keys: Vec<(String, &'static str)> = Vec::new();
+    for run in runs.iter().filter(|r| r.side == Side::Ours) {
+        if !keys.contains(&(run.store.clone(), run.mode)) {
+            keys.push((run.store.clone(), run.mode));
+        }
+    }
+    keys.into_iter()
+        .filter_map(|(store, mode)| {
+            let pick = |side| {
+                runs.iter()
+                    .filter(|r| r.side == side && r.store == store && r.mode == mode)
+                    .collect::<Vec<_>>()
+            };
+            let ours_runs = pick(Side::Ours);
+            let peer_runs = pick(Side::Peer);
+            // The ratio is the median of per-round ratios: each round's two runs were
+            // measured back to back, under the same machine conditions.
+            let ratios: Vec<f64> = ours_runs
+                .iter()
+                .filter_map(|o| {
+                    peer_runs
+                        .iter()
+                        .find(|p| p.round == o.round)
+                        .map(|p| o.result.rps() / p.result.rps())
+                })
+                .collect();
+            Some(Row {
+                ours: summary(&ours_runs)?,
+                peer: summary(&peer_runs),
+                ratio: (!ratios.is_empty()).then(|| median(ratios)),
+                store,
+                mode,
+            })
+        })
+        .collect()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cores} cores, {cpu}")
+}
+
+pub(crate) fn write(
+    settings: &Settings,
+    runs: &[Run],
+    trips: &[RoundTrips],
+    scale: Option<&[String]>,
+) -> Result<(), String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let rows = rows(runs);
+    let baseline = median(
+        runs.iter()
+            .filter(|r| r.side == Side::Baseline)
+            .map(|r| r.result.rps())
+            .collect(),
+    );
+
+    let mut md = String::new();
+    let _ = writeln!(md, "Machine: {}. {}.\n", machine(), settings.describe());
+    let _ = writeln!(
+        md,
+        "| store | sessions | ours req/s | tower-sessions req/s | ours / peer | ours p50 / p99 ms | peer p50 / p99 ms | lost increments (ours / peer) |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for row in &rows {
+        let peer = row.peer.as_ref();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {} | {:.2} / {:.2} | {} | {} |",
+            row.store,
+            row.mode,
+            row.ours.rps,
+            peer.map_or("–".into(), |p| format!("{:.0}", p.rps)),
+            row.ratio.map_or("–".into(), |r| format!("**{r:.2}×**")),
+            row.ours.p50,
+            row.ours.p99,
+            peer.map_or("–".into(), |p| format!("{:.2} / {:.2}", p.p50, p.p99)),
+            match (row.ours.lost, peer.and_then(|p| p.lost)) {
+                (Some(o), Some(p)) => format!("{o} / {p}"),
+                (Some(o), None) => o.to_string(),
+                _ => "–".into(),
+            }
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nNo-session baseline (same axum stack, `/incr` without a session): {baseline:.0} req/s."
+    );
+    for row in rows.iter().filter(|r| r.store == "memory") {
+        let _ = writeln!(
+            md,
+            "Memory store, {} sessions: {:.0}% of the baseline.",
+            row.mode,
+            100.0 * row.ours.rps / baseline
+        );
+    }
+    let errors: u64 = rows
+        .iter()
+        .map(|r| r.ours.errors + r.peer.as_ref().map_or(0, |p| p.errors))
+        .sum();
+    let _ = writeln!(
+        md,
+        "Non-200 responses or transport errors over all runs: {errors}."
+    );
+    if !trips.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| store commands per request | read-only | write | new session |\n|---|---:|---:|---:|"
+        );
+        for t in trips {
+            let unit = if t.store == "redis" {
+                "Redis commands"
+            } else {
+                "PostgreSQL transactions"
+            };
+            let _ = writeln!(
+                md,
+                "| {} {} ({unit}) | {:.2} | {:.2} | {:.2} |",
+                t.side.label(),
+                t.store,
+                t.read_only,
+                t.write,
+                t.new_session
+            );
+        }
+    }
+    if let Some(scale) = scale {
+        let _ = writeln!(md, "\n| scale | figure |\n|---|---|");
+        for line in scale {
+            let _ = writeln!(md, "{line}");
+        }
+    }
+    std::fs::write(dir.join("results.md"), &md).map_err(|e| e.to_string())?;
+
+    let json = json!({
+        "machine": machine(),
+        "settings": settings.describe(),
+        "baseline_rps": baseline,
+        "rows": rows.iter().map(|r| json!({
+            "store": r.store, "mode": r.mode,
+            "ours": {"rps": r.ours.rps, "p50_ms": r.ours.p50, "p99_ms": r.ours.p99, "errors": r.ours.errors, "lost": r.ours.lost},
+            "peer": r.peer.as_ref().map(|p| json!({"rps": p.rps, "p50_ms": p.p50, "p99_ms": p.p99, "errors": p.errors, "lost": p.lost})),
+            "ratio": r.ratio,
+        })).collect::<Vec<_>>(),
+        "round_trips": trips.iter().map(|t| json!({
+            "store": t.store, "app": t.side.label(), "read_only": t.read_only, "write": t.write, "new_session": t.new_session,
+        })).collect::<Vec<_>>(),
+        "runs": runs.iter().map(|r| json!({
+            "store": r.store, "app": r.side.label(), "mode": r.mode, "round": r.round,
+            "rps": r.result.rps(), "p50_ms": r.result.quantile_ms(0.5), "p99_ms": r.result.quantile_ms(0.99),
+            "ok": r.result.ok, "errors": r.result.errors, "lost": r.lost,
+        })).collect::<Vec<_>>(),
+        "scale": scale,
+    });
+    let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), text).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("ratios.svg"), svg(&rows)).map_err(|e| e.to_string())?;
+    println!(
+        "\n{md}\nwritten: {}/results.md, results.json, ratios.svg",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// A horizontal bar per store and mode: ours / tower-sessions, with the 1× line.
+fn svg(rows: &[Row]) -> String {
+    let bars: Vec<(String, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.ratio
+                .map(|ratio| (format!("{} ({})", r.store, r.mode), ratio))
+        })
+        .collect();
+    let max = bars.iter().map(|(_, r)| *r).fold(2.0_f64, f64::max).ceil();
+    let (left, width, bar_h, gap) = (170.0, 460.0, 22.0, 8.0);
+    let height = 60.0 + bars.len() as f64 * (bar_h + gap);
+    let x = |ratio: f64| left + width * ratio / max;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\
+         <text x=\"10\" y=\"20\" font-size=\"14\">Throughput ratio, ours / tower-sessions (higher is better)</text>",
+        left + width + 60.0
+    );
+    for (i, (label, ratio)) in bars.iter().enumerate() {
+        let y = 40.0 + i as f64 * (bar_h + gap);
+        let color = if *ratio >= 1.0 { "#2b8a3e" } else { "#c92a2a" };
+        let _ = write!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text>\
+             <rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\
+             <text x=\"{:.1}\" y=\"{}\">{ratio:.2}×</text>",
+            left - 6.0,
+            y + 15.0,
+            x(*ratio) - left,
+            x(*ratio) + 4.0,
+            y + 15.0
+        );
+    }
+    let _ = write!(
+        out,
+        "<line x1=\"{0:.1}\" y1=\"32\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>\
+         <text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\">1×</text></svg>",
+        x(1.0),
+        height - 14.0,
+        height - 2.0
+    );
+    out
+}
