@@ -6,17 +6,16 @@ use serde::{Deserialize, Serialize};
 use crate::config::MAX_VALUE_SIZE_LIMIT;
 use crate::{Error, ErrorKind, Result};
 
-#[cfg(not(any(feature = "bincode", feature = "json")))]
-compile_error!("session-core needs at least one codec: enable the `bincode` or `json` feature");
-
 /// The encoding of session values.
 ///
 /// Values are encoded one by one, so a change set names single keys and stores can update
 /// single fields. Stores only ever see bytes: the codec can change without touching them.
 ///
-/// - `bincode` (default feature): compact and fast. It cannot decode self-describing types
-///   such as `serde_json::Value` or `#[serde(untagged)]` enums; use JSON for those.
-/// - `json` (feature `json`): readable in the store, works with any serde type.
+/// - `bincode` (the default, feature `bincode`): compact and fast. It cannot decode
+///   self-describing types such as `serde_json::Value` or `#[serde(untagged)]` enums; use
+///   JSON for those.
+/// - `json` (always available, and the default without the `bincode` feature): readable in
+///   the store, works with any serde type.
 ///
 /// Decoding never allocates more than [`MAX_VALUE_SIZE_LIMIT`] for one value, whatever a
 /// corrupt length prefix claims.
@@ -29,7 +28,6 @@ pub enum Codec {
     #[cfg_attr(feature = "bincode", default)]
     Bincode,
     /// JSON via `serde_json`.
-    #[cfg(feature = "json")]
     #[cfg_attr(not(feature = "bincode"), default)]
     Json,
 }
@@ -52,7 +50,6 @@ impl Codec {
                     Error::new(ErrorKind::Encode, "bincode encoding failed").with_source(err)
                 })?
             }
-            #[cfg(feature = "json")]
             Self::Json => serde_json::to_vec(value).map_err(|err| {
                 Error::new(ErrorKind::Encode, "JSON encoding failed").with_source(err)
             })?,
@@ -93,7 +90,6 @@ impl Codec {
                 }
                 Ok(value)
             }
-            #[cfg(feature = "json")]
             Self::Json => serde_json::from_slice(bytes)
                 .map_err(|err| Error::decode("JSON decoding failed").with_source(err)),
         }
@@ -118,7 +114,6 @@ mod tests {
         vec![
             #[cfg(feature = "bincode")]
             Codec::Bincode,
-            #[cfg(feature = "json")]
             Codec::Json,
         ]
     }

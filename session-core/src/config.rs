@@ -413,7 +413,11 @@ impl SessionConfig {
 #[cfg(feature = "toml")]
 fn toml_to_value(text: &str) -> Result<serde_json::Value> {
     let table: toml::Table = toml::from_str(text).map_err(|err| {
-        Error::new(ErrorKind::Config, format!("invalid TOML: {}", err.message())).with_source(err)
+        Error::new(
+            ErrorKind::Config,
+            format!("invalid TOML: {}", err.message()),
+        )
+        .with_source(err)
     })?;
     serde_json::to_value(table)
         .map_err(|err| Error::new(ErrorKind::Config, "unsupported TOML value").with_source(err))
@@ -425,8 +429,11 @@ fn read_file_value(path: &Path) -> Result<serde_json::Value> {
     })?;
     match path.extension().and_then(|ext| ext.to_str()) {
         Some("json") => serde_json::from_str(&text).map_err(|err| {
-            Error::new(ErrorKind::Config, format!("{}: invalid JSON: {err}", path.display()))
-                .with_source(err)
+            Error::new(
+                ErrorKind::Config,
+                format!("{}: invalid JSON: {err}", path.display()),
+            )
+            .with_source(err)
         }),
         #[cfg(feature = "toml")]
         Some("toml") => toml_to_value(&text),
@@ -435,7 +442,11 @@ fn read_file_value(path: &Path) -> Result<serde_json::Value> {
             format!(
                 "{}: configuration files must end in .json{}",
                 path.display(),
-                if cfg!(feature = "toml") { " or .toml" } else { "" }
+                if cfg!(feature = "toml") {
+                    " or .toml"
+                } else {
+                    ""
+                }
             ),
         )),
     }
@@ -594,7 +605,11 @@ mod tests {
             ("OTHER__TYPE", "memory"),
             ("SESSION__", "ignored"),
         ];
-        apply_env_overrides(&mut value, "SESSION", vars.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        apply_env_overrides(
+            &mut value,
+            "SESSION",
+            vars.map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         let config = SessionConfig::from_value(value).expect("valid");
         assert_eq!(config.store_type, "redis");
         assert!(config.cookie.secure);

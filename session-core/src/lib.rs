@@ -72,8 +72,7 @@
 //!
 //! | feature   | default | what it adds |
 //! |-----------|---------|--------------|
-//! | `bincode` | yes     | [`Codec::Bincode`] (bincode 2, pinned) |
-//! | `json`    | no      | [`Codec::Json`] |
+//! | `bincode` | yes     | [`Codec::Bincode`] (bincode 2, pinned), the default codec; [`Codec::Json`] is always there |
 //! | `toml`    | no      | [`SessionConfig::from_toml_str`] and `.toml` files |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(

@@ -270,7 +270,9 @@ impl Session {
         let mut state = self.shared.state.lock().await;
         let result = self.flush_locked(&mut state).await;
         if let Err(err) = &result {
-            state.store_error.get_or_insert_with(|| (err.kind(), err.message().to_owned()));
+            state
+                .store_error
+                .get_or_insert_with(|| (err.kind(), err.message().to_owned()));
         }
         result
     }
@@ -305,13 +307,9 @@ impl Session {
             match state.persisted.clone() {
                 None => self.flush_new(&manager, state, now).await?,
                 Some(persisted) if state.cycle => {
-                    self.flush_cycle(&manager, state, persisted, now)
-                        .await?;
+                    self.flush_cycle(&manager, state, persisted, now).await?;
                 }
-                Some(persisted) => {
-                    self.flush_existing(&manager, state, persisted, now)
-                        .await?
-                }
+                Some(persisted) => self.flush_existing(&manager, state, persisted, now).await?,
             }
         }
         Ok(manager.cookie_for(&state.cookie, now))
@@ -495,7 +493,9 @@ impl Session {
                 let loaded = match manager.load_live(&key).await {
                     Ok(loaded) => loaded,
                     Err(err) => {
-                        state.store_error.get_or_insert_with(|| (err.kind(), err.message().to_owned()));
+                        state
+                            .store_error
+                            .get_or_insert_with(|| (err.kind(), err.message().to_owned()));
                         return Err(err);
                     }
                 };

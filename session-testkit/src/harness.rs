@@ -237,21 +237,34 @@ impl Suite {
     /// Runs one case on a fresh fixture: a panic or a hang is a failure, never a crash of
     /// the run. Call it inside a multi-threaded tokio runtime.
     pub async fn run_case(&self, case: &Case) -> Outcome {
+        self.run_case_with_figures(case).await.0
+    }
+
+    /// Like [`Suite::run_case`], also returning the figures the case recorded with
+    /// [`Ctx::note`].
+    pub async fn run_case_with_figures(&self, case: &Case) -> (Outcome, Vec<String>) {
         let mut fixture = match (self.open)().await {
             Ok(fixture) => fixture,
             Err(unavailable) if services_required() => {
-                return Outcome::Failed(format!(
-                    "backend unavailable and SESSION_REQUIRE_SERVICES=1: {unavailable}"
-                ));
+                return (
+                    Outcome::Failed(format!(
+                        "backend unavailable and SESSION_REQUIRE_SERVICES=1: {unavailable}"
+                    )),
+                    Vec::new(),
+                );
             }
             Err(unavailable) => {
-                return Outcome::Skipped(format!("backend unavailable: {unavailable}"));
+                return (
+                    Outcome::Skipped(format!("backend unavailable: {unavailable}")),
+                    Vec::new(),
+                );
             }
         };
         let cleanup = fixture.cleanup.take();
-        let ctx = Ctx::from_fixture(fixture);
+        let ctx = Arc::new(Ctx::from_fixture(fixture));
         let run = case.run;
-        let mut task = tokio::spawn(async move { run(&ctx).await });
+        let task_ctx = Arc::clone(&ctx);
+        let mut task = tokio::spawn(async move { run(&task_ctx).await });
         let outcome = match tokio::time::timeout(self.case_timeout, &mut task).await {
             Err(_) => {
                 task.abort();
@@ -274,7 +287,7 @@ impl Suite {
         if let Some(cleanup) = cleanup {
             cleanup.await;
         }
-        outcome
+        (outcome, ctx.take_notes())
     }
 
     /// Runs `cases` one after the other and collects the outcomes.
@@ -358,9 +371,16 @@ impl Suite {
         let started = Instant::now();
         for case in selected {
             let case_started = Instant::now();
-            let outcome = runtime.block_on(self.run_case(case));
+            let (outcome, figures) = runtime.block_on(self.run_case_with_figures(case));
             let elapsed = case_started.elapsed();
             match &outcome {
+                Outcome::Passed if !figures.is_empty() => {
+                    println!(
+                        "test {} ... ok ({elapsed:.2?}): {}",
+                        case.name,
+                        figures.join("; ")
+                    );
+                }
                 Outcome::Passed => println!("test {} ... ok ({elapsed:.2?})", case.name),
                 Outcome::Failed(reason) => println!("test {} ... FAILED: {reason}", case.name),
                 Outcome::Skipped(reason) => println!("test {} ... skipped: {reason}", case.name),
@@ -371,6 +391,7 @@ impl Suite {
                     "case": case.name,
                     "outcome": outcome.label(),
                     "reason": outcome.reason(),
+                    "figures": figures,
                     "millis": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
                 });
                 if let Err(err) = writeln!(file, "{line}") {

@@ -149,7 +149,10 @@ fn scaffolded_adapter_fails_until_implemented_then_passes() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
     assert_eq!(report["totals"]["failed"], 0);
-    assert_eq!(report["totals"]["passed"], 42);
+    assert!(
+        report["totals"]["passed"].as_u64().is_some_and(|n| n >= 40),
+        "{report}"
+    );
 
     // --case narrows the run.
     let one = xtask(&[
