@@ -1,1 +1,604 @@
-//! Not written yet.
+//! The Redis session store: the store to take when sessions must outlive one machine.
+//!
+//! - One key per session, `<prefix><64 hex digits of the store key>`, holding a hash: one
+//!   field per session key, plus the creation time (see [Layout](#layout)).
+//! - The expiry is the key's own TTL, set with `PEXPIREAT` in the same Lua script as every
+//!   write: no key ever lives without a TTL, none has a negative one, and gc is Redis' job
+//!   ([`SessionStore::gc`] does nothing and reports 0).
+//! - One round trip per operation: a load is one `EVALSHA`, a change set is one `EVALSHA`
+//!   that changes only the fields it names (so concurrent requests changing different keys
+//!   both survive) and never recreates a session deleted meanwhile, a touch is one
+//!   `PEXPIREAT`, a delete one `DEL`. Scripts are loaded on first use (`SCRIPT LOAD`, once
+//!   per server).
+//! - Bounded and self-healing: every call fails with
+//!   [`ErrorKind::Timeout`] or
+//!   [`ErrorKind::Backend`] within
+//!   [`RedisConfig::response_timeout`] when Redis is stopped, paused or unreachable; it
+//!   never hangs and never panics. The connection reconnects on its own, so the first
+//!   request after Redis is back succeeds without restarting the application.
+//! - Redis 7.0 or later (the load script reads the expiry with `PEXPIRETIME`).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use session_core::{SessionConfig, SessionManager};
+//! use session_redis::{RedisConfig, RedisStore};
+//!
+//! # async fn run() -> session_core::Result<()> {
+//! let store = RedisStore::connect(&RedisConfig::new("redis://127.0.0.1:6379")).await?;
+//! let manager = SessionManager::new(Arc::new(store), SessionConfig::default())?;
+//!
+//! let session = manager.session_from_cookie_header(None);
+//! session.set("visits", &1u32).await?;
+//! let cookie = session.flush().await?.expect("a new session with data gets a cookie");
+//!
+//! let again = manager.session_from_cookie_header(Some(&format!("thinkjs={}", cookie.value())));
+//! assert_eq!(again.get::<u32>("visits").await?, Some(1));
+//! # Ok(()) }
+//! ```
+//!
+//! Selecting it from configuration (`type = "redis"`), after calling [`register`]:
+//!
+//! ```
+//! use session_core::{Registry, SessionConfig};
+//!
+//! let mut registry = Registry::new();
+//! session_redis::register(&mut registry);
+//!
+//! let config = SessionConfig::from_json_str(r#"{
+//!     "type": "redis",
+//!     "adapter": { "redis": {
+//!         "url": "redis://127.0.0.1:6379/0",
+//!         "prefix": "shop:session:",
+//!         "connect_timeout": "1s",
+//!         "response_timeout": "500ms",
+//!         "lazy": true
+//!     } }
+//! }"#)?;
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! // `lazy`: opened without waiting for Redis; the first request connects.
+//! let store = registry.open(&config).await?;
+//! assert!(store.capabilities().native_ttl, "Redis expires sessions itself");
+//! assert_eq!(store.gc().await?, 0);
+//! # Ok::<(), session_core::Error>(()) }).unwrap();
+//! # Ok::<(), session_core::Error>(())
+//! ```
+//!
+//! The same in TOML:
+//!
+//! ```toml
+//! type = "redis"
+//! [adapter.redis]
+//! url = "redis://127.0.0.1:6379/0"  # or `nodes = ["redis://10.0.0.1:7000", ...]` (cluster)
+//! prefix = "think_session:"
+//! connect_timeout = "2s"            # seconds, or a duration such as "500ms"
+//! response_timeout = "2s"           # the longest one store call may take
+//! lazy = false                      # true: start even while Redis is down
+//! ```
+//!
+//! An application that already has a Redis client passes it in with
+//! [`RedisStore::from_client`] or [`RedisStore::from_connection_manager`]; the
+//! [`redis`] crate is re-exported so both sides use the same version.
+//!
+//! # Layout
+//!
+//! | Redis key | type | content |
+//! |-----------|------|---------|
+//! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `d:<key>`: the encoded value of session key `<key>` |
+//!
+//! The key's TTL is the session's expiry. Data fields carry the `d:` prefix, so no session
+//! key can collide with the metadata. A hash that does not follow this layout is reported
+//! as a [`Decode`](ErrorKind::Decode) error, which the session turns into "no
+//! session"; `create` replaces it.
+//!
+//! # Features
+//!
+//! | feature   | default | what it adds |
+//! |-----------|---------|--------------|
+//! | `cluster` | no      | Redis Cluster: [`RedisConfig::nodes`], `RedisStore::from_cluster_connection` |
+//! | `tls`     | no      | `rediss://` URLs, with rustls (ring), verified against the system's root certificates; for a private CA, build the client with `redis::Client::build_with_tls` and pass it to [`RedisStore::from_client`] |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod config;
+mod connection;
+mod layout;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, RedisResult, Value};
+use session_core::{
+    Capabilities, ChangeSet, Error, ErrorKind, Record, Registry, Result, SessionStore, StoreKey,
+    Timestamp, async_trait,
+};
+
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_URL, RedisConfig,
+};
+/// Re-exported so applications build clients with the version this crate uses.
+pub use redis;
+
+use crate::connection::Connection;
+
+/// Reconnection attempts after the first, before a broken connection's waiters get an
+/// error. Few, so that a dead server is reported quickly; the next call starts over.
+const RECONNECT_RETRIES: usize = 2;
+/// The first pause between reconnection attempts (doubled on each attempt, with jitter).
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+/// The longest pause between reconnection attempts, so a server that is back is found
+/// within a fraction of a second.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// Sessions in Redis. Cheap to clone: clones share the connection.
+///
+/// Open it with [`RedisStore::connect`] (or [`register`] and `type = "redis"`), or wrap a
+/// client or connection the application already has.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: Arc<str>,
+    response_timeout: Duration,
+    /// Where the store connects, safe to log (no password).
+    target: Arc<str>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("response_timeout", &self.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the server (or cluster) `config` names and waits for the first
+    /// connection, so a wrong URL or a server that is down is reported here.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid URL or timeout; [`ErrorKind::Backend`] or
+    /// [`ErrorKind::Timeout`] when no connection could be made within
+    /// [`RedisConfig::connect_timeout`].
+    pub async fn connect(config: &RedisConfig) -> Result<Self> {
+        validate(config)?;
+        #[cfg(feature = "cluster")]
+        if !config.nodes.is_empty() {
+            let client = cluster_client(config)?;
+            let connection =
+                tokio::time::timeout(config.connect_timeout, client.get_async_connection())
+                    .await
+                    .map_err(|_| connect_timed_out(&config.target(), config.connect_timeout))?
+                    .map_err(|err| connect_failed(&config.target(), err))?;
+            return Ok(Self::build(Connection::Cluster(connection), config));
+        }
+        let client = single_client(config)?;
+        let manager = tokio::time::timeout(
+            config.connect_timeout,
+            ConnectionManager::new_with_config(client, manager_config(config)),
+        )
+        .await
+        .map_err(|_| connect_timed_out(&config.target(), config.connect_timeout))?
+        .map_err(|err| connect_failed(&config.target(), err))?;
+        Ok(Self::build(Connection::Single(manager), config))
+    }
+
+    /// Opens the store without connecting: the first call connects (and fails, within
+    /// [`RedisConfig::response_timeout`], while Redis is unreachable). Lets an application
+    /// start while Redis is down.
+    ///
+    /// Call it from within a Tokio runtime: the connection's background work runs there.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid URL or timeout, or when called outside a Tokio
+    /// runtime.
+    pub fn connect_lazy(config: &RedisConfig) -> Result<Self> {
+        validate(config)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "RedisStore::connect_lazy must be called from within a Tokio runtime",
+            ));
+        }
+        #[cfg(feature = "cluster")]
+        if !config.nodes.is_empty() {
+            let client = cluster_client(config)?;
+            let settings = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(config.connect_timeout)
+                .set_response_timeout(config.response_timeout);
+            let connection = client.get_pending_async_connection_with_config(settings);
+            return Ok(Self::build(Connection::Cluster(connection), config));
+        }
+        let client = single_client(config)?;
+        let manager = ConnectionManager::new_lazy_with_config(client, manager_config(config))
+            .map_err(|err| connect_failed(&config.target(), err))?;
+        Ok(Self::build(Connection::Single(manager), config))
+    }
+
+    /// Wraps a client the application already has, with the prefix and time limits of
+    /// `config` (its `url`, `nodes` and `lazy` are not used), and waits for the first
+    /// connection.
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect`].
+    pub async fn from_client(client: redis::Client, config: &RedisConfig) -> Result<Self> {
+        validate(config)?;
+        prepare_tls(matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        ));
+        // The client's address (host and port, never a password) stands for the URL.
+        let target = client.get_connection_info().addr().to_string();
+        let manager = tokio::time::timeout(
+            config.connect_timeout,
+            ConnectionManager::new_with_config(client, manager_config(config)),
+        )
+        .await
+        .map_err(|_| connect_timed_out(&target, config.connect_timeout))?
+        .map_err(|err| connect_failed(&target, err))?;
+        let mut store = Self::build(Connection::Single(manager), config);
+        store.target = Arc::from(target);
+        Ok(store)
+    }
+
+    /// Wraps a connection manager the application already has, with [`DEFAULT_PREFIX`]
+    /// and [`DEFAULT_RESPONSE_TIMEOUT`]; change them with [`RedisStore::with_prefix`] and
+    /// [`RedisStore::with_response_timeout`].
+    ///
+    /// The manager's own settings (reconnection, its response timeout) stay as the
+    /// application made them; the store's response timeout bounds each call on top.
+    pub fn from_connection_manager(manager: ConnectionManager) -> Self {
+        let mut store = Self::build(Connection::Single(manager), &RedisConfig::default());
+        store.target = Arc::from("an application's ConnectionManager");
+        store
+    }
+
+    /// Wraps a Redis Cluster connection the application already has, with
+    /// [`DEFAULT_PREFIX`] and [`DEFAULT_RESPONSE_TIMEOUT`].
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+    pub fn from_cluster_connection(connection: redis::cluster_async::ClusterConnection) -> Self {
+        let mut store = Self::build(Connection::Cluster(connection), &RedisConfig::default());
+        store.target = Arc::from("an application's ClusterConnection");
+        store
+    }
+
+    /// The same store with keys under `prefix`.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// The same store with calls bounded by `timeout` (a zero timeout is taken as one
+    /// millisecond).
+    #[must_use]
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The prefix of every key the store writes.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The longest one call may take.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// The Redis key of the session at `key`: `<prefix><64 hex digits>`. For operators and
+    /// tests; the store never logs it (logs show [`StoreKey::short`]).
+    pub fn redis_key(&self, key: &StoreKey) -> String {
+        let mut redis_key = String::with_capacity(self.prefix.len() + StoreKey::HEX_LEN);
+        redis_key.push_str(&self.prefix);
+        redis_key.push_str(key.as_str());
+        redis_key
+    }
+
+    fn build(connection: Connection, config: &RedisConfig) -> Self {
+        Self {
+            connection,
+            prefix: Arc::from(config.prefix.as_str()),
+            response_timeout: config.response_timeout,
+            target: Arc::from(config.target()),
+        }
+    }
+
+    /// Runs one call against Redis within the response timeout.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        key: &StoreKey,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.response_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                tracing::debug!(
+                    session = key.short(),
+                    operation,
+                    target = &*self.target,
+                    error = %err,
+                    "redis call failed"
+                );
+                let kind = if err.is_timeout() {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Backend
+                };
+                Err(
+                    Error::new(kind, format!("redis {operation} at {} failed", self.target))
+                        .with_source(err),
+                )
+            }
+            Err(_) => {
+                tracing::debug!(
+                    session = key.short(),
+                    operation,
+                    target = &*self.target,
+                    "redis call timed out"
+                );
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "redis {operation} at {} did not answer within {:?}",
+                        self.target, self.response_timeout
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let mut connection = self.connection.clone();
+        let mut invocation = layout::LOAD.prepare_invoke();
+        invocation.key(self.redis_key(key));
+        let reply: Value = self
+            .call("load", key, invocation.invoke_async(&mut connection))
+            .await?;
+        layout::decode_load(reply, Timestamp::now())
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let mut invocation = layout::CREATE.prepare_invoke();
+        invocation.key(self.redis_key(key));
+        for arg in layout::create_args(record) {
+            invocation.arg(&*arg);
+        }
+        let created: i64 = self
+            .call("create", key, invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(created == 1)
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let mut invocation = layout::UPDATE.prepare_invoke();
+        invocation.key(self.redis_key(key));
+        for arg in layout::update_args(changes) {
+            invocation.arg(&*arg);
+        }
+        let updated: i64 = self
+            .call("update", key, invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        // PEXPIREAT answers 0 for a key that does not exist (an expired key does not exist
+        // for Redis), so a touch never revives a session.
+        let mut command = redis::cmd("PEXPIREAT");
+        command.arg(self.redis_key(key)).arg(expires_at.as_millis());
+        let touched: i64 = self
+            .call("touch", key, command.query_async(&mut connection))
+            .await?;
+        Ok(touched == 1)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("DEL");
+        command.arg(self.redis_key(key));
+        let deleted: i64 = self
+            .call("delete", key, command.query_async(&mut connection))
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Redis expires keys on its own: nothing to do.
+    async fn gc(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// Native TTL (Redis expires sessions), shared (every process that connects to the
+    /// same Redis and prefix sees the same sessions) and persistent (sessions outlive the
+    /// application; whether they outlive a restart of Redis depends on its persistence
+    /// settings).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+            .with_native_ttl(true)
+            .with_shared(true)
+            .with_persistent(true)
+    }
+}
+
+/// Registers `type = "redis"`, configured by the `adapter.redis` table ([`RedisConfig`]).
+///
+/// Opening connects and waits for Redis (so a wrong URL fails at start-up) unless
+/// `adapter.redis.lazy` is `true`.
+pub fn register(registry: &mut Registry) {
+    registry.register("redis", |options| async move {
+        let config: RedisConfig = options.parse()?;
+        let store = if config.lazy {
+            RedisStore::connect_lazy(&config)?
+        } else {
+            RedisStore::connect(&config).await?
+        };
+        Ok(Arc::new(store) as Arc<dyn SessionStore>)
+    });
+}
+
+fn validate(config: &RedisConfig) -> Result<()> {
+    if config.connect_timeout.is_zero() {
+        return Err(Error::config(
+            "adapter.redis.connect_timeout",
+            "must be longer than zero",
+        ));
+    }
+    if config.response_timeout.is_zero() {
+        return Err(Error::config(
+            "adapter.redis.response_timeout",
+            "must be longer than zero",
+        ));
+    }
+    if !config.nodes.is_empty() && cfg!(not(feature = "cluster")) {
+        return Err(Error::config(
+            "adapter.redis.nodes",
+            "Redis Cluster needs the `cluster` feature of session-redis",
+        ));
+    }
+    Ok(())
+}
+
+fn single_client(config: &RedisConfig) -> Result<redis::Client> {
+    prepare_tls(is_tls_url(&config.url));
+    redis::Client::open(config.url.as_str()).map_err(|err| {
+        Error::config(
+            "adapter.redis.url",
+            format!(
+                "{} is not a usable Redis URL: {err}",
+                config::redact_url(&config.url)
+            ),
+        )
+    })
+}
+
+#[cfg(feature = "cluster")]
+fn cluster_client(config: &RedisConfig) -> Result<redis::cluster::ClusterClient> {
+    prepare_tls(config.nodes.iter().any(|node| is_tls_url(node)));
+    redis::cluster::ClusterClientBuilder::new(config.nodes.iter().map(String::as_str))
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.response_timeout)
+        .build()
+        .map_err(|err| {
+            Error::config(
+                "adapter.redis.nodes",
+                format!("{} are not usable cluster nodes: {err}", config.target()),
+            )
+        })
+}
+
+/// Makes sure rustls has a crypto provider before a TLS connection is made (`needed`):
+/// redis enables none, and two enabled by different crates would leave rustls unable to
+/// choose. A provider the application installed itself is kept.
+fn prepare_tls(needed: bool) {
+    #[cfg(feature = "tls")]
+    if needed && rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing the race to another thread installing one is fine: any provider will do.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = needed;
+}
+
+fn is_tls_url(url: &str) -> bool {
+    url.starts_with("rediss://")
+}
+
+fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout))
+        .set_number_of_retries(RECONNECT_RETRIES)
+        .set_min_delay(RECONNECT_MIN_DELAY)
+        .set_max_delay(RECONNECT_MAX_DELAY)
+}
+
+fn connect_timed_out(target: &str, timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("could not connect to Redis at {target} within {timeout:?}"),
+    )
+}
+
+fn connect_failed(target: &str, err: RedisError) -> Error {
+    let kind = if err.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Backend
+    };
+    Error::new(kind, format!("could not connect to Redis at {target}")).with_source(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_zero_timeouts_and_bad_urls() {
+        let err = validate(&RedisConfig::default().with_response_timeout(Duration::ZERO))
+            .expect_err("zero");
+        assert!(err.to_string().contains("adapter.redis.response_timeout"));
+        let err = validate(&RedisConfig::default().with_connect_timeout(Duration::ZERO))
+            .expect_err("zero");
+        assert!(err.to_string().contains("adapter.redis.connect_timeout"));
+        let err = single_client(&RedisConfig::new("http://u:hunter2@host")).expect_err("scheme");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("adapter.redis.url"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    #[test]
+    fn cluster_nodes_need_the_feature() {
+        let err = validate(&RedisConfig::default().with_nodes(["redis://127.0.0.1:7000"]))
+            .expect_err("no cluster feature");
+        assert!(err.to_string().contains("`cluster` feature"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn lazy_store_opens_without_a_server_and_fails_in_time() {
+        let config = RedisConfig::new("redis://127.0.0.1:1")
+            .with_connect_timeout(Duration::from_millis(200))
+            .with_response_timeout(Duration::from_millis(300));
+        let store = RedisStore::connect_lazy(&config).expect("lazy");
+        assert!(format!("{store:?}").contains("127.0.0.1:1"));
+        let key = session_core::SessionId::generate(32)
+            .expect("id")
+            .store_key();
+        let started = std::time::Instant::now();
+        let err = store
+            .load(&key)
+            .await
+            .expect_err("nothing listens on port 1");
+        assert!(
+            matches!(err.kind(), ErrorKind::Backend | ErrorKind::Timeout),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(store.gc().await.expect("gc"), 0);
+        let caps = store.capabilities();
+        assert!(caps.native_ttl && caps.shared && caps.persistent);
+        assert!(store.redis_key(&key).starts_with(DEFAULT_PREFIX));
+        assert_eq!(store.redis_key(&key).len(), DEFAULT_PREFIX.len() + 64);
+    }
+
+    #[test]
+    fn lazy_store_needs_a_runtime() {
+        let err = RedisStore::connect_lazy(&RedisConfig::default()).expect_err("no runtime");
+        assert!(err.to_string().contains("Tokio runtime"), "{err}");
+    }
+}

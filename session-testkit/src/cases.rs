@@ -1656,12 +1656,12 @@ pub async fn torture_never_issued_ids_are_never_adopted(ctx: &Ctx) -> CaseResult
             let created = store.load(&planted.store_key()).await?.is_some();
             Ok((reused, created))
         });
-        if set.len() >= 64 {
-            if let Some(done) = set.join_next().await {
-                let (reused, created) = done.map_err(|e| CaseError::Fail(e.to_string()))??;
-                adopted += usize::from(reused);
-                created_under_planted += usize::from(created);
-            }
+        if set.len() >= 64
+            && let Some(done) = set.join_next().await
+        {
+            let (reused, created) = done.map_err(|e| CaseError::Fail(e.to_string()))??;
+            adopted += usize::from(reused);
+            created_under_planted += usize::from(created);
         }
     }
     for (reused, created) in join_all(set).await? {

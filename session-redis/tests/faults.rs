@@ -1,0 +1,222 @@
+//! Redis paused, killed and restarted under a live store: calls fail within the response
+//! timeout (never hang, never panic), and the store recovers on its own once Redis is back.
+//!
+//! Each test starts its own `redis-server` on a spare loopback port, so stopping it
+//! disturbs nobody; the server is killed when the test ends, pass or fail.
+
+mod support;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_core::{
+    ChangeSet, Data, Record, SessionConfig, SessionId, SessionManager, SessionStore, StoreKey,
+    Timestamp,
+};
+use session_redis::{RedisConfig, RedisStore};
+use support::RedisServer;
+
+/// The store's response timeout in these tests.
+const TIMEOUT: Duration = Duration::from_millis(500);
+/// Scheduling slack on a busy machine on top of the timeout.
+const MARGIN: Duration = Duration::from_millis(750);
+/// How long a store may take to find a restarted server.
+const RECOVERY: Duration = Duration::from_secs(3);
+
+fn key() -> StoreKey {
+    SessionId::generate(32).expect("id").store_key()
+}
+
+fn record(pairs: &[(&str, &[u8])]) -> Record {
+    Record {
+        data: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect(),
+        expires_at: Timestamp::now() + Duration::from_secs(3600),
+        created_at: Timestamp::now(),
+    }
+}
+
+fn changes(key: &str, value: &[u8]) -> ChangeSet {
+    ChangeSet {
+        set: Data::from([(key.to_owned(), value.to_vec())]),
+        expires_at: Timestamp::now() + Duration::from_secs(3600),
+        ..ChangeSet::default()
+    }
+}
+
+async fn store_for(server: &RedisServer) -> RedisStore {
+    let config = RedisConfig::new(server.url())
+        .with_prefix("faults:")
+        .with_connect_timeout(TIMEOUT)
+        .with_response_timeout(TIMEOUT);
+    RedisStore::connect(&config).await.expect("connect")
+}
+
+/// Runs `call`, which must fail, and returns how long it took to fail.
+async fn time_failure<T: std::fmt::Debug>(
+    name: &str,
+    call: impl Future<Output = session_core::Result<T>>,
+) -> Duration {
+    let started = Instant::now();
+    // The outer limit only turns a hang into a readable failure.
+    let outcome = tokio::time::timeout(Duration::from_secs(30), call).await;
+    let elapsed = started.elapsed();
+    match outcome {
+        Err(_) => panic!("{name} hung for 30 s"),
+        Ok(Ok(value)) => panic!("{name} succeeded ({value:?}) against a stopped server"),
+        Ok(Err(err)) => {
+            assert!(
+                elapsed <= TIMEOUT + MARGIN,
+                "{name} failed only after {elapsed:?} (timeout {TIMEOUT:?}): {err}"
+            );
+            elapsed
+        }
+    }
+}
+
+/// Fails every store operation and a whole request; returns the slowest failure.
+async fn every_call_fails(store: &Arc<RedisStore>, live: &StoreKey) -> Duration {
+    let other = key();
+    let manager = SessionManager::new(
+        Arc::clone(store) as Arc<dyn SessionStore>,
+        SessionConfig::default(),
+    )
+    .expect("manager");
+    let header = format!("thinkjs={}", SessionId::generate(32).expect("id").expose());
+    let times = [
+        time_failure("load", store.load(live)).await,
+        time_failure("create", store.create(&other, &record(&[("a", b"1")]))).await,
+        time_failure("update", store.update(live, &changes("during", b"outage"))).await,
+        time_failure(
+            "touch",
+            store.touch(live, Timestamp::now() + Duration::from_secs(7200)),
+        )
+        .await,
+        time_failure("delete", store.delete(&other)).await,
+        time_failure("request", async {
+            let session = manager.session_from_cookie_header(Some(&header));
+            session.get::<String>("user").await
+        })
+        .await,
+    ];
+    times.into_iter().max().unwrap_or_default()
+}
+
+/// Calls `load` until it succeeds; returns how long that took.
+async fn time_recovery(store: &RedisStore, key: &StoreKey) -> (Duration, Option<Record>) {
+    let started = Instant::now();
+    loop {
+        if let Ok(loaded) = store.load(key).await {
+            return (started.elapsed(), loaded);
+        }
+        assert!(
+            started.elapsed() < RECOVERY,
+            "no successful call within {RECOVERY:?} of Redis coming back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_redis_fails_calls_within_the_timeout_and_recovers() {
+    let Some(server) = RedisServer::start() else {
+        support::skip("no redis-server on this machine");
+        return;
+    };
+    let store = Arc::new(store_for(&server).await);
+    let live = key();
+    assert!(
+        store
+            .create(&live, &record(&[("user", b"ada")]))
+            .await
+            .expect("create")
+    );
+
+    server.signal("STOP");
+    let slowest = every_call_fails(&store, &live).await;
+    server.signal("CONT");
+    let (recovery, loaded) = time_recovery(&store, &live).await;
+
+    // The update sent during the pause may have reached Redis and been applied after it
+    // resumed (the caller was told it failed): the record is either as it was or fully
+    // updated, never damaged.
+    let loaded = loaded.expect("the session survived the pause");
+    assert_eq!(
+        loaded.data.get("user").map(Vec::as_slice),
+        Some(&b"ada"[..])
+    );
+    assert!(matches!(
+        loaded.data.get("during").map(Vec::as_slice),
+        None | Some(b"outage")
+    ));
+    println!(
+        "paused: slowest failure {slowest:?} (timeout {TIMEOUT:?}); first success {recovery:?} after SIGCONT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_store() {
+    let Some(mut server) = RedisServer::start() else {
+        support::skip("no redis-server on this machine");
+        return;
+    };
+    let store = Arc::new(store_for(&server).await);
+    let live = key();
+    assert!(
+        store
+            .create(&live, &record(&[("user", b"ada")]))
+            .await
+            .expect("create")
+    );
+
+    server.kill();
+    let slowest = every_call_fails(&store, &live).await;
+    // Still down a while later: calls keep failing in time rather than piling up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = every_call_fails(&store, &live).await;
+
+    server.restart();
+    let (recovery, loaded) = time_recovery(&store, &live).await;
+    // The restarted server has no persistence: the session is gone, and says so.
+    assert!(loaded.is_none());
+    let fresh = key();
+    assert!(
+        store
+            .create(&fresh, &record(&[("again", b"1")]))
+            .await
+            .expect("create")
+    );
+    assert!(store.load(&fresh).await.expect("load").is_some());
+    println!(
+        "killed: slowest failure {slowest:?}, {later:?} later (timeout {TIMEOUT:?}); \
+         first success {recovery:?} after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() {
+    let Some(mut server) = RedisServer::start() else {
+        support::skip("no redis-server on this machine");
+        return;
+    };
+    server.kill();
+    let config = RedisConfig::new(server.url())
+        .with_prefix("faults:")
+        .with_connect_timeout(TIMEOUT)
+        .with_response_timeout(TIMEOUT);
+    let store = Arc::new(RedisStore::connect_lazy(&config).expect("lazy store"));
+    let down = RedisStore::connect(&config)
+        .await
+        .expect_err("eager connect to a dead server");
+    assert!(down.to_string().contains(&server.url()), "{down}");
+    let live = key();
+    every_call_fails(&store, &live).await;
+
+    server.restart();
+    let (recovery, loaded) = time_recovery(&store, &live).await;
+    assert!(loaded.is_none());
+    println!("lazy: first success {recovery:?} after the server started");
+}

@@ -1,0 +1,335 @@
+//! What the conformance suite does not reach: the layout in Redis, corrupt keys, change
+//! sets larger than one Lua call can take, and opening the store from configuration.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_core::{
+    ChangeSet, Data, ErrorKind, Record, Registry, SessionConfig, SessionId, SessionManager,
+    SessionStore, StoreKey, Timestamp,
+};
+use session_redis::{RedisStore, redis};
+
+fn key() -> StoreKey {
+    SessionId::generate(32).expect("id").store_key()
+}
+
+fn in_an_hour() -> Timestamp {
+    Timestamp::now() + Duration::from_secs(3600)
+}
+
+/// A store on the test Redis under a fresh prefix and a plain connection to poke at its
+/// keys; `None` (after a loud skip) when Redis is unreachable.
+async fn open(test: &str) -> Option<(RedisStore, redis::aio::MultiplexedConnection)> {
+    let url = support::redis_url();
+    let prefix = support::random_prefix(test);
+    let store = match support::open_store(&url, &prefix, Duration::from_secs(10)).await {
+        Ok(store) => store,
+        Err(reason) => {
+            support::skip(&reason);
+            return None;
+        }
+    };
+    let client = redis::Client::open(url).expect("client");
+    let connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    Some((store, connection))
+}
+
+async fn cleanup(store: &RedisStore) {
+    support::delete_prefix(&support::redis_url(), store.prefix()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() {
+    let Some((store, mut redis)) = open("layout").await else {
+        return;
+    };
+    let k = key();
+    let record = Record {
+        data: Data::from([
+            ("user".to_owned(), b"ada".to_vec()),
+            ("m:created".to_owned(), b"not metadata".to_vec()),
+        ]),
+        expires_at: in_an_hour(),
+        created_at: Timestamp::from_millis(1_700_000_000_123),
+    };
+    assert!(store.create(&k, &record).await.expect("create"));
+    let redis_key = store.redis_key(&k);
+    assert_eq!(redis_key, format!("{}{}", store.prefix(), k.as_str()));
+    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
+        .arg(&redis_key)
+        .query_async(&mut redis)
+        .await
+        .expect("HGETALL");
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            (b"d:m:created".to_vec(), b"not metadata".to_vec()),
+            (b"d:user".to_vec(), b"ada".to_vec()),
+            (b"m:created".to_vec(), b"1700000000123".to_vec()),
+        ]
+    );
+    let expire_time: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&redis_key)
+        .query_async(&mut redis)
+        .await
+        .expect("PEXPIRETIME");
+    assert_eq!(expire_time, record.expires_at.as_millis());
+    assert_eq!(store.load(&k).await.expect("load"), Some(record));
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
+    let Some((store, mut redis)) = open("corrupt").await else {
+        return;
+    };
+    let later = in_an_hour().as_millis();
+    let manager = SessionManager::new(
+        Arc::new(store.clone()) as Arc<dyn SessionStore>,
+        SessionConfig::default(),
+    )
+    .expect("manager");
+    for what in CORRUPTIONS {
+        let id = SessionId::generate(32).expect("id");
+        let k = id.store_key();
+        let redis_key = store.redis_key(&k);
+        corruption(what, &redis_key)
+            .query_async::<()>(&mut redis)
+            .await
+            .expect("write corruption");
+        redis::cmd("PEXPIREAT")
+            .arg(&redis_key)
+            .arg(later)
+            .query_async::<()>(&mut redis)
+            .await
+            .expect("PEXPIREAT");
+
+        let err = store.load(&k).await.expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::Decode, "{what}: {err}");
+        // The session treats it as no session rather than failing the request.
+        let session = manager.session_from_cookie_header(Some(&format!("thinkjs={}", id.expose())));
+        assert_eq!(
+            session.get::<String>("a").await.expect(what),
+            None,
+            "{what}"
+        );
+
+        let fresh = Record {
+            data: Data::from([("a".to_owned(), b"fresh".to_vec())]),
+            expires_at: in_an_hour(),
+            created_at: Timestamp::now(),
+        };
+        let replaced = store.create(&k, &fresh).await.expect(what);
+        if what == "an unknown field" || what == "a non-integer creation time" {
+            // A hash with a creation time looks live: create leaves it alone.
+            assert!(!replaced, "{what}");
+        } else {
+            assert!(replaced, "{what}");
+            assert_eq!(store.load(&k).await.expect(what), Some(fresh), "{what}");
+        }
+    }
+    cleanup(&store).await;
+}
+
+const CORRUPTIONS: [&str; 5] = [
+    "a string",
+    "a list",
+    "an unknown field",
+    "a non-integer creation time",
+    "no creation time",
+];
+
+/// A command that writes corruption `what` at `redis_key`.
+fn corruption(what: &str, redis_key: &str) -> redis::Cmd {
+    let mut command;
+    match what {
+        "a string" => {
+            command = redis::cmd("SET");
+            command.arg(redis_key).arg("x");
+        }
+        "a list" => {
+            command = redis::cmd("RPUSH");
+            command.arg(redis_key).arg("x");
+        }
+        "an unknown field" => {
+            command = redis::cmd("HSET");
+            command
+                .arg(redis_key)
+                .arg("m:created")
+                .arg("1")
+                .arg("junk")
+                .arg("1");
+        }
+        "a non-integer creation time" => {
+            command = redis::cmd("HSET");
+            command.arg(redis_key).arg("m:created").arg("yesterday");
+        }
+        _ => {
+            command = redis::cmd("HSET");
+            command.arg(redis_key).arg("d:a").arg("1");
+        }
+    }
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_sets_larger_than_one_lua_call_are_applied_whole() {
+    let Some((store, _redis)) = open("large").await else {
+        return;
+    };
+    let k = key();
+    let record = Record {
+        data: (0..2500).map(|i| (format!("k{i}"), vec![1])).collect(),
+        expires_at: in_an_hour(),
+        created_at: Timestamp::now(),
+    };
+    assert!(store.create(&k, &record).await.expect("create"));
+    assert_eq!(
+        store.load(&k).await.expect("load").map(|r| r.data.len()),
+        Some(2500)
+    );
+    let changes = ChangeSet {
+        cleared: false,
+        set: (2500..4000).map(|i| (format!("k{i}"), vec![2])).collect(),
+        removed: (0..1700).map(|i| format!("k{i}")).collect::<HashSet<_>>(),
+        expires_at: in_an_hour(),
+    };
+    assert!(store.update(&k, &changes).await.expect("update"));
+    let mut expected = record.data.clone();
+    changes.apply_to(&mut expected);
+    assert_eq!(
+        store.load(&k).await.expect("load").map(|r| r.data),
+        Some(expected)
+    );
+
+    let clear = ChangeSet {
+        cleared: true,
+        set: Data::from([("only".to_owned(), b"1".to_vec())]),
+        expires_at: in_an_hour(),
+        ..ChangeSet::default()
+    };
+    assert!(store.update(&k, &clear).await.expect("clear"));
+    let loaded = store.load(&k).await.expect("load").expect("live");
+    assert_eq!(loaded.data, clear.set);
+    assert_eq!(
+        loaded.created_at, record.created_at,
+        "clear keeps the creation time"
+    );
+    cleanup(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_from_configuration() {
+    let url = support::redis_url();
+    let prefix = support::random_prefix("registry");
+    let mut registry = Registry::new();
+    session_redis::register(&mut registry);
+
+    let config = SessionConfig::from_value(serde_json::json!({
+        "type": "redis",
+        "adapter": { "redis": {
+            "url": url,
+            "prefix": prefix,
+            "connect_timeout": "2s",
+            "response_timeout": 5,
+        } }
+    }))
+    .expect("config");
+    let store = match registry.open(&config).await {
+        Ok(store) => store,
+        Err(err) => {
+            support::skip(&format!("Redis at {url} is unreachable: {err}"));
+            return;
+        }
+    };
+    let k = key();
+    let record = Record {
+        expires_at: in_an_hour(),
+        created_at: Timestamp::now(),
+        ..Record::default()
+    };
+    assert!(store.create(&k, &record).await.expect("create"));
+    assert!(format!("{store:?}").contains(&prefix));
+    support::delete_prefix(&url, &prefix).await;
+
+    let closed = format!("redis://:hunter2@127.0.0.1:{}", support::free_port());
+    for (options, key) in [
+        (
+            serde_json::json!({"response_timeout": "soon"}),
+            "adapter.redis.response_timeout",
+        ),
+        (
+            serde_json::json!({"response_timeout": 0}),
+            "adapter.redis.response_timeout",
+        ),
+        (
+            serde_json::json!({"url": "http://example"}),
+            "adapter.redis.url",
+        ),
+        (
+            serde_json::json!({"url": closed, "connect_timeout": 0.3}),
+            "127.0.0.1",
+        ),
+    ] {
+        let config = SessionConfig::from_value(
+            serde_json::json!({"type": "redis", "adapter": {"redis": options}}),
+        )
+        .expect("config");
+        let err = registry.open(&config).await.expect_err(key);
+        assert!(err.to_string().contains(key), "{err}");
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    // A lazy store opens while Redis is down.
+    let config = SessionConfig::from_value(serde_json::json!({
+        "type": "redis",
+        "adapter": { "redis": { "url": closed, "lazy": true, "response_timeout": 0.3 } }
+    }))
+    .expect("config");
+    let store = registry.open(&config).await.expect("lazy store");
+    assert!(store.load(&key()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wraps_a_client_or_connection_manager_the_application_has() {
+    let url = support::redis_url();
+    let prefix = support::random_prefix("wrap");
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let manager =
+        match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
+            Ok(Ok(manager)) => manager,
+            other => {
+                support::skip(&format!("Redis at {url} is unreachable: {other:?}"));
+                return;
+            }
+        };
+    let store = RedisStore::from_connection_manager(manager)
+        .with_prefix(&prefix)
+        .with_response_timeout(Duration::from_secs(5));
+    assert_eq!(store.prefix(), prefix);
+    assert_eq!(store.response_timeout(), Duration::from_secs(5));
+    let k = key();
+    let record = Record {
+        data: Data::from([("a".to_owned(), b"1".to_vec())]),
+        expires_at: in_an_hour(),
+        created_at: Timestamp::now(),
+    };
+    assert!(store.create(&k, &record).await.expect("create"));
+
+    let address = client.get_connection_info().addr().to_string();
+    let config = session_redis::RedisConfig::default().with_prefix(&prefix);
+    let other = RedisStore::from_client(client, &config)
+        .await
+        .expect("from_client");
+    assert_eq!(other.load(&k).await.expect("load"), Some(record));
+    assert!(format!("{other:?}").contains(&address), "{other:?}");
+    cleanup(&store).await;
+}
