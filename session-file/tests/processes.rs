@@ -9,7 +9,9 @@
 //!   and are replaced by the next write.
 //!
 //! The binary is its own child: with `SESSION_FILE_CHILD` set it runs one child role
-//! instead of the scenarios. `SESSION_TORTURE_LONG=1` runs 1,000 kill trials instead of 40.
+//! instead of the scenarios. `SESSION_TORTURE=long` runs 1,000 kill trials instead of 40.
+//! Each scenario prints a `figure: file | <scenario> | <figure>` line for
+//! `cargo xtask torture`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -185,7 +187,7 @@ fn two_processes_writing_distinct_keys_lose_nothing(rt: &tokio::runtime::Runtime
     );
     assert_eq!(data.len(), 2 * per_process as usize + 1);
     println!(
-        "two processes × {per_process} writes to one session: 0 of {} keys lost",
+        "figure: file | two writer processes | {per_process} writes each to one session: 0 of {} keys lost",
         2 * per_process
     );
 }
@@ -209,7 +211,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
-    let trials = if std::env::var("SESSION_TORTURE_LONG").is_ok_and(|v| v == "1") {
+    let trials = if std::env::var("SESSION_TORTURE").is_ok_and(|v| v == "long") {
         1000
     } else {
         40
@@ -274,8 +276,8 @@ fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
     );
     assert_eq!(stray, 0, "temporary files left after gc");
     println!(
-        "{trials} SIGKILLs at random points of a write loop: 0 torn files; \
-         {temp_left} temporary files left by the kills, gc removed {removed}, 0 left"
+        "figure: file | writer SIGKILLed mid-write | {trials} kills at random points: 0 torn files; \
+         {temp_left} stray temp files, gc removed {removed}, 0 left"
     );
 }
 
@@ -309,7 +311,7 @@ fn write_past_file_size_limit_damages_nothing(rt: &tokio::runtime::Runtime) {
         .count();
     assert_eq!(stray, 0, "a failed write left its temporary file");
     println!(
-        "writes past RLIMIT_FSIZE: errors returned, the existing session intact, no temp file left"
+        "figure: file | disk full (RLIMIT_FSIZE) | writes fail with errors; 0 sessions damaged, 0 temp files left"
     );
 }
 
@@ -386,7 +388,7 @@ fn hostile_ids_never_touch_the_file_system(rt: &tokio::runtime::Runtime) {
         "a session file was created"
     );
     println!(
-        "1,000 hostile ids: 0 store operations, 0 files created, nothing outside the session folder"
+        "figure: file | 1000 hostile ids | 0 store operations, 0 files created, 0 accesses outside the folder"
     );
 }
 
@@ -451,7 +453,7 @@ fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
         assert!(!path.exists());
     });
     println!(
-        "8 kinds of corrupt file: each a decode error, no session, replaced by the next create"
+        "figure: file | corrupt records (8 kinds) | each treated as absent, 0 panics, replaced by the next write"
     );
 }
 

@@ -153,7 +153,7 @@ async fn paused_redis_fails_calls_within_the_timeout_and_recovers() {
         None | Some(b"outage")
     ));
     println!(
-        "paused: slowest failure {slowest:?} (timeout {TIMEOUT:?}); first success {recovery:?} after SIGCONT"
+        "figure: redis | paused (SIGSTOP) | slowest failure {slowest:?} (timeout {TIMEOUT:?}); first success {recovery:?} after SIGCONT"
     );
 }
 
@@ -191,7 +191,7 @@ async fn killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_stor
     );
     assert!(store.load(&fresh).await.expect("load").is_some());
     println!(
-        "killed: slowest failure {slowest:?}, {later:?} later (timeout {TIMEOUT:?}); \
+        "figure: redis | killed (SIGKILL) | slowest failure {slowest:?}, {later:?} later (timeout {TIMEOUT:?}); \
          first success {recovery:?} after the restart"
     );
 }
@@ -218,5 +218,7 @@ async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() {
     server.restart();
     let (recovery, loaded) = time_recovery(&store, &live).await;
     assert!(loaded.is_none());
-    println!("lazy: first success {recovery:?} after the server started");
+    println!(
+        "figure: redis | started after the app | first success {recovery:?} after the server started"
+    );
 }

@@ -322,7 +322,7 @@ impl Suite {
             .filter(|case| args.selects(case.name))
             .filter(|case| {
                 only.as_ref()
-                    .is_none_or(|only| only.iter().any(|n| n == case.name))
+                    .is_none_or(|only| only.iter().any(|n| case.name.contains(n.as_str())))
             })
             .collect();
 

@@ -55,9 +55,12 @@
 //!
 //! # Environment
 //!
-//! - `SESSION_CONFORMANCE_CASES=a,b`: run only the named cases.
+//! - `SESSION_CONFORMANCE_CASES=a,b`: run only the cases whose names contain `a` or `b`
+//!   (`torture_` selects the torture cases).
+//! - `SESSION_TORTURE=long`: the `torture_*` cases run their full counts (10,000 tampered
+//!   cookies, 1,000 racing logouts, ...) instead of the quick ones.
 //! - `SESSION_CONFORMANCE_REPORT=FILE`: append one JSON object per case
-//!   (`{"suite", "case", "outcome", "reason"}`) to FILE, for tools such as
+//!   (`{"suite", "case", "outcome", "reason", "figures"}`) to FILE, for tools such as
 //!   `cargo xtask conformance`.
 //! - `SESSION_REQUIRE_SERVICES=1`: an unreachable server fails the run instead of skipping.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]

@@ -15,17 +15,18 @@ use serde_json::{Value, json};
 use crate::ci::workspace_root;
 
 /// One `cargo test` invocation that runs a conformance binary.
-struct Target {
+pub(crate) struct Target {
     label: String,
     args: Vec<String>,
 }
 
 /// One case's outcome for one store.
-struct Row {
-    suite: String,
-    case: String,
-    outcome: String,
-    reason: Option<String>,
+pub(crate) struct Row {
+    pub(crate) suite: String,
+    pub(crate) case: String,
+    pub(crate) outcome: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) figures: Vec<String>,
 }
 
 #[derive(Default)]
@@ -57,6 +58,42 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Some(path) => vec![adapter_target(path)?],
         None => workspace_targets(&root)?,
     };
+    let (rows, broken) = collect(&targets, &options.cases, &[])?;
+    print_table(&rows);
+    if let Some(path) = &options.report {
+        write_report(path, &rows, &broken)?;
+        println!("report written to {}", path.display());
+    }
+    verdict(&rows, &broken)
+}
+
+/// Fails when any case failed or a target could not run at all.
+pub(crate) fn verdict(rows: &[Row], broken: &[String]) -> Result<(), String> {
+    let failed = rows.iter().filter(|r| r.outcome == "fail").count();
+    if failed > 0 || !broken.is_empty() {
+        return Err(format!(
+            "{failed} case(s) failed{}",
+            if broken.is_empty() {
+                String::new()
+            } else {
+                format!("; could not run: {}", broken.join(", "))
+            }
+        ));
+    }
+    if rows.is_empty() {
+        return Err("no conformance case ran".into());
+    }
+    Ok(())
+}
+
+/// Runs each target's conformance binary and gathers the rows its suite reported; also
+/// returns the targets that failed before reporting anything (a build failure, say).
+pub(crate) fn collect(
+    targets: &[Target],
+    cases: &[String],
+    env: &[(&str, &str)],
+) -> Result<(Vec<Row>, Vec<String>), String> {
+    let root = workspace_root();
     let lines_file = root
         .join("target")
         .join(format!("conformance-{}.jsonl", std::process::id()));
@@ -64,7 +101,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let _ = fs::remove_file(&lines_file);
 
     let mut broken = Vec::new();
-    for target in &targets {
+    for target in targets {
         println!("running the conformance suite: {}", target.label);
         let before = read_rows(&lines_file).len();
         let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -72,11 +109,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .args(&target.args)
             .current_dir(&root)
             .env("SESSION_CONFORMANCE_REPORT", &lines_file);
-        if options.cases.is_empty() {
+        if cases.is_empty() {
             command.env_remove("SESSION_CONFORMANCE_CASES");
         } else {
-            command.env("SESSION_CONFORMANCE_CASES", options.cases.join(","));
+            command.env("SESSION_CONFORMANCE_CASES", cases.join(","));
         }
+        command.envs(env.iter().copied());
         let output = command
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -86,11 +124,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             let stderr = String::from_utf8_lossy(&output.stderr);
             if output.status.success() {
                 // The binary chose not to run (e.g. no server configured); show why.
-                let why = stdout
+                let why: Vec<&str> = stdout
                     .lines()
                     .chain(stderr.lines())
                     .filter(|l| l.contains("SKIP"))
-                    .collect::<Vec<_>>();
+                    .collect();
                 println!(
                     "  no cases ran: {}",
                     if why.is_empty() {
@@ -115,29 +153,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             }
         }
     }
-
     let rows = read_rows(&lines_file);
     let _ = fs::remove_file(&lines_file);
-    print_table(&rows);
-    if let Some(path) = &options.report {
-        write_report(path, &rows, &broken)?;
-        println!("report written to {}", path.display());
-    }
-    let failed = rows.iter().filter(|r| r.outcome == "fail").count();
-    if failed > 0 || !broken.is_empty() {
-        return Err(format!(
-            "{failed} case(s) failed{}",
-            if broken.is_empty() {
-                String::new()
-            } else {
-                format!("; could not run: {}", broken.join(", "))
-            }
-        ));
-    }
-    if rows.is_empty() {
-        return Err("no conformance case ran".into());
-    }
-    Ok(())
+    Ok((rows, broken))
 }
 
 fn adapter_target(path: &Path) -> Result<Target, String> {
@@ -164,7 +182,7 @@ fn adapter_target(path: &Path) -> Result<Target, String> {
 }
 
 /// Every test target named `conformance*` of the workspace's packages.
-fn workspace_targets(root: &Path) -> Result<Vec<Target>, String> {
+pub(crate) fn workspace_targets(root: &Path) -> Result<Vec<Target>, String> {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root)
@@ -217,11 +235,19 @@ fn read_rows(path: &Path) -> Vec<Row> {
             case: v["case"].as_str().unwrap_or("?").to_owned(),
             outcome: v["outcome"].as_str().unwrap_or("?").to_owned(),
             reason: v["reason"].as_str().map(str::to_owned),
+            figures: v["figures"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }
 
-fn print_table(rows: &[Row]) {
+pub(crate) fn print_table(rows: &[Row]) {
     let mut suites: Vec<&str> = Vec::new();
     let mut cases: Vec<&str> = Vec::new();
     let mut cells: BTreeMap<(&str, &str), &Row> = BTreeMap::new();
@@ -235,7 +261,7 @@ fn print_table(rows: &[Row]) {
         cells.insert((row.case.as_str(), row.suite.as_str()), row);
     }
     // Reasons are numbered once each and referenced from the cells.
-    let mut reasons: Vec<&str> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
     let case_width = cases.iter().map(|c| c.len()).max().unwrap_or(4).max(4);
     let width = suites.iter().map(|s| s.len()).max().unwrap_or(4).max(9);
     print!("\n{:case_width$}", "case");
@@ -254,10 +280,14 @@ fn print_table(rows: &[Row]) {
                         "fail" => "FAIL".to_owned(),
                         other => other.to_owned(),
                     };
-                    match &row.reason {
+                    let note = row
+                        .reason
+                        .clone()
+                        .or_else(|| (!row.figures.is_empty()).then(|| row.figures.join("; ")));
+                    match &note {
                         Some(reason) => {
                             let n = reasons.iter().position(|r| r == reason).unwrap_or_else(|| {
-                                reasons.push(reason);
+                                reasons.push(reason.clone());
                                 reasons.len() - 1
                             });
                             format!("{label}[{}]", n + 1)
@@ -301,7 +331,7 @@ fn print_table(rows: &[Row]) {
     );
 }
 
-fn write_report(path: &Path, rows: &[Row], broken: &[String]) -> Result<(), String> {
+pub(crate) fn write_report(path: &Path, rows: &[Row], broken: &[String]) -> Result<(), String> {
     let results: Vec<Value> = rows
         .iter()
         .map(

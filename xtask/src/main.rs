@@ -5,11 +5,13 @@
 //!   adapter crate, as one table.
 //! - `new-adapter NAME`: scaffolds a `session-NAME` store crate with its conformance test.
 //! - `bench`: the HTTP benchmark against tower-sessions (release build, on demand).
+//! - `torture`: hostile input, races and faults against every store, as one table.
 
 mod bench;
 mod ci;
 mod conformance;
 mod new_adapter;
+mod torture;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,9 @@ tasks:
       --report FILE          also write the results as JSON to FILE
   new-adapter NAME [--path DIR]
                              scaffold the crate session-NAME (in this workspace, or at DIR)
+  torture [--long] [--report FILE]
+                             hostile input, races and faults against every store: one table
+                             of figures (quick by default; --long for the full counts)
   bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);
                              --quick, --rounds N, --duration SECONDS, --stores a,b, --scale;
                              writes target/bench/results.{md,json} and ratios.svg
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run(&rest),
         Some("new-adapter") => new_adapter::run(&rest),
         Some("bench") => bench::run(&rest),
+        Some("torture") => torture::run(&rest),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
