@@ -21,7 +21,7 @@ const FAULT_TESTS: &[(&str, &str)] = &[
     ("session-core", "ids"),
     ("session-file", "processes"),
     ("session-redis", "faults"),
-    ("session-db", "faults"),
+    ("session-db", "corruption"),
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {

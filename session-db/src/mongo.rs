@@ -1,0 +1,435 @@
+//! The MongoDB store: one document per session in `<prefix>session`, single keys updated
+//! in place with `$set` / `$unset`, expiry left to a TTL index.
+
+use std::fmt;
+use std::time::Duration;
+
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
+use mongodb::error::{ErrorKind as MongoErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+use session_core::secrecy::ExposeSecret;
+use session_core::{
+    Capabilities, ChangeSet, Data, Error, ErrorKind, Record, Result, SessionStore, StoreKey,
+    Timestamp, async_trait,
+};
+
+use crate::options::validate_prefix;
+use crate::{DEFAULT_PREFIX, DbOptions};
+
+/// The MongoDB database used when neither the options nor the URL name one.
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub const DEFAULT_DATABASE: &str = "thinkjs";
+
+/// The sub-document holding the session's values.
+const DATA: &str = "d";
+
+/// Sessions in a MongoDB collection, `<prefix>session` (`think_session` by default).
+///
+/// One document per session:
+///
+/// ```text
+/// { _id: "<store key: 64 hex digits>",
+///   d: { "<escaped key>": BinData(0, <encoded value>), ... },
+///   expire: ISODate(...),      // TTL index, expireAfterSeconds: 0
+///   created: ISODate(...) }
+/// ```
+///
+/// Keys are escaped so that `.` and `$` (MongoDB path syntax) and NUL are safe in field
+/// names: `%` → `%25`, `.` → `%2E`, `$` → `%24`, NUL → `%00`, and the empty key is `%`.
+/// A change set is one `update_one` with `$set` / `$unset` on single keys (a cleared
+/// session replaces `d` whole), filtered on `expire > now`, so it is atomic, merges with
+/// concurrent change sets to other keys, and never revives a deleted or expired session.
+/// Only `create` upserts.
+///
+/// MongoDB's TTL monitor removes expired documents about once a minute; reads filter on
+/// `expire` so an expired session is never returned in between, and [`gc`](Self::gc)
+/// removes them on demand.
+#[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub struct MongoStore {
+    collection: Collection<Document>,
+}
+
+impl MongoStore {
+    /// A store on `database` with the default prefix (`think_session`). Call
+    /// [`migrate`](Self::migrate) to create the TTL index.
+    pub fn new(database: &Database) -> Self {
+        Self {
+            collection: database.collection(&format!("{DEFAULT_PREFIX}session")),
+        }
+    }
+
+    /// Uses collection `<prefix>session` instead.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] if `prefix` is not an identifier (see [`DbOptions::prefix`]).
+    pub fn with_prefix(self, prefix: &str) -> Result<Self> {
+        validate_prefix(prefix)?;
+        let database = self
+            .collection
+            .client()
+            .database(self.collection.namespace().db.as_str());
+        Ok(Self {
+            collection: database.collection(&format!("{prefix}session")),
+        })
+    }
+
+    /// Connects as `options` say (the pool size, and `acquire_timeout` as the server
+    /// selection and connect timeout), and creates the TTL index if `options.migrate`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a bad URL or prefix; backend errors if the index cannot be
+    /// created.
+    pub async fn connect(options: &DbOptions) -> Result<Self> {
+        validate_prefix(&options.prefix)?;
+        let mut client_options = ClientOptions::parse(options.url.expose_secret())
+            .await
+            .map_err(|err| Error::config("adapter.db.url", err))?;
+        client_options.max_pool_size = Some(options.max_connections.max(1));
+        client_options.min_pool_size = Some(options.min_connections);
+        client_options.server_selection_timeout = Some(options.acquire_timeout);
+        client_options.connect_timeout = Some(options.acquire_timeout);
+        let database = options
+            .database
+            .clone()
+            .or_else(|| client_options.default_database.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+        let client = Client::with_options(client_options)
+            .map_err(|err| Error::config("adapter.db.url", err))?;
+        let store = Self::new(&client.database(&database)).with_prefix(&options.prefix)?;
+        if options.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates the TTL index on `expire` (`expireAfterSeconds: 0`) if it is missing.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub async fn migrate(&self) -> Result<()> {
+        let index = IndexModel::builder()
+            .keys(doc! { "expire": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("expire_ttl".to_owned())
+                    .expire_after(Duration::ZERO)
+                    .build(),
+            )
+            .build();
+        self.collection
+            .create_index(index)
+            .await
+            .map_err(|err| mongo_error("migrate", err))?;
+        Ok(())
+    }
+
+    /// The collection the store uses.
+    pub fn collection(&self) -> &Collection<Document> {
+        &self.collection
+    }
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("namespace", &self.collection.namespace().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MongoStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        let now = date(Timestamp::now());
+        // Documents whose expiry is missing or not a date are fetched too, so they can be
+        // reported as corrupt instead of silently ignored.
+        let filter = doc! {
+            "_id": key.as_str(),
+            "$or": [
+                { "expire": { "$gt": now } },
+                { "expire": { "$not": { "$type": "date" } } },
+            ],
+        };
+        let found = self
+            .collection
+            .find_one(filter)
+            .await
+            .map_err(|err| mongo_error("load", err))?;
+        let Some(document) = found else {
+            return Ok(None);
+        };
+        match decode_document(&document) {
+            Ok(record) => Ok(Some(record)),
+            Err(err) => {
+                tracing::warn!(
+                    session = key.short(),
+                    backend = "mongodb",
+                    error = %err,
+                    "corrupt session document; treated as no session"
+                );
+                Err(err)
+            }
+        }
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        let now = date(Timestamp::now());
+        // Replace a dead (or corrupt-expiry) document, or insert when there is none. A live
+        // document does not match the filter, so the upsert's insert hits the unique `_id`:
+        // "taken".
+        let filter = doc! {
+            "_id": key.as_str(),
+            "$or": [
+                { "expire": { "$lte": now } },
+                { "expire": { "$not": { "$type": "date" } } },
+            ],
+        };
+        let mut data = Document::new();
+        for (name, value) in &record.data {
+            data.insert(escape_key(name), binary(value));
+        }
+        let replacement = doc! {
+            "_id": key.as_str(),
+            DATA: data,
+            "expire": date(record.expires_at),
+            "created": date(record.created_at),
+        };
+        match self
+            .collection
+            .replace_one(filter, replacement)
+            .upsert(true)
+            .await
+        {
+            Ok(result) => Ok(result.matched_count == 1 || result.upserted_id.is_some()),
+            Err(err) if is_duplicate_key(&err) => Ok(false),
+            Err(err) => Err(mongo_error("create", err)),
+        }
+    }
+
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        let filter = doc! { "_id": key.as_str(), "expire": { "$gt": date(Timestamp::now()) } };
+        let mut set = doc! { "expire": date(changes.expires_at) };
+        let mut unset = Document::new();
+        if changes.cleared {
+            let mut data = Document::new();
+            for (name, value) in &changes.set {
+                data.insert(escape_key(name), binary(value));
+            }
+            set.insert(DATA, data);
+        } else {
+            for (name, value) in &changes.set {
+                set.insert(format!("{DATA}.{}", escape_key(name)), binary(value));
+            }
+            for name in &changes.removed {
+                unset.insert(format!("{DATA}.{}", escape_key(name)), "");
+            }
+        }
+        let mut update = doc! { "$set": set };
+        if !unset.is_empty() {
+            update.insert("$unset", unset);
+        }
+        let result = self
+            .collection
+            .update_one(filter, update)
+            .await
+            .map_err(|err| mongo_error("update", err))?;
+        Ok(result.matched_count == 1)
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        let filter = doc! { "_id": key.as_str(), "expire": { "$gt": date(Timestamp::now()) } };
+        let result = self
+            .collection
+            .update_one(filter, doc! { "$set": { "expire": date(expires_at) } })
+            .await
+            .map_err(|err| mongo_error("touch", err))?;
+        Ok(result.matched_count == 1)
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        let now = Timestamp::now();
+        let removed = self
+            .collection
+            .find_one_and_delete(doc! { "_id": key.as_str() })
+            .projection(doc! { "expire": 1 })
+            .await
+            .map_err(|err| mongo_error("delete", err))?;
+        Ok(removed
+            .and_then(|document| match document.get("expire") {
+                Some(Bson::DateTime(expire)) => Some(expire.timestamp_millis()),
+                _ => None,
+            })
+            .is_some_and(|expire| expire > now.as_millis()))
+    }
+
+    async fn gc(&self) -> Result<u64> {
+        // The TTL index does this about once a minute; gc does it now, in one server-side
+        // pass that yields between documents.
+        let result = self
+            .collection
+            .delete_many(doc! { "expire": { "$lte": date(Timestamp::now()) } })
+            .await
+            .map_err(|err| mongo_error("gc", err))?;
+        Ok(result.deleted_count)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+            .with_native_ttl(true)
+            .with_shared(true)
+            .with_persistent(true)
+    }
+}
+
+fn date(timestamp: Timestamp) -> DateTime {
+    DateTime::from_millis(timestamp.as_millis())
+}
+
+fn binary(bytes: &[u8]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn mongo_error(operation: &'static str, err: mongodb::error::Error) -> Error {
+    let kind = match err.kind.as_ref() {
+        MongoErrorKind::ServerSelection { .. } => ErrorKind::Timeout,
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, format!("mongodb: {operation} failed")).with_source(err)
+}
+
+fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    const DUPLICATE_KEY: i32 = 11000;
+    match err.kind.as_ref() {
+        MongoErrorKind::Write(WriteFailure::WriteError(write)) => write.code == DUPLICATE_KEY,
+        MongoErrorKind::Command(command) => command.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+/// A session key as a field name: `%`, `.`, `$` and NUL percent-escaped; the empty key,
+/// which no escape produces, as `%`.
+pub(crate) fn escape_key(key: &str) -> String {
+    if key.is_empty() {
+        return "%".to_owned();
+    }
+    let mut escaped = String::with_capacity(key.len());
+    for c in key.chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '.' => escaped.push_str("%2E"),
+            '$' => escaped.push_str("%24"),
+            '\0' => escaped.push_str("%00"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// The inverse of [`escape_key`].
+///
+/// # Errors
+/// [`ErrorKind::Decode`] for an escape this crate does not write.
+pub(crate) fn unescape_key(field: &str) -> Result<String> {
+    if field == "%" {
+        return Ok(String::new());
+    }
+    let mut key = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(at) = rest.find('%') {
+        key.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 3);
+        key.push(match code {
+            Some("25") => '%',
+            Some("2E") => '.',
+            Some("24") => '$',
+            Some("00") => '\0',
+            _ => return Err(Error::decode("session field name with an unknown escape")),
+        });
+        rest = &rest[at + 3..];
+    }
+    key.push_str(rest);
+    Ok(key)
+}
+
+/// A session document as a record.
+fn decode_document(document: &Document) -> Result<Record> {
+    let instant = |field: &str| match document.get(field) {
+        Some(Bson::DateTime(at)) => Ok(Timestamp::from_millis(at.timestamp_millis())),
+        _ => Err(Error::decode(format!(
+            "session document field `{field}` is missing or not a date"
+        ))),
+    };
+    let expires_at = instant("expire")?;
+    let created_at = instant("created")?;
+    let Some(Bson::Document(fields)) = document.get(DATA) else {
+        return Err(Error::decode(
+            "session document field `d` is missing or not a document",
+        ));
+    };
+    let mut data = Data::with_capacity(fields.len());
+    for (field, value) in fields {
+        let Bson::Binary(binary) = value else {
+            return Err(Error::decode("session value is not binary"));
+        };
+        data.insert(unescape_key(field)?, binary.bytes.clone());
+    }
+    Ok(Record {
+        data,
+        expires_at,
+        created_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_escape_and_unescape() {
+        for key in [
+            "", "a.b.c", "$where", "$", "%", "%2E", "%%", "a\0b", "ключ", "😀", "plain",
+        ] {
+            let escaped = escape_key(key);
+            assert!(!escaped.contains('.') && !escaped.contains('$') && !escaped.contains('\0'));
+            assert!(!escaped.is_empty());
+            assert_eq!(unescape_key(&escaped).expect("unescape"), key);
+        }
+        for bad in ["%", "%2", "%zz", "a%"] {
+            if bad == "%" {
+                continue;
+            }
+            assert_eq!(unescape_key(bad).expect_err(bad).kind(), ErrorKind::Decode);
+        }
+    }
+
+    #[test]
+    fn corrupt_documents_are_decode_errors() {
+        let now = DateTime::from_millis(1);
+        for document in [
+            doc! { "_id": "x" },
+            doc! { "_id": "x", "d": {}, "expire": "soon", "created": now },
+            doc! { "_id": "x", "d": 5, "expire": now, "created": now },
+            doc! { "_id": "x", "d": { "a": "text" }, "expire": now, "created": now },
+            doc! { "_id": "x", "d": { "a%zz": binary(b"1") }, "expire": now, "created": now },
+        ] {
+            assert_eq!(
+                decode_document(&document).expect_err("corrupt").kind(),
+                ErrorKind::Decode
+            );
+        }
+        let good = doc! {
+            "_id": "x", "d": { "a%2Eb": binary(b"1"), "%": binary(b"") },
+            "expire": DateTime::from_millis(7), "created": DateTime::from_millis(3),
+        };
+        let record = decode_document(&good).expect("valid");
+        assert_eq!(record.expires_at, Timestamp::from_millis(7));
+        assert_eq!(record.data.get("a.b"), Some(&b"1".to_vec()));
+        assert_eq!(record.data.get(""), Some(&Vec::new()));
+    }
+}

@@ -1,0 +1,312 @@
+//! The PostgreSQL store: `<prefix>session` through a sqlx `PgPool`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use session_core::secrecy::ExposeSecret;
+use session_core::{Error, Result, async_trait};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::options::validate_prefix;
+use crate::sql::{
+    Driver, Merge, Row, SqlCore, Statements, db_error, lenient, read_row, sql_session_store,
+};
+use crate::{Concurrency, DEFAULT_PREFIX, DbOptions};
+
+const NAME: &str = "postgres";
+
+/// Sessions in a PostgreSQL table, `<prefix>session` (`think_session` by default).
+///
+/// Build it from an existing pool with [`PostgresStore::new`], or from [`DbOptions`] with
+/// [`PostgresStore::connect`]. Cloning is cheap and shares the pool.
+///
+/// ```no_run
+/// # async fn run() -> session_core::Result<()> {
+/// use session_db::PostgresStore;
+/// use session_db::sqlx::postgres::PgPoolOptions;
+///
+/// let pool = PgPoolOptions::new()
+///     .max_connections(20)
+///     .connect("postgres://app@127.0.0.1/app")
+///     .await
+///     .map_err(|err| session_core::Error::backend("connect", err))?;
+/// let store = PostgresStore::new(pool).with_prefix("app_")?;
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub struct PostgresStore {
+    core: SqlCore<PgDriver>,
+}
+
+#[derive(Clone)]
+pub(crate) struct PgDriver {
+    pool: PgPool,
+    table: String,
+    sql: Statements,
+}
+
+impl PostgresStore {
+    /// A store on `pool` with the default prefix (`think_session`). Call
+    /// [`migrate`](Self::migrate) if the table may not exist yet.
+    pub fn new(pool: PgPool) -> Self {
+        let table = quote(DEFAULT_PREFIX);
+        let sql = statements(&table, DEFAULT_PREFIX);
+        Self {
+            core: SqlCore::new(PgDriver { pool, table, sql }),
+        }
+    }
+
+    /// Uses table `<prefix>session` instead.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](session_core::ErrorKind::Config) if `prefix` is not an
+    /// identifier (see [`DbOptions::prefix`]).
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self> {
+        validate_prefix(prefix)?;
+        self.core.driver.table = quote(prefix);
+        self.core.driver.sql = statements(&self.core.driver.table, prefix);
+        Ok(self)
+    }
+
+    /// Sets how concurrent change sets to one session are kept apart.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
+        self.core.concurrency = concurrency;
+        self
+    }
+
+    /// Connects a pool as `options` say, and creates the table if `options.migrate`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad URL or prefix;
+    /// backend errors if the server cannot be reached or the DDL fails.
+    pub async fn connect(options: &DbOptions) -> Result<Self> {
+        validate_prefix(&options.prefix)?;
+        let connect = PgConnectOptions::from_str(options.url.expose_secret())
+            .map_err(|err| Error::config("adapter.db.url", err))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|err| db_error(NAME, "connect", err))?;
+        let store = Self::new(pool)
+            .with_prefix(&options.prefix)?
+            .with_concurrency(options.concurrency);
+        if options.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates the table and its `expire` index if they are missing (the DDL in the crate
+    /// docs). Safe to run concurrently from several processes.
+    ///
+    /// # Errors
+    /// Backend errors, for example when the user may not create tables.
+    pub async fn migrate(&self) -> Result<()> {
+        self.core.migrate().await
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.core.driver.pool
+    }
+
+    /// The quoted table name.
+    pub fn table(&self) -> &str {
+        &self.core.driver.table
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.core.driver.table)
+            .field("concurrency", &self.core.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+sql_session_store!(PostgresStore);
+
+fn quote(prefix: &str) -> String {
+    format!("\"{prefix}session\"")
+}
+
+fn statements(table: &str, prefix: &str) -> Statements {
+    let index = format!("\"{prefix}session_expire\"");
+    let live = "cookie = $1 AND (expire > $2 OR expire IS NULL)";
+    Statements {
+        fetch: format!("SELECT id, data, expire, version FROM {table} WHERE {live}"),
+        fetch_locked: format!(
+            "SELECT id, data, expire, version FROM {table} WHERE {live} FOR UPDATE"
+        ),
+        insert: format!(
+            "INSERT INTO {table} (cookie, data, expire, version) VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (cookie) DO UPDATE \
+             SET data = EXCLUDED.data, expire = EXCLUDED.expire, \
+                 version = COALESCE({table}.version, 0) + 1 \
+             WHERE {table}.expire <= $4 OR {table}.expire IS NULL"
+        ),
+        compare_and_set: format!(
+            "UPDATE {table} SET data = $1, expire = $2, version = version + 1 \
+             WHERE id = $3 AND version = $4"
+        ),
+        write_locked: format!(
+            "UPDATE {table} SET data = $1, expire = $2, version = COALESCE(version, 0) + 1 \
+             WHERE id = $3"
+        ),
+        touch: format!(
+            "UPDATE {table} SET expire = $1, version = COALESCE(version, 0) + 1 \
+             WHERE cookie = $2 AND expire > $3"
+        ),
+        delete: format!("DELETE FROM {table} WHERE cookie = $1 RETURNING expire"),
+        // SKIP LOCKED: a row a request is updating right now is left for the next run
+        // rather than making gc wait for it.
+        gc: format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
+             WHERE expire <= $1 OR expire IS NULL LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        ),
+        migrate: vec![
+            // Concurrent CREATE TABLE IF NOT EXISTS can fail in PostgreSQL; a transaction
+            // advisory lock on the table name makes concurrent migrations take turns.
+            format!("SELECT pg_advisory_xact_lock(hashtext('session-db:{prefix}session'))"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\
+                 id BIGSERIAL PRIMARY KEY, \
+                 cookie VARCHAR(64) NOT NULL UNIQUE, \
+                 data BYTEA NOT NULL, \
+                 expire BIGINT NOT NULL, \
+                 version BIGINT NOT NULL DEFAULT 0)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
+        ],
+    }
+}
+
+#[async_trait]
+impl Driver for PgDriver {
+    const NAME: &'static str = NAME;
+
+    fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
+        let row = sqlx::query(&self.sql.fetch)
+            .bind(cookie)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "load", err))?;
+        row.as_ref().map(read_row).transpose()
+    }
+
+    async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(&self.sql.insert)
+            .bind(cookie)
+            .bind(data)
+            .bind(expire)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "create", err))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn compare_and_set(
+        &self,
+        id: i64,
+        version: i64,
+        data: &[u8],
+        expire: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(&self.sql.compare_and_set)
+            .bind(data)
+            .bind(expire)
+            .bind(id)
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "update", err))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_locked(
+        &self,
+        cookie: &str,
+        now: i64,
+        expire: i64,
+        merge: &Merge<'_>,
+    ) -> Result<bool> {
+        let fail = |err| db_error(NAME, "update", err);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let row = sqlx::query(&self.sql.fetch_locked)
+            .bind(cookie)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let Some(row) = row.as_ref().map(read_row).transpose()? else {
+            // Dropping the transaction rolls it back.
+            return Ok(false);
+        };
+        let data = merge(&row)?;
+        sqlx::query(&self.sql.write_locked)
+            .bind(data)
+            .bind(expire)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(true)
+    }
+
+    async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(&self.sql.touch)
+            .bind(expire)
+            .bind(cookie)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "touch", err))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete(&self, cookie: &str, now: i64) -> Result<bool> {
+        let row = sqlx::query(&self.sql.delete)
+            .bind(cookie)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "delete", err))?;
+        let expire = row.and_then(|row| lenient::<_, i64>(&row, "expire"));
+        Ok(expire.is_some_and(|expire| expire > now))
+    }
+
+    async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64> {
+        let done = sqlx::query(&self.sql.gc)
+            .bind(now)
+            .bind(limit)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "gc", err))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let fail = |err| db_error(NAME, "migrate", err);
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        for statement in &self.sql.migrate {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+}

@@ -1,0 +1,365 @@
+//! The SQLite store: `<prefix>session` in a database file through a sqlx `SqlitePool`.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use session_core::secrecy::ExposeSecret;
+use session_core::{Error, Result, async_trait};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
+
+use crate::options::validate_prefix;
+use crate::sql::{
+    Driver, Merge, Row, SqlCore, Statements, db_error, lenient, read_row, sql_session_store,
+};
+use crate::{Concurrency, DEFAULT_PREFIX, DbOptions};
+
+const NAME: &str = "sqlite";
+
+/// Sessions in a SQLite table, `<prefix>session` (`think_session` by default).
+///
+/// Build it from an existing pool with [`SqliteStore::new`], or from [`DbOptions`] with
+/// [`SqliteStore::connect`]. Cloning is cheap and shares the pool.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use session_db::SqliteStore;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("sessions.db")).await?;
+/// assert_eq!(store.table(), "\"think_session\"");
+/// # Ok::<(), session_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub struct SqliteStore {
+    core: SqlCore<SqliteDriver>,
+}
+
+#[derive(Clone)]
+pub(crate) struct SqliteDriver {
+    pool: SqlitePool,
+    /// SQLite has one writer at a time. Writers of this store queue here instead of
+    /// polling the database lock (SQLite's busy handler sleeps between tries, up to 100 ms
+    /// at a time); other processes, and other stores on the file, still wait through
+    /// `busy_timeout`.
+    writer: Arc<Mutex<()>>,
+    table: String,
+    sql: Statements,
+}
+
+impl SqliteStore {
+    /// A store on `pool` with the default prefix (`think_session`). Call
+    /// [`migrate`](Self::migrate) if the table may not exist yet.
+    pub fn new(pool: SqlitePool) -> Self {
+        let table = quote(DEFAULT_PREFIX);
+        let sql = statements(&table, DEFAULT_PREFIX);
+        Self {
+            core: SqlCore::new(SqliteDriver {
+                pool,
+                writer: Arc::new(Mutex::new(())),
+                table,
+                sql,
+            }),
+        }
+    }
+
+    /// Uses table `<prefix>session` instead.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](session_core::ErrorKind::Config) if `prefix` is not an
+    /// identifier (see [`DbOptions::prefix`]).
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self> {
+        validate_prefix(prefix)?;
+        self.core.driver.table = quote(prefix);
+        self.core.driver.sql = statements(&self.core.driver.table, prefix);
+        Ok(self)
+    }
+
+    /// Sets how concurrent change sets to one session are kept apart.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
+        self.core.concurrency = concurrency;
+        self
+    }
+
+    /// Connects a pool as `options` say, and creates the table if `options.migrate`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad URL or prefix;
+    /// backend errors if the server cannot be reached or the DDL fails.
+    pub async fn connect(options: &DbOptions) -> Result<Self> {
+        validate_prefix(&options.prefix)?;
+        let connect = SqliteConnectOptions::from_str(options.url.expose_secret())
+            .map_err(|err| Error::config("adapter.db.url", err))?;
+        Self::connect_with(connect, options).await
+    }
+
+    /// Opens (creating it if missing) the database file at `path`, with the defaults of
+    /// [`DbOptions`], and creates the table.
+    ///
+    /// # Errors
+    /// Backend errors if the file cannot be opened or created.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
+        Self::connect_with(connect, &DbOptions::new("sqlite:")).await
+    }
+
+    /// Connects as `options` say, with `connect` for the file, and creates the table if
+    /// `options.migrate`. WAL journaling is switched on (readers never wait for writers),
+    /// and `busy_timeout` is set to `options.acquire_timeout`, so concurrent writers wait
+    /// for each other instead of failing with `SQLITE_BUSY`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad prefix; backend
+    /// errors if the file cannot be opened or the DDL fails.
+    pub async fn connect_with(connect: SqliteConnectOptions, options: &DbOptions) -> Result<Self> {
+        validate_prefix(&options.prefix)?;
+        let connect = connect
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.acquire_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|err| db_error(NAME, "connect", err))?;
+        let store = Self::new(pool)
+            .with_prefix(&options.prefix)?
+            .with_concurrency(options.concurrency);
+        if options.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Creates the table and its `expire` index if they are missing (the DDL in the crate
+    /// docs). Safe to run concurrently from several processes.
+    ///
+    /// # Errors
+    /// Backend errors, for example when the user may not create tables.
+    pub async fn migrate(&self) -> Result<()> {
+        self.core.migrate().await
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.core.driver.pool
+    }
+
+    /// The quoted table name.
+    pub fn table(&self) -> &str {
+        &self.core.driver.table
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("table", &self.core.driver.table)
+            .field("concurrency", &self.core.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+sql_session_store!(SqliteStore);
+
+fn quote(prefix: &str) -> String {
+    format!("\"{prefix}session\"")
+}
+
+fn statements(table: &str, prefix: &str) -> Statements {
+    let index = format!("\"{prefix}session_expire\"");
+    let fetch = format!(
+        "SELECT id, data, expire, version FROM {table} \
+         WHERE cookie = ?1 AND (expire > ?2 OR expire IS NULL)"
+    );
+    Statements {
+        // SQLite has no row locks: `update_locked` takes the database's write lock with
+        // `BEGIN IMMEDIATE` before reading.
+        fetch_locked: fetch.clone(),
+        fetch,
+        insert: format!(
+            "INSERT INTO {table} (cookie, data, expire, version) VALUES (?1, ?2, ?3, 0) \
+             ON CONFLICT (cookie) DO UPDATE \
+             SET data = excluded.data, expire = excluded.expire, \
+                 version = COALESCE({table}.version, 0) + 1 \
+             WHERE {table}.expire <= ?4 OR {table}.expire IS NULL"
+        ),
+        compare_and_set: format!(
+            "UPDATE {table} SET data = ?1, expire = ?2, version = version + 1 \
+             WHERE id = ?3 AND version = ?4"
+        ),
+        write_locked: format!(
+            "UPDATE {table} SET data = ?1, expire = ?2, version = COALESCE(version, 0) + 1 \
+             WHERE id = ?3"
+        ),
+        touch: format!(
+            "UPDATE {table} SET expire = ?1, version = COALESCE(version, 0) + 1 \
+             WHERE cookie = ?2 AND expire > ?3"
+        ),
+        delete: format!("DELETE FROM {table} WHERE cookie = ?1 RETURNING expire"),
+        gc: format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
+             WHERE expire <= ?1 OR expire IS NULL LIMIT ?2)"
+        ),
+        migrate: vec![
+            // AUTOINCREMENT: ids are never reused, so (id, version) never repeats.
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                 cookie TEXT NOT NULL UNIQUE, \
+                 data BLOB NOT NULL, \
+                 expire INTEGER NOT NULL, \
+                 version INTEGER NOT NULL DEFAULT 0)"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
+        ],
+    }
+}
+
+#[async_trait]
+impl Driver for SqliteDriver {
+    const NAME: &'static str = NAME;
+
+    fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
+        let row = sqlx::query(&self.sql.fetch)
+            .bind(cookie)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "load", err))?;
+        row.as_ref().map(read_row).transpose()
+    }
+
+    async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let done = sqlx::query(&self.sql.insert)
+            .bind(cookie)
+            .bind(data)
+            .bind(expire)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "create", err))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn compare_and_set(
+        &self,
+        id: i64,
+        version: i64,
+        data: &[u8],
+        expire: i64,
+    ) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let done = sqlx::query(&self.sql.compare_and_set)
+            .bind(data)
+            .bind(expire)
+            .bind(id)
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "update", err))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn update_locked(
+        &self,
+        cookie: &str,
+        now: i64,
+        expire: i64,
+        merge: &Merge<'_>,
+    ) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "update", err);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        let row = sqlx::query(&self.sql.fetch_locked)
+            .bind(cookie)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let Some(row) = row.as_ref().map(read_row).transpose()? else {
+            // Dropping the transaction rolls it back.
+            return Ok(false);
+        };
+        let data = merge(&row)?;
+        sqlx::query(&self.sql.write_locked)
+            .bind(data)
+            .bind(expire)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(true)
+    }
+
+    async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let done = sqlx::query(&self.sql.touch)
+            .bind(expire)
+            .bind(cookie)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "touch", err))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete(&self, cookie: &str, now: i64) -> Result<bool> {
+        let _writer = self.writer.lock().await;
+        let row = sqlx::query(&self.sql.delete)
+            .bind(cookie)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "delete", err))?;
+        let expire = row.and_then(|row| lenient::<_, i64>(&row, "expire"));
+        Ok(expire.is_some_and(|expire| expire > now))
+    }
+
+    async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64> {
+        let _writer = self.writer.lock().await;
+        let done = sqlx::query(&self.sql.gc)
+            .bind(now)
+            .bind(limit)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| db_error(NAME, "gc", err))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "migrate", err);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)?;
+        for statement in &self.sql.migrate {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)
+    }
+}

@@ -1,0 +1,32 @@
+//! Helpers shared by the test binaries: server URLs from the environment and random
+//! table prefixes, so concurrent runs never share a table.
+
+#![allow(dead_code, unreachable_pub)]
+
+use session_core::SessionId;
+
+/// The URL in `var`, or `default` (a loopback server) when it is unset.
+pub fn env_url(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A fresh prefix such as `t3f9c01a2b4d7_`: an identifier, unique per call.
+pub fn random_prefix() -> String {
+    let key = SessionId::generate(32)
+        .map(|id| id.store_key())
+        .map(|key| key.as_str()[..12].to_owned())
+        .unwrap_or_else(|_| format!("{:012x}", std::process::id()));
+    format!("t{key}_")
+}
+
+/// The URL without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme_end + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

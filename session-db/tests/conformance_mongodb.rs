@@ -1,0 +1,68 @@
+//! The whole conformance suite against MongoDB, when `SESSION_TEST_MONGODB_URL` names a
+//! server. There is no MongoDB server on the machines this project is built on, so without
+//! the variable the binary says so and skips every case (even with
+//! `SESSION_REQUIRE_SERVICES=1`: a server that cannot exist here is not "down").
+
+mod common;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_db::{DbOptions, MongoStore};
+use session_testkit::{CASES, Fixture, Suite, Unavailable};
+
+fn main() -> ExitCode {
+    let Ok(url) = std::env::var("SESSION_TEST_MONGODB_URL") else {
+        if std::env::args().any(|arg| arg == "--list") {
+            return ExitCode::SUCCESS;
+        }
+        println!("\nSKIPPED: SESSION_TEST_MONGODB_URL not set; no MongoDB server on this machine");
+        println!(
+            "\nconformance `db-mongodb`: 0 passed, 0 failed, {} skipped\n",
+            CASES.len()
+        );
+        return ExitCode::SUCCESS;
+    };
+    Suite::new("db-mongodb", move || open(url.clone())).main()
+}
+
+async fn open(url: String) -> Result<Fixture, Unavailable> {
+    let unavailable = |err: session_core::Error| {
+        Unavailable::new(format!(
+            "MongoDB at {} (SESSION_TEST_MONGODB_URL): {err}",
+            common::redacted(&url)
+        ))
+    };
+    let mut options = DbOptions::new(url.clone());
+    options.prefix = common::random_prefix();
+    options.acquire_timeout = Duration::from_secs(10);
+    if options.database.is_none() {
+        options.database = Some("session_test".to_owned());
+    }
+    let store = MongoStore::connect(&options).await.map_err(unavailable)?;
+    options.migrate = false;
+    let second = MongoStore::connect(&options).await.map_err(unavailable)?;
+    // A client does not connect until used: against a closed port, each call fails once
+    // server selection gives up.
+    let mut down_options = DbOptions::new("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1000");
+    down_options.prefix = options.prefix.clone();
+    down_options.acquire_timeout = Duration::from_secs(1);
+    down_options.migrate = false;
+    let down = MongoStore::connect(&down_options)
+        .await
+        .map_err(unavailable)?;
+
+    let cleanup = {
+        let store = store.clone();
+        async move {
+            if let Err(err) = store.collection().drop().await {
+                eprintln!("cleanup: {err}");
+            }
+        }
+    };
+    Ok(Fixture::new(Arc::new(store))
+        .with_second_handle(Arc::new(second))
+        .with_unreachable(Arc::new(down))
+        .with_cleanup(cleanup))
+}

@@ -1,0 +1,531 @@
+//! Robustness against what the conformance suite cannot produce through the store API:
+//! rows written by someone else (garbage in `data`, NULL or garbage in `expire`), and
+//! connections killed by the server under a live pool.
+//!
+//! The corrupt rows go into a hand-made table with nullable `data` and `expire` (as
+//! ThinkJS's own DDL has a nullable `data`), written with raw SQL. Each server test skips
+//! loudly when its server is unreachable, and fails instead under
+//! `SESSION_REQUIRE_SERVICES=1`.
+
+#![allow(unreachable_pub)]
+// Which helpers a build uses depends on the features it has.
+#![cfg_attr(
+    not(all(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    allow(dead_code, unused_imports)
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_core::wire::encode_record;
+use session_core::{
+    ChangeSet, Data, ErrorKind, Record, SessionConfig, SessionId, SessionManager, SessionStore,
+    Timestamp,
+};
+
+/// A way one row can be corrupt, with what goes into its columns.
+struct Corrupt {
+    what: &'static str,
+    id: SessionId,
+    data: Option<Vec<u8>>,
+    expire: Expire,
+}
+
+enum Expire {
+    Null,
+    Millis(i64),
+    /// Text in an integer column: only SQLite's dynamic typing lets that in.
+    Text(&'static str),
+}
+
+fn in_an_hour() -> i64 {
+    (Timestamp::now() + Duration::from_secs(3600)).as_millis()
+}
+
+fn valid_blob() -> Vec<u8> {
+    encode_record(&Record {
+        data: Data::from([("user".to_owned(), b"stale".to_vec())]),
+        expires_at: Timestamp::now() + Duration::from_secs(3600),
+        created_at: Timestamp::now(),
+    })
+}
+
+fn corrupt_rows(with_text_expire: bool) -> Vec<Corrupt> {
+    let id = || SessionId::generate(32).expect("id");
+    let mut truncated = valid_blob();
+    truncated.truncate(truncated.len() - 3);
+    let mut rows = vec![
+        Corrupt {
+            what: "garbage in data",
+            id: id(),
+            data: Some(b"this is not a session record at all".to_vec()),
+            expire: Expire::Millis(in_an_hour()),
+        },
+        Corrupt {
+            what: "truncated data",
+            id: id(),
+            data: Some(truncated),
+            expire: Expire::Millis(in_an_hour()),
+        },
+        Corrupt {
+            what: "NULL data",
+            id: id(),
+            data: None,
+            expire: Expire::Millis(in_an_hour()),
+        },
+        Corrupt {
+            what: "NULL expire",
+            id: id(),
+            data: Some(valid_blob()),
+            expire: Expire::Null,
+        },
+    ];
+    if with_text_expire {
+        rows.push(Corrupt {
+            what: "text in expire",
+            id: id(),
+            data: Some(valid_blob()),
+            expire: Expire::Text("tomorrow-ish"),
+        });
+    }
+    rows
+}
+
+/// Checks every store path against the corrupt rows: no panic, no record, decode errors
+/// where there is something to decode, and a corrupt row is replaced by the next create.
+async fn check_corrupt_rows(backend: &str, store: Arc<dyn SessionStore>, rows: &[Corrupt]) {
+    let manager =
+        SessionManager::new(Arc::clone(&store), SessionConfig::default()).expect("manager");
+    for row in rows {
+        let key = row.id.store_key();
+        let what = row.what;
+        match store.load(&key).await {
+            Err(err) => assert_eq!(err.kind(), ErrorKind::Decode, "{what}: load: {err}"),
+            Ok(None) => {}
+            Ok(Some(record)) => panic!("{what}: load returned a record: {record:?}"),
+        }
+        let changes = ChangeSet {
+            set: Data::from([("cart".to_owned(), b"1".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(60),
+            ..ChangeSet::default()
+        };
+        match store.update(&key, &changes).await {
+            Err(err) => assert_eq!(err.kind(), ErrorKind::Decode, "{what}: update: {err}"),
+            Ok(applied) => assert!(!applied, "{what}: update applied to a corrupt row"),
+        }
+
+        // Through a session: the corrupt record is "no session", and writing starts a new
+        // one under a fresh id.
+        let header = format!("thinkjs={}", row.id.expose());
+        let session = manager.session_from_cookie_header(Some(&header));
+        assert_eq!(
+            session.get::<String>("user").await.expect("get"),
+            None,
+            "{what}: value from a corrupt session"
+        );
+        session.set("user", "fresh").await.expect("set");
+        let cookie = session.flush().await.expect("flush").expect("a new cookie");
+        assert_ne!(
+            cookie.value(),
+            row.id.expose(),
+            "{what}: the corrupt id was adopted"
+        );
+        let again =
+            manager.session_from_cookie_header(Some(&format!("thinkjs={}", cookie.value())));
+        assert_eq!(
+            again.get::<String>("user").await.expect("get"),
+            Some("fresh".to_owned()),
+            "{what}: the fresh session"
+        );
+
+        // A corrupt record counts as absent: create at its key replaces it.
+        let record = Record {
+            data: Data::from([("user".to_owned(), b"replaced".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(600),
+            created_at: Timestamp::now(),
+        };
+        assert!(
+            store.create(&key, &record).await.expect("create"),
+            "{what}: create did not replace the corrupt row"
+        );
+        let loaded = store.load(&key).await.expect("load after replace");
+        assert_eq!(
+            loaded.map(|r| r.data),
+            Some(record.data),
+            "{what}: replaced record"
+        );
+    }
+
+    let fresh = SessionId::generate(32).expect("id").store_key();
+    let record = Record {
+        expires_at: Timestamp::now() + Duration::from_secs(60),
+        ..Record::default()
+    };
+    assert!(store.create(&fresh, &record).await.expect("create"));
+    store
+        .gc()
+        .await
+        .expect("gc runs over a table that held corrupt rows");
+    let kinds: Vec<&str> = rows.iter().map(|row| row.what).collect();
+    println!(
+        "figure: {backend} | corrupt records ({} kinds) | each treated as absent, 0 panics, replaced by the next write: {}",
+        kinds.len(),
+        kinds.join(", ")
+    );
+}
+
+/// Skips (loudly) or, under `SESSION_REQUIRE_SERVICES=1`, fails.
+fn unreachable(server: &str, err: &dyn std::fmt::Display) {
+    if session_testkit::services_required() {
+        panic!("{server} unreachable and SESSION_REQUIRE_SERVICES=1: {err}");
+    }
+    println!("SKIPPED: {server} unreachable: {err}");
+}
+
+/// Calls `attempt` until it succeeds, for at most `limit`; returns how many calls failed.
+async fn until_ok<F, Fut>(limit: Duration, mut attempt: F) -> usize
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = session_core::Result<()>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut failures = 0;
+    loop {
+        match attempt().await {
+            Ok(()) => return failures,
+            Err(err) => {
+                failures += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "the pool did not recover within {limit:?}: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use session_db::sqlx::{self, PgPool};
+    use session_db::{DbOptions, PostgresStore};
+
+    use super::*;
+
+    fn url() -> String {
+        common::env_url(
+            "SESSION_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        )
+    }
+
+    async fn store(migrate: bool, max_connections: u32) -> Option<PostgresStore> {
+        let mut options = DbOptions::new(url());
+        options.prefix = common::random_prefix();
+        options.migrate = migrate;
+        options.max_connections = max_connections;
+        match PostgresStore::connect(&options).await {
+            Ok(store) => Some(store),
+            Err(err) => {
+                unreachable("PostgreSQL", &err);
+                None
+            }
+        }
+    }
+
+    async fn drop_table(store: &PostgresStore) {
+        let sql = format!("DROP TABLE IF EXISTS {}", store.table());
+        sqlx::query(&sql).execute(store.pool()).await.expect("drop");
+        store.pool().close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_rows_are_no_session_never_a_panic() {
+        let Some(store) = store(false, 5).await else {
+            return;
+        };
+        let table = store.table().to_owned();
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, cookie VARCHAR(255) NOT NULL UNIQUE, \
+             data BYTEA, expire BIGINT, version BIGINT NOT NULL DEFAULT 0)"
+        ))
+        .execute(store.pool())
+        .await
+        .expect("create table");
+        let rows = corrupt_rows(false);
+        for row in &rows {
+            let expire = match row.expire {
+                Expire::Millis(ms) => Some(ms),
+                Expire::Null | Expire::Text(_) => None,
+            };
+            sqlx::query(&format!(
+                "INSERT INTO {table} (cookie, data, expire) VALUES ($1, $2, $3)"
+            ))
+            .bind(row.id.store_key().as_str())
+            .bind(row.data.clone())
+            .bind(expire)
+            .execute(store.pool())
+            .await
+            .expect("insert");
+        }
+        check_corrupt_rows("postgres", Arc::new(store.clone()), &rows).await;
+        drop_table(&store).await;
+    }
+
+    async fn backend_pids(pool: &PgPool, count: usize) -> Vec<i32> {
+        let mut connections = Vec::new();
+        for _ in 0..count {
+            connections.push(pool.acquire().await.expect("acquire"));
+        }
+        let mut pids = Vec::new();
+        for connection in &mut connections {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut **connection)
+                .await
+                .expect("pid");
+            pids.push(pid);
+        }
+        pids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_recovers_after_its_connections_are_killed() {
+        let Some(store) = store(true, 3).await else {
+            return;
+        };
+        let key = SessionId::generate(32).expect("id").store_key();
+        let record = Record {
+            data: Data::from([("user".to_owned(), b"ada".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(600),
+            created_at: Timestamp::now(),
+        };
+        assert!(store.create(&key, &record).await.expect("create"));
+
+        // Only this pool's connections are killed: other tests share the database.
+        let pids = backend_pids(store.pool(), 3).await;
+        let admin = PgPool::connect(&url()).await.expect("admin pool");
+        for pid in &pids {
+            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+                .bind(pid)
+                .fetch_one(&admin)
+                .await
+                .expect("terminate");
+            assert!(killed, "backend {pid} was not terminated");
+        }
+        admin.close().await;
+
+        let failures = until_ok(Duration::from_secs(5), || async {
+            let loaded = store.load(&key).await?;
+            assert_eq!(loaded.map(|r| r.data), Some(record.data.clone()));
+            Ok(())
+        })
+        .await;
+        println!(
+            "figure: postgres | connections killed (pg_terminate_backend) | recovered without restart after {failures} failed call(s)"
+        );
+        let changes = ChangeSet {
+            set: Data::from([("cart".to_owned(), b"1".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(600),
+            ..ChangeSet::default()
+        };
+        assert!(
+            store
+                .update(&key, &changes)
+                .await
+                .expect("update after recovery")
+        );
+        drop_table(&store).await;
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use session_db::sqlx::{self, MySqlPool};
+    use session_db::{DbOptions, MySqlStore};
+
+    use super::*;
+
+    fn url() -> String {
+        common::env_url("SESSION_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+    }
+
+    async fn store(migrate: bool, max_connections: u32) -> Option<MySqlStore> {
+        let mut options = DbOptions::new(url());
+        options.prefix = common::random_prefix();
+        options.migrate = migrate;
+        options.max_connections = max_connections;
+        match MySqlStore::connect(&options).await {
+            Ok(store) => Some(store),
+            Err(err) => {
+                unreachable("MariaDB", &err);
+                None
+            }
+        }
+    }
+
+    async fn drop_table(store: &MySqlStore) {
+        let sql = format!("DROP TABLE IF EXISTS {}", store.table());
+        sqlx::query(&sql).execute(store.pool()).await.expect("drop");
+        store.pool().close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_rows_are_no_session_never_a_panic() {
+        let Some(store) = store(false, 5).await else {
+            return;
+        };
+        let table = store.table().to_owned();
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (`id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+             `cookie` VARCHAR(255) NOT NULL UNIQUE, `data` LONGBLOB, `expire` BIGINT, \
+             `version` BIGINT NOT NULL DEFAULT 0, KEY (`expire`)) ENGINE=InnoDB"
+        ))
+        .execute(store.pool())
+        .await
+        .expect("create table");
+        let rows = corrupt_rows(false);
+        for row in &rows {
+            let expire = match row.expire {
+                Expire::Millis(ms) => Some(ms),
+                Expire::Null | Expire::Text(_) => None,
+            };
+            sqlx::query(&format!(
+                "INSERT INTO {table} (cookie, data, expire) VALUES (?, ?, ?)"
+            ))
+            .bind(row.id.store_key().as_str())
+            .bind(row.data.clone())
+            .bind(expire)
+            .execute(store.pool())
+            .await
+            .expect("insert");
+        }
+        check_corrupt_rows("mysql", Arc::new(store.clone()), &rows).await;
+        drop_table(&store).await;
+    }
+
+    async fn connection_ids(pool: &MySqlPool, count: usize) -> Vec<u64> {
+        let mut connections = Vec::new();
+        for _ in 0..count {
+            connections.push(pool.acquire().await.expect("acquire"));
+        }
+        let mut ids = Vec::new();
+        for connection in &mut connections {
+            let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(&mut **connection)
+                .await
+                .expect("connection id");
+            ids.push(id);
+        }
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_recovers_after_its_connections_are_killed() {
+        let Some(store) = store(true, 3).await else {
+            return;
+        };
+        let key = SessionId::generate(32).expect("id").store_key();
+        let record = Record {
+            data: Data::from([("user".to_owned(), b"ada".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(600),
+            created_at: Timestamp::now(),
+        };
+        assert!(store.create(&key, &record).await.expect("create"));
+
+        // Only this pool's connections are killed: other tests share the server.
+        let ids = connection_ids(store.pool(), 3).await;
+        let admin = MySqlPool::connect(&url()).await.expect("admin pool");
+        for id in &ids {
+            // KILL cannot be prepared; the id is a number the server gave us.
+            sqlx::raw_sql(&format!("KILL {id}"))
+                .execute(&admin)
+                .await
+                .expect("kill");
+        }
+        admin.close().await;
+
+        let failures = until_ok(Duration::from_secs(5), || async {
+            let loaded = store.load(&key).await?;
+            assert_eq!(loaded.map(|r| r.data), Some(record.data.clone()));
+            Ok(())
+        })
+        .await;
+        println!(
+            "figure: mysql | connections killed (KILL) | recovered without restart after {failures} failed call(s)"
+        );
+        let changes = ChangeSet {
+            set: Data::from([("cart".to_owned(), b"1".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(600),
+            ..ChangeSet::default()
+        };
+        assert!(
+            store
+                .update(&key, &changes)
+                .await
+                .expect("update after recovery")
+        );
+        drop_table(&store).await;
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use session_db::sqlx::{self, sqlite::SqliteConnectOptions};
+    use session_db::{DbOptions, SqliteStore};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_rows_are_no_session_never_a_panic() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = DbOptions::new("sqlite:");
+        options.prefix = common::random_prefix();
+        options.migrate = false;
+        let connect = SqliteConnectOptions::new()
+            .filename(dir.path().join("sessions.db"))
+            .create_if_missing(true);
+        let store = SqliteStore::connect_with(connect, &options)
+            .await
+            .expect("open");
+        let table = store.table().to_owned();
+        sqlx::query(&format!(
+            "CREATE TABLE {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             cookie TEXT NOT NULL UNIQUE, data BLOB, expire INTEGER, \
+             version INTEGER NOT NULL DEFAULT 0)"
+        ))
+        .execute(store.pool())
+        .await
+        .expect("create table");
+        let rows = corrupt_rows(true);
+        for row in &rows {
+            let query = format!("INSERT INTO {table} (cookie, data, expire) VALUES (?1, ?2, ?3)");
+            let key = row.id.store_key();
+            let query = sqlx::query(&query)
+                .bind(key.as_str())
+                .bind(row.data.clone());
+            let query = match row.expire {
+                Expire::Millis(ms) => query.bind(Some(ms)),
+                Expire::Null => query.bind(None::<i64>),
+                Expire::Text(text) => query.bind(text),
+            };
+            query.execute(store.pool()).await.expect("insert");
+        }
+        check_corrupt_rows("sqlite", Arc::new(store.clone()), &rows).await;
+        store.pool().close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_is_not_a_database_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sessions.db");
+        std::fs::write(
+            &path,
+            b"not a database, just some bytes that are long enough to fail",
+        )
+        .expect("write");
+        let err = SqliteStore::open(&path).await.expect_err("garbage file");
+        assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+    }
+}
