@@ -339,14 +339,17 @@ async fn measure(
     wipe(store)
 }
 
-/// Store commands per request, counted on the server: Redis `INFO commandstats`, or
-/// PostgreSQL transactions (`pg_stat_database`), around 200 sequential requests.
+/// Store work per request, counted on the server around 200 sequential requests of each
+/// kind: Redis commands executed (`INFO commandstats`, commands run inside scripts
+/// included) and client round trips (`MONITOR`, script-internal commands excluded), or
+/// PostgreSQL transactions (`pg_stat_database`).
 pub(crate) struct RoundTrips {
     pub(crate) store: String,
     pub(crate) side: Side,
-    pub(crate) read_only: f64,
-    pub(crate) write: f64,
-    pub(crate) new_session: f64,
+    /// Read-only, write, new session: the main figure (round trips or transactions).
+    pub(crate) per_request: [f64; 3],
+    /// Redis only: commands executed, scripts' inner commands included.
+    pub(crate) commands: Option<[f64; 3]>,
 }
 
 fn redis_calls() -> Result<u64, String> {
@@ -373,6 +376,41 @@ fn postgres_transactions() -> Result<u64, String> {
         .map_err(|_| format!("pg_stat_database: {out:?}"))
 }
 
+/// Counts the commands clients send to Redis database 9 while `MONITOR` runs.
+struct Monitor {
+    child: Child,
+    output: PathBuf,
+}
+
+impl Monitor {
+    fn start(dir: &Path) -> Result<Self, String> {
+        let output = dir.join("monitor.log");
+        let file = std::fs::File::create(&output).map_err(|e| e.to_string())?;
+        let child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", "6379", "MONITOR"])
+            .stdout(file)
+            .spawn()
+            .map_err(|e| format!("redis-cli MONITOR: {e}"))?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Self { child, output })
+    }
+
+    /// Client commands seen so far on database 9 (lines from `lua` are script-internal).
+    fn client_commands(&self) -> u64 {
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains("[9 ") && !l.contains(" lua]"))
+            .count() as u64
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
     const N: usize = 200;
     wipe(store)?;
@@ -382,39 +420,50 @@ async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
         .await?
         .pop()
         .ok_or("no session")?;
+    let redis = store == "redis";
+    let monitor = if redis {
+        Some(Monitor::start(scratch.path())?)
+    } else {
+        None
+    };
     let counter = || {
-        if store == "redis" {
+        if redis {
             redis_calls()
         } else {
             postgres_transactions()
         }
     };
-    // pg_stat_database is updated asynchronously; give it a moment around each sample.
-    let settle = || async {
-        tokio::time::sleep(Duration::from_millis(if store == "redis" {
-            0
-        } else {
-            700
-        }))
-        .await
-    };
-    let mut per_request = Vec::new();
-    for (path, with_cookie) in [("/read", true), ("/incr", true), ("/incr", false)] {
+    // pg_stat_database and MONITOR output arrive asynchronously: let them settle.
+    let settle = || tokio::time::sleep(Duration::from_millis(700));
+    let mut primary = [0.0; 3];
+    let mut commands = [0.0; 3];
+    for (i, (path, with_cookie)) in [("/read", true), ("/incr", true), ("/incr", false)]
+        .into_iter()
+        .enumerate()
+    {
         settle().await;
         let before = counter()?;
+        let seen_before = monitor.as_ref().map_or(0, Monitor::client_commands);
         loadgen::sequential(server.addr, path, with_cookie.then_some(cookie.as_str()), N).await?;
         settle().await;
         let after = counter()?;
-        per_request.push((after.saturating_sub(before)) as f64 / N as f64);
+        let seen_after = monitor.as_ref().map_or(0, Monitor::client_commands);
+        let executed = after.saturating_sub(before) as f64 / N as f64;
+        if redis {
+            commands[i] = executed;
+            primary[i] = seen_after.saturating_sub(seen_before) as f64 / N as f64;
+        } else {
+            primary[i] = executed;
+        }
     }
+    drop(monitor);
     drop(server);
     wipe(store)?;
     Ok(RoundTrips {
         store: store.to_owned(),
         side,
-        read_only: per_request[0],
-        write: per_request[1],
-        new_session: per_request[2],
+        per_request: primary,
+        commands: redis.then_some(commands),
     })
 }
 
@@ -447,12 +496,16 @@ async fn run(settings: Settings) -> Result<(), String> {
         for side in [Side::Ours, Side::Peer] {
             let t = round_trips(store, side).await?;
             println!(
-                "  round trips {:<14} {:<8} read-only {:.2}  write {:.2}  new session {:.2}",
+                "  per request {:<14} {:<8} read-only {:.2}  write {:.2}  new session {:.2}{}",
                 side.label(),
                 store,
-                t.read_only,
-                t.write,
-                t.new_session
+                t.per_request[0],
+                t.per_request[1],
+                t.per_request[2],
+                t.commands.map_or(String::new(), |c| format!(
+                    "  (commands executed: {:.2} / {:.2} / {:.2})",
+                    c[0], c[1], c[2]
+                ))
             );
             trips.push(t);
         }

@@ -170,23 +170,29 @@ pub(crate) fn write(
     if !trips.is_empty() {
         let _ = writeln!(
             md,
-            "\n| store commands per request | read-only | write | new session |\n|---|---:|---:|---:|"
+            "\n| store work per request | read-only | write | new session |\n|---|---:|---:|---:|"
         );
         for t in trips {
+            let [r, w, n] = t.per_request;
             let unit = if t.store == "redis" {
-                "Redis commands"
+                "round trips (MONITOR)"
             } else {
-                "PostgreSQL transactions"
+                "transactions (pg_stat_database)"
             };
             let _ = writeln!(
                 md,
-                "| {} {} ({unit}) | {:.2} | {:.2} | {:.2} |",
+                "| {} {} {unit} | {r:.2} | {w:.2} | {n:.2} |",
                 t.side.label(),
-                t.store,
-                t.read_only,
-                t.write,
-                t.new_session
+                t.store
             );
+            if let Some([r, w, n]) = t.commands {
+                let _ = writeln!(
+                    md,
+                    "| {} {} commands executed, inside scripts too (INFO commandstats) | {r:.2} | {w:.2} | {n:.2} |",
+                    t.side.label(),
+                    t.store
+                );
+            }
         }
     }
     if let Some(scale) = scale {
@@ -207,8 +213,11 @@ pub(crate) fn write(
             "peer": r.peer.as_ref().map(|p| json!({"rps": p.rps, "p50_ms": p.p50, "p99_ms": p.p99, "errors": p.errors, "lost": p.lost})),
             "ratio": r.ratio,
         })).collect::<Vec<_>>(),
-        "round_trips": trips.iter().map(|t| json!({
-            "store": t.store, "app": t.side.label(), "read_only": t.read_only, "write": t.write, "new_session": t.new_session,
+        "per_request": trips.iter().map(|t| json!({
+            "store": t.store, "app": t.side.label(),
+            "unit": if t.store == "redis" { "round trips" } else { "transactions" },
+            "read_only": t.per_request[0], "write": t.per_request[1], "new_session": t.per_request[2],
+            "redis_commands_executed": t.commands,
         })).collect::<Vec<_>>(),
         "runs": runs.iter().map(|r| json!({
             "store": r.store, "app": r.side.label(), "mode": r.mode, "round": r.round,

@@ -107,7 +107,8 @@ impl fmt::Debug for SessionId {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StoreKey {
     digest: [u8; 32],
-    hex: Box<str>,
+    /// The digest in lowercase hex, kept inline: no allocation per request.
+    hex: [u8; 64],
 }
 
 impl StoreKey {
@@ -115,10 +116,10 @@ impl StoreKey {
     pub const HEX_LEN: usize = 64;
 
     fn from_digest(digest: [u8; 32]) -> Self {
-        Self {
-            digest,
-            hex: hex::encode(digest).into_boxed_str(),
-        }
+        let mut hex = [0u8; 64];
+        // Cannot fail: the output is exactly twice the input's length.
+        let _ = hex::encode_to_slice(digest, &mut hex);
+        Self { digest, hex }
     }
 
     /// Parses 64 lowercase hex digits, as written by [`StoreKey::as_str`]; used by stores that
@@ -145,7 +146,8 @@ impl StoreKey {
 
     /// The 64 lowercase hex digits: safe in file names, SQL parameters and Redis keys.
     pub fn as_str(&self) -> &str {
-        &self.hex
+        // Hex digits are ASCII, so this never takes the fallback.
+        std::str::from_utf8(&self.hex).unwrap_or_default()
     }
 
     /// The raw 32-byte digest.
@@ -155,7 +157,7 @@ impl StoreKey {
 
     /// The first 8 hex digits, for logs.
     pub fn short(&self) -> &str {
-        self.hex.get(..8).unwrap_or_default()
+        self.as_str().get(..8).unwrap_or_default()
     }
 }
 
