@@ -101,10 +101,10 @@ pub(crate) async fn create_sessions(addr: SocketAddr, count: usize) -> Result<Ve
     let mut cookies = Vec::with_capacity(count);
     let mut pending = tokio::task::JoinSet::new();
     for _ in 0..count {
-        if pending.len() >= 50 {
-            if let Some(done) = pending.join_next().await {
-                cookies.push(done.map_err(|e| e.to_string())??);
-            }
+        if pending.len() >= 50
+            && let Some(done) = pending.join_next().await
+        {
+            cookies.push(done.map_err(|e| e.to_string())??);
         }
         pending.spawn(async move {
             let (status, _, cookie) = get(addr, "/incr", None).await?;

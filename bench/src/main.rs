@@ -256,10 +256,10 @@ async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String
     let server = Server { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok((status, _, _)) = loadgen::get(addr, "/healthz", None).await {
-            if status.is_success() {
-                return Ok(server);
-            }
+        if let Ok((status, _, _)) = loadgen::get(addr, "/healthz", None).await
+            && status.is_success()
+        {
+            return Ok(server);
         }
         if Instant::now() > deadline {
             return Err(format!("{} on {store} did not start", side.label()));
@@ -526,7 +526,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread for the load generator: it cannot take more than one core from the
+    // server under test, so the server, not the generator, is what saturates.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
