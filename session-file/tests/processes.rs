@@ -448,6 +448,7 @@ fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
         // gc removes a corrupt file nobody writes again.
         let key = SessionId::generate(32).expect("id").store_key();
         let path = store.file_path(&key);
+        std::fs::create_dir_all(path.parent().expect("shard")).expect("mkdir");
         std::fs::write(&path, b"garbage").expect("write");
         assert_eq!(store.gc().await.expect("gc"), 1);
         assert!(!path.exists());
