@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
@@ -344,6 +344,18 @@ impl SessionConfig {
                 "must be a non-empty cookie name (letters, digits and !#$%&'*+-.^_`|~)",
             ));
         }
+        // `Signer::new` refuses an empty secret too; refusing it here as well means a
+        // configuration that validates always builds a manager, before any store is opened.
+        if let Some(index) = self
+            .secret
+            .iter()
+            .position(|s| s.expose_secret().is_empty())
+        {
+            return Err(Error::config(
+                &format!("secret[{index}]"),
+                "must not be empty",
+            ));
+        }
         if self.timeout.is_zero() {
             return Err(Error::config("timeout", "must be longer than zero"));
         }
@@ -534,6 +546,28 @@ mod tests {
         assert!(!format!("{two:?}").contains("\"a\""));
         let err = SessionConfig::from_json_str(r#"{"secret": 5}"#).expect_err("number");
         assert!(err.to_string().contains("`secret`"), "{err}");
+    }
+
+    #[test]
+    fn empty_secrets_are_refused_by_validation() {
+        // Found by the `config` fuzz target (`secret = ""`): the configuration parsed and
+        // validated, and only `SessionManager::new` refused it, after `from_config` had
+        // already opened the store.
+        for (text, key) in [
+            (r#"{"secret": ""}"#, "`secret[0]`"),
+            (r#"{"secret": ["new", ""]}"#, "`secret[1]`"),
+        ] {
+            let err = SessionConfig::from_json_str(text).expect_err(text);
+            assert_eq!(err.kind(), ErrorKind::Config);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        #[cfg(feature = "toml")]
+        {
+            let err = SessionConfig::from_toml_str(r#"secret = """#).expect_err("empty");
+            assert!(err.to_string().contains("`secret[0]`"), "{err}");
+        }
+        let none = SessionConfig::from_json_str(r#"{"secret": []}"#).expect("no secret");
+        assert!(none.secret.is_empty());
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! Fuzz target: arbitrary bytes as a `Cookie` header value through
+//! `SessionManager::session`, with and without a secret, and through `Signer::verify`.
+//!
+//! The properties are in `session-core/tests/fuzz_checks/mod.rs`, shared with the
+//! `fuzz_corpus` test that replays `fuzz/corpus/cookie/`.
+#![no_main]
+
+// Each target uses only its own check from the shared file.
+#[allow(dead_code)]
+#[path = "../../session-core/tests/fuzz_checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::cookie(data));
