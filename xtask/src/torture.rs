@@ -71,7 +71,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         };
         let mut found = false;
         for line in stdout.lines() {
-            let Some(rest) = line.trim().strip_prefix("figure: ") else {
+            // libtest may print its `test name ... ` prefix on the same line as the output.
+            let Some(rest) = line
+                .find("figure: ")
+                .map(|at| &line[at + "figure: ".len()..])
+            else {
                 continue;
             };
             let mut parts = rest.splitn(3, " | ");
