@@ -25,6 +25,7 @@ fn record(expires_at: Timestamp) -> Record {
         data: [("n".to_owned(), vec![1, 2, 3, 4, 5, 6, 7, 8])].into(),
         expires_at,
         created_at: Timestamp::now(),
+        revision: None,
     }
 }
 

@@ -55,7 +55,7 @@ pub struct SessionConfig {
     /// Without a secret the cookie holds the bare id.
     pub secret: Secrets,
     /// Idle timeout: a session not used for this long expires (one day by default).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub timeout: Duration,
     /// Absolute lifetime from creation, whatever the activity (none by default).
     #[serde(deserialize_with = "optional_duration")]
@@ -64,7 +64,7 @@ pub struct SessionConfig {
     pub rolling: bool,
     /// A read-only request refreshes the expiry only when the last refresh is at least this
     /// old, so read-only traffic does not write on every hit (60 seconds by default).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub touch_after: Duration,
     /// Cookie attributes.
     pub cookie: CookieConfig,
@@ -161,7 +161,7 @@ pub struct GcConfig {
     /// Whether the application runs the gc scheduler (`true` by default).
     pub on: bool,
     /// Time between two gc runs (one hour by default), jittered by ±10%.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "deserialize_duration")]
     pub interval: Duration,
 }
 
@@ -255,7 +255,29 @@ impl Visitor<'_> for DurationVisitor {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+/// Deserializes a [`Duration`] written the way every duration of the configuration is: a
+/// number of seconds (`5`, `0.5`) or text such as `"500ms"`, `"30min"` or `"24h"`.
+///
+/// For stores' own option structs, so their durations read like the core's:
+///
+/// ```
+/// # use std::time::Duration;
+/// #[derive(serde::Deserialize)]
+/// struct Options {
+///     #[serde(deserialize_with = "session_core::deserialize_duration")]
+///     timeout: Duration,
+/// }
+/// let options: Options = serde_json::from_str(r#"{ "timeout": "500ms" }"#).unwrap();
+/// assert_eq!(options.timeout, Duration::from_millis(500));
+/// let options: Options = serde_json::from_str(r#"{ "timeout": 2 }"#).unwrap();
+/// assert_eq!(options.timeout, Duration::from_secs(2));
+/// ```
+///
+/// # Errors
+/// A negative number, or text that is not a duration.
+pub fn deserialize_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Duration, D::Error> {
     deserializer.deserialize_any(DurationVisitor)
 }
 
@@ -263,7 +285,7 @@ fn optional_duration<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Duration>, D::Error> {
     #[derive(Deserialize)]
-    struct Wrapped(#[serde(deserialize_with = "duration")] Duration);
+    struct Wrapped(#[serde(deserialize_with = "deserialize_duration")] Duration);
     Option::<Wrapped>::deserialize(deserializer).map(|wrapped| wrapped.map(|Wrapped(d)| d))
 }
 

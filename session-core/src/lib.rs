@@ -95,12 +95,15 @@ mod time;
 pub mod wire;
 
 pub use codec::Codec;
-pub use config::{CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, SameSite, Secrets, SessionConfig};
+pub use config::{
+    CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, SameSite, Secrets, SessionConfig,
+    deserialize_duration,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use gc::GcHandle;
 pub use id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH, SessionId, StoreKey};
 pub use manager::SessionManager;
-pub use record::{ChangeSet, Data, Record};
+pub use record::{ChangeSet, Data, Record, Revision};
 pub use registry::{AdapterOptions, Registry};
 pub use session::Session;
 pub use signing::Signer;

@@ -18,9 +18,47 @@ pub struct Record {
     pub expires_at: Timestamp,
     /// When the session was created; the absolute lifetime counts from here.
     pub created_at: Timestamp,
+    /// The state of the record as `load` found it, for stores that implement
+    /// [`SessionStore::update_if_unchanged`](crate::SessionStore::update_if_unchanged);
+    /// `None` otherwise. Stores ignore it in `create`.
+    pub revision: Option<Revision>,
+}
+
+/// A store's mark of one state of one record, so that a request can write back what it
+/// loaded in one conditional step (see
+/// [`SessionStore::update_if_unchanged`](crate::SessionStore::update_if_unchanged)).
+///
+/// Every write to a record gives it a new revision, and a record deleted and created again
+/// never repeats a revision it had: equal revisions of one key mean an unchanged record.
+/// The value means nothing outside the store that issued it (the SQL stores pack the row
+/// id and its version counter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Revision(u128);
+
+impl Revision {
+    /// A revision with the store's own `value`.
+    pub const fn new(value: u128) -> Self {
+        Self(value)
+    }
+
+    /// The value the store gave it.
+    pub const fn get(self) -> u128 {
+        self.0
+    }
 }
 
 impl Record {
+    /// A record of `data` that dies at `expires_at`, created at `created_at`, with no
+    /// revision.
+    pub fn new(data: Data, expires_at: Timestamp, created_at: Timestamp) -> Self {
+        Self {
+            data,
+            expires_at,
+            created_at,
+            revision: None,
+        }
+    }
+
     /// Whether the record is dead at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_reached(now)

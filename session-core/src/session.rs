@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::manager::ManagerInner;
-use crate::{ChangeSet, Data, Error, ErrorKind, Record, Result, SessionId, StoreKey, Timestamp};
+use crate::{
+    ChangeSet, Data, Error, ErrorKind, Record, Result, Revision, SessionId, StoreKey, Timestamp,
+};
 
 /// How many fresh ids a new session tries before giving up. A collision of two 192-bit ids
 /// is not expected in the life of the universe; a store that keeps answering "exists" is
@@ -57,6 +59,9 @@ struct Persisted {
     key: StoreKey,
     expires_at: Timestamp,
     created_at: Timestamp,
+    /// The record's revision as this request last saw it, if the store keeps revisions:
+    /// `data` is then exactly that record plus this request's changes.
+    revision: Option<Revision>,
 }
 
 #[derive(Default)]
@@ -332,6 +337,7 @@ impl Session {
             data: state.data.clone(),
             expires_at,
             created_at: now,
+            revision: None,
         };
         let (id, key) = self.create_with_fresh_id(manager, &record).await?;
         state.persisted = Some(Persisted {
@@ -339,6 +345,7 @@ impl Session {
             key,
             expires_at,
             created_at: now,
+            revision: None,
         });
         state.dirty.clear();
         state.removed.clear();
@@ -374,6 +381,7 @@ impl Session {
             data: state.data.clone(),
             expires_at,
             created_at: old.created_at,
+            revision: None,
         };
         let (id, key) = self.create_with_fresh_id(manager, &record).await?;
         state.persisted = Some(Persisted {
@@ -381,6 +389,7 @@ impl Session {
             key,
             expires_at,
             created_at: old.created_at,
+            revision: None,
         });
         state.cycle = false;
         state.dirty.clear();
@@ -412,7 +421,15 @@ impl Session {
             persisted.expires_at
         };
         let changes_data = !state.dirty.is_empty() || !state.removed.is_empty();
-        let applied = if changes_data {
+        let mut revision = None;
+        if changes_data && let Some(loaded) = persisted.revision {
+            revision = self
+                .write_if_unchanged(manager, state, &persisted, loaded, expires_at)
+                .await?;
+        }
+        let applied = if revision.is_some() {
+            true
+        } else if changes_data {
             let changes = ChangeSet {
                 cleared: false,
                 set: state
@@ -447,6 +464,9 @@ impl Session {
         state.removed.clear();
         if let Some(p) = state.persisted.as_mut() {
             p.expires_at = expires_at;
+            // After a merge or a touch the store's revision is unknown here (the merge may
+            // have taken in another request's keys), so later flushes merge too.
+            p.revision = revision;
         }
         if refresh {
             state.cookie = CookieAction::Set {
@@ -455,6 +475,39 @@ impl Session {
             };
         }
         Ok(())
+    }
+
+    /// Writes the whole working data over the record if the store still has it at
+    /// `loaded`: one conditional write for the common case of a request that changed a
+    /// session nobody else touched meanwhile. `None` if the store did not write.
+    async fn write_if_unchanged(
+        &self,
+        manager: &ManagerInner,
+        state: &mut State,
+        persisted: &Persisted,
+        loaded: Revision,
+        expires_at: Timestamp,
+    ) -> Result<Option<Revision>> {
+        // The data is lent to the record for the call and taken back after, not copied.
+        let record = Record {
+            data: std::mem::take(&mut state.data),
+            expires_at,
+            created_at: persisted.created_at,
+            revision: None,
+        };
+        let written = manager
+            .store
+            .update_if_unchanged(&persisted.key, loaded, &record)
+            .await;
+        state.data = record.data;
+        let written = written?;
+        if written.is_none() {
+            tracing::debug!(
+                session = persisted.key.short(),
+                "session changed during the request; merging the change set"
+            );
+        }
+        Ok(written)
     }
 
     async fn create_with_fresh_id(
@@ -505,6 +558,7 @@ impl Session {
                         key,
                         expires_at: record.expires_at,
                         created_at: record.created_at,
+                        revision: record.revision,
                     });
                     state.data = record.data;
                 }

@@ -4,7 +4,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Record, Result, StoreKey, Timestamp};
+use crate::{ChangeSet, Record, Result, Revision, StoreKey, Timestamp};
 
 /// A session storage backend.
 ///
@@ -116,6 +116,30 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// # Errors
     /// Backend failures. On error, the record must be left as it was or fully updated.
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool>;
+
+    /// Writes `record` (data and expiry) over the live record at `key` if it is still at
+    /// `revision`, the [`Record::revision`] that `load` returned, in one atomic step;
+    /// returns the record's new revision if it wrote, `None` if the record changed,
+    /// expired or is gone meanwhile.
+    ///
+    /// This is the fast path for a request that loaded a session and changed it: one
+    /// conditional write instead of a read-merge-write of the change set. On `None` the
+    /// session sends its change set through [`update`](Self::update), which decides
+    /// between merging and dropping (a deleted session is never brought back). A store
+    /// that reports no revision from `load` is never called here and can keep the
+    /// default, which writes nothing.
+    ///
+    /// # Errors
+    /// Backend failures. On error, the record must be left as it was or fully written.
+    async fn update_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+    ) -> Result<Option<Revision>> {
+        let _ = (key, revision, record);
+        Ok(None)
+    }
 
     /// Sets a new expiry on the live record at `key` without rewriting its data; returns
     /// whether there was one. An expired record is not revived.

@@ -78,6 +78,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
         data,
         expires_at,
         created_at,
+        revision: None,
     })
 }
 
@@ -155,6 +156,7 @@ mod tests {
             ]),
             expires_at: Timestamp::from_millis(1_700_000_000_123),
             created_at: Timestamp::from_millis(-5),
+            revision: None,
         }
     }
 

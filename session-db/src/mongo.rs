@@ -383,6 +383,7 @@ fn decode_document(document: &Document) -> Result<Record> {
         data,
         expires_at,
         created_at,
+        revision: None,
     })
 }
 

@@ -8,7 +8,9 @@ use session_core::{Error, Result, async_trait};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 use crate::options::validate_prefix;
-use crate::sql::{Driver, Merge, Row, SqlCore, Statements, db_error, read_row, sql_session_store};
+use crate::sql::{
+    Driver, Merge, Row, RowVersion, SqlCore, Statements, db_error, read_row, sql_session_store,
+};
 use crate::{Concurrency, DEFAULT_PREFIX, DbOptions};
 
 const NAME: &str = "mysql";
@@ -158,7 +160,8 @@ fn statements(table: &str, prefix: &str) -> Statements {
         insert: format!("INSERT INTO {table} (cookie, data, expire, version) VALUES (?, ?, ?, 0)"),
         compare_and_set: format!(
             "UPDATE {table} SET data = ?, expire = ?, version = version + 1 \
-             WHERE id = ? AND version = ?"
+             WHERE id = ? AND version = ? AND cookie = ? \
+               AND (expire + 0 > ? OR expire IS NULL)"
         ),
         write_locked: format!(
             "UPDATE {table} SET data = ?, expire = ?, version = COALESCE(version, 0) + 1 \
@@ -243,18 +246,14 @@ impl Driver for MySqlDriver {
         }
     }
 
-    async fn compare_and_set(
-        &self,
-        id: i64,
-        version: i64,
-        data: &[u8],
-        expire: i64,
-    ) -> Result<bool> {
+    async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
         let done = sqlx::query(&self.sql.compare_and_set)
             .bind(data)
             .bind(expire)
-            .bind(id)
-            .bind(version)
+            .bind(row.id)
+            .bind(row.version)
+            .bind(row.cookie)
+            .bind(row.now)
             .execute(&self.pool)
             .await
             .map_err(|err| db_error(NAME, "update", err))?;

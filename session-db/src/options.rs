@@ -4,7 +4,6 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 use session_core::secrecy::{ExposeSecret, SecretString};
 use session_core::{Error, Result};
 
@@ -81,7 +80,10 @@ pub struct DbOptions {
     /// How long a call waits for a connection, connecting included, before it fails with
     /// [`ErrorKind::Timeout`](session_core::ErrorKind::Timeout) (5 s by default). Seconds
     /// or a human-readable duration (`"500ms"`).
-    #[serde(default = "default_acquire_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_acquire_timeout",
+        deserialize_with = "session_core::deserialize_duration"
+    )]
     pub acquire_timeout: Duration,
     /// Create the table and its index (the MongoDB TTL index) when the store is opened, if
     /// they are missing (`true` by default). Turn it off when the application's database
@@ -175,38 +177,6 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-struct DurationVisitor;
-
-impl Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("seconds or a duration such as \"5s\" or \"500ms\"")
-    }
-
-    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(seconds))
-    }
-
-    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
-        u64::try_from(seconds)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom("a duration cannot be negative"))
-    }
-
-    fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
-        Duration::try_from_secs_f64(seconds).map_err(E::custom)
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-        humantime::parse_duration(text).map_err(E::custom)
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    deserializer.deserialize_any(DurationVisitor)
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::options::validate_prefix;
 use crate::sql::{
-    Driver, Merge, Row, SqlCore, Statements, db_error, lenient, read_row, sql_session_store,
+    Driver, Merge, Row, RowVersion, SqlCore, Statements, db_error, lenient, read_row,
+    sql_session_store,
 };
 use crate::{Concurrency, DEFAULT_PREFIX, DbOptions};
 
@@ -154,7 +155,8 @@ fn statements(table: &str, prefix: &str) -> Statements {
         ),
         compare_and_set: format!(
             "UPDATE {table} SET data = $1, expire = $2, version = version + 1 \
-             WHERE id = $3 AND version = $4"
+             WHERE id = $3 AND version = $4 AND cookie = $5 \
+               AND (expire > $6 OR expire IS NULL)"
         ),
         write_locked: format!(
             "UPDATE {table} SET data = $1, expire = $2, version = COALESCE(version, 0) + 1 \
@@ -218,18 +220,14 @@ impl Driver for PgDriver {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn compare_and_set(
-        &self,
-        id: i64,
-        version: i64,
-        data: &[u8],
-        expire: i64,
-    ) -> Result<bool> {
+    async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
         let done = sqlx::query(&self.sql.compare_and_set)
             .bind(data)
             .bind(expire)
-            .bind(id)
-            .bind(version)
+            .bind(row.id)
+            .bind(row.version)
+            .bind(row.cookie)
+            .bind(row.now)
             .execute(&self.pool)
             .await
             .map_err(|err| db_error(NAME, "update", err))?;

@@ -3,7 +3,9 @@
 //! batches).
 
 use session_core::wire::{decode_record, encode_record};
-use session_core::{ChangeSet, Error, ErrorKind, Record, Result, StoreKey, Timestamp, async_trait};
+use session_core::{
+    ChangeSet, Error, ErrorKind, Record, Result, Revision, StoreKey, Timestamp, async_trait,
+};
 
 use crate::Concurrency;
 
@@ -33,9 +35,10 @@ pub(crate) struct Statements {
     /// Inserts a row unless a live one holds the cookie (a dead one is replaced).
     /// Binds: cookie, data, expire, now. Affects one row when it stored the record.
     pub(crate) insert: String,
-    /// Writes data and expiry if the row still has the version read. Every write bumps
-    /// the version, so an unchanged version means an unchanged row (its expiry included,
-    /// which the caller checked). Binds: data, expire, id, version.
+    /// Writes data and expiry if the row at the cookie still has the id and version read
+    /// and has not expired (or has a NULL expiry, which only a corrupt row has). Every
+    /// write bumps the version, so an unchanged version means an unchanged row. Binds:
+    /// data, expire, id, version, cookie, now.
     pub(crate) compare_and_set: String,
     /// Writes data and expiry of a row locked by `fetch_locked`. Binds: data, expire, id.
     pub(crate) write_locked: String,
@@ -48,6 +51,28 @@ pub(crate) struct Statements {
     pub(crate) gc: String,
     /// DDL run by `migrate`, in order.
     pub(crate) migrate: Vec<String>,
+}
+
+/// Which state of which row a conditional write expects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowVersion<'a> {
+    pub(crate) cookie: &'a str,
+    pub(crate) id: i64,
+    pub(crate) version: i64,
+    pub(crate) now: i64,
+}
+
+/// A row's identity and version as the store's [`Revision`]: row ids are never reused, and
+/// every write bumps the version, so the pair never repeats.
+fn revision(id: i64, version: i64) -> Revision {
+    // The casts keep the bits; `split_revision` undoes them exactly.
+    Revision::new((u128::from(id as u64) << 64) | u128::from(version as u64))
+}
+
+/// The row id and version inside a [`Revision`] made by [`revision`].
+fn split_revision(revision: Revision) -> (i64, i64) {
+    let value = revision.get();
+    ((value >> 64) as u64 as i64, value as u64 as i64)
 }
 
 /// Computes a row's new blob from the row as read (under a lock).
@@ -69,14 +94,8 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Stores a new row unless a live one holds the cookie; whether it stored it.
     async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool>;
 
-    /// Runs [`Statements::compare_and_set`]: whether the row still had `version`.
-    async fn compare_and_set(
-        &self,
-        id: i64,
-        version: i64,
-        data: &[u8],
-        expire: i64,
-    ) -> Result<bool>;
+    /// Runs [`Statements::compare_and_set`]: whether the row was still as read.
+    async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool>;
 
     /// Locks the live row at `cookie`, computes its new data with `merge`, writes it with
     /// `expire` and commits; `false` if there is no live row.
@@ -133,10 +152,33 @@ impl<D: Driver> SqlCore<D> {
 
     pub(crate) async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
         let now = Timestamp::now().as_millis();
-        match self.driver.fetch(key.as_str(), now).await? {
-            Some(row) => self.decode(key, &row).map(Some),
-            None => Ok(None),
-        }
+        let Some(row) = self.driver.fetch(key.as_str(), now).await? else {
+            return Ok(None);
+        };
+        let mut record = self.decode(key, &row)?;
+        record.revision = row.version.map(|version| revision(row.id, version));
+        Ok(Some(record))
+    }
+
+    pub(crate) async fn update_if_unchanged(
+        &self,
+        key: &StoreKey,
+        loaded: Revision,
+        record: &Record,
+    ) -> Result<Option<Revision>> {
+        let (id, version) = split_revision(loaded);
+        let expected = RowVersion {
+            cookie: key.as_str(),
+            id,
+            version,
+            now: Timestamp::now().as_millis(),
+        };
+        let data = encode_record(record);
+        let written = self
+            .driver
+            .compare_and_set(expected, &data, record.expires_at.as_millis())
+            .await?;
+        Ok(written.then(|| revision(id, version.wrapping_add(1))))
     }
 
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
@@ -173,15 +215,19 @@ impl<D: Driver> SqlCore<D> {
         let Some(version) = row.version else {
             return Ok(false);
         };
+        let expected = RowVersion {
+            cookie: key.as_str(),
+            id: row.id,
+            version,
+            now,
+        };
         tracing::warn!(
             session = key.short(),
             backend = D::NAME,
             table = self.driver.table(),
             "replacing a corrupt session row"
         );
-        self.driver
-            .compare_and_set(row.id, version, &data, expire)
-            .await
+        self.driver.compare_and_set(expected, &data, expire).await
     }
 
     pub(crate) async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
@@ -217,21 +263,16 @@ impl<D: Driver> SqlCore<D> {
                 return Ok(false);
             };
             let data = merge(&row)?;
-            // The version check below proves the row is as read, expiry included; what
-            // is left to check is that time has not run out on it since.
-            let still_live = row
-                .expire
-                .is_some_and(|expire| expire > Timestamp::now().as_millis());
-            if !still_live {
-                return Ok(false);
-            }
-            if let Some(version) = row.version
-                && self
-                    .driver
-                    .compare_and_set(row.id, version, &data, expire)
-                    .await?
-            {
-                return Ok(true);
+            if let Some(version) = row.version {
+                let expected = RowVersion {
+                    cookie: key.as_str(),
+                    id: row.id,
+                    version,
+                    now: Timestamp::now().as_millis(),
+                };
+                if self.driver.compare_and_set(expected, &data, expire).await? {
+                    return Ok(true);
+                }
             }
             tracing::debug!(
                 session = key.short(),
@@ -387,6 +428,15 @@ macro_rules! sql_session_store {
                 changes: &session_core::ChangeSet,
             ) -> session_core::Result<bool> {
                 self.core.update(key, changes).await
+            }
+
+            async fn update_if_unchanged(
+                &self,
+                key: &session_core::StoreKey,
+                revision: session_core::Revision,
+                record: &session_core::Record,
+            ) -> session_core::Result<Option<session_core::Revision>> {
+                self.core.update_if_unchanged(key, revision, record).await
             }
 
             async fn touch(

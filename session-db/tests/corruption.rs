@@ -1,6 +1,6 @@
 //! Robustness against what the conformance suite cannot produce through the store API:
 //! rows written by someone else (garbage in `data`, NULL or garbage in `expire`), and
-//! connections killed by the server under a live pool.
+//! connections killed by the server under a live pool, idle and under load.
 //!
 //! The corrupt rows go into a hand-made table with nullable `data` and `expire` (as
 //! ThinkJS's own DDL has a nullable `data`), written with raw SQL. Each server test skips
@@ -49,6 +49,7 @@ fn valid_blob() -> Vec<u8> {
         data: Data::from([("user".to_owned(), b"stale".to_vec())]),
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
+        revision: None,
     })
 }
 
@@ -145,6 +146,7 @@ async fn check_corrupt_rows(backend: &str, store: Arc<dyn SessionStore>, rows: &
             data: Data::from([("user".to_owned(), b"replaced".to_vec())]),
             expires_at: Timestamp::now() + Duration::from_secs(600),
             created_at: Timestamp::now(),
+            revision: None,
         };
         assert!(
             store.create(&key, &record).await.expect("create"),
@@ -173,6 +175,80 @@ async fn check_corrupt_rows(backend: &str, store: Arc<dyn SessionStore>, rows: &
         "figure: {backend} | corrupt records ({} kinds) | each treated as absent, 0 panics, replaced by the next write: {}",
         kinds.len(),
         kinds.join(", ")
+    );
+}
+
+/// Concurrent requests while connections are killed.
+const WORKERS: usize = 16;
+/// The first successful request must come within this long of the last kill.
+const BACK_WITHIN: Duration = Duration::from_secs(2);
+
+/// Runs counter requests on `store` and, after a second, calls `kill` (which kills the
+/// store's connections from the server side and says how many) every 100 ms for two
+/// seconds; then checks that requests failed with errors (no panic, no hang, no lost
+/// write) and that the same pool serves again within [`BACK_WITHIN`].
+async fn connections_killed_under_load<F, Fut>(
+    backend: &str,
+    store: Arc<dyn SessionStore>,
+    mut kill: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let manager = SessionManager::new(store, SessionConfig::default()).expect("manager");
+    let load = session_testkit::Load::start(manager, WORKERS);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let down = load.elapsed();
+    let mut killed = 0;
+    for _ in 0..20 {
+        killed += kill().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let back = load.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = load.stop().await;
+    println!(
+        "{backend}: {killed} connections killed; {} requests ok, {} failed; errors seen: {:?}",
+        report.succeeded(),
+        report.failed(),
+        report.sample_errors
+    );
+    assert!(
+        killed > 0,
+        "{backend}: no connection of the store was found to kill"
+    );
+    assert_eq!(report.panics, 0, "{backend}: workers panicked");
+    assert_eq!(
+        report.lost_increments, 0,
+        "{backend}: acknowledged increments lost"
+    );
+    assert_eq!(
+        report.extra_increments, 0,
+        "{backend}: increments nobody made"
+    );
+    assert_eq!(report.sessions_lost, 0, "{backend}: sessions lost");
+    assert!(
+        report.failed_between(down, back) > 0,
+        "{backend}: killing connections mid-request caused no error"
+    );
+    let first = report
+        .first_success_after(back)
+        .unwrap_or_else(|| panic!("{backend}: no request succeeded after the kills"));
+    assert!(
+        first <= BACK_WITHIN,
+        "{backend}: first success {first:?} after the last kill (limit {BACK_WITHIN:?})"
+    );
+    assert!(
+        report.steady_after(back),
+        "{backend}: requests kept failing after the pool recovered"
+    );
+    println!(
+        "figure: {backend} | connections killed under load ({killed} kills over 2 s, {WORKERS} concurrent requests) | \
+         {} ok, {} failed with errors, 0 panics, 0 lost increments, slowest request {:?}, \
+         first success {first:?} after the last kill, no restart",
+        report.succeeded(),
+        report.failed(),
+        report.slowest(),
     );
 }
 
@@ -300,6 +376,7 @@ mod postgres {
             data: Data::from([("user".to_owned(), b"ada".to_vec())]),
             expires_at: Timestamp::now() + Duration::from_secs(600),
             created_at: Timestamp::now(),
+            revision: None,
         };
         assert!(store.create(&key, &record).await.expect("create"));
 
@@ -336,6 +413,40 @@ mod postgres {
                 .await
                 .expect("update after recovery")
         );
+        drop_table(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_killed_under_load_fail_requests_then_recover() {
+        // The pool's connections carry a name of their own, so only they are killed.
+        let name = common::random_prefix();
+        let separator = if url().contains('?') { '&' } else { '?' };
+        let mut options = DbOptions::new(format!("{}{separator}application_name={name}", url()));
+        options.prefix = common::random_prefix();
+        options.max_connections = 8;
+        options.acquire_timeout = Duration::from_secs(2);
+        let store = match PostgresStore::connect(&options).await {
+            Ok(store) => store,
+            Err(err) => return unreachable("PostgreSQL", &err),
+        };
+        let admin = PgPool::connect(&url()).await.expect("admin pool");
+        connections_killed_under_load("postgres", Arc::new(store.clone()), || {
+            let admin = admin.clone();
+            let name = name.clone();
+            async move {
+                let killed: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) \
+                     FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind(name)
+                .fetch_one(&admin)
+                .await
+                .expect("terminate");
+                usize::try_from(killed).unwrap_or_default()
+            }
+        })
+        .await;
+        admin.close().await;
         drop_table(&store).await;
     }
 }
@@ -431,6 +542,7 @@ mod mysql {
             data: Data::from([("user".to_owned(), b"ada".to_vec())]),
             expires_at: Timestamp::now() + Duration::from_secs(600),
             created_at: Timestamp::now(),
+            revision: None,
         };
         assert!(store.create(&key, &record).await.expect("create"));
 
@@ -466,6 +578,52 @@ mod mysql {
                 .await
                 .expect("update after recovery")
         );
+        drop_table(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_killed_under_load_fail_requests_then_recover() {
+        let mut options = DbOptions::new(url());
+        options.prefix = common::random_prefix();
+        options.max_connections = 8;
+        options.acquire_timeout = Duration::from_secs(2);
+        let store = match MySqlStore::connect(&options).await {
+            Ok(store) => store,
+            Err(err) => return unreachable("MariaDB", &err),
+        };
+        // MariaDB has no connection names: the store's connections are the ones running a
+        // statement on its table (a random name), which is what "under load" means here.
+        let pattern = format!("%{}%", store.table());
+        let admin = MySqlPool::connect(&url()).await.expect("admin pool");
+        connections_killed_under_load("mysql", Arc::new(store.clone()), || {
+            let admin = admin.clone();
+            let pattern = pattern.clone();
+            async move {
+                let ids: Vec<u64> = sqlx::query_scalar(
+                    "SELECT ID FROM information_schema.PROCESSLIST \
+                     WHERE INFO LIKE ? AND ID <> CONNECTION_ID()",
+                )
+                .bind(pattern)
+                .fetch_all(&admin)
+                .await
+                .expect("processlist");
+                let mut killed = 0;
+                for id in ids {
+                    // KILL cannot be prepared; the id is a number the server gave us. The
+                    // connection may have finished meanwhile ("unknown thread"): not killed.
+                    if sqlx::raw_sql(&format!("KILL {id}"))
+                        .execute(&admin)
+                        .await
+                        .is_ok()
+                    {
+                        killed += 1;
+                    }
+                }
+                killed
+            }
+        })
+        .await;
+        admin.close().await;
         drop_table(&store).await;
     }
 }

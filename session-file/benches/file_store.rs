@@ -33,6 +33,7 @@ fn record(expires_in: Duration) -> Record {
         .into(),
         expires_at: Timestamp::now() + expires_in,
         created_at: Timestamp::now(),
+        revision: None,
     }
 }
 

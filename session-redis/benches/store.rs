@@ -84,6 +84,7 @@ async fn prepare_record(store: &session_redis::RedisStore) -> session_core::Resu
         data: (0..5u8).map(|i| (format!("key{i}"), vec![i; 64])).collect(),
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
+        revision: None,
     };
     store.create(&key, &record).await?;
     Ok(key)

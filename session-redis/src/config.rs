@@ -4,7 +4,6 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 
 /// The Redis server used when no URL is configured.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -62,13 +61,13 @@ pub struct RedisConfig {
     pub prefix: String,
     /// How long opening a connection may take, at start-up and for each reconnection
     /// attempt ([`DEFAULT_CONNECT_TIMEOUT`] by default).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "session_core::deserialize_duration")]
     pub connect_timeout: Duration,
     /// The longest one store call may take, end to end, including the wait for a
     /// reconnection; past it the call fails with
     /// [`ErrorKind::Timeout`](session_core::ErrorKind::Timeout)
     /// ([`DEFAULT_RESPONSE_TIMEOUT`] by default).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "session_core::deserialize_duration")]
     pub response_timeout: Duration,
     /// Open the store without waiting for Redis: the first call connects. Lets the
     /// application start while Redis is down (`false` by default: a wrong URL or an
@@ -180,33 +179,6 @@ pub(crate) fn redact_url(url: &str) -> String {
         }
         None => url.to_owned(),
     }
-}
-
-struct DurationVisitor;
-
-impl Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a number of seconds or a duration such as \"2s\" or \"500ms\"")
-    }
-    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(seconds))
-    }
-    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
-        u64::try_from(seconds)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom("a duration cannot be negative"))
-    }
-    fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
-        Duration::try_from_secs_f64(seconds).map_err(E::custom)
-    }
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-        humantime::parse_duration(text).map_err(E::custom)
-    }
-}
-
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    deserializer.deserialize_any(DurationVisitor)
 }
 
 #[cfg(test)]

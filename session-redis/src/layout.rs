@@ -231,6 +231,7 @@ pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>
         data,
         expires_at,
         created_at,
+        revision: None,
     }))
 }
 
@@ -360,6 +361,7 @@ mod tests {
             data: Data::from([("k".to_owned(), b"v".to_vec())]),
             expires_at: Timestamp::from_millis(20),
             created_at: Timestamp::from_millis(10),
+            revision: None,
         };
         assert_eq!(
             create_args(&record),

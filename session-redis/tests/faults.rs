@@ -1,5 +1,6 @@
 //! Redis paused, killed and restarted under a live store: calls fail within the response
-//! timeout (never hang, never panic), and the store recovers on its own once Redis is back.
+//! timeout (never hang, never panic), and the store recovers on its own once Redis is back,
+//! both around single calls and for five seconds under a load of concurrent requests.
 //!
 //! Each test starts its own `redis-server` on a spare loopback port, so stopping it
 //! disturbs nobody; the server is killed when the test ends, pass or fail.
@@ -15,6 +16,7 @@ use session_core::{
     Timestamp,
 };
 use session_redis::{RedisConfig, RedisStore};
+use session_testkit::{Load, LoadReport};
 use support::RedisServer;
 
 /// The store's response timeout in these tests.
@@ -23,6 +25,12 @@ const TIMEOUT: Duration = Duration::from_millis(500);
 const MARGIN: Duration = Duration::from_millis(750);
 /// How long a store may take to find a restarted server.
 const RECOVERY: Duration = Duration::from_secs(3);
+/// How long Redis stays paused or dead under load.
+const OUTAGE: Duration = Duration::from_secs(5);
+/// Concurrent requests during the outage tests.
+const WORKERS: usize = 16;
+/// The first successful request must come within this long of Redis returning.
+const BACK_WITHIN: Duration = Duration::from_secs(2);
 
 fn key() -> StoreKey {
     SessionId::generate(32).expect("id").store_key()
@@ -36,6 +44,7 @@ fn record(pairs: &[(&str, &[u8])]) -> Record {
             .collect(),
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
+        revision: None,
     }
 }
 
@@ -220,5 +229,119 @@ async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() {
     assert!(loaded.is_none());
     println!(
         "figure: redis | started after the app | first success {recovery:?} after the server started"
+    );
+}
+
+/// Runs the load for a second, breaks Redis with `fault` for [`OUTAGE`], repairs it with
+/// `repair`, runs three more seconds; returns the report and when the outage began and
+/// ended.
+async fn outage_under_load(
+    server: &mut RedisServer,
+    fault: impl FnOnce(&mut RedisServer),
+    repair: impl FnOnce(&mut RedisServer),
+) -> (LoadReport, Duration, Duration) {
+    let store = Arc::new(store_for(server).await);
+    let manager = SessionManager::new(store as Arc<dyn SessionStore>, SessionConfig::default())
+        .expect("manager");
+    let load = Load::start(manager, WORKERS);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let down = load.elapsed();
+    fault(server);
+    tokio::time::sleep(OUTAGE).await;
+    // Restarting waits for the port to accept; the load keeps running on the other thread.
+    tokio::task::block_in_place(|| repair(server));
+    let back = load.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    (load.stop().await, down, back)
+}
+
+/// What every outage under load must show, whatever the fault.
+fn assert_outage_handled(what: &str, report: &LoadReport, down: Duration, back: Duration) {
+    println!(
+        "{what}: {} requests ok, {} failed; errors seen: {:?}",
+        report.succeeded(),
+        report.failed(),
+        report.sample_errors
+    );
+    assert_eq!(report.panics, 0, "{what}: workers panicked");
+    assert_eq!(
+        report.lost_increments, 0,
+        "{what}: acknowledged increments lost"
+    );
+    assert_eq!(report.extra_increments, 0, "{what}: increments nobody made");
+    assert!(
+        report.succeeded_between(Duration::ZERO, down) > 0,
+        "{what}: no request succeeded before the fault"
+    );
+    assert!(
+        report.failed_between(down + TIMEOUT + MARGIN, back) > 0,
+        "{what}: no request failed while Redis was gone"
+    );
+    // A request makes at most two store calls (load, then the write), each bounded by the
+    // response timeout.
+    assert!(
+        report.slowest() <= 2 * TIMEOUT + MARGIN,
+        "{what}: a request took {:?} (timeout {TIMEOUT:?} per call)",
+        report.slowest()
+    );
+    let first = report
+        .first_success_after(back)
+        .unwrap_or_else(|| panic!("{what}: no request succeeded after Redis returned"));
+    assert!(
+        first <= BACK_WITHIN,
+        "{what}: first success {first:?} after Redis returned (limit {BACK_WITHIN:?})"
+    );
+    assert!(
+        report.steady_after(back),
+        "{what}: requests kept failing after the first success"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_paused_for_five_seconds_under_load_recovers_without_losing_a_write() {
+    let Some(mut server) = RedisServer::start() else {
+        support::skip("no redis-server on this machine");
+        return;
+    };
+    let (report, down, back) = outage_under_load(
+        &mut server,
+        |server| server.signal("STOP"),
+        |server| server.signal("CONT"),
+    )
+    .await;
+    assert_outage_handled("paused", &report, down, back);
+    // A paused server keeps its data: no session may be lost.
+    assert_eq!(report.sessions_lost, 0, "sessions lost across a pause");
+    println!(
+        "figure: redis | paused 5 s (SIGSTOP) under load, {WORKERS} concurrent requests | \
+         {} ok, {} failed, 0 panics, 0 lost increments, slowest request {:?} (timeout {TIMEOUT:?} per call), \
+         first success {:?} after SIGCONT",
+        report.succeeded(),
+        report.failed(),
+        report.slowest(),
+        report.first_success_after(back).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_for_five_seconds_under_load_recovers_after_a_restart() {
+    let Some(mut server) = RedisServer::start() else {
+        support::skip("no redis-server on this machine");
+        return;
+    };
+    let (report, down, back) =
+        outage_under_load(&mut server, RedisServer::kill, RedisServer::restart).await;
+    assert_outage_handled("killed", &report, down, back);
+    // The restarted server has no persistence: the workers' sessions are gone and each
+    // starts a new one, which the report counts apart from lost increments.
+    println!(
+        "figure: redis | killed 5 s (SIGKILL) under load, {WORKERS} concurrent requests | \
+         {} ok, {} failed, 0 panics, 0 lost increments, {} sessions gone with the server, \
+         slowest request {:?} (timeout {TIMEOUT:?} per call), first success {:?} after the restart",
+        report.succeeded(),
+        report.failed(),
+        report.sessions_lost,
+        report.slowest(),
+        report.first_success_after(back).unwrap_or_default()
     );
 }

@@ -124,6 +124,7 @@ fn record() -> Record {
         data: Data::from([("user".to_owned(), b"ada".to_vec())]),
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
+        revision: None,
     }
 }
 

@@ -58,6 +58,7 @@ async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() {
         ]),
         expires_at: in_an_hour(),
         created_at: Timestamp::from_millis(1_700_000_000_123),
+        revision: None,
     };
     assert!(store.create(&k, &record).await.expect("create"));
     let redis_key = store.redis_key(&k);
@@ -126,6 +127,7 @@ async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
             data: Data::from([("a".to_owned(), b"fresh".to_vec())]),
             expires_at: in_an_hour(),
             created_at: Timestamp::now(),
+            revision: None,
         };
         let replaced = store.create(&k, &fresh).await.expect(what);
         if what == "an unknown field" || what == "a non-integer creation time" {
@@ -190,6 +192,7 @@ async fn change_sets_larger_than_one_lua_call_are_applied_whole() {
         data: (0..2500).map(|i| (format!("k{i}"), vec![1])).collect(),
         expires_at: in_an_hour(),
         created_at: Timestamp::now(),
+        revision: None,
     };
     assert!(store.create(&k, &record).await.expect("create"));
     assert_eq!(
@@ -321,6 +324,7 @@ async fn wraps_a_client_or_connection_manager_the_application_has() {
         data: Data::from([("a".to_owned(), b"1".to_vec())]),
         expires_at: in_an_hour(),
         created_at: Timestamp::now(),
+        revision: None,
     };
     assert!(store.create(&k, &record).await.expect("create"));
 

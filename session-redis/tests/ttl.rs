@@ -22,6 +22,7 @@ fn record(expires_at: Timestamp) -> Record {
         data: Data::from([("a".to_owned(), b"1".to_vec())]),
         expires_at,
         created_at: Timestamp::now(),
+        revision: None,
     }
 }
 

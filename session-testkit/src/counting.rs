@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use session_core::{
-    Capabilities, ChangeSet, Record, Result, SessionStore, StoreKey, Timestamp, async_trait,
+    Capabilities, ChangeSet, Record, Result, Revision, SessionStore, StoreKey, Timestamp,
+    async_trait,
 };
 
 /// Wraps a real store and counts the calls that reach it. Everything is delegated: this is
@@ -15,6 +16,7 @@ pub struct CountingStore {
     loads: AtomicU64,
     creates: AtomicU64,
     updates: AtomicU64,
+    conditional_updates: AtomicU64,
     touches: AtomicU64,
     deletes: AtomicU64,
 }
@@ -28,6 +30,8 @@ pub struct OperationCounts {
     pub creates: u64,
     /// Calls to `update`.
     pub updates: u64,
+    /// Calls to `update_if_unchanged`.
+    pub conditional_updates: u64,
     /// Calls to `touch`.
     pub touches: u64,
     /// Calls to `delete`.
@@ -35,9 +39,9 @@ pub struct OperationCounts {
 }
 
 impl OperationCounts {
-    /// Calls that write: create, update, touch and delete.
+    /// Calls that write: create, both kinds of update, touch and delete.
     pub fn writes(&self) -> u64 {
-        self.creates + self.updates + self.touches + self.deletes
+        self.creates + self.updates + self.conditional_updates + self.touches + self.deletes
     }
 
     /// Every call.
@@ -54,6 +58,7 @@ impl CountingStore {
             loads: AtomicU64::new(0),
             creates: AtomicU64::new(0),
             updates: AtomicU64::new(0),
+            conditional_updates: AtomicU64::new(0),
             touches: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
         }
@@ -65,6 +70,7 @@ impl CountingStore {
             loads: self.loads.load(Ordering::SeqCst),
             creates: self.creates.load(Ordering::SeqCst),
             updates: self.updates.load(Ordering::SeqCst),
+            conditional_updates: self.conditional_updates.load(Ordering::SeqCst),
             touches: self.touches.load(Ordering::SeqCst),
             deletes: self.deletes.load(Ordering::SeqCst),
         }
@@ -86,6 +92,16 @@ impl SessionStore for CountingStore {
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
         self.updates.fetch_add(1, Ordering::SeqCst);
         self.inner.update(key, changes).await
+    }
+
+    async fn update_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+    ) -> Result<Option<Revision>> {
+        self.conditional_updates.fetch_add(1, Ordering::SeqCst);
+        self.inner.update_if_unchanged(key, revision, record).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {

@@ -68,7 +68,9 @@
 pub mod cases;
 mod counting;
 mod harness;
+mod load;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};
 pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_required};
+pub use load::{Event, HANG, Load, LoadReport};

@@ -1,12 +1,14 @@
-//! The suite checks itself: a correct reference store passes every case, and each of four
+//! The suite checks itself: a correct reference store passes every case, and each of five
 //! deliberately broken stores is caught by at least one case.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use session_core::{
-    Capabilities, ChangeSet, Record, Result, SessionStore, StoreKey, Timestamp, async_trait,
+    Capabilities, ChangeSet, Record, Result, Revision, SessionStore, StoreKey, Timestamp,
+    async_trait,
 };
 use session_testkit::{CASES, Fixture, Outcome, Report, Suite};
 
@@ -22,12 +24,16 @@ enum Flaw {
     ResurrectsDeleted,
     /// `create` replaces a live record.
     OverwritesOnCreate,
+    /// `update_if_unchanged` writes over a live record whatever its revision.
+    IgnoresRevisions,
 }
 
 /// A deliberately plain store: one map behind one lock, with an optional flaw.
 #[derive(Debug)]
 struct ReferenceStore {
     records: Mutex<HashMap<StoreKey, Record>>,
+    /// The last revision given out: every write takes the next one.
+    revisions: AtomicU64,
     flaw: Flaw,
 }
 
@@ -35,6 +41,7 @@ impl ReferenceStore {
     fn new(flaw: Flaw) -> Self {
         Self {
             records: Mutex::new(HashMap::new()),
+            revisions: AtomicU64::new(0),
             flaw,
         }
     }
@@ -45,6 +52,15 @@ impl ReferenceStore {
 
     fn live(&self, record: &Record) -> bool {
         self.flaw == Flaw::IgnoresExpiry || !record.is_expired(Timestamp::now())
+    }
+
+    /// Gives `record` a revision no record of this store had before.
+    fn bump(&self, record: &mut Record) -> Revision {
+        let revision = Revision::new(u128::from(
+            self.revisions.fetch_add(1, Ordering::SeqCst) + 1,
+        ));
+        record.revision = Some(revision);
+        revision
     }
 }
 
@@ -59,8 +75,28 @@ impl SessionStore for ReferenceStore {
         if self.flaw != Flaw::OverwritesOnCreate && map.get(key).is_some_and(|r| self.live(r)) {
             return Ok(false);
         }
-        map.insert(key.clone(), record.clone());
+        let mut record = record.clone();
+        self.bump(&mut record);
+        map.insert(key.clone(), record);
         Ok(true)
+    }
+
+    async fn update_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+    ) -> Result<Option<Revision>> {
+        let mut map = self.map();
+        let Some(stored) = map.get_mut(key).filter(|r| self.live(r)) else {
+            return Ok(None);
+        };
+        if self.flaw != Flaw::IgnoresRevisions && stored.revision != Some(revision) {
+            return Ok(None);
+        }
+        stored.data = record.data.clone();
+        stored.expires_at = record.expires_at;
+        Ok(Some(self.bump(stored)))
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
@@ -71,6 +107,7 @@ impl SessionStore for ReferenceStore {
             tokio::time::sleep(Duration::from_millis(2)).await;
             changes.apply_to(&mut record.data);
             record.expires_at = changes.expires_at;
+            self.bump(&mut record);
             self.map().insert(key.clone(), record);
             return Ok(true);
         }
@@ -93,6 +130,7 @@ impl SessionStore for ReferenceStore {
         };
         changes.apply_to(&mut record.data);
         record.expires_at = changes.expires_at;
+        self.bump(record);
         Ok(true)
     }
 
@@ -101,6 +139,7 @@ impl SessionStore for ReferenceStore {
         match map.get_mut(key) {
             Some(record) if self.live(record) => {
                 record.expires_at = expires_at;
+                self.bump(record);
                 Ok(true)
             }
             _ => Ok(false),
@@ -224,6 +263,15 @@ async fn catches_a_store_that_overwrites_on_create() {
             "create_does_not_overwrite_live_record",
             "concurrent_creates_of_one_key_admit_one",
         ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_that_ignores_revisions() {
+    assert_caught(
+        Flaw::IgnoresRevisions,
+        &["update_if_unchanged_refuses_a_changed_record"],
     )
     .await;
 }

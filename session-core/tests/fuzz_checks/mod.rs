@@ -403,6 +403,7 @@ impl MapStore {
             data: HashMap::from([("user".to_owned(), b"ada".to_vec())]),
             expires_at: Timestamp::now() + Duration::from_secs(3600),
             created_at: Timestamp::now(),
+            revision: None,
         };
         let key = SessionId::parse(id).expect("valid id").store_key();
         store.records().insert(key, record);
