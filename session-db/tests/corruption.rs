@@ -599,7 +599,7 @@ mod mysql {
             let admin = admin.clone();
             let pattern = pattern.clone();
             async move {
-                let ids: Vec<u64> = sqlx::query_scalar(
+                let ids: Vec<i64> = sqlx::query_scalar(
                     "SELECT ID FROM information_schema.PROCESSLIST \
                      WHERE INFO LIKE ? AND ID <> CONNECTION_ID()",
                 )
