@@ -98,7 +98,13 @@ impl ChangeSet {
             data.remove(key);
         }
         for (key, value) in &self.set {
-            data.insert(key.clone(), value.clone());
+            // A key the record already has keeps its string and reuses its buffer.
+            match data.get_mut(key) {
+                Some(slot) => slot.clone_from(value),
+                None => {
+                    data.insert(key.clone(), value.clone());
+                }
+            }
         }
     }
 }

@@ -143,8 +143,16 @@ impl Session {
             .encode(value, self.shared.manager.config.max_value_size)?;
         let mut state = self.loaded_state().await?;
         state.removed.remove(key);
-        state.dirty.insert(key.to_owned());
-        state.data.insert(key.to_owned(), bytes);
+        // Setting a key the session already has (a counter, a cart) allocates no new key.
+        if !state.dirty.contains(key) {
+            state.dirty.insert(key.to_owned());
+        }
+        match state.data.get_mut(key) {
+            Some(slot) => *slot = bytes,
+            None => {
+                state.data.insert(key.to_owned(), bytes);
+            }
+        }
         Ok(())
     }
 

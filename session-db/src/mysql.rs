@@ -97,6 +97,7 @@ impl MySqlStore {
             .max_connections(options.max_connections)
             .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(options.test_before_acquire)
             .connect_with(connect)
             .await
             .map_err(|err| db_error(NAME, "connect", err))?;

@@ -56,6 +56,7 @@ pub enum Concurrency {
 /// prefix = "think_"                     # table <prefix>session
 /// max_connections = 10
 /// acquire_timeout = "5s"                # or seconds: 5
+/// test_before_acquire = false           # ping each connection before use
 /// migrate = true                        # create the table and index if missing
 /// concurrency = "row_lock"              # or "optimistic"
 /// ```
@@ -85,6 +86,13 @@ pub struct DbOptions {
         deserialize_with = "session_core::deserialize_duration"
     )]
     pub acquire_timeout: Duration,
+    /// Ping a pooled connection before each use (sqlx's `test_before_acquire`); `false` by
+    /// default. A ping is one more round trip before every statement, which would double
+    /// the cost of each session read and write. Without it, a connection the server has
+    /// closed (a restart, a killed backend) fails the one call that finds it and is then
+    /// dropped from the pool; turn it on to spend the round trip and avoid those failures.
+    #[serde(default)]
+    pub test_before_acquire: bool,
     /// Create the table and its index (the MongoDB TTL index) when the store is opened, if
     /// they are missing (`true` by default). Turn it off when the application's database
     /// user may not run DDL, and create the table from the DDL in the crate docs.
@@ -108,6 +116,7 @@ impl DbOptions {
             max_connections: default_max_connections(),
             min_connections: 0,
             acquire_timeout: default_acquire_timeout(),
+            test_before_acquire: false,
             migrate: true,
             concurrency: Concurrency::default(),
             database: None,
@@ -131,6 +140,7 @@ impl fmt::Debug for DbOptions {
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("test_before_acquire", &self.test_before_acquire)
             .field("migrate", &self.migrate)
             .field("concurrency", &self.concurrency)
             .field("database", &self.database)
