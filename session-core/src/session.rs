@@ -491,14 +491,15 @@ impl Session {
     async fn write_if_unchanged(
         &self,
         manager: &ManagerInner,
-        state: &mut State,
+        state: &State,
         persisted: &Persisted,
         loaded: Revision,
         expires_at: Timestamp,
     ) -> Result<Option<Revision>> {
-        // The data is lent to the record for the call and taken back after, not copied.
+        // A copy, not the working data lent out: if this future is dropped mid-call, the
+        // session must still hold its data for a later flush.
         let record = Record {
-            data: std::mem::take(&mut state.data),
+            data: state.data.clone(),
             expires_at,
             created_at: persisted.created_at,
             revision: None,
@@ -506,9 +507,7 @@ impl Session {
         let written = manager
             .store
             .update_if_unchanged(&persisted.key, loaded, &record)
-            .await;
-        state.data = record.data;
-        let written = written?;
+            .await?;
         if written.is_none() {
             tracing::debug!(
                 session = persisted.key.short(),
