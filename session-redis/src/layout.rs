@@ -1,16 +1,19 @@
-//! How a record is laid out in Redis, and the Lua scripts that read and write it atomically.
+//! How a record is laid out in Redis, and the Lua scripts that write it atomically.
 //!
 //! One key per session, `<prefix><store key hex>`, holding a hash:
 //!
 //! | field        | value |
 //! |--------------|-------|
 //! | `m:created`  | `created_at`, milliseconds since the Unix epoch, in decimal |
+//! | `m:expires`  | `expires_at`, milliseconds since the Unix epoch, in decimal |
 //! | `d:<key>`    | the encoded value of session key `<key>` (any bytes) |
 //!
 //! Data fields carry a prefix so that no session key (not even `m:created` or the empty
-//! string) can collide with the metadata. The expiry is the key's own: every write sets
-//! it with `PEXPIREAT` inside the same script, so no key ever lives without a TTL, and a
-//! record written with an expiry already past is deleted by Redis at once.
+//! string) can collide with the metadata. The expiry is kept twice, written in the same
+//! script: as the `m:expires` field, so that a load is one plain `HGETALL` (no script, one
+//! command for Redis to run), and as the key's own expiry with `PEXPIREAT`, so that no key
+//! ever lives without a TTL and a record written with an expiry already past is deleted by
+//! Redis at once.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -21,29 +24,15 @@ use session_core::{ChangeSet, Data, Error, Record, Result, Timestamp};
 /// The metadata field holding `created_at`.
 pub(crate) const CREATED_FIELD: &[u8] = b"m:created";
 
+/// The metadata field holding `expires_at`.
+pub(crate) const EXPIRES_FIELD: &[u8] = b"m:expires";
+
 /// The prefix of data fields.
 const DATA_PREFIX: &[u8] = b"d:";
 
 /// Redis fields per `HSET`/`HDEL` call inside a script: Lua's `unpack` has a stack limit,
 /// so long argument lists are applied in slices.
 const LUA_SLICE: &str = "1000";
-
-/// Reads a record in one step: its fields and its absolute expiry.
-///
-/// Replies `nil` when the key does not exist, the key's type when it is not a hash (left
-/// to the decoder to report), or `{pexpiretime, {field, value, ...}}`.
-/// `PEXPIRETIME` needs Redis 7.0.
-pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local key = KEYS[1]
-local kind = redis.call('TYPE', key).ok
-if kind == 'none' then return false end
-if kind ~= 'hash' then return kind end
-return {redis.call('PEXPIRETIME', key), redis.call('HGETALL', key)}
-",
-    )
-});
 
 /// Lua helper shared by the write scripts: applies `command` to `ARGV[first..last]` in
 /// slices that `unpack` can handle. The slice length is even, so `HSET` pairs stay whole.
@@ -63,7 +52,8 @@ end
 
 /// Creates a record only where there is none.
 ///
-/// `ARGV[1]` is the expiry in milliseconds, then field/value pairs (`m:created` first).
+/// `ARGV[1]` is the expiry in milliseconds, then field/value pairs (`m:created` and
+/// `m:expires` first).
 /// A live session hash (one with `m:created`) is left alone and the reply is 0; anything
 /// else at the key (a foreign type, a hash without metadata) counts as corrupt and is
 /// replaced. An expired key does not exist for Redis, so it is replaced too. The reply is
@@ -89,7 +79,7 @@ return 1
 ///
 /// `ARGV[1]` is the new expiry in milliseconds, `ARGV[2]` is `1` to clear every data field
 /// first, `ARGV[3]` the number `n` of fields to remove, `ARGV[4..4+n]` those fields, and
-/// the rest field/value pairs to set. Replies 0 without writing anything when there is no
+/// the rest field/value pairs to set (`m:expires` first). Replies 0 without writing anything when there is no
 /// session hash at the key (deleted by a logout, or expired): a change set never brings a
 /// session back.
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
@@ -111,6 +101,21 @@ return 1
     ))
 });
 
+/// Moves the expiry of an existing record only: `ARGV[1]` is the new expiry in
+/// milliseconds. Replies 0 without writing anything when there is no session hash at the
+/// key, 1 when both the field and the key's TTL were moved.
+pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local key = KEYS[1]
+if redis.call('TYPE', key).ok ~= 'hash' then return 0 end
+redis.call('HSET', key, 'm:expires', ARGV[1])
+redis.call('PEXPIREAT', key, ARGV[1])
+return 1
+",
+    )
+});
+
 /// The hash field of session key `key`.
 pub(crate) fn data_field(key: &str) -> Vec<u8> {
     let mut field = Vec::with_capacity(DATA_PREFIX.len() + key.len());
@@ -121,10 +126,13 @@ pub(crate) fn data_field(key: &str) -> Vec<u8> {
 
 /// The arguments of [`CREATE`] for `record`.
 pub(crate) fn create_args(record: &Record) -> Vec<Cow<'_, [u8]>> {
-    let mut args = Vec::with_capacity(3 + 2 * record.data.len());
-    args.push(millis(record.expires_at));
+    let mut args = Vec::with_capacity(5 + 2 * record.data.len());
+    let expires = millis(record.expires_at);
+    args.push(expires.clone());
     args.push(Cow::Borrowed(CREATED_FIELD));
     args.push(millis(record.created_at));
+    args.push(Cow::Borrowed(EXPIRES_FIELD));
+    args.push(expires);
     for (key, value) in &record.data {
         args.push(Cow::Owned(data_field(key)));
         args.push(Cow::Borrowed(value.as_slice()));
@@ -134,13 +142,16 @@ pub(crate) fn create_args(record: &Record) -> Vec<Cow<'_, [u8]>> {
 
 /// The arguments of [`UPDATE`] for `changes`.
 pub(crate) fn update_args(changes: &ChangeSet) -> Vec<Cow<'_, [u8]>> {
-    let mut args = Vec::with_capacity(3 + changes.removed.len() + 2 * changes.set.len());
-    args.push(millis(changes.expires_at));
+    let mut args = Vec::with_capacity(5 + changes.removed.len() + 2 * changes.set.len());
+    let expires = millis(changes.expires_at);
+    args.push(expires.clone());
     args.push(Cow::Borrowed(if changes.cleared { b"1" } else { b"0" }));
     args.push(Cow::Owned(changes.removed.len().to_string().into_bytes()));
     for key in &changes.removed {
         args.push(Cow::Owned(data_field(key)));
     }
+    args.push(Cow::Borrowed(EXPIRES_FIELD));
+    args.push(expires);
     for (key, value) in &changes.set {
         args.push(Cow::Owned(data_field(key)));
         args.push(Cow::Borrowed(value.as_slice()));
@@ -152,43 +163,11 @@ fn millis(timestamp: Timestamp) -> Cow<'static, [u8]> {
     Cow::Owned(timestamp.as_millis().to_string().into_bytes())
 }
 
-/// Turns the reply of [`LOAD`] into a record; `None` when there is none or it has expired
+/// Turns the reply of `HGETALL` into a record; `None` when there is none or it has expired
 /// by `now`. Anything that does not follow the layout is a decode error, never a panic.
 pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>> {
-    let items = match reply {
-        Value::Nil => return Ok(None),
-        Value::Array(items) => items,
-        Value::BulkString(kind) => {
-            return Err(Error::decode(format!(
-                "the session key holds a {}, not a hash",
-                String::from_utf8_lossy(&kind)
-            )));
-        }
-        Value::SimpleString(kind) => {
-            return Err(Error::decode(format!(
-                "the session key holds a {kind}, not a hash"
-            )));
-        }
-        other => return Err(unexpected("load reply", &other)),
-    };
-    let [expiry, fields] = <[Value; 2]>::try_from(items)
-        .map_err(|items| Error::decode(format!("load reply has {} items, not 2", items.len())))?;
-    let expires_at = match expiry {
-        Value::Int(millis) if millis >= 0 => Timestamp::from_millis(millis),
-        // The key vanished between the two reads; a script runs atomically, so this only
-        // guards against a future change of the script.
-        Value::Int(-2) => return Ok(None),
-        Value::Int(-1) => {
-            return Err(Error::decode("the session key has no expiry"));
-        }
-        other => return Err(unexpected("expiry", &other)),
-    };
-    if expires_at.is_reached(now) {
-        // Redis and this host may disagree on the time by a little: the application's clock
-        // decides, so a record is never handed out past its expiry.
-        return Ok(None);
-    }
-    let pairs = match fields {
+    let pairs = match reply {
+        // RESP2 replies with a flat array of fields and values, RESP3 with a map.
         Value::Array(flat) => {
             if flat.len() % 2 != 0 {
                 return Err(Error::decode("session hash reply has an odd length"));
@@ -203,8 +182,13 @@ pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>
         Value::Map(pairs) => pairs,
         other => return Err(unexpected("session hash", &other)),
     };
-    let mut data = Data::with_capacity(pairs.len().saturating_sub(1));
+    if pairs.is_empty() {
+        // Redis has no empty hashes: the key does not exist.
+        return Ok(None);
+    }
+    let mut data = Data::with_capacity(pairs.len().saturating_sub(2));
     let mut created_at = None;
+    let mut expires_at = None;
     for (field, value) in pairs {
         let field = bytes(field, "field name")?;
         let value = bytes(value, "field value")?;
@@ -213,11 +197,9 @@ pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>
                 .map_err(|_| Error::decode("a session key stored in Redis is not UTF-8"))?;
             data.insert(key, value);
         } else if field == CREATED_FIELD {
-            let millis = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|text| text.parse::<i64>().ok())
-                .ok_or_else(|| Error::decode("the `m:created` field is not an integer"))?;
-            created_at = Some(Timestamp::from_millis(millis));
+            created_at = Some(timestamp(&value, "m:created")?);
+        } else if field == EXPIRES_FIELD {
+            expires_at = Some(timestamp(&value, "m:expires")?);
         } else {
             return Err(Error::decode(format!(
                 "unexpected field {:?} in a session hash",
@@ -227,12 +209,28 @@ pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>
     }
     let created_at =
         created_at.ok_or_else(|| Error::decode("the session hash has no `m:created` field"))?;
+    let expires_at =
+        expires_at.ok_or_else(|| Error::decode("the session hash has no `m:expires` field"))?;
+    if expires_at.is_reached(now) {
+        // Redis and this host may disagree on the time by a little: the application's clock
+        // decides, so a record is never handed out past its expiry.
+        return Ok(None);
+    }
     Ok(Some(Record {
         data,
         expires_at,
         created_at,
         revision: None,
     }))
+}
+
+/// A metadata timestamp: milliseconds since the Unix epoch, in decimal.
+fn timestamp(value: &[u8], field: &str) -> Result<Timestamp> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .map(Timestamp::from_millis)
+        .ok_or_else(|| Error::decode(format!("the `{field}` field is not an integer")))
 }
 
 /// The bytes of a string reply.
@@ -269,38 +267,33 @@ mod tests {
         Value::BulkString(bytes.to_vec())
     }
 
-    fn reply(expiry: i64, fields: &[(&[u8], &[u8])]) -> Value {
-        Value::Array(vec![
-            Value::Int(expiry),
-            Value::Array(
-                fields
-                    .iter()
-                    .flat_map(|(f, v)| [bulk(f), bulk(v)])
-                    .collect(),
-            ),
-        ])
+    fn reply(fields: &[(&[u8], &[u8])]) -> Value {
+        Value::Array(
+            fields
+                .iter()
+                .flat_map(|(f, v)| [bulk(f), bulk(v)])
+                .collect(),
+        )
     }
 
-    const LATER: i64 = 4_000_000_000_000;
+    const LATER: &[u8] = b"4000000000000";
 
     #[test]
     fn decodes_the_layout() {
         let record = decode_load(
-            reply(
-                LATER,
-                &[
-                    (b"m:created", b"1234"),
-                    (b"d:a", b"\0\xff"),
-                    (b"d:", b""),
-                    (b"d:m:created", b"x"),
-                ],
-            ),
+            reply(&[
+                (b"m:created", b"1234"),
+                (b"d:a", b"\0\xff"),
+                (b"m:expires", LATER),
+                (b"d:", b""),
+                (b"d:m:created", b"x"),
+            ]),
             Timestamp::now(),
         )
         .expect("valid")
         .expect("live");
         assert_eq!(record.created_at, Timestamp::from_millis(1234));
-        assert_eq!(record.expires_at, Timestamp::from_millis(LATER));
+        assert_eq!(record.expires_at, Timestamp::from_millis(4_000_000_000_000));
         assert_eq!(
             record.data,
             Data::from([
@@ -309,12 +302,18 @@ mod tests {
                 ("m:created".to_owned(), b"x".to_vec()),
             ])
         );
+        // RESP3 answers with a map.
+        let map = Value::Map(vec![
+            (bulk(b"m:created"), bulk(b"1")),
+            (bulk(b"m:expires"), bulk(LATER)),
+        ]);
+        assert!(decode_load(map, Timestamp::now()).expect("map").is_some());
         assert_eq!(
-            decode_load(Value::Nil, Timestamp::now()).expect("nil"),
+            decode_load(reply(&[]), Timestamp::now()).expect("none"),
             None
         );
         assert_eq!(
-            decode_load(reply(-2, &[]), Timestamp::now()).expect("gone"),
+            decode_load(Value::Map(Vec::new()), Timestamp::now()).expect("none"),
             None
         );
     }
@@ -322,7 +321,8 @@ mod tests {
     #[test]
     fn an_expired_record_is_absent_by_the_local_clock() {
         let now = Timestamp::now();
-        let past = reply(now.as_millis() - 1, &[(b"m:created", b"1")]);
+        let past = (now.as_millis() - 1).to_string();
+        let past = reply(&[(b"m:created", b"1"), (b"m:expires", past.as_bytes())]);
         assert_eq!(decode_load(past, now).expect("valid"), None);
     }
 
@@ -330,24 +330,21 @@ mod tests {
     fn corrupt_replies_are_decode_errors() {
         let now = Timestamp::now();
         let cases = [
-            reply(LATER, &[(b"d:a", b"1")]),
-            reply(LATER, &[(b"m:created", b"soon"), (b"d:a", b"1")]),
-            reply(LATER, &[(b"m:created", b"1"), (b"junk", b"1")]),
-            reply(LATER, &[(b"m:created", b"1"), (b"d:\xff", b"1")]),
-            reply(-1, &[(b"m:created", b"1")]),
-            Value::Array(vec![Value::Int(LATER)]),
-            Value::Array(vec![
-                Value::Int(LATER),
-                Value::Array(vec![bulk(b"m:created")]),
+            reply(&[(b"d:a", b"1"), (b"m:expires", LATER)]),
+            reply(&[(b"m:created", b"1"), (b"d:a", b"1")]),
+            reply(&[(b"m:created", b"soon"), (b"m:expires", LATER)]),
+            reply(&[(b"m:created", b"1"), (b"m:expires", b"")]),
+            reply(&[(b"m:created", b"1"), (b"m:expires", LATER), (b"junk", b"1")]),
+            reply(&[
+                (b"m:created", b"1"),
+                (b"m:expires", LATER),
+                (b"d:\xff", b"1"),
             ]),
-            Value::Array(vec![bulk(b"x"), Value::Array(vec![])]),
-            Value::Array(vec![
-                Value::Int(LATER),
-                Value::Array(vec![bulk(b"m:created"), Value::Int(1)]),
-            ]),
+            Value::Array(vec![bulk(b"m:created")]),
+            Value::Array(vec![bulk(b"m:created"), Value::Int(1)]),
             bulk(b"string"),
-            Value::SimpleString("list".into()),
             Value::Int(3),
+            Value::Nil,
         ];
         for case in cases {
             let err = decode_load(case.clone(), now).expect_err("corrupt");
@@ -365,7 +362,16 @@ mod tests {
         };
         assert_eq!(
             create_args(&record),
-            [&b"20"[..], b"m:created", b"10", b"d:k", b"v"].map(Cow::Borrowed)
+            [
+                &b"20"[..],
+                b"m:created",
+                b"10",
+                b"m:expires",
+                b"20",
+                b"d:k",
+                b"v"
+            ]
+            .map(Cow::Borrowed)
         );
         let changes = ChangeSet {
             cleared: true,
@@ -375,7 +381,17 @@ mod tests {
         };
         assert_eq!(
             update_args(&changes),
-            [&b"30"[..], b"1", b"1", b"d:r", b"d:s", b"1"].map(Cow::Borrowed)
+            [
+                &b"30"[..],
+                b"1",
+                b"1",
+                b"d:r",
+                b"m:expires",
+                b"30",
+                b"d:s",
+                b"1"
+            ]
+            .map(Cow::Borrowed)
         );
     }
 }

@@ -2,21 +2,23 @@
 //!
 //! - One key per session, `<prefix><64 hex digits of the store key>`, holding a hash: one
 //!   field per session key, plus the creation time (see [Layout](#layout)).
-//! - The expiry is the key's own TTL, set with `PEXPIREAT` in the same Lua script as every
-//!   write: no key ever lives without a TTL, none has a negative one, and gc is Redis' job
-//!   ([`SessionStore::gc`] does nothing and reports 0).
-//! - One round trip per operation: a load is one `EVALSHA`, a change set is one `EVALSHA`
-//!   that changes only the fields it names (so concurrent requests changing different keys
-//!   both survive) and never recreates a session deleted meanwhile, a touch is one
-//!   `PEXPIREAT`, a delete one `DEL`. Scripts are loaded on first use (`SCRIPT LOAD`, once
-//!   per server).
+//! - The expiry is kept in the hash and as the key's own TTL, both set with `PEXPIREAT`
+//!   by the same Lua script on every write: no key ever lives without a TTL, none has a
+//!   negative one, and gc is Redis' job ([`SessionStore::gc`] does nothing and reports 0).
+//! - One round trip per operation, and as little work for Redis as each needs: a load is
+//!   one plain `HGETALL` (no script: the expiry is a field of the hash); a change set is
+//!   one `EVALSHA` that changes only the fields it names (so concurrent requests changing
+//!   different keys both survive) and never recreates a session deleted meanwhile; a touch
+//!   is one `EVALSHA` that never revives one either; a delete is one `DEL`. Scripts are
+//!   loaded on first use (`SCRIPT LOAD`, once per server).
 //! - Bounded and self-healing: every call fails with
 //!   [`ErrorKind::Timeout`] or
 //!   [`ErrorKind::Backend`] within
 //!   [`RedisConfig::response_timeout`] when Redis is stopped, paused or unreachable; it
 //!   never hangs and never panics. The connection reconnects on its own, so the first
 //!   request after Redis is back succeeds without restarting the application.
-//! - Redis 7.0 or later (the load script reads the expiry with `PEXPIRETIME`).
+//! - The tests run against Redis 7; the store uses no command newer than Redis 4.0 (an
+//!   `HSET` of several fields).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -83,9 +85,10 @@
 //!
 //! | Redis key | type | content |
 //! |-----------|------|---------|
-//! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `d:<key>`: the encoded value of session key `<key>` |
+//! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `m:expires`: expiry (the same); `d:<key>`: the encoded value of session key `<key>` |
 //!
-//! The key's TTL is the session's expiry. Data fields carry the `d:` prefix, so no session
+//! The key's TTL is the session's expiry too, so Redis removes it then; the `m:expires`
+//! field is what a load compares with the application's clock. Data fields carry the `d:` prefix, so no session
 //! key can collide with the metadata. A hash that does not follow this layout is reported
 //! as a [`Decode`](ErrorKind::Decode) error, which the session turns into "no
 //! session"; `create` replaces it.
@@ -362,12 +365,23 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
         let mut connection = self.connection.clone();
-        let mut invocation = layout::LOAD.prepare_invoke();
-        invocation.key(self.redis_key(key));
-        let reply: Value = self
-            .call("load", key, invocation.invoke_async(&mut connection))
+        let mut command = redis::cmd("HGETALL");
+        command.arg(self.redis_key(key));
+        let reply = self
+            .call("load", key, async {
+                match command.query_async::<Value>(&mut connection).await {
+                    // Something else than a hash at the key: corrupt, not a failing server.
+                    Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
+                    reply => reply.map(Some),
+                }
+            })
             .await?;
-        layout::decode_load(reply, Timestamp::now())
+        match reply {
+            Some(reply) => layout::decode_load(reply, Timestamp::now()),
+            None => Err(Error::decode(
+                "the session key holds another type than a hash",
+            )),
+        }
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
@@ -398,12 +412,12 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
         let mut connection = self.connection.clone();
-        // PEXPIREAT answers 0 for a key that does not exist (an expired key does not exist
-        // for Redis), so a touch never revives a session.
-        let mut command = redis::cmd("PEXPIREAT");
-        command.arg(self.redis_key(key)).arg(expires_at.as_millis());
+        let mut invocation = layout::TOUCH.prepare_invoke();
+        invocation
+            .key(self.redis_key(key))
+            .arg(expires_at.as_millis());
         let touched: i64 = self
-            .call("touch", key, command.query_async(&mut connection))
+            .call("touch", key, invocation.invoke_async(&mut connection))
             .await?;
         Ok(touched == 1)
     }

@@ -75,6 +75,10 @@ async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() {
             (b"d:m:created".to_vec(), b"not metadata".to_vec()),
             (b"d:user".to_vec(), b"ada".to_vec()),
             (b"m:created".to_vec(), b"1700000000123".to_vec()),
+            (
+                b"m:expires".to_vec(),
+                record.expires_at.as_millis().to_string().into_bytes()
+            ),
         ]
     );
     let expire_time: i64 = redis::cmd("PEXPIRETIME")
@@ -83,7 +87,26 @@ async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() {
         .await
         .expect("PEXPIRETIME");
     assert_eq!(expire_time, record.expires_at.as_millis());
-    assert_eq!(store.load(&k).await.expect("load"), Some(record));
+    assert_eq!(store.load(&k).await.expect("load"), Some(record.clone()));
+
+    // A touch moves the field and the TTL together.
+    let later = record.expires_at + Duration::from_secs(60);
+    assert!(store.touch(&k, later).await.expect("touch"));
+    let (field, expire_time): (String, i64) = redis::pipe()
+        .cmd("HGET")
+        .arg(&redis_key)
+        .arg("m:expires")
+        .cmd("PEXPIRETIME")
+        .arg(&redis_key)
+        .query_async(&mut redis)
+        .await
+        .expect("HGET, PEXPIRETIME");
+    assert_eq!(field, later.as_millis().to_string());
+    assert_eq!(expire_time, later.as_millis());
+    assert_eq!(
+        store.load(&k).await.expect("load").map(|r| r.expires_at),
+        Some(later)
+    );
     cleanup(&store).await;
 }
 
@@ -102,7 +125,7 @@ async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
         let id = SessionId::generate(32).expect("id");
         let k = id.store_key();
         let redis_key = store.redis_key(&k);
-        corruption(what, &redis_key)
+        corruption(what, &redis_key, later)
             .query_async::<()>(&mut redis)
             .await
             .expect("write corruption");
@@ -130,7 +153,10 @@ async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
             revision: None,
         };
         let replaced = store.create(&k, &fresh).await.expect(what);
-        if what == "an unknown field" || what == "a non-integer creation time" {
+        if what == "an unknown field"
+            || what == "a non-integer creation time"
+            || what == "no expiry field"
+        {
             // A hash with a creation time looks live: create leaves it alone.
             assert!(!replaced, "{what}");
         } else {
@@ -141,16 +167,18 @@ async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
     cleanup(&store).await;
 }
 
-const CORRUPTIONS: [&str; 5] = [
+const CORRUPTIONS: [&str; 7] = [
     "a string",
     "a list",
     "an unknown field",
     "a non-integer creation time",
     "no creation time",
+    "no expiry field",
+    "a non-integer expiry",
 ];
 
 /// A command that writes corruption `what` at `redis_key`.
-fn corruption(what: &str, redis_key: &str) -> redis::Cmd {
+fn corruption(what: &str, redis_key: &str, later: i64) -> redis::Cmd {
     let mut command;
     match what {
         "a string" => {
@@ -167,16 +195,42 @@ fn corruption(what: &str, redis_key: &str) -> redis::Cmd {
                 .arg(redis_key)
                 .arg("m:created")
                 .arg("1")
+                .arg("m:expires")
+                .arg(later)
                 .arg("junk")
                 .arg("1");
         }
         "a non-integer creation time" => {
             command = redis::cmd("HSET");
-            command.arg(redis_key).arg("m:created").arg("yesterday");
+            command
+                .arg(redis_key)
+                .arg("m:created")
+                .arg("yesterday")
+                .arg("m:expires")
+                .arg(later);
+        }
+        "no creation time" => {
+            command = redis::cmd("HSET");
+            command
+                .arg(redis_key)
+                .arg("m:expires")
+                .arg(later)
+                .arg("d:a")
+                .arg("1");
+        }
+        "no expiry field" => {
+            command = redis::cmd("HSET");
+            command
+                .arg(redis_key)
+                .arg("m:created")
+                .arg("1")
+                .arg("d:a")
+                .arg("1");
         }
         _ => {
+            // The creation time is missing too: create sees no live session and replaces it.
             command = redis::cmd("HSET");
-            command.arg(redis_key).arg("d:a").arg("1");
+            command.arg(redis_key).arg("m:expires").arg("tomorrow");
         }
     }
     command
