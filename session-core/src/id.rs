@@ -1,6 +1,7 @@
 //! Session ids (what the cookie carries) and store keys (what a store sees).
 
 use std::fmt;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -22,8 +23,11 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /// Generated from the operating system's CSPRNG, 6 bits of entropy per character, from the
 /// URL-safe alphabet `A-Z a-z 0-9 - _`. Stores never see it: they get its [`StoreKey`].
 /// `Debug` shows only a short prefix, so ids cannot leak into logs by accident.
+///
+/// Cloning one is cheap (a reference count): a request's session keeps its id in several
+/// places.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Box<str>);
+pub struct SessionId(Arc<str>);
 
 impl SessionId {
     /// Generates a fresh id of `length` characters.
@@ -39,11 +43,14 @@ impl SessionId {
         getrandom::fill(bytes).map_err(|err| {
             Error::new(ErrorKind::Random, "the OS random number generator failed").with_source(err)
         })?;
-        let id: String = bytes
-            .iter()
-            .map(|byte| char::from(ALPHABET[usize::from(byte & 0x3f)]))
-            .collect();
-        Ok(Self(id.into_boxed_str()))
+        for byte in bytes.iter_mut() {
+            *byte = ALPHABET[usize::from(*byte & 0x3f)];
+        }
+        // Every byte is now an ASCII character of the alphabet.
+        let id = std::str::from_utf8(bytes).map_err(|_| {
+            Error::new(ErrorKind::Random, "a generated id is not ASCII")
+        })?;
+        Ok(Self(Arc::from(id)))
     }
 
     /// Validates `candidate` as an id: length within bounds and only URL-safe characters.
