@@ -339,10 +339,10 @@ async fn measure(
     wipe(store)
 }
 
-/// Store work per request, counted on the server around 200 sequential requests of each
-/// kind: Redis commands executed (`INFO commandstats`, commands run inside scripts
-/// included) and client round trips (`MONITOR`, script-internal commands excluded), or
-/// PostgreSQL transactions (`pg_stat_database`).
+/// Store work per request, counted on the server around sequential requests of each kind:
+/// Redis commands executed (`INFO commandstats`, commands run inside scripts included) and
+/// client round trips (`MONITOR`, script-internal commands excluded), or PostgreSQL
+/// transactions (`pg_stat_database`).
 pub(crate) struct RoundTrips {
     pub(crate) store: String,
     pub(crate) side: Side,
@@ -369,8 +369,20 @@ fn redis_calls() -> Result<u64, String> {
 }
 
 fn postgres_transactions() -> Result<u64, String> {
-    let out =
-        psql("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'test'")?;
+    // Asked from the `postgres` database, so the question itself is not counted.
+    let out = command_ok(
+        "psql",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qtAc",
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'test'",
+        ],
+    )?;
     out.trim()
         .parse()
         .map_err(|_| format!("pg_stat_database: {out:?}"))
@@ -412,7 +424,16 @@ impl Drop for Monitor {
 }
 
 async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
+    if store == "redis" {
+        redis_round_trips(side).await
+    } else {
+        postgres_round_trips(store, side).await
+    }
+}
+
+async fn redis_round_trips(side: Side) -> Result<RoundTrips, String> {
     const N: usize = 200;
+    let store = "redis";
     wipe(store)?;
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = start(side, store, scratch.path()).await?;
@@ -420,41 +441,19 @@ async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
         .await?
         .pop()
         .ok_or("no session")?;
-    let redis = store == "redis";
-    let monitor = if redis {
-        Some(Monitor::start(scratch.path())?)
-    } else {
-        None
-    };
-    let counter = || {
-        if redis {
-            redis_calls()
-        } else {
-            postgres_transactions()
-        }
-    };
-    // pg_stat_database and MONITOR output arrive asynchronously: let them settle.
+    let monitor = Monitor::start(scratch.path())?;
+    // MONITOR output arrives asynchronously: let it settle.
     let settle = || tokio::time::sleep(Duration::from_millis(700));
-    let mut primary = [0.0; 3];
+    let mut round_trips = [0.0; 3];
     let mut commands = [0.0; 3];
-    for (i, (path, with_cookie)) in [("/read", true), ("/incr", true), ("/incr", false)]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, (path, with_cookie)) in REQUEST_KINDS.into_iter().enumerate() {
         settle().await;
-        let before = counter()?;
-        let seen_before = monitor.as_ref().map_or(0, Monitor::client_commands);
+        let before = redis_calls()?;
+        let seen_before = monitor.client_commands();
         loadgen::sequential(server.addr, path, with_cookie.then_some(cookie.as_str()), N).await?;
         settle().await;
-        let after = counter()?;
-        let seen_after = monitor.as_ref().map_or(0, Monitor::client_commands);
-        let executed = after.saturating_sub(before) as f64 / N as f64;
-        if redis {
-            commands[i] = executed;
-            primary[i] = seen_after.saturating_sub(seen_before) as f64 / N as f64;
-        } else {
-            primary[i] = executed;
-        }
+        commands[i] = redis_calls()?.saturating_sub(before) as f64 / N as f64;
+        round_trips[i] = monitor.client_commands().saturating_sub(seen_before) as f64 / N as f64;
     }
     drop(monitor);
     drop(server);
@@ -462,9 +461,72 @@ async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
     Ok(RoundTrips {
         store: store.to_owned(),
         side,
-        per_request: primary,
-        commands: redis.then_some(commands),
+        per_request: round_trips,
+        commands: Some(commands),
     })
+}
+
+/// Read-only, write, new session.
+const REQUEST_KINDS: [(&str, bool); 3] = [("/read", true), ("/incr", true), ("/incr", false)];
+
+/// PostgreSQL transactions per request, from `pg_stat_database`. A backend reports its
+/// counts only now and then while its connection is open (at most once a second, and up
+/// to 10 s after it goes idle), but always when it exits; so each count is taken after the
+/// application, and with it its pool, has stopped. Two runs of different lengths cancel
+/// what a start costs (connecting, migrating), leaving the cost of one request.
+async fn postgres_round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
+    const SHORT: usize = 50;
+    const LONG: usize = 250;
+    wipe(store)?;
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cookie = {
+        let server = start(side, store, scratch.path()).await?;
+        loadgen::create_sessions(server.addr, 1)
+            .await?
+            .pop()
+            .ok_or("no session")?
+    };
+    let mut per_request = [0.0; 3];
+    for (i, (path, with_cookie)) in REQUEST_KINDS.into_iter().enumerate() {
+        let mut transactions = [0u64; 2];
+        for (slot, count) in [SHORT, LONG].into_iter().enumerate() {
+            let before = settled_postgres_transactions().await?;
+            let server = start(side, store, scratch.path()).await?;
+            loadgen::sequential(
+                server.addr,
+                path,
+                with_cookie.then_some(cookie.as_str()),
+                count,
+            )
+            .await?;
+            drop(server);
+            transactions[slot] = settled_postgres_transactions().await? - before;
+        }
+        per_request[i] =
+            transactions[1].saturating_sub(transactions[0]) as f64 / (LONG - SHORT) as f64;
+    }
+    wipe(store)?;
+    Ok(RoundTrips {
+        store: store.to_owned(),
+        side,
+        per_request,
+        commands: None,
+    })
+}
+
+/// The transaction count once backends that just exited have reported theirs: read until
+/// two reads 300 ms apart agree.
+async fn settled_postgres_transactions() -> Result<u64, String> {
+    let mut last = postgres_transactions()?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = postgres_transactions()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
 }
 
 async fn run(settings: Settings) -> Result<(), String> {

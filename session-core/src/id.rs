@@ -47,9 +47,8 @@ impl SessionId {
             *byte = ALPHABET[usize::from(*byte & 0x3f)];
         }
         // Every byte is now an ASCII character of the alphabet.
-        let id = std::str::from_utf8(bytes).map_err(|_| {
-            Error::new(ErrorKind::Random, "a generated id is not ASCII")
-        })?;
+        let id = std::str::from_utf8(bytes)
+            .map_err(|_| Error::new(ErrorKind::Random, "a generated id is not ASCII"))?;
         Ok(Self(Arc::from(id)))
     }
 
