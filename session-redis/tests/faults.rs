@@ -257,43 +257,13 @@ async fn outage_under_load(
 
 /// What every outage under load must show, whatever the fault.
 fn assert_outage_handled(what: &str, report: &LoadReport, down: Duration, back: Duration) {
-    println!(
-        "{what}: {} requests ok, {} failed; errors seen: {:?}",
-        report.succeeded(),
-        report.failed(),
-        report.sample_errors
-    );
-    assert_eq!(report.panics, 0, "{what}: workers panicked");
-    assert_eq!(
-        report.lost_increments, 0,
-        "{what}: acknowledged increments lost"
-    );
-    assert_eq!(report.extra_increments, 0, "{what}: increments nobody made");
-    assert!(
-        report.succeeded_between(Duration::ZERO, down) > 0,
-        "{what}: no request succeeded before the fault"
-    );
-    assert!(
-        report.failed_between(down + TIMEOUT + MARGIN, back) > 0,
-        "{what}: no request failed while Redis was gone"
-    );
+    report.assert_recovered(what, down, down + TIMEOUT + MARGIN, back, BACK_WITHIN);
     // A request makes at most two store calls (load, then the write), each bounded by the
     // response timeout.
     assert!(
         report.slowest() <= 2 * TIMEOUT + MARGIN,
         "{what}: a request took {:?} (timeout {TIMEOUT:?} per call)",
         report.slowest()
-    );
-    let first = report
-        .first_success_after(back)
-        .unwrap_or_else(|| panic!("{what}: no request succeeded after Redis returned"));
-    assert!(
-        first <= BACK_WITHIN,
-        "{what}: first success {first:?} after Redis returned (limit {BACK_WITHIN:?})"
-    );
-    assert!(
-        report.steady_after(back),
-        "{what}: requests kept failing after the first success"
     );
 }
 

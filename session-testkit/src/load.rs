@@ -148,6 +148,57 @@ impl Load {
 }
 
 impl LoadReport {
+    /// Asserts what every fault test expects of a store that lost its backend during
+    /// `fault_from..fault_to`: no panic, no acknowledged increment lost and none made up,
+    /// requests that succeeded before the fault, failed during it (`failing_from` on, once
+    /// calls already under way have had time to end), and succeeded again within `within`
+    /// of `fault_to` and from then on. Returns how long after `fault_to` the first request
+    /// succeeded, for the test's figure.
+    ///
+    /// # Panics
+    /// With a message naming `what` and the expectation that failed.
+    pub fn assert_recovered(
+        &self,
+        what: &str,
+        fault_from: Duration,
+        failing_from: Duration,
+        fault_to: Duration,
+        within: Duration,
+    ) -> Duration {
+        println!(
+            "{what}: {} requests ok, {} failed; errors seen: {:?}",
+            self.succeeded(),
+            self.failed(),
+            self.sample_errors
+        );
+        assert_eq!(self.panics, 0, "{what}: workers panicked");
+        assert_eq!(
+            self.lost_increments, 0,
+            "{what}: acknowledged increments lost"
+        );
+        assert_eq!(self.extra_increments, 0, "{what}: increments nobody made");
+        assert!(
+            self.succeeded_between(Duration::ZERO, fault_from) > 0,
+            "{what}: no request succeeded before the fault"
+        );
+        assert!(
+            self.failed_between(failing_from, fault_to) > 0,
+            "{what}: no request failed during the fault"
+        );
+        let first = self
+            .first_success_after(fault_to)
+            .unwrap_or_else(|| panic!("{what}: no request succeeded after the fault"));
+        assert!(
+            first <= within,
+            "{what}: first success {first:?} after the fault (limit {within:?})"
+        );
+        assert!(
+            self.steady_after(fault_to),
+            "{what}: requests kept failing after the first success"
+        );
+        first
+    }
+
     /// Requests that succeeded.
     pub fn succeeded(&self) -> usize {
         self.events.iter().filter(|e| e.ok).count()
