@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! session-bench [--rounds 3] [--duration 10] [--connections 50] [--sessions 1000]
-//!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick] [--scale]
+//!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick]
+//!               [--scale | --scale-only]
 //! ```
 //!
 //! For each store and round it starts ours, then the peer (alternating), each on a wiped
@@ -36,6 +37,8 @@ pub(crate) struct Settings {
     sessions: usize,
     stores: Vec<String>,
     scale: bool,
+    /// Only the scale measurements, no HTTP benchmark.
+    scale_only: bool,
 }
 
 fn parse_args() -> Result<Settings, String> {
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Settings, String> {
             .map(String::from)
             .to_vec(),
         scale: false,
+        scale_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +76,10 @@ fn parse_args() -> Result<Settings, String> {
                 settings.sessions = 200;
             }
             "--scale" => settings.scale = true,
+            "--scale-only" => {
+                settings.scale = true;
+                settings.scale_only = true;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -530,6 +538,11 @@ async fn settled_postgres_transactions() -> Result<u64, String> {
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
+    if settings.scale_only {
+        println!("scale: memory, file and PostgreSQL stores");
+        let lines = scale::run().await?;
+        return report::write_scale(&lines);
+    }
     let mut runs = Vec::new();
     println!(
         "benchmark: {} round(s) of {:?} per app, {} connections, {} sessions; stores {:?}",

@@ -104,6 +104,20 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// Writes the scale figures alone to `target/bench/scale.md` (`--scale-only`).
+pub(crate) fn write_scale(lines: &[String]) -> Result<(), String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut md = format!("Machine: {}.\n\n| scale | figure |\n|---|---|\n", machine());
+    for line in lines {
+        let _ = writeln!(md, "{line}");
+    }
+    let path = dir.join("scale.md");
+    std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("written: {}", path.display());
+    Ok(())
+}
+
 pub(crate) fn write(
     settings: &Settings,
     runs: &[Run],

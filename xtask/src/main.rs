@@ -31,7 +31,7 @@ tasks:
                              hostile input, races and faults against every store: one table
                              of figures (quick by default; --long for the full counts)
   bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);
-                             --quick, --rounds N, --duration SECONDS, --stores a,b, --scale;
+                             --quick, --rounds N, --duration SECONDS, --stores a,b, --scale, --scale-only;
                              writes target/bench/results.{md,json} and ratios.svg
 ";
 
