@@ -228,6 +228,8 @@ use std::sync::Arc;
 
 use session_core::{Error, Registry, Result, SessionStore};
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod lease;
 mod options;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod sql;

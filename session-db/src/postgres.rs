@@ -2,11 +2,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use session_core::secrecy::ExposeSecret;
 use session_core::{Error, Result, async_trait};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 
+use crate::lease::Connections;
 use crate::options::validate_prefix;
 use crate::sql::{
     Driver, Merge, Row, RowVersion, SqlCore, Statements, db_error, lenient, read_row,
@@ -43,7 +46,7 @@ pub struct PostgresStore {
 
 #[derive(Clone)]
 pub(crate) struct PgDriver {
-    pool: PgPool,
+    connections: Arc<Connections<Postgres>>,
     table: String,
     sql: Statements,
 }
@@ -52,10 +55,18 @@ impl PostgresStore {
     /// A store on `pool` with the default prefix (`think_session`). Call
     /// [`migrate`](Self::migrate) if the table may not exist yet.
     pub fn new(pool: PgPool) -> Self {
+        Self::on(Connections::shared(pool))
+    }
+
+    fn on(connections: Connections<Postgres>) -> Self {
         let table = quote(DEFAULT_PREFIX);
         let sql = statements(&table, DEFAULT_PREFIX);
         Self {
-            core: SqlCore::new(PgDriver { pool, table, sql }),
+            core: SqlCore::new(PgDriver {
+                connections: Arc::new(connections),
+                table,
+                sql,
+            }),
         }
     }
 
@@ -95,7 +106,7 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(|err| db_error(NAME, "connect", err))?;
-        let store = Self::new(pool)
+        let store = Self::on(Connections::kept(pool))
             .with_prefix(&options.prefix)?
             .with_concurrency(options.concurrency);
         if options.migrate {
@@ -115,7 +126,7 @@ impl PostgresStore {
 
     /// The pool the store uses.
     pub fn pool(&self) -> &PgPool {
-        &self.core.driver.pool
+        self.core.driver.connections.pool()
     }
 
     /// The quoted table name.
@@ -200,28 +211,36 @@ impl Driver for PgDriver {
     }
 
     async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
+        let fail = |err| db_error(NAME, "load", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.fetch)
             .bind(cookie)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "load", err))?;
+            .map_err(fail)?;
+        lease.done();
         row.as_ref().map(read_row).transpose()
     }
 
     async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "create", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.insert)
             .bind(cookie)
             .bind(data)
             .bind(expire)
             .bind(now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "create", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() == 1)
     }
 
     async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "update", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.compare_and_set)
             .bind(data)
             .bind(expire)
@@ -229,9 +248,10 @@ impl Driver for PgDriver {
             .bind(row.version)
             .bind(row.cookie)
             .bind(row.now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "update", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() == 1)
     }
 
@@ -243,15 +263,19 @@ impl Driver for PgDriver {
         merge: &Merge<'_>,
     ) -> Result<bool> {
         let fail = |err| db_error(NAME, "update", err);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let mut lease = self.connections.lease().await.map_err(fail)?;
+        let mut tx = lease.connection().begin().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.fetch_locked)
             .bind(cookie)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await
             .map_err(fail)?;
+        // On an error below, the transaction and the lease drop: sqlx rolls back and tests
+        // the connection before anyone uses it again.
         let Some(row) = row.as_ref().map(read_row).transpose()? else {
-            // Dropping the transaction rolls it back.
+            tx.rollback().await.map_err(fail)?;
+            lease.done();
             return Ok(false);
         };
         let data = merge(&row)?;
@@ -263,49 +287,62 @@ impl Driver for PgDriver {
             .await
             .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
+        lease.done();
         Ok(true)
     }
 
     async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "touch", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.touch)
             .bind(expire)
             .bind(cookie)
             .bind(now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "touch", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete(&self, cookie: &str, now: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "delete", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.delete)
             .bind(cookie)
-            .fetch_optional(&self.pool)
+            .fetch_optional(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "delete", err))?;
+            .map_err(fail)?;
+        lease.done();
         let expire = row.and_then(|row| lenient::<_, i64>(&row, "expire"));
         Ok(expire.is_some_and(|expire| expire > now))
     }
 
     async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64> {
+        let fail = |err| db_error(NAME, "gc", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.gc)
             .bind(now)
             .bind(limit)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "gc", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected())
     }
 
     async fn migrate(&self) -> Result<()> {
         let fail = |err| db_error(NAME, "migrate", err);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let mut lease = self.connections.lease().await.map_err(fail)?;
+        let mut tx = lease.connection().begin().await.map_err(fail)?;
         for statement in &self.sql.migrate {
             sqlx::query(statement)
                 .execute(&mut *tx)
                 .await
                 .map_err(fail)?;
         }
-        tx.commit().await.map_err(fail)
+        tx.commit().await.map_err(fail)?;
+        lease.done();
+        Ok(())
     }
 }
