@@ -3,13 +3,15 @@
 //! sqlx's pool tests every connection it gets back with a ping, from a task it spawns for
 //! the purpose, before anyone may use that connection again (`PoolConnection`'s `Drop` in
 //! sqlx-core 0.8). A statement run on `&Pool` therefore costs two round trips and a task.
-//! A store whose pool it opened itself ([`Connections::kept`]) keeps the connections it
-//! used checked out instead, in a stack, and hands them straight to its next statement:
-//! one round trip per statement.
+//! A store that opened its pool itself ([`Connections::kept`]) takes connections out of
+//! the pool for good instead (`PoolConnection::detach`), keeps them in a stack of its own
+//! and hands them straight to its next statement: one round trip per statement.
 //!
-//! Only a connection whose statement succeeded is kept. One whose statement failed, or
-//! whose future was dropped mid-call, goes back to sqlx when its [`Lease`] drops, and
-//! sqlx tests it and closes it if it is broken: the next statement gets a sound one.
+//! Only a connection whose statement succeeded goes back on the stack. One whose statement
+//! failed, or whose future was dropped mid-call, is dropped (its socket closes) and the
+//! next statement opens a fresh one through the pool. At most `max_connections` are out
+//! at a time, leased or idle. Once the pool is closed, the store closes the connections
+//! it kept and fails like any store on a closed pool.
 //!
 //! A pool the application passes in may serve the application too, so a store on such a
 //! pool ([`Connections::shared`]) keeps nothing and returns each connection after use.
@@ -29,9 +31,8 @@ pub(crate) struct Connections<DB: Database> {
 
 /// What a store that keeps its connections needs.
 struct Kept<DB: Database> {
-    idle: Mutex<Vec<PoolConnection<DB>>>,
-    /// One per connection of the pool: while the store holds every connection (leased or
-    /// idle), a statement waits here for one to come back, not in the pool.
+    idle: Mutex<Vec<DB::Connection>>,
+    /// One per connection the store may have out, leased or idle.
     permits: Semaphore,
     acquire_timeout: Duration,
     test_before_use: bool,
@@ -43,9 +44,9 @@ impl<DB: Database> Connections<DB> {
         Self { pool, kept: None }
     }
 
-    /// The store owns `pool` and keeps the connections it used, up to the pool's size.
-    /// With `test_before_use`, a kept connection is pinged before each statement, as sqlx
-    /// does with `test_before_acquire`.
+    /// The store owns `pool` and keeps up to the pool's `max_connections` between
+    /// statements. With the pool's `test_before_acquire`, a kept connection is pinged
+    /// before each statement, as sqlx does for the connections in its pool.
     pub(crate) fn kept(pool: Pool<DB>) -> Self {
         let options = pool.options();
         let kept = Kept {
@@ -68,16 +69,21 @@ impl<DB: Database> Connections<DB> {
     /// A connection for one statement or transaction.
     ///
     /// # Errors
-    /// [`sqlx::Error::PoolTimedOut`] when none is free within the pool's acquire timeout;
-    /// the pool's error when a new connection cannot be opened.
+    /// [`sqlx::Error::PoolTimedOut`] when none is free within the pool's acquire timeout,
+    /// [`sqlx::Error::PoolClosed`] once the pool is closed, and the pool's error when a
+    /// new connection cannot be opened.
     pub(crate) async fn lease(&self) -> Result<Lease<'_, DB>, sqlx::Error> {
         let Some(kept) = &self.kept else {
             return Ok(Lease {
-                connection: self.pool.acquire().await?,
+                connection: Held::Pooled(self.pool.acquire().await?),
                 kept: None,
                 _permit: None,
             });
         };
+        if self.pool.is_closed() {
+            kept.close_idle().await;
+            return Err(sqlx::Error::PoolClosed);
+        }
         let permit = tokio::time::timeout(kept.acquire_timeout, kept.permits.acquire())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
@@ -88,15 +94,14 @@ impl<DB: Database> Connections<DB> {
                     if !kept.test_before_use || connection.ping().await.is_ok() {
                         break connection;
                     }
-                    // Dropped here: sqlx closes it.
+                    // Dropped here, which closes its socket.
                 }
-                // With a permit and no idle connection, the pool has one free or room to
-                // open one.
-                None => break self.pool.acquire().await?,
+                // The permit leaves room for one more connection of this store.
+                None => break self.pool.acquire().await?.detach(),
             }
         };
         Ok(Lease {
-            connection,
+            connection: Held::Own(connection),
             kept: Some(kept),
             _permit: Some(permit),
         })
@@ -104,7 +109,7 @@ impl<DB: Database> Connections<DB> {
 }
 
 impl<DB: Database> Kept<DB> {
-    fn pop(&self) -> Option<PoolConnection<DB>> {
+    fn pop(&self) -> Option<DB::Connection> {
         // A panic while holding this lock cannot leave the stack half-changed.
         self.idle
             .lock()
@@ -112,27 +117,45 @@ impl<DB: Database> Kept<DB> {
             .pop()
     }
 
-    fn push(&self, connection: PoolConnection<DB>) {
+    fn push(&self, connection: DB::Connection) {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(connection);
     }
+
+    /// Closes the idle connections gracefully (the server sees a goodbye, not a reset).
+    async fn close_idle(&self) {
+        while let Some(connection) = self.pop() {
+            let _ = connection.close().await;
+        }
+    }
+}
+
+/// A connection as a lease holds it.
+enum Held<DB: Database> {
+    /// Borrowed from a shared pool, returned to it on drop.
+    Pooled(PoolConnection<DB>),
+    /// Taken out of the store's own pool.
+    Own(DB::Connection),
 }
 
 /// One connection, lent for one statement or transaction. Call [`Lease::done`] after it
-/// succeeded; dropped without it, the connection goes back to sqlx to be tested.
+/// succeeded; dropped without it, the connection is not reused.
 pub(crate) struct Lease<'a, DB: Database> {
-    connection: PoolConnection<DB>,
+    connection: Held<DB>,
     kept: Option<&'a Kept<DB>>,
-    // Declared after `connection`, so it is released after the connection went back.
+    // Declared after `connection`, so it is released after the connection is gone or back.
     _permit: Option<SemaphorePermit<'a>>,
 }
 
 impl<DB: Database> Lease<'_, DB> {
     /// The connection, to run statements on.
     pub(crate) fn connection(&mut self) -> &mut DB::Connection {
-        &mut self.connection
+        match &mut self.connection {
+            Held::Pooled(connection) => connection,
+            Held::Own(connection) => connection,
+        }
     }
 
     /// The statement succeeded: keep the connection for the next one (or return it to a
@@ -143,7 +166,7 @@ impl<DB: Database> Lease<'_, DB> {
             kept,
             _permit,
         } = self;
-        if let Some(kept) = kept {
+        if let (Held::Own(connection), Some(kept)) = (connection, kept) {
             kept.push(connection);
         }
         // `_permit` is released here, once the connection is back on the stack.

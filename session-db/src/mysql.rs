@@ -2,11 +2,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use session_core::secrecy::ExposeSecret;
 use session_core::{Error, Result, async_trait};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::Connection;
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 
+use crate::lease::Connections;
 use crate::options::validate_prefix;
 use crate::sql::{
     Driver, Merge, Row, RowVersion, SqlCore, Statements, db_error, read_row, sql_session_store,
@@ -42,7 +45,7 @@ pub struct MySqlStore {
 
 #[derive(Clone)]
 pub(crate) struct MySqlDriver {
-    pool: MySqlPool,
+    connections: Arc<Connections<MySql>>,
     table: String,
     sql: Statements,
     delete_dead: String,
@@ -51,12 +54,20 @@ pub(crate) struct MySqlDriver {
 impl MySqlStore {
     /// A store on `pool` with the default prefix (`think_session`). Call
     /// [`migrate`](Self::migrate) if the table may not exist yet.
+    ///
+    /// The pool may serve the application too, so the store borrows a connection for each
+    /// statement and gives it back; sqlx then pings it before anyone reuses it, a second
+    /// round trip per statement. A store from `connect` keeps its connections instead.
     pub fn new(pool: MySqlPool) -> Self {
+        Self::on(Connections::shared(pool))
+    }
+
+    fn on(connections: Connections<MySql>) -> Self {
         let table = quote(DEFAULT_PREFIX);
         let sql = statements(&table, DEFAULT_PREFIX);
         Self {
             core: SqlCore::new(MySqlDriver {
-                pool,
+                connections: Arc::new(connections),
                 delete_dead: delete_dead_statement(&table),
                 table,
                 sql,
@@ -86,6 +97,11 @@ impl MySqlStore {
 
     /// Connects a pool as `options` say, and creates the table if `options.migrate`.
     ///
+    /// The store owns that pool and keeps the connections it used (up to
+    /// `options.max_connections`) between statements, so a statement costs one round
+    /// trip: sqlx would ping every connection handed back to its pool. A connection whose
+    /// statement failed is closed, and the next statement opens a fresh one.
+    ///
     /// # Errors
     /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad URL or prefix;
     /// backend errors if the server cannot be reached or the DDL fails.
@@ -101,7 +117,7 @@ impl MySqlStore {
             .connect_with(connect)
             .await
             .map_err(|err| db_error(NAME, "connect", err))?;
-        let store = Self::new(pool)
+        let store = Self::on(Connections::kept(pool))
             .with_prefix(&options.prefix)?
             .with_concurrency(options.concurrency);
         if options.migrate {
@@ -119,9 +135,11 @@ impl MySqlStore {
         self.core.migrate().await
     }
 
-    /// The pool the store uses.
+    /// The pool the store opens its connections from. A store from `connect` keeps the
+    /// connections it used outside the pool: closing the pool makes the store fail with
+    /// "pool closed" from its next call on, which also closes the connections it kept.
     pub fn pool(&self) -> &MySqlPool {
-        &self.core.driver.pool
+        self.core.driver.connections.pool()
     }
 
     /// The quoted table name.
@@ -203,11 +221,17 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 impl MySqlDriver {
     /// Deletes the row at `cookie` if it is dead.
-    async fn delete_dead(&self, cookie: &str, now: i64, operation: &'static str) -> Result<()> {
+    async fn delete_dead(
+        &self,
+        connection: &mut MySqlConnection,
+        cookie: &str,
+        now: i64,
+        operation: &'static str,
+    ) -> Result<()> {
         sqlx::query(&self.delete_dead)
             .bind(cookie)
             .bind(now)
-            .execute(&self.pool)
+            .execute(connection)
             .await
             .map_err(|err| db_error(NAME, operation, err))?;
         Ok(())
@@ -223,31 +247,48 @@ impl Driver for MySqlDriver {
     }
 
     async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
+        let fail = |err| db_error(NAME, "load", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.fetch)
             .bind(cookie)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "load", err))?;
+            .map_err(fail)?;
+        lease.done();
         row.as_ref().map(read_row).transpose()
     }
 
     async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
-        self.delete_dead(cookie, now, "create").await?;
+        let mut lease = self
+            .connections
+            .lease()
+            .await
+            .map_err(|err| db_error(NAME, "create", err))?;
+        self.delete_dead(lease.connection(), cookie, now, "create")
+            .await?;
         let inserted = sqlx::query(&self.sql.insert)
             .bind(cookie)
             .bind(data)
             .bind(expire)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await;
         match inserted {
-            Ok(done) => Ok(done.rows_affected() == 1),
-            Err(err) if is_unique_violation(&err) => Ok(false),
+            Ok(done) => {
+                lease.done();
+                Ok(done.rows_affected() == 1)
+            }
+            Err(err) if is_unique_violation(&err) => {
+                lease.done();
+                Ok(false)
+            }
             Err(err) => Err(db_error(NAME, "create", err)),
         }
     }
 
     async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "update", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.compare_and_set)
             .bind(data)
             .bind(expire)
@@ -255,9 +296,10 @@ impl Driver for MySqlDriver {
             .bind(row.version)
             .bind(row.cookie)
             .bind(row.now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "update", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() == 1)
     }
 
@@ -269,15 +311,19 @@ impl Driver for MySqlDriver {
         merge: &Merge<'_>,
     ) -> Result<bool> {
         let fail = |err| db_error(NAME, "update", err);
-        let mut tx = self.pool.begin().await.map_err(fail)?;
+        let mut lease = self.connections.lease().await.map_err(fail)?;
+        let mut tx = lease.connection().begin().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.fetch_locked)
             .bind(cookie)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await
             .map_err(fail)?;
+        // On an error below, the transaction and the lease drop: sqlx rolls back and tests
+        // the connection before anyone uses it again.
         let Some(row) = row.as_ref().map(read_row).transpose()? else {
-            // Dropping the transaction rolls it back.
+            tx.rollback().await.map_err(fail)?;
+            lease.done();
             return Ok(false);
         };
         let data = merge(&row)?;
@@ -289,53 +335,66 @@ impl Driver for MySqlDriver {
             .await
             .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
+        lease.done();
         Ok(true)
     }
 
     async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "touch", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.touch)
             .bind(expire)
             .bind(cookie)
             .bind(now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "touch", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete(&self, cookie: &str, now: i64) -> Result<bool> {
+        let fail = |err| db_error(NAME, "delete", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.delete)
             .bind(cookie)
             .bind(now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "delete", err))?;
-        if done.rows_affected() > 0 {
-            return Ok(true);
+            .map_err(fail)?;
+        if done.rows_affected() == 0 {
+            // Nothing live was there; remove a dead remnant so the key is really gone.
+            self.delete_dead(lease.connection(), cookie, now, "delete")
+                .await?;
         }
-        // Nothing live was there; remove a dead remnant so the key is really gone.
-        self.delete_dead(cookie, now, "delete").await?;
-        Ok(false)
+        lease.done();
+        Ok(done.rows_affected() > 0)
     }
 
     async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64> {
+        let fail = |err| db_error(NAME, "gc", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.gc)
             .bind(now)
             .bind(limit)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "gc", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected())
     }
 
     async fn migrate(&self) -> Result<()> {
+        let fail = |err| db_error(NAME, "migrate", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         // DDL commits implicitly in MySQL: no transaction around it.
         for statement in &self.sql.migrate {
             sqlx::query(statement)
-                .execute(&self.pool)
+                .execute(lease.connection())
                 .await
-                .map_err(|err| db_error(NAME, "migrate", err))?;
+                .map_err(fail)?;
         }
+        lease.done();
         Ok(())
     }
 }

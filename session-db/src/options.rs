@@ -72,7 +72,7 @@ pub struct DbOptions {
     /// digits and `_`, not starting with a digit, at most [`MAX_PREFIX_LEN`] bytes.
     #[serde(default = "default_prefix")]
     pub prefix: String,
-    /// Most connections the pool opens (10 by default).
+    /// Most connections the store has open at once (10 by default).
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
     /// Connections the pool keeps open when idle (none by default).
@@ -86,11 +86,11 @@ pub struct DbOptions {
         deserialize_with = "session_core::deserialize_duration"
     )]
     pub acquire_timeout: Duration,
-    /// Ping a pooled connection before each use (sqlx's `test_before_acquire`); `false` by
+    /// Ping a connection before each statement (sqlx's `test_before_acquire`); `false` by
     /// default. A ping is one more round trip before every statement, which would double
     /// the cost of each session read and write. Without it, a connection the server has
     /// closed (a restart, a killed backend) fails the one call that finds it and is then
-    /// dropped from the pool; turn it on to spend the round trip and avoid those failures.
+    /// closed; turn it on to spend the round trip and avoid those failures.
     #[serde(default)]
     pub test_before_acquire: bool,
     /// Create the table and its index (the MongoDB TTL index) when the store is opened, if

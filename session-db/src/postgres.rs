@@ -54,6 +54,10 @@ pub(crate) struct PgDriver {
 impl PostgresStore {
     /// A store on `pool` with the default prefix (`think_session`). Call
     /// [`migrate`](Self::migrate) if the table may not exist yet.
+    ///
+    /// The pool may serve the application too, so the store borrows a connection for each
+    /// statement and gives it back; sqlx then pings it before anyone reuses it, a second
+    /// round trip per statement. A store from `connect` keeps its connections instead.
     pub fn new(pool: PgPool) -> Self {
         Self::on(Connections::shared(pool))
     }
@@ -91,6 +95,11 @@ impl PostgresStore {
 
     /// Connects a pool as `options` say, and creates the table if `options.migrate`.
     ///
+    /// The store owns that pool and keeps the connections it used (up to
+    /// `options.max_connections`) between statements, so a statement costs one round
+    /// trip: sqlx would ping every connection handed back to its pool. A connection whose
+    /// statement failed is closed, and the next statement opens a fresh one.
+    ///
     /// # Errors
     /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad URL or prefix;
     /// backend errors if the server cannot be reached or the DDL fails.
@@ -124,7 +133,9 @@ impl PostgresStore {
         self.core.migrate().await
     }
 
-    /// The pool the store uses.
+    /// The pool the store opens its connections from. A store from `connect` keeps the
+    /// connections it used outside the pool: closing the pool makes the store fail with
+    /// "pool closed" from its next call on, which also closes the connections it kept.
     pub fn pool(&self) -> &PgPool {
         self.core.driver.connections.pool()
     }

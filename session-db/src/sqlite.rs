@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use session_core::secrecy::ExposeSecret;
 use session_core::{Error, Result, async_trait};
+use sqlx::Connection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use tokio::sync::Mutex;
 
+use crate::lease::Connections;
 use crate::options::validate_prefix;
 use crate::sql::{
     Driver, Merge, Row, RowVersion, SqlCore, Statements, db_error, lenient, read_row,
@@ -43,7 +46,7 @@ pub struct SqliteStore {
 
 #[derive(Clone)]
 pub(crate) struct SqliteDriver {
-    pool: SqlitePool,
+    connections: Arc<Connections<Sqlite>>,
     /// SQLite has one writer at a time. Writers of this store queue here instead of
     /// polling the database lock (SQLite's busy handler sleeps between tries, up to 100 ms
     /// at a time); other processes, and other stores on the file, still wait through
@@ -56,12 +59,20 @@ pub(crate) struct SqliteDriver {
 impl SqliteStore {
     /// A store on `pool` with the default prefix (`think_session`). Call
     /// [`migrate`](Self::migrate) if the table may not exist yet.
+    ///
+    /// The pool may serve the application too, so the store borrows a connection for each
+    /// statement and gives it back; sqlx then pings it before anyone reuses it, a second
+    /// round trip per statement. A store from `connect` keeps its connections instead.
     pub fn new(pool: SqlitePool) -> Self {
+        Self::on(Connections::shared(pool))
+    }
+
+    fn on(connections: Connections<Sqlite>) -> Self {
         let table = quote(DEFAULT_PREFIX);
         let sql = statements(&table, DEFAULT_PREFIX);
         Self {
             core: SqlCore::new(SqliteDriver {
-                pool,
+                connections: Arc::new(connections),
                 writer: Arc::new(Mutex::new(())),
                 table,
                 sql,
@@ -89,6 +100,11 @@ impl SqliteStore {
     }
 
     /// Connects a pool as `options` say, and creates the table if `options.migrate`.
+    ///
+    /// The store owns that pool and keeps the connections it used (up to
+    /// `options.max_connections`) between statements, so a statement costs one round
+    /// trip: sqlx would ping every connection handed back to its pool. A connection whose
+    /// statement failed is closed, and the next statement opens a fresh one.
     ///
     /// # Errors
     /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad URL or prefix;
@@ -134,7 +150,7 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|err| db_error(NAME, "connect", err))?;
-        let store = Self::new(pool)
+        let store = Self::on(Connections::kept(pool))
             .with_prefix(&options.prefix)?
             .with_concurrency(options.concurrency);
         if options.migrate {
@@ -152,9 +168,11 @@ impl SqliteStore {
         self.core.migrate().await
     }
 
-    /// The pool the store uses.
+    /// The pool the store opens its connections from. A store from `connect` keeps the
+    /// connections it used outside the pool: closing the pool makes the store fail with
+    /// "pool closed" from its next call on, which also closes the connections it kept.
     pub fn pool(&self) -> &SqlitePool {
-        &self.core.driver.pool
+        self.core.driver.connections.pool()
     }
 
     /// The quoted table name.
@@ -238,30 +256,38 @@ impl Driver for SqliteDriver {
     }
 
     async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
+        let fail = |err| db_error(NAME, "load", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.fetch)
             .bind(cookie)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "load", err))?;
+            .map_err(fail)?;
+        lease.done();
         row.as_ref().map(read_row).transpose()
     }
 
     async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
         let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "create", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.insert)
             .bind(cookie)
             .bind(data)
             .bind(expire)
             .bind(now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "create", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() == 1)
     }
 
     async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
         let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "update", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.compare_and_set)
             .bind(data)
             .bind(expire)
@@ -269,9 +295,10 @@ impl Driver for SqliteDriver {
             .bind(row.version)
             .bind(row.cookie)
             .bind(row.now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "update", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() == 1)
     }
 
@@ -284,8 +311,9 @@ impl Driver for SqliteDriver {
     ) -> Result<bool> {
         let _writer = self.writer.lock().await;
         let fail = |err| db_error(NAME, "update", err);
-        let mut tx = self
-            .pool
+        let mut lease = self.connections.lease().await.map_err(fail)?;
+        let mut tx = lease
+            .connection()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail)?;
@@ -295,8 +323,11 @@ impl Driver for SqliteDriver {
             .fetch_optional(&mut *tx)
             .await
             .map_err(fail)?;
+        // On an error below, the transaction and the lease drop: sqlx rolls back and tests
+        // the connection before anyone uses it again.
         let Some(row) = row.as_ref().map(read_row).transpose()? else {
-            // Dropping the transaction rolls it back.
+            tx.rollback().await.map_err(fail)?;
+            lease.done();
             return Ok(false);
         };
         let data = merge(&row)?;
@@ -308,48 +339,59 @@ impl Driver for SqliteDriver {
             .await
             .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
+        lease.done();
         Ok(true)
     }
 
     async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool> {
         let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "touch", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.touch)
             .bind(expire)
             .bind(cookie)
             .bind(now)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "touch", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected() > 0)
     }
 
     async fn delete(&self, cookie: &str, now: i64) -> Result<bool> {
         let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "delete", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let row = sqlx::query(&self.sql.delete)
             .bind(cookie)
-            .fetch_optional(&self.pool)
+            .fetch_optional(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "delete", err))?;
+            .map_err(fail)?;
+        lease.done();
         let expire = row.and_then(|row| lenient::<_, i64>(&row, "expire"));
         Ok(expire.is_some_and(|expire| expire > now))
     }
 
     async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64> {
         let _writer = self.writer.lock().await;
+        let fail = |err| db_error(NAME, "gc", err);
+        let mut lease = self.connections.lease().await.map_err(fail)?;
         let done = sqlx::query(&self.sql.gc)
             .bind(now)
             .bind(limit)
-            .execute(&self.pool)
+            .execute(lease.connection())
             .await
-            .map_err(|err| db_error(NAME, "gc", err))?;
+            .map_err(fail)?;
+        lease.done();
         Ok(done.rows_affected())
     }
 
     async fn migrate(&self) -> Result<()> {
         let _writer = self.writer.lock().await;
         let fail = |err| db_error(NAME, "migrate", err);
-        let mut tx = self
-            .pool
+        let mut lease = self.connections.lease().await.map_err(fail)?;
+        let mut tx = lease
+            .connection()
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(fail)?;
@@ -359,6 +401,8 @@ impl Driver for SqliteDriver {
                 .await
                 .map_err(fail)?;
         }
-        tx.commit().await.map_err(fail)
+        tx.commit().await.map_err(fail)?;
+        lease.done();
+        Ok(())
     }
 }

@@ -289,6 +289,44 @@ mod postgres {
         store.pool().close().await;
     }
 
+    /// A store whose connections have `application_name` set to `name`.
+    async fn named_store(name: &str, max_connections: u32) -> Option<PostgresStore> {
+        named_store_with(name, max_connections, false).await
+    }
+
+    async fn named_store_with(
+        name: &str,
+        max_connections: u32,
+        test_before_acquire: bool,
+    ) -> Option<PostgresStore> {
+        let separator = if url().contains('?') { '&' } else { '?' };
+        let mut options = DbOptions::new(format!("{}{separator}application_name={name}", url()));
+        options.prefix = common::random_prefix();
+        options.max_connections = max_connections;
+        options.acquire_timeout = Duration::from_secs(2);
+        options.test_before_acquire = test_before_acquire;
+        match PostgresStore::connect(&options).await {
+            Ok(store) => Some(store),
+            Err(err) => {
+                unreachable("PostgreSQL", &err);
+                None
+            }
+        }
+    }
+
+    /// Terminates every backend named `name`; says how many.
+    async fn terminate_named(admin: &PgPool, name: &str) -> usize {
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) \
+             FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .expect("terminate");
+        usize::try_from(killed).unwrap_or_default()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn corrupt_rows_are_no_session_never_a_panic() {
         let Some(store) = store(false, 5).await else {
@@ -322,25 +360,11 @@ mod postgres {
         drop_table(&store).await;
     }
 
-    async fn backend_pids(pool: &PgPool, count: usize) -> Vec<i32> {
-        let mut connections = Vec::new();
-        for _ in 0..count {
-            connections.push(pool.acquire().await.expect("acquire"));
-        }
-        let mut pids = Vec::new();
-        for connection in &mut connections {
-            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                .fetch_one(&mut **connection)
-                .await
-                .expect("pid");
-            pids.push(pid);
-        }
-        pids
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pool_recovers_after_its_connections_are_killed() {
-        let Some(store) = store(true, 3).await else {
+        // The store's connections carry a name of their own, so only they are killed.
+        let name = common::random_prefix();
+        let Some(store) = named_store(&name, 3).await else {
             return;
         };
         let key = SessionId::generate(32).expect("id").store_key();
@@ -352,17 +376,9 @@ mod postgres {
         };
         assert!(store.create(&key, &record).await.expect("create"));
 
-        // Only this pool's connections are killed: other tests share the database.
-        let pids = backend_pids(store.pool(), 3).await;
         let admin = PgPool::connect(&url()).await.expect("admin pool");
-        for pid in &pids {
-            let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-                .bind(pid)
-                .fetch_one(&admin)
-                .await
-                .expect("terminate");
-            assert!(killed, "backend {pid} was not terminated");
-        }
+        let killed = terminate_named(&admin, &name).await;
+        assert!(killed > 0, "no connection of the store was found to kill");
         admin.close().await;
 
         let failures = until_ok(Duration::from_secs(5), || async {
@@ -389,33 +405,54 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_test_before_acquire_a_killed_connection_fails_no_call() {
+        let name = common::random_prefix();
+        let Some(store) = named_store_with(&name, 3, true).await else {
+            return;
+        };
+        let key = SessionId::generate(32).expect("id").store_key();
+        let record = Record {
+            data: Data::from([("user".to_owned(), b"ada".to_vec())]),
+            expires_at: Timestamp::now() + Duration::from_secs(600),
+            created_at: Timestamp::now(),
+            revision: None,
+        };
+        assert!(store.create(&key, &record).await.expect("create"));
+        let admin = PgPool::connect(&url()).await.expect("admin pool");
+        assert!(terminate_named(&admin, &name).await > 0, "nothing killed");
+        // pg_terminate_backend only signals: wait until the backends are gone.
+        for _ in 0..100 {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&name)
+            .fetch_one(&admin)
+            .await
+            .expect("pg_stat_activity");
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        admin.close().await;
+        // The kept connection is pinged first, found dead and replaced.
+        let loaded = store.load(&key).await.expect("load after the kill");
+        assert_eq!(loaded.map(|r| r.data), Some(record.data));
+        drop_table(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_killed_under_load_fail_requests_then_recover() {
         // The pool's connections carry a name of their own, so only they are killed.
         let name = common::random_prefix();
-        let separator = if url().contains('?') { '&' } else { '?' };
-        let mut options = DbOptions::new(format!("{}{separator}application_name={name}", url()));
-        options.prefix = common::random_prefix();
-        options.max_connections = 8;
-        options.acquire_timeout = Duration::from_secs(2);
-        let store = match PostgresStore::connect(&options).await {
-            Ok(store) => store,
-            Err(err) => return unreachable("PostgreSQL", &err),
+        let Some(store) = named_store(&name, 8).await else {
+            return;
         };
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         connections_killed_under_load("postgres", Arc::new(store.clone()), || {
             let admin = admin.clone();
             let name = name.clone();
-            async move {
-                let killed: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid)) \
-                     FROM pg_stat_activity WHERE application_name = $1",
-                )
-                .bind(name)
-                .fetch_one(&admin)
-                .await
-                .expect("terminate");
-                usize::try_from(killed).unwrap_or_default()
-            }
+            async move { terminate_named(&admin, &name).await }
         })
         .await;
         admin.close().await;
@@ -488,25 +525,59 @@ mod mysql {
         drop_table(&store).await;
     }
 
-    async fn connection_ids(pool: &MySqlPool, count: usize) -> Vec<u64> {
-        let mut connections = Vec::new();
-        for _ in 0..count {
-            connections.push(pool.acquire().await.expect("acquire"));
-        }
-        let mut ids = Vec::new();
-        for connection in &mut connections {
-            let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-                .fetch_one(&mut **connection)
+    /// The user whose connections the kill test may end: only that test connects as it.
+    const KILL_USER: &str = "session_kill_test";
+
+    /// A store connected as [`KILL_USER`], created here if it does not exist yet.
+    async fn killable_store(max_connections: u32) -> Option<MySqlStore> {
+        let admin = match MySqlPool::connect(&url()).await {
+            Ok(admin) => admin,
+            Err(err) => {
+                unreachable("MariaDB", &err);
+                return None;
+            }
+        };
+        for statement in [
+            format!("CREATE USER IF NOT EXISTS '{KILL_USER}'@'%'"),
+            format!("GRANT ALL PRIVILEGES ON test.* TO '{KILL_USER}'@'%'"),
+        ] {
+            sqlx::raw_sql(&statement)
+                .execute(&admin)
                 .await
-                .expect("connection id");
-            ids.push(id);
+                .expect("create the kill test's user");
         }
-        ids
+        admin.close().await;
+        // The same server and database, as the other user.
+        let url = url();
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+        let mut options = DbOptions::new(format!("{scheme}://{KILL_USER}@{host}"));
+        options.prefix = common::random_prefix();
+        options.max_connections = max_connections;
+        Some(MySqlStore::connect(&options).await.expect("connect"))
+    }
+
+    /// Kills every connection of [`KILL_USER`]; says how many.
+    async fn kill_user_connections(admin: &MySqlPool) -> usize {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?")
+                .bind(KILL_USER)
+                .fetch_all(admin)
+                .await
+                .expect("processlist");
+        for id in &ids {
+            // KILL cannot be prepared; the id is a number the server gave us.
+            sqlx::raw_sql(&format!("KILL {id}"))
+                .execute(admin)
+                .await
+                .expect("kill");
+        }
+        ids.len()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pool_recovers_after_its_connections_are_killed() {
-        let Some(store) = store(true, 3).await else {
+        let Some(store) = killable_store(3).await else {
             return;
         };
         let key = SessionId::generate(32).expect("id").store_key();
@@ -518,16 +589,10 @@ mod mysql {
         };
         assert!(store.create(&key, &record).await.expect("create"));
 
-        // Only this pool's connections are killed: other tests share the server.
-        let ids = connection_ids(store.pool(), 3).await;
+        // Only this store's connections are killed: other tests share the server.
         let admin = MySqlPool::connect(&url()).await.expect("admin pool");
-        for id in &ids {
-            // KILL cannot be prepared; the id is a number the server gave us.
-            sqlx::raw_sql(&format!("KILL {id}"))
-                .execute(&admin)
-                .await
-                .expect("kill");
-        }
+        let killed = kill_user_connections(&admin).await;
+        assert!(killed > 0, "no connection of the store was found to kill");
         admin.close().await;
 
         let failures = until_ok(Duration::from_secs(5), || async {
