@@ -59,7 +59,23 @@ async fn open(url: String, concurrency: Concurrency) -> Result<Fixture, Unavaila
     options.prefix = common::random_prefix();
     options.concurrency = concurrency;
     options.acquire_timeout = Duration::from_secs(10);
-    let store = MySqlStore::connect(&options).await.map_err(unavailable)?;
+    let store = if concurrency == Concurrency::Optimistic {
+        // This run also covers a store on a pool the application passes in, which gives
+        // its connections back after each statement instead of keeping them.
+        let pool = MySqlPoolOptions::new()
+            .acquire_timeout(options.acquire_timeout)
+            .connect(&url)
+            .await
+            .map_err(|err| unavailable(session_core::Error::backend("pool", err)))?;
+        let store = MySqlStore::new(pool)
+            .with_prefix(&options.prefix)
+            .map_err(unavailable)?
+            .with_concurrency(concurrency);
+        store.migrate().await.map_err(unavailable)?;
+        store
+    } else {
+        MySqlStore::connect(&options).await.map_err(unavailable)?
+    };
     options.migrate = false;
     let second = MySqlStore::connect(&options).await.map_err(unavailable)?;
 
