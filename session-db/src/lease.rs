@@ -61,6 +61,23 @@ impl<DB: Database> Connections<DB> {
         }
     }
 
+    /// Opens `count` connections (at most the pool's size) and keeps them, so the first
+    /// requests find them ready. Does nothing for a shared pool.
+    ///
+    /// # Errors
+    /// The pool's error when a connection cannot be opened.
+    pub(crate) async fn open(&self, count: u32) -> Result<(), sqlx::Error> {
+        if self.kept.is_none() {
+            return Ok(());
+        }
+        let mut leases = Vec::new();
+        for _ in 0..count.min(self.pool.options().get_max_connections()) {
+            leases.push(self.lease().await?);
+        }
+        leases.into_iter().for_each(Lease::done);
+        Ok(())
+    }
+
     /// The pool underneath.
     pub(crate) fn pool(&self) -> &Pool<DB> {
         &self.pool

@@ -75,7 +75,7 @@ pub struct DbOptions {
     /// Most connections the store has open at once (10 by default).
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// Connections the pool keeps open when idle (none by default).
+    /// Connections opened when the store is, and kept open while idle (none by default).
     #[serde(default)]
     pub min_connections: u32,
     /// How long a call waits for a connection, connecting included, before it fails with

@@ -144,7 +144,6 @@ impl SqliteStore {
             .busy_timeout(options.acquire_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
-            .min_connections(options.min_connections)
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(options.test_before_acquire)
             .connect_with(connect)
@@ -153,6 +152,15 @@ impl SqliteStore {
         let store = Self::on(Connections::kept(pool))
             .with_prefix(&options.prefix)?
             .with_concurrency(options.concurrency);
+        // The store keeps its connections out of the pool, so it opens the idle ones
+        // itself: a pool would replace each one the store takes.
+        store
+            .core
+            .driver
+            .connections
+            .open(options.min_connections)
+            .await
+            .map_err(|err| db_error(NAME, "connect", err))?;
         if options.migrate {
             store.migrate().await?;
         }

@@ -405,6 +405,38 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn min_connections_are_open_from_the_start_and_no_more() {
+        let name = common::random_prefix();
+        let separator = if url().contains('?') { '&' } else { '?' };
+        let mut options = DbOptions::new(format!("{}{separator}application_name={name}", url()));
+        options.prefix = common::random_prefix();
+        options.max_connections = 4;
+        options.min_connections = 2;
+        let store = match PostgresStore::connect(&options).await {
+            Ok(store) => store,
+            Err(err) => return unreachable("PostgreSQL", &err),
+        };
+        let admin = PgPool::connect(&url()).await.expect("admin pool");
+        let open = || async {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1",
+            )
+            .bind(&name)
+            .fetch_one(&admin)
+            .await
+            .expect("pg_stat_activity");
+            count
+        };
+        assert_eq!(open().await, 2, "connections open after connect");
+        let key = SessionId::generate(32).expect("id").store_key();
+        assert_eq!(store.load(&key).await.expect("load"), None);
+        // The store used one of its two; the pool opened none to replace it.
+        assert_eq!(open().await, 2, "connections open after a statement");
+        admin.close().await;
+        drop_table(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_test_before_acquire_a_killed_connection_fails_no_call() {
         let name = common::random_prefix();
         let Some(store) = named_store_with(&name, 3, true).await else {

@@ -88,10 +88,10 @@
 //! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `m:expires`: expiry (the same); `d:<key>`: the encoded value of session key `<key>` |
 //!
 //! The key's TTL is the session's expiry too, so Redis removes it then; the `m:expires`
-//! field is what a load compares with the application's clock. Data fields carry the `d:` prefix, so no session
-//! key can collide with the metadata. A hash that does not follow this layout is reported
-//! as a [`Decode`](ErrorKind::Decode) error, which the session turns into "no
-//! session"; `create` replaces it.
+//! field is what a load compares with the application's clock. Data fields carry the `d:`
+//! prefix, so no session key can collide with the metadata. A hash that does not follow
+//! this layout is reported as a [`Decode`](ErrorKind::Decode) error, which the session
+//! turns into "no session"; `create` replaces it.
 //!
 //! # Features
 //!
@@ -370,7 +370,7 @@ impl SessionStore for RedisStore {
         let reply = self
             .call("load", key, async {
                 match command.query_async::<Value>(&mut connection).await {
-                    // Something else than a hash at the key: corrupt, not a failing server.
+                    // Something other than a hash at the key: corrupt, not a failing server.
                     Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
                     reply => reply.map(Some),
                 }
@@ -379,7 +379,7 @@ impl SessionStore for RedisStore {
         match reply {
             Some(reply) => layout::decode_load(reply, Timestamp::now()),
             None => Err(Error::decode(
-                "the session key holds another type than a hash",
+                "the session key holds something other than a hash",
             )),
         }
     }
