@@ -204,6 +204,16 @@
 //! comparison runs; without it, the criterion benchmarks of load, save (per strategy,
 //! alone and 16 at once) and a whole request through `SessionManager` run first.
 //!
+//! # Connections
+//!
+//! sqlx's pool pings every connection handed back to it before anyone may reuse it, so a
+//! statement run on a pool costs two round trips. A store opened from [`DbOptions`]
+//! (`connect`, or `type = "db"` through the registry) owns its pool and keeps the
+//! connections it used, at most `max_connections`, for its next statements: one round
+//! trip each. A connection whose statement failed is closed, and the next statement opens
+//! a fresh one. A store built on a pool the application passes in (`PostgresStore::new`,
+//! ...) shares that pool, so it gives each connection back after use.
+//!
 //! # Corrupt rows
 //!
 //! A row whose `data` is not a valid record (garbage, truncated, NULL) or whose `expire`
