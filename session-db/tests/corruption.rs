@@ -569,20 +569,26 @@ mod mysql {
                 return None;
             }
         };
-        for statement in [
-            format!("CREATE USER IF NOT EXISTS '{KILL_USER}'@'%'"),
-            format!("GRANT ALL PRIVILEGES ON test.* TO '{KILL_USER}'@'%'"),
-        ] {
-            sqlx::raw_sql(&statement)
-                .execute(&admin)
-                .await
-                .expect("create the kill test's user");
-        }
-        admin.close().await;
-        // The same server and database, as the other user.
         let url = url();
         let (scheme, rest) = url.split_once("://").expect("a URL");
         let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+        let database = host
+            .split_once('/')
+            .map_or("test", |(_, path)| path.split('?').next().unwrap_or("test"));
+        for statement in [
+            format!("CREATE USER IF NOT EXISTS '{KILL_USER}'@'%'"),
+            format!("GRANT ALL PRIVILEGES ON `{database}`.* TO '{KILL_USER}'@'%'"),
+        ] {
+            if let Err(err) = sqlx::raw_sql(&statement).execute(&admin).await {
+                unreachable(
+                    "MariaDB as a user that may create users (the kill test needs one)",
+                    &err,
+                );
+                return None;
+            }
+        }
+        admin.close().await;
+        // The same server and database, as the other user.
         let mut options = DbOptions::new(format!("{scheme}://{KILL_USER}@{host}"));
         options.prefix = common::random_prefix();
         options.max_connections = max_connections;
