@@ -156,6 +156,10 @@ fn command_ok(program: &str, args: &[&str]) -> Result<String, String> {
 }
 
 pub(crate) fn psql(sql: &str) -> Result<String, String> {
+    psql_in("test", sql)
+}
+
+fn psql_in(database: &str, sql: &str) -> Result<String, String> {
     command_ok(
         "psql",
         &[
@@ -164,7 +168,7 @@ pub(crate) fn psql(sql: &str) -> Result<String, String> {
             "-U",
             "postgres",
             "-d",
-            "test",
+            database,
             "-qtAc",
             sql,
         ],
@@ -378,18 +382,9 @@ fn redis_calls() -> Result<u64, String> {
 
 fn postgres_transactions() -> Result<u64, String> {
     // Asked from the `postgres` database, so the question itself is not counted.
-    let out = command_ok(
-        "psql",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qtAc",
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'test'",
-        ],
+    let out = psql_in(
+        "postgres",
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'test'",
     )?;
     out.trim()
         .parse()

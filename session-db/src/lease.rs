@@ -45,9 +45,20 @@ impl<DB: Database> Connections<DB> {
     }
 
     /// The store owns `pool` and keeps up to the pool's `max_connections` between
-    /// statements. With the pool's `test_before_acquire`, a kept connection is pinged
-    /// before each statement, as sqlx does for the connections in its pool.
-    pub(crate) fn kept(pool: Pool<DB>) -> Self {
+    /// statements, `min_connections` of them opened now. With the pool's
+    /// `test_before_acquire`, a kept connection is pinged before each statement, as sqlx
+    /// does for the connections in its pool. Build the pool with no `min_connections` of
+    /// its own: it would replace every connection the store takes out.
+    ///
+    /// # Errors
+    /// The pool's error when a connection cannot be opened.
+    pub(crate) async fn kept(pool: Pool<DB>, min_connections: u32) -> Result<Self, sqlx::Error> {
+        let connections = Self::keeping(pool);
+        connections.open(min_connections).await?;
+        Ok(connections)
+    }
+
+    fn keeping(pool: Pool<DB>) -> Self {
         let options = pool.options();
         let kept = Kept {
             idle: Mutex::new(Vec::new()),
@@ -63,10 +74,7 @@ impl<DB: Database> Connections<DB> {
 
     /// Opens `count` connections (at most the pool's size) and keeps them, so the first
     /// requests find them ready. Does nothing for a shared pool.
-    ///
-    /// # Errors
-    /// The pool's error when a connection cannot be opened.
-    pub(crate) async fn open(&self, count: u32) -> Result<(), sqlx::Error> {
+    async fn open(&self, count: u32) -> Result<(), sqlx::Error> {
         if self.kept.is_none() {
             return Ok(());
         }

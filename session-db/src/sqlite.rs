@@ -149,18 +149,12 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|err| db_error(NAME, "connect", err))?;
-        let store = Self::on(Connections::kept(pool))
-            .with_prefix(&options.prefix)?
-            .with_concurrency(options.concurrency);
-        // The store keeps its connections out of the pool, so it opens the idle ones
-        // itself: a pool would replace each one the store takes.
-        store
-            .core
-            .driver
-            .connections
-            .open(options.min_connections)
+        let connections = Connections::kept(pool, options.min_connections)
             .await
             .map_err(|err| db_error(NAME, "connect", err))?;
+        let store = Self::on(connections)
+            .with_prefix(&options.prefix)?
+            .with_concurrency(options.concurrency);
         if options.migrate {
             store.migrate().await?;
         }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use session_core::wire::encode_record;
 use session_core::{
     ChangeSet, Data, ErrorKind, Record, SessionConfig, SessionId, SessionManager, SessionStore,
-    Timestamp,
+    StoreKey, Timestamp,
 };
 
 /// A way one row can be corrupt, with what goes into its columns.
@@ -225,6 +225,19 @@ async fn connections_killed_under_load<F, Fut>(
 }
 
 /// Skips (loudly) or, under `SESSION_REQUIRE_SERVICES=1`, fails.
+/// Creates a session with one key on `store`: its key and record.
+async fn logged_in(store: &dyn SessionStore) -> (StoreKey, Record) {
+    let key = SessionId::generate(32).expect("id").store_key();
+    let record = Record {
+        data: Data::from([("user".to_owned(), b"ada".to_vec())]),
+        expires_at: Timestamp::now() + Duration::from_secs(600),
+        created_at: Timestamp::now(),
+        revision: None,
+    };
+    assert!(store.create(&key, &record).await.expect("create"));
+    (key, record)
+}
+
 fn unreachable(server: &str, err: &dyn std::fmt::Display) {
     if session_testkit::services_required() {
         panic!("{server} unreachable and SESSION_REQUIRE_SERVICES=1: {err}");
@@ -367,14 +380,7 @@ mod postgres {
         let Some(store) = named_store(&name, 3).await else {
             return;
         };
-        let key = SessionId::generate(32).expect("id").store_key();
-        let record = Record {
-            data: Data::from([("user".to_owned(), b"ada".to_vec())]),
-            expires_at: Timestamp::now() + Duration::from_secs(600),
-            created_at: Timestamp::now(),
-            revision: None,
-        };
-        assert!(store.create(&key, &record).await.expect("create"));
+        let (key, record) = logged_in(&store).await;
 
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         let killed = terminate_named(&admin, &name).await;
@@ -442,14 +448,7 @@ mod postgres {
         let Some(store) = named_store_with(&name, 3, true).await else {
             return;
         };
-        let key = SessionId::generate(32).expect("id").store_key();
-        let record = Record {
-            data: Data::from([("user".to_owned(), b"ada".to_vec())]),
-            expires_at: Timestamp::now() + Duration::from_secs(600),
-            created_at: Timestamp::now(),
-            revision: None,
-        };
-        assert!(store.create(&key, &record).await.expect("create"));
+        let (key, record) = logged_in(&store).await;
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         assert!(terminate_named(&admin, &name).await > 0, "nothing killed");
         // pg_terminate_backend only signals: wait until the backends are gone.
@@ -618,14 +617,7 @@ mod mysql {
         let Some(store) = killable_store(3).await else {
             return;
         };
-        let key = SessionId::generate(32).expect("id").store_key();
-        let record = Record {
-            data: Data::from([("user".to_owned(), b"ada".to_vec())]),
-            expires_at: Timestamp::now() + Duration::from_secs(600),
-            created_at: Timestamp::now(),
-            revision: None,
-        };
-        assert!(store.create(&key, &record).await.expect("create"));
+        let (key, record) = logged_in(&store).await;
 
         // Only this store's connections are killed: other tests share the server.
         let admin = MySqlPool::connect(&url()).await.expect("admin pool");
