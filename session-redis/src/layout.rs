@@ -190,10 +190,12 @@ pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>
     let mut created_at = None;
     let mut expires_at = None;
     for (field, value) in pairs {
-        let field = bytes(field, "field name")?;
+        let mut field = bytes(field, "field name")?;
         let value = bytes(value, "field value")?;
-        if let Some(key) = field.strip_prefix(DATA_PREFIX) {
-            let key = String::from_utf8(key.to_vec())
+        if field.starts_with(DATA_PREFIX) {
+            // The reply's own buffer becomes the key: no copy.
+            field.drain(..DATA_PREFIX.len());
+            let key = String::from_utf8(field)
                 .map_err(|_| Error::decode("a session key stored in Redis is not UTF-8"))?;
             data.insert(key, value);
         } else if field == CREATED_FIELD {
