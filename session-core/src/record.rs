@@ -89,6 +89,13 @@ impl ChangeSet {
         self.cleared || !self.set.is_empty() || !self.removed.is_empty()
     }
 
+    /// Empties the change set (the expiry stays), keeping its allocations for the next one.
+    pub fn clear(&mut self) {
+        self.cleared = false;
+        self.set.clear();
+        self.removed.clear();
+    }
+
     /// Applies the data changes to `data`, for stores that merge in memory.
     pub fn apply_to(&self, data: &mut Data) {
         if self.cleared {

@@ -1,13 +1,12 @@
 //! The per-request session handle: lazy load, typed access, change tracking, flush.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::lock::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Mutex;
 
 use crate::manager::ManagerInner;
 use crate::{
@@ -74,10 +73,10 @@ struct State {
     persisted: Option<Persisted>,
     /// The working data: what was loaded, with this request's changes applied.
     data: Data,
-    /// Keys written since the last flush.
-    dirty: HashSet<String>,
-    /// Keys removed since the last flush.
-    removed: HashSet<String>,
+    /// This request's changes since the last flush, built as they happen so that a flush
+    /// sends them as they are: the keys set (with their new values) and the keys removed.
+    /// Its `expires_at` is filled in at flush.
+    pending: ChangeSet,
     /// A record to delete at flush (the session was cleared).
     destroy: Option<StoreKey>,
     /// Move the data to a fresh id at flush.
@@ -142,10 +141,20 @@ impl Session {
             .codec()
             .encode(value, self.shared.manager.config.max_value_size)?;
         let mut state = self.loaded_state().await?;
-        state.removed.remove(key);
-        // Setting a key the session already has (a counter, a cart) allocates no new key.
-        if !state.dirty.contains(key) {
-            state.dirty.insert(key.to_owned());
+        let state = &mut *state;
+        // A session not stored yet is written whole at flush: only a stored one needs its
+        // changes tracked.
+        if state.persisted.is_some() {
+            if !state.pending.removed.is_empty() {
+                state.pending.removed.remove(key);
+            }
+            // Setting a key again (a counter, a cart) reuses the key strings already there.
+            match state.pending.set.get_mut(key) {
+                Some(slot) => slot.clone_from(&bytes),
+                None => {
+                    state.pending.set.insert(key.to_owned(), bytes.clone());
+                }
+            }
         }
         match state.data.get_mut(key) {
             Some(slot) => *slot = bytes,
@@ -179,10 +188,10 @@ impl Session {
     /// A store failure while loading.
     pub async fn remove(&self, key: &str) -> Result<bool> {
         let mut state = self.loaded_state().await?;
-        state.dirty.remove(key);
+        state.pending.set.remove(key);
         let present = state.data.remove(key).is_some();
-        if present {
-            state.removed.insert(key.to_owned());
+        if present && state.persisted.is_some() {
+            state.pending.removed.insert(key.to_owned());
         }
         Ok(present)
     }
@@ -237,8 +246,7 @@ impl Session {
         state.loaded = true;
         state.persisted = None;
         state.data.clear();
-        state.dirty.clear();
-        state.removed.clear();
+        state.pending.clear();
         state.cycle = false;
         state.timeout_override = None;
     }
@@ -336,8 +344,7 @@ impl Session {
     ) -> Result<()> {
         if state.data.is_empty() {
             // Nothing to keep: no record and no cookie, so bots cannot fill the store.
-            state.dirty.clear();
-            state.removed.clear();
+            state.pending.clear();
             return Ok(());
         }
         let expires_at = manager.next_expiry(now, now, None, state.timeout_override);
@@ -355,8 +362,7 @@ impl Session {
             created_at: now,
             revision: None,
         });
-        state.dirty.clear();
-        state.removed.clear();
+        state.pending.clear();
         state.cookie = CookieAction::Set { id, expires_at };
         Ok(())
     }
@@ -400,8 +406,7 @@ impl Session {
             revision: None,
         });
         state.cycle = false;
-        state.dirty.clear();
-        state.removed.clear();
+        state.pending.clear();
         state.cookie = CookieAction::Set { id, expires_at };
         Ok(())
     }
@@ -428,7 +433,7 @@ impl Session {
         } else {
             persisted.expires_at
         };
-        let changes_data = !state.dirty.is_empty() || !state.removed.is_empty();
+        let changes_data = state.pending.changes_data();
         let mut revision = None;
         if changes_data && let Some(loaded) = persisted.revision {
             revision = self
@@ -438,22 +443,8 @@ impl Session {
         let applied = if revision.is_some() {
             true
         } else if changes_data {
-            let changes = ChangeSet {
-                cleared: false,
-                set: state
-                    .dirty
-                    .iter()
-                    .filter_map(|key| {
-                        state
-                            .data
-                            .get(key)
-                            .map(|value| (key.clone(), value.clone()))
-                    })
-                    .collect(),
-                removed: state.removed.clone(),
-                expires_at,
-            };
-            manager.store.update(&persisted.key, &changes).await?
+            state.pending.expires_at = expires_at;
+            manager.store.update(&persisted.key, &state.pending).await?
         } else if refresh {
             manager.store.touch(&persisted.key, expires_at).await?
         } else {
@@ -468,8 +459,7 @@ impl Session {
             state.forget();
             return Ok(());
         }
-        state.dirty.clear();
-        state.removed.clear();
+        state.pending.clear();
         if let Some(p) = state.persisted.as_mut() {
             p.expires_at = expires_at;
             // After a merge or a touch the store's revision is unknown here (the merge may
@@ -544,7 +534,7 @@ impl Session {
     }
 
     /// Locks the state, loading the session from the store first if this request has not.
-    async fn loaded_state(&self) -> Result<tokio::sync::MutexGuard<'_, State>> {
+    async fn loaded_state(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = self.shared.state.lock().await;
         if !state.loaded {
             let manager = &self.shared.manager;
@@ -582,8 +572,7 @@ impl State {
     fn forget(&mut self) {
         self.persisted = None;
         self.data.clear();
-        self.dirty.clear();
-        self.removed.clear();
+        self.pending.clear();
         self.cycle = false;
     }
 }
