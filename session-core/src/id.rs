@@ -81,8 +81,19 @@ impl SessionId {
     }
 }
 
+/// Which bytes may appear in an id: the 64 characters of [`ALPHABET`].
+const ID_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 fn is_id_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+    ID_BYTES[usize::from(byte)]
 }
 
 fn check_length(length: usize) -> Result<()> {

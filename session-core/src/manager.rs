@@ -1,5 +1,6 @@
 //! The session manager: from a `Cookie` header to a [`Session`], and the cookie policy.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -180,7 +181,12 @@ impl ManagerInner {
             .strip_prefix(b"\"")
             .and_then(|r| r.strip_suffix(b"\""))
             .unwrap_or(raw);
-        let decoded = percent_decode(raw).decode_utf8().ok()?;
+        // An unsigned id never needs decoding; only a signature may carry `%2B`-style escapes.
+        let decoded = if raw.contains(&b'%') {
+            percent_decode(raw).decode_utf8().ok()?
+        } else {
+            Cow::Borrowed(std::str::from_utf8(raw).ok()?)
+        };
         let id = match &self.signer {
             Some(signer) => signer.verify(&decoded)?,
             None => &decoded,

@@ -40,10 +40,11 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use session_core::{
     Capabilities, ChangeSet, Error, Record, Registry, Result, SessionStore, StoreKey, Timestamp,
@@ -68,7 +69,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Shard {
-    records: HashMap<Digest, Record>,
+    /// Keyed by SHA-256 digests, which are uniform already: a fast non-keyed hash is
+    /// enough, and a client cannot choose a digest to make buckets collide.
+    records: FxHashMap<Digest, Record>,
     /// The same sessions ordered by expiry: gc and eviction take from the front.
     by_expiry: BTreeSet<(Timestamp, Digest)>,
 }
