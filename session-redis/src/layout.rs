@@ -15,10 +15,10 @@
 //! ever lives without a TTL and a record written with an expiry already past is deleted by
 //! Redis at once.
 
-use std::borrow::Cow;
+use std::io::Write as _;
 use std::sync::LazyLock;
 
-use redis::{Script, Value};
+use redis::{RedisWrite, Script, Value};
 use session_core::{ChangeSet, Data, Error, Record, Result, Timestamp};
 
 /// The metadata field holding `created_at`.
@@ -116,51 +116,68 @@ return 1
     )
 });
 
-/// The hash field of session key `key`.
-pub(crate) fn data_field(key: &str) -> Vec<u8> {
-    let mut field = Vec::with_capacity(DATA_PREFIX.len() + key.len());
-    field.extend_from_slice(DATA_PREFIX);
-    field.extend_from_slice(key.as_bytes());
-    field
+/// Writes the hash field of session key `key` (`d:<key>`) as one argument.
+fn write_data_field(out: &mut impl RedisWrite, key: &str) {
+    let mut field = out.writer_for_next_arg();
+    // Writing to a command's buffer cannot fail.
+    let _ = field.write_all(DATA_PREFIX);
+    let _ = field.write_all(key.as_bytes());
 }
 
-/// The arguments of [`CREATE`] for `record`.
-pub(crate) fn create_args(record: &Record) -> Vec<Cow<'_, [u8]>> {
-    let mut args = Vec::with_capacity(5 + 2 * record.data.len());
-    let expires = millis(record.expires_at);
-    args.push(expires.clone());
-    args.push(Cow::Borrowed(CREATED_FIELD));
-    args.push(millis(record.created_at));
-    args.push(Cow::Borrowed(EXPIRES_FIELD));
-    args.push(expires);
+/// How many arguments, and about how many bytes, [`write_create_args`] writes for
+/// `record`: lets a command reserve its buffers once.
+pub(crate) fn create_args_size(record: &Record) -> (usize, usize) {
+    (5 + 2 * record.data.len(), 64 + data_size(&record.data))
+}
+
+/// How many arguments, and about how many bytes, [`write_update_args`] writes.
+pub(crate) fn update_args_size(changes: &ChangeSet) -> (usize, usize) {
+    let removed: usize = changes
+        .removed
+        .iter()
+        .map(|key| DATA_PREFIX.len() + key.len())
+        .sum();
+    (
+        5 + changes.removed.len() + 2 * changes.set.len(),
+        64 + removed + data_size(&changes.set),
+    )
+}
+
+fn data_size(data: &Data) -> usize {
+    data.iter()
+        .map(|(key, value)| DATA_PREFIX.len() + key.len() + value.len())
+        .sum()
+}
+
+/// Writes the arguments of [`CREATE`] for `record`.
+pub(crate) fn write_create_args(out: &mut impl RedisWrite, record: &Record) {
+    let expires = record.expires_at.as_millis();
+    out.write_arg_fmt(expires);
+    out.write_arg(CREATED_FIELD);
+    out.write_arg_fmt(record.created_at.as_millis());
+    out.write_arg(EXPIRES_FIELD);
+    out.write_arg_fmt(expires);
     for (key, value) in &record.data {
-        args.push(Cow::Owned(data_field(key)));
-        args.push(Cow::Borrowed(value.as_slice()));
+        write_data_field(out, key);
+        out.write_arg(value);
     }
-    args
 }
 
-/// The arguments of [`UPDATE`] for `changes`.
-pub(crate) fn update_args(changes: &ChangeSet) -> Vec<Cow<'_, [u8]>> {
-    let mut args = Vec::with_capacity(5 + changes.removed.len() + 2 * changes.set.len());
-    let expires = millis(changes.expires_at);
-    args.push(expires.clone());
-    args.push(Cow::Borrowed(if changes.cleared { b"1" } else { b"0" }));
-    args.push(Cow::Owned(changes.removed.len().to_string().into_bytes()));
+/// Writes the arguments of [`UPDATE`] for `changes`.
+pub(crate) fn write_update_args(out: &mut impl RedisWrite, changes: &ChangeSet) {
+    let expires = changes.expires_at.as_millis();
+    out.write_arg_fmt(expires);
+    out.write_arg(if changes.cleared { b"1" } else { b"0" });
+    out.write_arg_fmt(changes.removed.len());
     for key in &changes.removed {
-        args.push(Cow::Owned(data_field(key)));
+        write_data_field(out, key);
     }
-    args.push(Cow::Borrowed(EXPIRES_FIELD));
-    args.push(expires);
+    out.write_arg(EXPIRES_FIELD);
+    out.write_arg_fmt(expires);
     for (key, value) in &changes.set {
-        args.push(Cow::Owned(data_field(key)));
-        args.push(Cow::Borrowed(value.as_slice()));
+        write_data_field(out, key);
+        out.write_arg(value);
     }
-    args
-}
-
-fn millis(timestamp: Timestamp) -> Cow<'static, [u8]> {
-    Cow::Owned(timestamp.as_millis().to_string().into_bytes())
 }
 
 /// Turns the reply of `HGETALL` into a record; `None` when there is none or it has expired
@@ -362,8 +379,10 @@ mod tests {
             created_at: Timestamp::from_millis(10),
             revision: None,
         };
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        write_create_args(&mut args, &record);
         assert_eq!(
-            create_args(&record),
+            args,
             [
                 &b"20"[..],
                 b"m:created",
@@ -373,16 +392,19 @@ mod tests {
                 b"d:k",
                 b"v"
             ]
-            .map(Cow::Borrowed)
+            .map(<[u8]>::to_vec)
         );
+        assert_fits(&args, create_args_size(&record));
         let changes = ChangeSet {
             cleared: true,
             set: Data::from([("s".to_owned(), b"1".to_vec())]),
             removed: HashSet::from(["r".to_owned()]),
             expires_at: Timestamp::from_millis(30),
         };
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        write_update_args(&mut args, &changes);
         assert_eq!(
-            update_args(&changes),
+            args,
             [
                 &b"30"[..],
                 b"1",
@@ -393,7 +415,14 @@ mod tests {
                 b"d:s",
                 b"1"
             ]
-            .map(Cow::Borrowed)
+            .map(<[u8]>::to_vec)
         );
+        assert_fits(&args, update_args_size(&changes));
+    }
+
+    /// The size a command reserves is what the arguments need.
+    fn assert_fits(args: &[Vec<u8>], (count, bytes): (usize, usize)) {
+        assert_eq!(args.len(), count);
+        assert!(args.iter().map(Vec::len).sum::<usize>() <= bytes);
     }
 }

@@ -111,11 +111,12 @@ mod layout;
 
 use std::fmt;
 use std::future::Future;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, RedisResult, Value};
+use redis::{Cmd, FromRedisValue, RedisError, RedisResult, RedisWrite, Script, Value};
 use session_core::{
     Capabilities, ChangeSet, Error, ErrorKind, Record, Registry, Result, SessionStore, StoreKey,
     Timestamp, async_trait,
@@ -306,6 +307,40 @@ impl RedisStore {
         redis_key
     }
 
+    /// `command` followed by the Redis key of the session at `key`.
+    fn command(&self, command: &str, key: &StoreKey) -> Cmd {
+        let mut cmd = Cmd::with_capacity(2, command.len() + self.redis_key_len());
+        cmd.arg(command);
+        self.write_redis_key(&mut cmd, key);
+        cmd
+    }
+
+    /// An `EVALSHA` of `script` on the session at `key`, with room for `(arguments,
+    /// bytes)` of `ARGV`, which follow.
+    fn script_command(&self, script: &Script, key: &StoreKey, argv: (usize, usize)) -> Cmd {
+        let (arguments, bytes) = argv;
+        let hash = script.get_hash();
+        let mut cmd = Cmd::with_capacity(
+            4 + arguments,
+            "EVALSHA".len() + hash.len() + 1 + self.redis_key_len() + bytes,
+        );
+        cmd.arg("EVALSHA").arg(hash).arg(1);
+        self.write_redis_key(&mut cmd, key);
+        cmd
+    }
+
+    fn redis_key_len(&self) -> usize {
+        self.prefix.len() + StoreKey::HEX_LEN
+    }
+
+    /// Writes [`RedisStore::redis_key`] straight into the command, without a String.
+    fn write_redis_key(&self, cmd: &mut Cmd, key: &StoreKey) {
+        let mut arg = cmd.writer_for_next_arg();
+        // Writing to a command's buffer cannot fail.
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(key.as_str().as_bytes());
+    }
+
     fn build(connection: Connection, config: &RedisConfig) -> Self {
         Self {
             connection,
@@ -365,8 +400,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
         let mut connection = self.connection.clone();
-        let mut command = redis::cmd("HGETALL");
-        command.arg(self.redis_key(key));
+        let command = self.command("HGETALL", key);
         let reply = self
             .call("load", key, async {
                 match command.query_async::<Value>(&mut connection).await {
@@ -386,46 +420,51 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
         let mut connection = self.connection.clone();
-        let mut invocation = layout::CREATE.prepare_invoke();
-        invocation.key(self.redis_key(key));
-        for arg in layout::create_args(record) {
-            invocation.arg(&*arg);
-        }
+        let mut command =
+            self.script_command(&layout::CREATE, key, layout::create_args_size(record));
+        layout::write_create_args(&mut command, record);
         let created: i64 = self
-            .call("create", key, invocation.invoke_async(&mut connection))
+            .call(
+                "create",
+                key,
+                run_script(&mut connection, &layout::CREATE, &command),
+            )
             .await?;
         Ok(created == 1)
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
         let mut connection = self.connection.clone();
-        let mut invocation = layout::UPDATE.prepare_invoke();
-        invocation.key(self.redis_key(key));
-        for arg in layout::update_args(changes) {
-            invocation.arg(&*arg);
-        }
+        let mut command =
+            self.script_command(&layout::UPDATE, key, layout::update_args_size(changes));
+        layout::write_update_args(&mut command, changes);
         let updated: i64 = self
-            .call("update", key, invocation.invoke_async(&mut connection))
+            .call(
+                "update",
+                key,
+                run_script(&mut connection, &layout::UPDATE, &command),
+            )
             .await?;
         Ok(updated == 1)
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
         let mut connection = self.connection.clone();
-        let mut invocation = layout::TOUCH.prepare_invoke();
-        invocation
-            .key(self.redis_key(key))
-            .arg(expires_at.as_millis());
+        let mut command = self.script_command(&layout::TOUCH, key, (1, 20));
+        command.arg(expires_at.as_millis());
         let touched: i64 = self
-            .call("touch", key, invocation.invoke_async(&mut connection))
+            .call(
+                "touch",
+                key,
+                run_script(&mut connection, &layout::TOUCH, &command),
+            )
             .await?;
         Ok(touched == 1)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
         let mut connection = self.connection.clone();
-        let mut command = redis::cmd("DEL");
-        command.arg(self.redis_key(key));
+        let command = self.command("DEL", key);
         let deleted: i64 = self
             .call("delete", key, command.query_async(&mut connection))
             .await?;
@@ -446,6 +485,22 @@ impl SessionStore for RedisStore {
             .with_native_ttl(true)
             .with_shared(true)
             .with_persistent(true)
+    }
+}
+
+/// Runs `command`, an `EVALSHA` of `script`; if Redis does not know the script yet (after
+/// a restart or `SCRIPT FLUSH`), loads it and runs the command once more.
+async fn run_script<T: FromRedisValue>(
+    connection: &mut Connection,
+    script: &Script,
+    command: &Cmd,
+) -> RedisResult<T> {
+    match command.query_async(connection).await {
+        Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.prepare_invoke().load_async(connection).await?;
+            command.query_async(connection).await
+        }
+        result => result,
     }
 }
 
@@ -533,9 +588,11 @@ fn is_tls_url(url: &str) -> bool {
 }
 
 fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    // The store bounds every call by the response timeout itself (waiting for a
+    // reconnection included), so the manager needs no timer of its own per command.
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(config.response_timeout))
+        .set_response_timeout(None)
         .set_number_of_retries(RECONNECT_RETRIES)
         .set_min_delay(RECONNECT_MIN_DELAY)
         .set_max_delay(RECONNECT_MAX_DELAY)
