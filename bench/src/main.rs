@@ -13,6 +13,7 @@
 //! successful requests; (b) a new session per request. A no-session app gives the ceiling.
 //! Results go to `target/bench/` as Markdown, JSON and an SVG chart of the ratios.
 
+mod cpu;
 mod loadgen;
 mod report;
 mod scale;
@@ -114,12 +115,29 @@ pub(crate) struct Run {
     pub(crate) result: LoadResult,
     /// Increments lost (existing-sessions mode only).
     pub(crate) lost: Option<i64>,
+    /// CPU time per successful request, of the application and of the store's server.
+    pub(crate) cpu: cpu::PerRequest,
 }
 
 /// A running server process, killed on drop.
 struct Server {
     child: Child,
     addr: SocketAddr,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The CPU figures of a run, for the progress lines.
+fn describe_cpu(cpu: cpu::PerRequest) -> String {
+    let mut text = format!("cpu/req app {:>5.1} µs", cpu.app_us.unwrap_or(f64::NAN));
+    if let Some(server) = cpu.server_us {
+        text.push_str(&format!(" + server {server:>5.1} µs"));
+    }
+    text
 }
 
 impl Drop for Server {
@@ -293,6 +311,7 @@ async fn measure(
     let addr = server.addr;
     if side != Side::Baseline {
         let cookies = Arc::new(loadgen::create_sessions(addr, settings.sessions).await?);
+        let before = cpu::Snapshot::take(server.pid(), store);
         let result = loadgen::run(
             addr,
             "/incr",
@@ -301,16 +320,18 @@ async fn measure(
             settings.duration,
         )
         .await;
+        let cpu = before.per_request(&cpu::Snapshot::take(server.pid(), store), result.ok);
         let counters = loadgen::read_counters(addr, &cookies).await?;
         let increments: i64 = counters.iter().map(|&c| c as i64 - 1).sum();
         let lost = result.ok as i64 - increments;
         println!(
-            "  {:<14} {:<8} existing  {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  lost {lost}",
+            "  {:<14} {:<8} existing  {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}  errors {}  lost {lost}",
             side.label(),
             store,
             result.rps(),
             result.quantile_ms(0.5),
             result.quantile_ms(0.99),
+            describe_cpu(cpu),
             result.errors
         );
         runs.push(Run {
@@ -320,8 +341,10 @@ async fn measure(
             round,
             result,
             lost: Some(lost),
+            cpu,
         });
     }
+    let before = cpu::Snapshot::take(server.pid(), store);
     let result = loadgen::run(
         addr,
         "/incr",
@@ -330,13 +353,15 @@ async fn measure(
         settings.duration,
     )
     .await;
+    let cpu = before.per_request(&cpu::Snapshot::take(server.pid(), store), result.ok);
     println!(
-        "  {:<14} {:<8} new       {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+        "  {:<14} {:<8} new       {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}  errors {}",
         side.label(),
         store,
         result.rps(),
         result.quantile_ms(0.5),
         result.quantile_ms(0.99),
+        describe_cpu(cpu),
         result.errors
     );
     runs.push(Run {
@@ -346,6 +371,7 @@ async fn measure(
         round,
         result,
         lost: None,
+        cpu,
     });
     drop(server);
     wipe(store)

@@ -28,6 +28,16 @@ struct Summary {
     p99: f64,
     errors: u64,
     lost: Option<i64>,
+    /// Application CPU time per request, µs.
+    app_us: Option<f64>,
+    /// Store server CPU time per request, µs.
+    server_us: Option<f64>,
+}
+
+/// The median of the figures the runs have.
+fn median_of(runs: &[&Run], figure: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(|r| figure(r)).collect();
+    (!values.is_empty()).then(|| median(values))
 }
 
 fn summary(runs: &[&Run]) -> Option<Summary> {
@@ -40,6 +50,8 @@ fn summary(runs: &[&Run]) -> Option<Summary> {
         p99: median(runs.iter().map(|r| r.result.quantile_ms(0.99)).collect()),
         errors: runs.iter().map(|r| r.result.errors).sum(),
         lost: runs.iter().map(|r| r.lost).sum(),
+        app_us: median_of(runs, |r| r.cpu.app_us),
+        server_us: median_of(runs, |r| r.cpu.server_us),
     })
 }
 
@@ -127,12 +139,9 @@ pub(crate) fn write(
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let rows = rows(runs);
-    let baseline = median(
-        runs.iter()
-            .filter(|r| r.side == Side::Baseline)
-            .map(|r| r.result.rps())
-            .collect(),
-    );
+    let baseline_runs: Vec<&Run> = runs.iter().filter(|r| r.side == Side::Baseline).collect();
+    let baseline = median(baseline_runs.iter().map(|r| r.result.rps()).collect());
+    let baseline_app_us = median_of(&baseline_runs, |r| r.cpu.app_us);
 
     let mut md = String::new();
     let _ = writeln!(md, "Machine: {}. {}.\n", machine(), settings.describe());
@@ -163,7 +172,8 @@ pub(crate) fn write(
     }
     let _ = writeln!(
         md,
-        "\nNo-session baseline (same axum stack, `/incr` without a session): {baseline:.0} req/s."
+        "\nNo-session baseline (same axum stack, `/incr` without a session): {baseline:.0} req/s, {} µs of application CPU per request.",
+        baseline_app_us.map_or("–".into(), |us| format!("{us:.1}"))
     );
     for row in rows.iter().filter(|r| r.store == "memory") {
         let _ = writeln!(
@@ -171,6 +181,27 @@ pub(crate) fn write(
             "Memory store, {} sessions: {:.0}% of the baseline.",
             row.mode,
             100.0 * row.ours.rps / baseline
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n| CPU µs per request | sessions | ours: app | ours: store server | tower-sessions: app | tower-sessions: store server | session cost, ours / peer (app above the baseline) |\n|---|---|---:|---:|---:|---:|---:|"
+    );
+    let us = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
+    for row in &rows {
+        let peer = row.peer.as_ref();
+        let cost = |s: Option<&Summary>| Some(s?.app_us? - baseline_app_us?);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} / {} |",
+            row.store,
+            row.mode,
+            us(row.ours.app_us),
+            us(row.ours.server_us),
+            us(peer.and_then(|p| p.app_us)),
+            us(peer.and_then(|p| p.server_us)),
+            us(cost(Some(&row.ours))),
+            us(cost(peer)),
         );
     }
     let errors: u64 = rows
@@ -221,10 +252,13 @@ pub(crate) fn write(
         "machine": machine(),
         "settings": settings.describe(),
         "baseline_rps": baseline,
+        "baseline_app_cpu_us": baseline_app_us,
         "rows": rows.iter().map(|r| json!({
             "store": r.store, "mode": r.mode,
-            "ours": {"rps": r.ours.rps, "p50_ms": r.ours.p50, "p99_ms": r.ours.p99, "errors": r.ours.errors, "lost": r.ours.lost},
-            "peer": r.peer.as_ref().map(|p| json!({"rps": p.rps, "p50_ms": p.p50, "p99_ms": p.p99, "errors": p.errors, "lost": p.lost})),
+            "ours": {"rps": r.ours.rps, "p50_ms": r.ours.p50, "p99_ms": r.ours.p99, "errors": r.ours.errors, "lost": r.ours.lost,
+                     "app_cpu_us": r.ours.app_us, "server_cpu_us": r.ours.server_us},
+            "peer": r.peer.as_ref().map(|p| json!({"rps": p.rps, "p50_ms": p.p50, "p99_ms": p.p99, "errors": p.errors, "lost": p.lost,
+                     "app_cpu_us": p.app_us, "server_cpu_us": p.server_us})),
             "ratio": r.ratio,
         })).collect::<Vec<_>>(),
         "per_request": trips.iter().map(|t| json!({
@@ -237,6 +271,7 @@ pub(crate) fn write(
             "store": r.store, "app": r.side.label(), "mode": r.mode, "round": r.round,
             "rps": r.result.rps(), "p50_ms": r.result.quantile_ms(0.5), "p99_ms": r.result.quantile_ms(0.99),
             "ok": r.result.ok, "errors": r.result.errors, "lost": r.lost,
+            "app_cpu_us": r.cpu.app_us, "server_cpu_us": r.cpu.server_us, "generator_cpu_us": r.cpu.generator_us,
         })).collect::<Vec<_>>(),
         "scale": scale,
     });
