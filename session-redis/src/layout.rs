@@ -9,11 +9,11 @@
 //! | `d:<key>`    | the encoded value of session key `<key>` (any bytes) |
 //!
 //! Data fields carry a prefix so that no session key (not even `m:created` or the empty
-//! string) can collide with the metadata. The expiry is kept twice, written in the same
-//! script: as the `m:expires` field, so that a load is one plain `HGETALL` (no script, one
-//! command for Redis to run), and as the key's own expiry with `PEXPIREAT`, so that no key
-//! ever lives without a TTL and a record written with an expiry already past is deleted by
-//! Redis at once.
+//! string) can collide with the metadata. The expiry is kept twice, written by the same
+//! command or script: as the `m:expires` field, so that a load is one plain `HGETALL` (no
+//! script, one command for Redis to run), and as the key's own expiry (`RESTORE … ABSTTL`
+//! or `PEXPIREAT`), so that no key ever lives without a TTL and a record written with an
+//! expiry already past is deleted by Redis at once.
 
 use std::io::Write as _;
 use std::sync::LazyLock;
@@ -50,7 +50,8 @@ end
     )
 }
 
-/// Creates a record only where there is none.
+/// Creates a record only where there is none: what a create falls back to when
+/// `RESTORE` finds something at the key, or the server refuses `RESTORE`.
 ///
 /// `ARGV[1]` is the expiry in milliseconds, then field/value pairs (`m:created` and
 /// `m:expires` first).
@@ -115,6 +116,70 @@ return 1
 ",
     )
 });
+
+/// The serialized-value format of `DUMP` and `RESTORE`: the object type `hash` (4 in the
+/// RDB format since its first version: a length, then field and value strings).
+const RDB_TYPE_HASH: u8 = 4;
+
+/// The RDB version the `RESTORE` payload declares: 6 (Redis 2.6), which every server since
+/// reads; the plain hash encoding has not changed since.
+const RDB_VERSION: u16 = 6;
+
+/// The checksum that ends a `DUMP` payload.
+const DUMP_CRC: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_REDIS);
+
+/// A `RESTORE` payload holding `record` as a session hash, in the layout [`CREATE`] writes.
+///
+/// `RESTORE key <expiry> <payload> ABSTTL` writes the hash and its expiry in one command
+/// that fails with `BUSYKEY` if anything is at the key: the create-only-where-there-is-none
+/// rule without a script. The payload is `DUMP`'s format: the object type, the object in
+/// RDB encoding, the RDB version (2 bytes, little-endian) and a CRC-64 of all the
+/// preceding bytes (8 bytes, little-endian).
+pub(crate) fn restore_payload(record: &Record) -> Vec<u8> {
+    let created = record.created_at.as_millis().to_string();
+    let expires = record.expires_at.as_millis().to_string();
+    let size =
+        32 + created.len() + expires.len() + 10 * record.data.len() + data_size(&record.data);
+    let mut out = Vec::with_capacity(size);
+    out.push(RDB_TYPE_HASH);
+    rdb_length(&mut out, 2 + record.data.len());
+    rdb_string(&mut out, &[CREATED_FIELD]);
+    rdb_string(&mut out, &[created.as_bytes()]);
+    rdb_string(&mut out, &[EXPIRES_FIELD]);
+    rdb_string(&mut out, &[expires.as_bytes()]);
+    for (key, value) in &record.data {
+        rdb_string(&mut out, &[DATA_PREFIX, key.as_bytes()]);
+        rdb_string(&mut out, &[value]);
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let checksum = DUMP_CRC.checksum(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+/// An RDB length: 6 bits, 14 bits (big-endian), or a marker byte and 32 or 64 bits
+/// (big-endian).
+fn rdb_length(out: &mut Vec<u8>, len: usize) {
+    if len < 1 << 6 {
+        out.push(len as u8);
+    } else if len < 1 << 14 {
+        out.extend_from_slice(&((len as u16) | 0x4000).to_be_bytes());
+    } else if let Ok(len) = u32::try_from(len) {
+        out.push(0x80);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// A plain RDB string (its length, then its bytes) made of `parts`.
+fn rdb_string(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    rdb_length(out, parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
 
 /// Writes the hash field of session key `key` (`d:<key>`) as one argument.
 fn write_data_field(out: &mut impl RedisWrite, key: &str) {
@@ -418,6 +483,47 @@ mod tests {
             .map(<[u8]>::to_vec)
         );
         assert_fits(&args, update_args_size(&changes));
+    }
+
+    #[test]
+    fn restore_payload_is_a_dump_of_a_plain_hash() {
+        let record = Record {
+            data: Data::from([("k".to_owned(), b"v".to_vec())]),
+            expires_at: Timestamp::from_millis(20),
+            created_at: Timestamp::from_millis(10),
+            revision: None,
+        };
+        let payload = restore_payload(&record);
+        let mut expected = vec![RDB_TYPE_HASH, 3];
+        for part in [&b"m:created"[..], b"10", b"m:expires", b"20", b"d:k", b"v"] {
+            expected.push(part.len() as u8);
+            expected.extend_from_slice(part);
+        }
+        expected.extend_from_slice(&[6, 0]);
+        let (body, checksum) = payload.split_at(payload.len() - 8);
+        assert_eq!(body, expected);
+        assert_eq!(
+            checksum,
+            DUMP_CRC.checksum(&expected).to_le_bytes(),
+            "CRC-64 (Jones) of the bytes before it, little-endian"
+        );
+    }
+
+    #[test]
+    fn rdb_lengths_take_their_shortest_form() {
+        let cases: [(usize, &[u8]); 6] = [
+            (0, &[0]),
+            (63, &[63]),
+            (64, &[0x40, 64]),
+            (16_383, &[0x7f, 0xff]),
+            (16_384, &[0x80, 0, 0, 0x40, 0]),
+            (u32::MAX as usize + 1, &[0x81, 0, 0, 0, 1, 0, 0, 0, 0]),
+        ];
+        for (len, expected) in cases {
+            let mut out = Vec::new();
+            rdb_length(&mut out, len);
+            assert_eq!(out, expected, "{len}");
+        }
     }
 
     /// The size a command reserves is what the arguments need.

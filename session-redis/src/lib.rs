@@ -6,19 +6,27 @@
 //!   by the same Lua script on every write: no key ever lives without a TTL, none has a
 //!   negative one, and gc is Redis' job ([`SessionStore::gc`] does nothing and reports 0).
 //! - One round trip per operation, and as little work for Redis as each needs: a load is
-//!   one plain `HGETALL` (no script: the expiry is a field of the hash); a change set is
-//!   one `EVALSHA` that changes only the fields it names (so concurrent requests changing
-//!   different keys both survive) and never recreates a session deleted meanwhile; a touch
-//!   is one `EVALSHA` that never revives one either; a delete is one `DEL`. Scripts are
-//!   loaded on first use (`SCRIPT LOAD`, once per server).
+//!   one plain `HGETALL` (no script: the expiry is a field of the hash); a new session is
+//!   one `RESTORE … ABSTTL` of the whole hash, which writes the hash and its expiry
+//!   together and refuses a key that exists (no script); a change set is one `EVALSHA`
+//!   that changes only the fields it names (so concurrent requests changing different
+//!   keys both survive) and never recreates a session deleted meanwhile; a touch is one
+//!   `EVALSHA` that never revives one either; a delete is one `DEL`. Scripts are loaded on
+//!   first use (`SCRIPT LOAD`, once per server).
+//! - When `RESTORE` finds something at the key (never the case for a fresh id unless a
+//!   record is corrupt), the create script decides: a live session stays, anything else
+//!   is replaced. A server that refuses `RESTORE` (older than Redis 5.0, or an ACL
+//!   without it, as on some managed services) gets the script for every new session from
+//!   then on.
 //! - Bounded and self-healing: every call fails with
 //!   [`ErrorKind::Timeout`] or
 //!   [`ErrorKind::Backend`] within
 //!   [`RedisConfig::response_timeout`] when Redis is stopped, paused or unreachable; it
 //!   never hangs and never panics. The connection reconnects on its own, so the first
 //!   request after Redis is back succeeds without restarting the application.
-//! - The tests run against Redis 7; the store uses no command newer than Redis 4.0 (an
-//!   `HSET` of several fields).
+//! - The tests run against Redis 7; the store needs Redis 4.0 (an `HSET` of several
+//!   fields), and creates sessions with one command from Redis 5.0 on (`RESTORE` with
+//!   `ABSTTL`).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -113,6 +121,7 @@ use std::fmt;
 use std::future::Future;
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -150,6 +159,9 @@ pub struct RedisStore {
     response_timeout: Duration,
     /// Where the store connects, safe to log (no password).
     target: Arc<str>,
+    /// Whether new sessions are written with `RESTORE` (cleared, for this store and its
+    /// clones, once the server refuses it).
+    restore_creates: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -347,7 +359,49 @@ impl RedisStore {
             prefix: Arc::from(config.prefix.as_str()),
             response_timeout: config.response_timeout,
             target: Arc::from(config.target()),
+            restore_creates: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Writes a new session with one `RESTORE … ABSTTL`, which fails if anything is at the
+    /// key. `None` when the caller must run the create script instead: something is at
+    /// the key (the script tells a live session from a corrupt one), or this server does
+    /// not take the command (older than Redis 5, an ACL without it), which turns the
+    /// fast path off for good.
+    async fn create_by_restore(&self, key: &StoreKey, record: &Record) -> Result<Option<bool>> {
+        let payload = layout::restore_payload(record);
+        let mut command = Cmd::with_capacity(5, 32 + self.redis_key_len() + payload.len());
+        command.arg("RESTORE");
+        self.write_redis_key(&mut command, key);
+        command
+            .arg(record.expires_at.as_millis())
+            .arg(payload)
+            .arg("ABSTTL");
+        let mut connection = self.connection.clone();
+        self.call("create", key, async {
+            match command.query_async::<()>(&mut connection).await {
+                Ok(()) => Ok(Some(true)),
+                Err(err) if err.code() == Some("BUSYKEY") => Ok(None),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::ResponseError | redis::ServerErrorKind::NoPerm
+                        )
+                    ) =>
+                {
+                    tracing::info!(
+                        target = &*self.target,
+                        error = %err,
+                        "redis refused RESTORE; new sessions are created with a script"
+                    );
+                    self.restore_creates.store(false, Ordering::Relaxed);
+                    Ok(None)
+                }
+                Err(err) => Err(err),
+            }
+        })
+        .await
     }
 
     /// Runs one call against Redis within the response timeout.
@@ -419,6 +473,14 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        // `RESTORE` reads an expiry of 0 as "none": such a record takes the script, which
+        // lets Redis delete it at once, as an expired record must be.
+        if record.expires_at.as_millis() > 0
+            && self.restore_creates.load(Ordering::Relaxed)
+            && let Some(created) = self.create_by_restore(key, record).await?
+        {
+            return Ok(created);
+        }
         let mut connection = self.connection.clone();
         let mut command =
             self.script_command(&layout::CREATE, key, layout::create_args_size(record));

@@ -1,5 +1,7 @@
-//! What the conformance suite does not reach: the layout in Redis, corrupt keys, change
-//! sets larger than one Lua call can take, and opening the store from configuration.
+//! What the conformance suite does not reach: the layout in Redis, corrupt keys, new
+//! sessions of every size (written with `RESTORE`) and the fallback where a server refuses
+//! it, change sets larger than one Lua call can take, and opening the store from
+//! configuration.
 
 mod support;
 
@@ -234,6 +236,166 @@ fn corruption(what: &str, redis_key: &str, later: i64) -> redis::Cmd {
         }
     }
     command
+}
+
+/// Records whose sizes need every length form of the `RESTORE` payload: a hash of more
+/// than 63 fields, keys and values of 64 to 16,383 bytes, and a value of more than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sessions_of_every_size_are_written_whole_with_their_ttl() {
+    let Some((store, mut redis)) = open("restore-sizes").await else {
+        return;
+    };
+    let many: Data = (0..100)
+        .map(|i| (format!("key-{i}"), format!("value-{i}").into_bytes()))
+        .collect();
+    let sizes = [
+        Data::new(),
+        Data::from([("n".to_owned(), vec![1])]),
+        many,
+        Data::from([("k".repeat(64), vec![0xff; 16_383])]),
+        Data::from([("big".to_owned(), vec![7; 70_000]), (String::new(), vec![])]),
+    ];
+    for data in sizes {
+        let k = key();
+        let record = Record {
+            data,
+            expires_at: in_an_hour(),
+            created_at: Timestamp::now(),
+            revision: None,
+        };
+        let fields = record.data.len();
+        assert!(
+            store.create(&k, &record).await.expect("create"),
+            "{fields} fields"
+        );
+        assert_eq!(
+            store.load(&k).await.expect("load"),
+            Some(record.clone()),
+            "{fields} fields"
+        );
+        let expire_time: i64 = redis::cmd("PEXPIRETIME")
+            .arg(store.redis_key(&k))
+            .query_async(&mut redis)
+            .await
+            .expect("PEXPIRETIME");
+        assert_eq!(
+            expire_time,
+            record.expires_at.as_millis(),
+            "{fields} fields"
+        );
+        // A live session is never overwritten by a create.
+        let other = Record {
+            data: Data::from([("intruder".to_owned(), b"1".to_vec())]),
+            ..record.clone()
+        };
+        assert!(!store.create(&k, &other).await.expect("create again"));
+        assert_eq!(store.load(&k).await.expect("load"), Some(record));
+    }
+
+    // An expiry already past: created as absent, as an expired record must be.
+    let k = key();
+    let expired = Record {
+        expires_at: Timestamp::now() - Duration::from_secs(1),
+        created_at: Timestamp::now() - Duration::from_secs(10),
+        ..Record::default()
+    };
+    assert!(store.create(&k, &expired).await.expect("create expired"));
+    assert_eq!(store.load(&k).await.expect("load"), None);
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(store.redis_key(&k))
+        .query_async(&mut redis)
+        .await
+        .expect("EXISTS");
+    assert!(!exists, "an expired record leaves no key behind");
+    cleanup(&store).await;
+}
+
+/// A server whose ACL refuses `RESTORE` (as a managed Redis may) gets the create script:
+/// sessions are created all the same, and the store stops asking after the first refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_restore_gets_the_create_script() {
+    let Some((_, mut redis)) = open("no-restore").await else {
+        return;
+    };
+    let url = support::redis_url();
+    let Some(rest) = url
+        .strip_prefix("redis://")
+        .filter(|rest| !rest.contains('@'))
+    else {
+        support::skip("SESSION_TEST_REDIS_URL carries credentials; this test adds its own");
+        return;
+    };
+    let user = format!("session-test-no-restore-{}", &key().as_str()[..12]);
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&user)
+        .arg("on")
+        .arg(">no-restore")
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .arg("-restore")
+        .query_async::<()>(&mut redis)
+        .await
+        .expect("ACL SETUSER");
+    let limited_url = format!("redis://{user}:no-restore@{rest}");
+    let store = support::open_store(
+        &limited_url,
+        &support::random_prefix("no-restore"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("store as the limited user");
+
+    for round in 0..3 {
+        let k = key();
+        let record = Record {
+            data: Data::from([("round".to_owned(), vec![round])]),
+            expires_at: in_an_hour(),
+            created_at: Timestamp::now(),
+            revision: None,
+        };
+        assert!(
+            store.create(&k, &record).await.expect("create"),
+            "round {round}"
+        );
+        assert_eq!(store.load(&k).await.expect("load"), Some(record.clone()));
+        assert!(!store.create(&k, &record).await.expect("create again"));
+    }
+    // Redis logs each refused command; identical refusals share one entry and count.
+    let log: Vec<Vec<redis::Value>> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(&mut redis)
+        .await
+        .expect("ACL LOG");
+    let refusals: Vec<i64> = log
+        .iter()
+        .filter(|entry| acl_entry_field(entry, "username") == Some(user.clone()))
+        .filter_map(|entry| acl_entry_field(entry, "count")?.parse().ok())
+        .collect();
+    assert_eq!(refusals, [1], "RESTORE is tried once, then never again");
+
+    cleanup(&store).await;
+    redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&user)
+        .query_async::<()>(&mut redis)
+        .await
+        .expect("ACL DELUSER");
+}
+
+/// A field of an `ACL LOG` entry (a flat list of names and values), as text.
+fn acl_entry_field(entry: &[redis::Value], name: &str) -> Option<String> {
+    let position = entry.iter().position(|value| {
+        matches!(value, redis::Value::BulkString(bytes) if bytes.as_slice() == name.as_bytes())
+            || matches!(value, redis::Value::SimpleString(text) if text == name)
+    })?;
+    match entry.get(position + 1)? {
+        redis::Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => Some(text.clone()),
+        redis::Value::Int(number) => Some(number.to_string()),
+        _ => None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
