@@ -2,9 +2,10 @@
 //!
 //! - One key per session, `<prefix><64 hex digits of the store key>`, holding a hash: one
 //!   field per session key, plus the creation time (see [Layout](#layout)).
-//! - The expiry is kept in the hash and as the key's own TTL, both set with `PEXPIREAT`
-//!   by the same Lua script on every write: no key ever lives without a TTL, none has a
-//!   negative one, and gc is Redis' job ([`SessionStore::gc`] does nothing and reports 0).
+//! - The expiry is kept in the hash and as the key's own TTL, both set by the same command
+//!   on every write (`RESTORE … ABSTTL` for a new session, a Lua script with `PEXPIREAT`
+//!   after): no key ever lives without a TTL, none has a negative one, and gc is Redis'
+//!   job ([`SessionStore::gc`] does nothing and reports 0).
 //! - One round trip per operation, and as little work for Redis as each needs: a load is
 //!   one plain `HGETALL` (no script: the expiry is a field of the hash); a new session is
 //!   one `RESTORE … ABSTTL` of the whole hash, which writes the hash and its expiry
@@ -390,12 +391,14 @@ impl RedisStore {
                         )
                     ) =>
                 {
-                    tracing::info!(
-                        target = &*self.target,
-                        error = %err,
-                        "redis refused RESTORE; new sessions are created with a script"
-                    );
-                    self.restore_creates.store(false, Ordering::Relaxed);
+                    // Creates in flight at the same time are refused too: one says so.
+                    if self.restore_creates.swap(false, Ordering::Relaxed) {
+                        tracing::info!(
+                            target = &*self.target,
+                            error = %err,
+                            "redis refused RESTORE; new sessions are created with a script"
+                        );
+                    }
                     Ok(None)
                 }
                 Err(err) => Err(err),
