@@ -312,7 +312,9 @@ impl Session {
     }
 
     async fn flush_locked(&self, state: &mut State) -> Result<Option<cookie::Cookie<'static>>> {
-        let manager = Arc::clone(&self.shared.manager);
+        // Borrowed, not cloned: the manager's reference count is shared by every request on
+        // every core, and a flush has no reason to write to it.
+        let manager = &*self.shared.manager;
         let now = Timestamp::now();
         let store = &manager.store;
 
@@ -326,11 +328,11 @@ impl Session {
 
         if state.loaded {
             match state.persisted.clone() {
-                None => self.flush_new(&manager, state, now).await?,
+                None => self.flush_new(manager, state, now).await?,
                 Some(persisted) if state.cycle => {
-                    self.flush_cycle(&manager, state, persisted, now).await?;
+                    self.flush_cycle(manager, state, persisted, now).await?;
                 }
-                Some(persisted) => self.flush_existing(&manager, state, persisted, now).await?,
+                Some(persisted) => self.flush_existing(manager, state, persisted, now).await?,
             }
         }
         Ok(manager.cookie_for(&state.cookie, now))

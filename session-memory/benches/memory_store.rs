@@ -1,11 +1,12 @@
 //! Memory store benchmarks: load, save of a change set, whole requests through the session
-//! manager, and gc of 10,000 expired sessions among 100,000 live ones.
+//! manager (on one core, and on two at once over shared sessions), and gc of 10,000
+//! expired sessions among 100,000 live ones.
 //!
 //! `cargo bench -p session-memory --bench memory_store` (add `-- --quick` for a short run).
 //! `--bench allocations` counts the heap allocations of the same whole requests.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use session_core::{
@@ -82,6 +83,40 @@ fn operations(c: &mut Criterion) {
     });
 }
 
+/// Whole requests on two threads at once, over the same 1,000 sessions: what sharing the
+/// manager and the store between cores costs. The time reported is the machine time per
+/// request (both cores' time), comparable with `request_incr_existing` on one core.
+fn two_cores(c: &mut Criterion) {
+    let rt = runtime();
+    let manager = SessionManager::new(Arc::new(MemoryStore::new()), SessionConfig::default())
+        .expect("manager");
+    let cookies: Vec<String> = (0..1000)
+        .map(|_| rt.block_on(incr(&manager, None)).expect("cookie"))
+        .collect();
+    c.bench_function("memory/request_incr_existing_two_threads", |b| {
+        b.iter_custom(|iterations| {
+            let per_thread = iterations.div_ceil(2);
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for thread in 0..2 {
+                    let (manager, cookies) = (&manager, &cookies);
+                    scope.spawn(move || {
+                        let rt = runtime();
+                        rt.block_on(async {
+                            for i in 0..per_thread {
+                                let cookie = &cookies[(i as usize * 2 + thread) % cookies.len()];
+                                incr(manager, Some(cookie)).await;
+                            }
+                        });
+                    });
+                }
+            });
+            // Both cores were busy all along.
+            started.elapsed() * 2
+        });
+    });
+}
+
 fn gc(c: &mut Criterion) {
     let rt = runtime();
     let store = MemoryStore::new();
@@ -117,5 +152,5 @@ fn gc(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, operations, gc);
+criterion_group!(benches, operations, two_cores, gc);
 criterion_main!(benches);
