@@ -23,21 +23,6 @@ async fn ours_incr(session: session_tower::Session) -> Result<String, session_to
     Ok(n.to_string())
 }
 
-/// The peer's handler, as in `session-bench-peer`.
-async fn peer_incr(session: tower_sessions::Session) -> Result<String, StatusCode> {
-    let n: u64 = session
-        .get("n")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert("n", n)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    Ok(n.to_string())
-}
-
 fn routers() -> [(&'static str, Router); 3] {
     let manager = SessionManager::new(Arc::new(MemoryStore::new()), SessionConfig::default())
         .expect("manager");
@@ -54,10 +39,7 @@ fn routers() -> [(&'static str, Router); 3] {
         ),
         (
             "tower-sessions",
-            Router::new().route("/incr", get(peer_incr)).layer(
-                tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
-                    .with_secure(false),
-            ),
+            peer_app::routes(tower_sessions::MemoryStore::default()),
         ),
     ]
 }

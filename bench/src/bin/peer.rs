@@ -11,43 +11,12 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::get;
-use tower_sessions::{MemoryStore, Session, SessionManagerLayer, SessionStore};
+use peer_app::routes;
+use tower_sessions::MemoryStore;
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
 use tower_sessions_sqlx_store::{MySqlStore, PostgresStore, SqliteStore, sqlx};
-
-async fn incr(session: Session) -> Result<String, StatusCode> {
-    let n: u64 = session
-        .get("n")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert("n", n)
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    Ok(n.to_string())
-}
-
-async fn read(session: Session) -> Result<String, StatusCode> {
-    let n: u64 = session
-        .get("n")
-        .await
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
-        .unwrap_or(0);
-    Ok(n.to_string())
-}
-
-fn routes<S: SessionStore + Clone>(store: S) -> Router {
-    Router::new()
-        .route("/incr", get(incr))
-        .route("/read", get(read))
-        .route("/healthz", get(|| async { "ok" }))
-        .layer(SessionManagerLayer::new(store).with_secure(false))
-}
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
