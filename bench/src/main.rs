@@ -115,7 +115,8 @@ pub(crate) struct Run {
     pub(crate) result: LoadResult,
     /// Increments lost (existing-sessions mode only).
     pub(crate) lost: Option<i64>,
-    /// CPU time per successful request, of the application and of the store's server.
+    /// CPU time per successful request: of the application, the store's server and the
+    /// load generator.
     pub(crate) cpu: cpu::PerRequest,
 }
 
