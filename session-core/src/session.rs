@@ -318,8 +318,11 @@ impl Session {
         let now = Timestamp::now();
         let store = &manager.store;
 
-        if let Some(key) = state.destroy.clone() {
-            store.delete(&key).await?;
+        // The flush borrows what it sends from the state rather than cloning it: this
+        // future lives inside every request's future, and a copy of the session's key and
+        // timestamps across each await would make it larger than malloc's small sizes.
+        if let Some(key) = &state.destroy {
+            store.delete(key).await?;
             state.destroy = None;
             if state.had_cookie {
                 state.cookie = CookieAction::Remove;
@@ -327,12 +330,10 @@ impl Session {
         }
 
         if state.loaded {
-            match state.persisted.clone() {
-                None => self.flush_new(manager, state, now).await?,
-                Some(persisted) if state.cycle => {
-                    self.flush_cycle(manager, state, persisted, now).await?;
-                }
-                Some(persisted) => self.flush_existing(manager, state, persisted, now).await?,
+            match (state.persisted.is_some(), state.cycle) {
+                (false, _) => self.flush_new(manager, state, now).await?,
+                (true, true) => self.flush_cycle(manager, state, now).await?,
+                (true, false) => self.flush_existing(manager, state, now).await?,
             }
         }
         Ok(manager.cookie_for(&state.cookie, now))
@@ -373,9 +374,11 @@ impl Session {
         &self,
         manager: &ManagerInner,
         state: &mut State,
-        old: Persisted,
         now: Timestamp,
     ) -> Result<()> {
+        let Some(old) = &state.persisted else {
+            return Ok(());
+        };
         // Delete first: if the old record is already gone (a logout won the race), the
         // session must stay gone rather than reappear under a new id.
         if !manager.store.delete(&old.key).await? {
@@ -404,7 +407,7 @@ impl Session {
             id: id.clone(),
             key,
             expires_at,
-            created_at: old.created_at,
+            created_at: record.created_at,
             revision: None,
         });
         state.cycle = false;
@@ -417,36 +420,46 @@ impl Session {
         &self,
         manager: &ManagerInner,
         state: &mut State,
-        persisted: Persisted,
         now: Timestamp,
     ) -> Result<()> {
+        let State {
+            persisted: Some(persisted),
+            data,
+            pending,
+            timeout_override,
+            cookie,
+            ..
+        } = state
+        else {
+            return Ok(());
+        };
         let target = manager.next_expiry(
             now,
             persisted.created_at,
             Some(persisted.expires_at),
-            state.timeout_override,
+            *timeout_override,
         );
         // The expiry moves in steps of at least `touch_after`, and every step sends a fresh
         // cookie, so the cookie and the server always agree on when the session ends.
-        let refresh = state.timeout_override.is_some()
-            || manager.expiry_refresh_due(persisted.expires_at, target);
+        let refresh =
+            timeout_override.is_some() || manager.expiry_refresh_due(persisted.expires_at, target);
         let expires_at = if refresh {
             target
         } else {
             persisted.expires_at
         };
-        let changes_data = state.pending.changes_data();
+        let changes_data = pending.changes_data();
         let mut revision = None;
         if changes_data && let Some(loaded) = persisted.revision {
             revision = self
-                .write_if_unchanged(manager, state, &persisted, loaded, expires_at)
+                .write_if_unchanged(manager, data, persisted, loaded, expires_at)
                 .await?;
         }
         let applied = if revision.is_some() {
             true
         } else if changes_data {
-            state.pending.expires_at = expires_at;
-            manager.store.update(&persisted.key, &state.pending).await?
+            pending.expires_at = expires_at;
+            manager.store.update(&persisted.key, pending).await?
         } else if refresh {
             manager.store.touch(&persisted.key, expires_at).await?
         } else {
@@ -461,16 +474,14 @@ impl Session {
             state.forget();
             return Ok(());
         }
-        state.pending.clear();
-        if let Some(p) = state.persisted.as_mut() {
-            p.expires_at = expires_at;
-            // After a merge or a touch the store's revision is unknown here (the merge may
-            // have taken in another request's keys), so later flushes merge too.
-            p.revision = revision;
-        }
+        pending.clear();
+        persisted.expires_at = expires_at;
+        // After a merge or a touch the store's revision is unknown here (the merge may have
+        // taken in another request's keys), so later flushes merge too.
+        persisted.revision = revision;
         if refresh {
-            state.cookie = CookieAction::Set {
-                id: persisted.id,
+            *cookie = CookieAction::Set {
+                id: persisted.id.clone(),
                 expires_at,
             };
         }
@@ -483,7 +494,7 @@ impl Session {
     async fn write_if_unchanged(
         &self,
         manager: &ManagerInner,
-        state: &State,
+        data: &Data,
         persisted: &Persisted,
         loaded: Revision,
         expires_at: Timestamp,
@@ -491,7 +502,7 @@ impl Session {
         // A copy, not the working data lent out: if this future is dropped mid-call, the
         // session must still hold its data for a later flush.
         let record = Record {
-            data: state.data.clone(),
+            data: data.clone(),
             expires_at,
             created_at: persisted.created_at,
             revision: None,
