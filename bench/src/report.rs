@@ -175,6 +175,13 @@ pub(crate) fn write(
         "\nNo-session baseline (same axum stack, `/incr` without a session): {baseline:.0} req/s, {} µs of application CPU per request.",
         baseline_app_us.map_or("–".into(), |us| format!("{us:.1}"))
     );
+    let generator_us = median_of(&baseline_runs, |r| r.cpu.generator_us);
+    if let Some(us) = generator_us {
+        let _ = writeln!(
+            md,
+            "The load generator, on the same cores, spent {us:.1} µs of CPU per request of the baseline."
+        );
+    }
     for row in rows.iter().filter(|r| r.store == "memory") {
         let _ = writeln!(
             md,
@@ -182,6 +189,16 @@ pub(crate) fn write(
             row.mode,
             100.0 * row.ours.rps / baseline
         );
+        // No session library can be faster than no session: the baseline over the peer is
+        // the highest ratio this machine can show.
+        if let Some(peer) = &row.peer {
+            let _ = writeln!(
+                md,
+                "The baseline is {:.2}× tower-sessions on memory, {} sessions: the ceiling of the ratio here.",
+                baseline / peer.rps,
+                row.mode
+            );
+        }
     }
     let _ = writeln!(
         md,
