@@ -203,7 +203,11 @@ impl ManagerInner {
             Some(signer) => signer.sign(id.expose()),
             None => id.expose().to_owned(),
         };
-        utf8_percent_encode(&plain, URI_COMPONENT).to_string()
+        // Unsigned ids never need escaping, and signatures rarely: no second string then.
+        match Cow::from(utf8_percent_encode(&plain, URI_COMPONENT)) {
+            Cow::Borrowed(_) => plain,
+            Cow::Owned(encoded) => encoded,
+        }
     }
 
     /// Loads a record the session may use: live, within its absolute lifetime, decodable.

@@ -183,16 +183,18 @@ where
                     tracing::error!(error = %err, "session store failed while saving the session");
                     true
                 }
-                (None, Ok(Some(cookie))) => match HeaderValue::try_from(cookie.to_string()) {
-                    Ok(value) => {
-                        response.headers_mut().append(SET_COOKIE, value);
-                        false
+                (None, Ok(Some(cookie))) => {
+                    match HeaderValue::try_from(session_core::set_cookie_header(&cookie)) {
+                        Ok(value) => {
+                            response.headers_mut().append(SET_COOKIE, value);
+                            false
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "session cookie is not a valid header value");
+                            true
+                        }
                     }
-                    Err(err) => {
-                        tracing::error!(error = %err, "session cookie is not a valid header value");
-                        true
-                    }
-                },
+                }
                 (None, Ok(None)) => false,
             };
             if failure && on_error == OnStoreError::InternalServerError {
