@@ -351,13 +351,9 @@ impl Session {
             return Ok(());
         }
         let expires_at = manager.next_expiry(now, now, None, state.timeout_override);
-        let record = Record {
-            data: state.data.clone(),
-            expires_at,
-            created_at: now,
-            revision: None,
-        };
-        let (id, key) = self.create_with_fresh_id(manager, &record).await?;
+        let lent = Lent::new(&mut state.data, expires_at, now);
+        let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
+        drop(lent);
         state.persisted = Some(Persisted {
             id: id.clone(),
             key,
@@ -396,18 +392,15 @@ impl Session {
             Some(old.expires_at),
             state.timeout_override,
         );
-        let record = Record {
-            data: state.data.clone(),
-            expires_at,
-            created_at: old.created_at,
-            revision: None,
-        };
-        let (id, key) = self.create_with_fresh_id(manager, &record).await?;
+        let created_at = old.created_at;
+        let lent = Lent::new(&mut state.data, expires_at, created_at);
+        let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
+        drop(lent);
         state.persisted = Some(Persisted {
             id: id.clone(),
             key,
             expires_at,
-            created_at: record.created_at,
+            created_at,
             revision: None,
         });
         state.cycle = false;
@@ -494,23 +487,17 @@ impl Session {
     async fn write_if_unchanged(
         &self,
         manager: &ManagerInner,
-        data: &Data,
+        data: &mut Data,
         persisted: &Persisted,
         loaded: Revision,
         expires_at: Timestamp,
     ) -> Result<Option<Revision>> {
-        // A copy, not the working data lent out: if this future is dropped mid-call, the
-        // session must still hold its data for a later flush.
-        let record = Record {
-            data: data.clone(),
-            expires_at,
-            created_at: persisted.created_at,
-            revision: None,
-        };
+        let lent = Lent::new(data, expires_at, persisted.created_at);
         let written = manager
             .store
-            .update_if_unchanged(&persisted.key, loaded, &record)
+            .update_if_unchanged(&persisted.key, loaded, &lent.record)
             .await?;
+        drop(lent);
         if written.is_none() {
             tracing::debug!(
                 session = persisted.key.short(),
@@ -577,6 +564,33 @@ impl Session {
             state.loaded = true;
         }
         Ok(state)
+    }
+}
+
+/// The session's working data, lent to a record for one store call, and given back when
+/// the lender is dropped: after the call, on an error, or when the flush is cancelled
+/// mid-call (its future dropped). A flush sends the data without copying it, and a
+/// cancelled flush leaves the session holding all of it for a later one.
+struct Lent<'a> {
+    home: &'a mut Data,
+    record: Record,
+}
+
+impl<'a> Lent<'a> {
+    fn new(home: &'a mut Data, expires_at: Timestamp, created_at: Timestamp) -> Self {
+        let record = Record {
+            data: std::mem::take(home),
+            expires_at,
+            created_at,
+            revision: None,
+        };
+        Self { home, record }
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        std::mem::swap(self.home, &mut self.record.data);
     }
 }
 

@@ -200,6 +200,7 @@ cases![
     session_clear_deletes_and_expires_cookie,
     session_clear_then_set_starts_new_session,
     session_cycle_id_moves_data_to_new_id,
+    session_cancelled_flush_keeps_its_data,
     session_logout_racing_slow_request_does_not_resurrect,
     session_cycle_id_racing_delete_does_not_resurrect,
     session_concurrent_requests_merge_distinct_keys,
@@ -1612,6 +1613,61 @@ pub async fn session_cycle_id_moves_data_to_new_id(ctx: &Ctx) -> CaseResult {
         Some("ada".to_owned()),
         "user behind the new id"
     );
+    Ok(())
+}
+
+/// Polls `future` once and drops it if it is still waiting, as a server drops a request
+/// whose client went away. Whether it had completed.
+async fn poll_once<F: Future>(future: F) -> bool {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_ready())).await
+}
+
+/// A flush dropped at its first wait (the client went away mid-request) leaves the session
+/// holding all of its data, and the next flush stores it: for a new session and for a
+/// stored one. (A store that answers within one poll has nothing to cancel; the case then
+/// checks the same outcome and notes it.)
+pub async fn session_cancelled_flush_keeps_its_data(ctx: &Ctx) -> CaseResult {
+    let app = App::plain(ctx)?;
+    let fresh = app.request(None);
+    fresh.set("user", "ada").await?;
+    let mut cancelled = 0;
+    if !poll_once(fresh.flush()).await {
+        cancelled += 1;
+    }
+    ensure_eq!(
+        fresh.get::<String>("user").await?,
+        Some("ada".to_owned()),
+        "a new session's data after a cancelled flush"
+    );
+    let cookie = fresh
+        .flush()
+        .await?
+        .ok_or_else(|| CaseError::Fail("no cookie after the second flush".into()))?;
+    let header = cookie_header(&cookie);
+
+    let stored = app.request(Some(&header));
+    stored.set("cart", "3 items").await?;
+    if !poll_once(stored.flush()).await {
+        cancelled += 1;
+    }
+    for (key, value) in [("user", "ada"), ("cart", "3 items")] {
+        ensure_eq!(
+            stored.get::<String>(key).await?,
+            Some(value.to_owned()),
+            "{key} of a stored session after a cancelled flush"
+        );
+    }
+    stored.flush().await?;
+    let later = app.request(Some(&header));
+    for (key, value) in [("user", "ada"), ("cart", "3 items")] {
+        ensure_eq!(
+            later.get::<String>(key).await?,
+            Some(value.to_owned()),
+            "{key} in the store after the next flush"
+        );
+    }
+    ctx.note(format!("{cancelled} of 2 flushes cancelled mid-call"));
     Ok(())
 }
 
