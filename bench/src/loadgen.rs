@@ -1,17 +1,18 @@
 //! A small closed-loop HTTP/1.1 load generator: N keep-alive connections, each sending
 //! `GET` requests back to back until the deadline, recording every latency; and the
-//! untimed requests around a run (creating sessions, reading counters back), on hyper.
+//! untimed requests around a run (creating sessions, reading counters back).
+//!
+//! It speaks HTTP/1.1 itself: requests are serialized once, and only the response head is
+//! parsed (`httparse`), with a `Content-Length` body. The generator shares the machine's
+//! cores with the app it measures, so every microsecond it spends per request is taken from
+//! the app; a general-purpose client (hyper's, with a connection task and a channel per
+//! request) cost as much CPU per request as the app.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{COOKIE, HOST, SET_COOKIE};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -44,28 +45,62 @@ impl LoadResult {
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+/// One keep-alive connection and its read buffer.
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
 }
 
-fn request(path: &str, cookie: Option<&str>) -> Request<Empty<Bytes>> {
-    let mut builder = Request::get(path).header(HOST, "127.0.0.1");
-    if let Some(cookie) = cookie {
-        builder = builder.header(COOKIE, cookie);
+/// A response to an untimed request: status, the `name=value` of its `Set-Cookie`, body.
+struct Reply {
+    status: StatusCode,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> Result<Self, String> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
     }
-    builder
-        .body(Empty::new())
-        .unwrap_or_else(|_| Request::new(Empty::new()))
+
+    /// Sends `request` (bytes on the wire) and reads the whole response; its status.
+    async fn send(&mut self, request: &[u8]) -> Result<u16, String> {
+        exchange(&mut self.stream, request, &mut self.buffer)
+            .await
+            .map(|(status, _)| status)
+    }
+
+    /// `GET path` with an optional cookie, for the untimed requests around a run.
+    async fn get(&mut self, path: &str, cookie: Option<&str>) -> Result<Reply, String> {
+        let (status, body_at) = exchange(
+            &mut self.stream,
+            &raw_request(path, cookie),
+            &mut self.buffer,
+        )
+        .await?;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut head = httparse::Response::new(&mut headers);
+        head.parse(&self.buffer[..body_at])
+            .map_err(|e| format!("malformed response: {e}"))?;
+        let set_cookie = head
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("set-cookie"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+        Ok(Reply {
+            status: StatusCode::from_u16(status).map_err(|e| e.to_string())?,
+            set_cookie,
+            body: String::from_utf8_lossy(&self.buffer[body_at..]).into_owned(),
+        })
+    }
 }
 
 /// One request on a fresh connection: status, body, and the `name=value` of `Set-Cookie`.
@@ -74,28 +109,8 @@ pub(crate) async fn get(
     path: &str,
     cookie: Option<&str>,
 ) -> Result<(StatusCode, String, Option<String>), String> {
-    let mut sender = connect(addr).await?;
-    let response = sender
-        .send_request(request(path, cookie))
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let set_cookie = response
-        .headers()
-        .get(SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((
-        status,
-        String::from_utf8_lossy(&body).into_owned(),
-        set_cookie,
-    ))
+    let reply = Connection::open(addr).await?.get(path, cookie).await?;
+    Ok((reply.status, reply.body, reply.set_cookie))
 }
 
 /// Creates `count` sessions (one `GET /incr` each, 50 at a time); returns their cookies.
@@ -127,25 +142,14 @@ pub(crate) async fn read_counters(
     addr: SocketAddr,
     cookies: &[String],
 ) -> Result<Vec<u64>, String> {
-    let mut sender = connect(addr).await?;
+    let mut connection = Connection::open(addr).await?;
     let mut values = Vec::with_capacity(cookies.len());
     for cookie in cookies {
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request("/read", Some(cookie)))
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let text = String::from_utf8_lossy(&body);
+        let reply = connection.get("/read", Some(cookie)).await?;
+        let text = reply.body.trim();
         values.push(
-            text.trim()
-                .parse()
-                .map_err(|_| format!("/read answered {text:?}"))?,
+            text.parse()
+                .map_err(|_| format!("/read answered {} {text:?}", reply.status))?,
         );
     }
     Ok(values)
@@ -158,16 +162,11 @@ pub(crate) async fn sequential(
     cookie: Option<&str>,
     count: usize,
 ) -> Result<(), String> {
-    let mut sender = connect(addr).await?;
+    let mut connection = Connection::open(addr).await?;
+    let request = raw_request(path, cookie);
     for _ in 0..count {
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request(path, cookie))
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let _ = response.into_body().collect().await;
-        if status != StatusCode::OK {
+        let status = connection.send(&request).await?;
+        if status != 200 {
             return Err(format!("{path}: {status}"));
         }
     }
@@ -177,12 +176,6 @@ pub(crate) async fn sequential(
 /// Drives `path` over `connections` connections for `duration`. With cookies, connection
 /// `c` sends cookie `c`, `c + connections`, ... in turn, so every session is used. Requests
 /// in flight at the deadline are awaited, so none is left unaccounted for.
-///
-/// The timed loop speaks HTTP/1.1 itself: each connection writes requests serialized once
-/// beforehand and parses only the response head (`httparse`) and a `Content-Length` body.
-/// The generator shares the machine's cores with the app it measures, so every microsecond
-/// it spends per request is taken from the app; a general-purpose client (hyper's, with a
-/// connection task and a channel per request) cost as much CPU per request as the app.
 pub(crate) async fn run(
     addr: SocketAddr,
     path: &'static str,
@@ -212,46 +205,45 @@ pub(crate) async fn run(
 
 /// The requests connection `c` of `connections` sends in turn, as bytes on the wire.
 fn raw_requests(path: &str, cookies: &[String], c: usize, connections: usize) -> Vec<Vec<u8>> {
-    let head = |cookie: Option<&str>| {
-        let mut request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
-        if let Some(cookie) = cookie {
-            request.push_str("cookie: ");
-            request.push_str(cookie);
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
-        request.into_bytes()
-    };
     if cookies.is_empty() {
-        return vec![head(None)];
+        return vec![raw_request(path, None)];
     }
     let mine: Vec<Vec<u8>> = cookies
         .iter()
         .skip(c)
         .step_by(connections)
-        .map(|cookie| head(Some(cookie)))
+        .map(|cookie| raw_request(path, Some(cookie)))
         .collect();
     // Fewer sessions than connections: this connection shares one with another.
     if mine.is_empty() {
-        vec![head(Some(&cookies[c % cookies.len()]))]
+        vec![raw_request(path, Some(&cookies[c % cookies.len()]))]
     } else {
         mine
     }
 }
 
+/// `GET path` with an optional `Cookie` header, as bytes on the wire.
+fn raw_request(path: &str, cookie: Option<&str>) -> Vec<u8> {
+    let mut request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
+    if let Some(cookie) = cookie {
+        request.push_str("cookie: ");
+        request.push_str(cookie);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.into_bytes()
+}
+
 /// One connection's closed loop: a request, its whole response, the next request.
 async fn drive(addr: SocketAddr, requests: Vec<Vec<u8>>, deadline: Instant) -> LoadResult {
     let mut result = LoadResult::default();
-    let mut buffer = Vec::with_capacity(4096);
-    let mut stream = None;
+    let mut connection = None;
     let mut next = 0;
     while Instant::now() < deadline {
-        let Some(connection) = stream.as_mut() else {
-            match TcpStream::connect(addr).await {
-                Ok(connection) if connection.set_nodelay(true).is_ok() => {
-                    stream = Some(connection);
-                }
-                _ => {
+        let Some(open) = connection.as_mut() else {
+            match Connection::open(addr).await {
+                Ok(opened) => connection = Some(opened),
+                Err(_) => {
                     result.errors += 1;
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -261,7 +253,7 @@ async fn drive(addr: SocketAddr, requests: Vec<Vec<u8>>, deadline: Instant) -> L
         let request = &requests[next % requests.len()];
         next += 1;
         let sent = Instant::now();
-        let outcome = exchange(connection, request, &mut buffer).await;
+        let outcome = open.send(request).await;
         let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
         match outcome {
             Ok(200) => {
@@ -274,24 +266,25 @@ async fn drive(addr: SocketAddr, requests: Vec<Vec<u8>>, deadline: Instant) -> L
             }
             Err(_) => {
                 result.errors += 1;
-                stream = None;
+                connection = None;
             }
         }
     }
     result
 }
 
-/// Writes `request` and reads its whole response into `buffer`; returns the status code.
+/// Writes `request` and reads its whole response into `buffer`; returns the status code
+/// and where the body starts.
 /// A response this closed loop cannot delimit (no `Content-Length`, or bytes after the
 /// body) is an error, and the connection is dropped.
 async fn exchange(
     stream: &mut TcpStream,
     request: &[u8],
     buffer: &mut Vec<u8>,
-) -> Result<u16, String> {
+) -> Result<(u16, usize), String> {
     stream.write_all(request).await.map_err(|e| e.to_string())?;
     buffer.clear();
-    let (status, total) = loop {
+    let (status, body_at, total) = loop {
         read_more(stream, buffer).await?;
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -309,7 +302,7 @@ async fn exchange(
                             .ok()
                     })
                     .ok_or("a response without Content-Length")?;
-                break (response.code.unwrap_or(0), head + length);
+                break (response.code.unwrap_or(0), head, head + length);
             }
             Ok(httparse::Status::Partial) => {}
             Err(err) => return Err(format!("malformed response: {err}")),
@@ -321,7 +314,7 @@ async fn exchange(
     if buffer.len() > total {
         return Err("bytes after the response body".into());
     }
-    Ok(status)
+    Ok((status, body_at))
 }
 
 async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), String> {
@@ -338,7 +331,8 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use axum::Router;
-    use axum::body::Body;
+    use axum::body::{Body, Bytes};
+    use axum::http::header::{COOKIE, SET_COOKIE};
     use axum::routing::get;
 
     use super::*;
@@ -405,6 +399,41 @@ mod tests {
             teapots.errors > 0,
             "a non-200 status is an error: {teapots:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_untimed_requests_read_cookies_and_bodies() {
+        let app = Router::new()
+            .route(
+                "/incr",
+                get(|| async { ([(SET_COOKIE, "sid=abc; HttpOnly; Path=/")], "1") }),
+            )
+            .route(
+                "/read",
+                get(|headers: axum::http::HeaderMap| async move {
+                    match headers.get(COOKIE).map(|v| v.as_bytes()) {
+                        Some(b"sid=abc") => "41",
+                        _ => "0",
+                    }
+                }),
+            );
+        let addr = serve(app).await;
+        let (status, body, cookie) = super::get(addr, "/incr", None).await.expect("get");
+        assert_eq!(
+            (status, body.as_str(), cookie.as_deref()),
+            (StatusCode::OK, "1", Some("sid=abc"))
+        );
+        let cookies = create_sessions(addr, 3).await.expect("sessions");
+        assert_eq!(cookies, ["sid=abc"; 3]);
+        let counters = read_counters(addr, &[cookies[0].clone(), "sid=other".into()])
+            .await
+            .expect("counters");
+        assert_eq!(counters, [41, 0]);
+        sequential(addr, "/read", Some("sid=abc"), 5)
+            .await
+            .expect("sequential");
+        let missing = sequential(addr, "/missing", None, 1).await;
+        assert_eq!(missing, Err("/missing: 404".to_owned()));
     }
 
     #[tokio::test]
