@@ -143,9 +143,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
-    ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
@@ -165,38 +164,44 @@ where
                 .map(HeaderValue::as_bytes),
         );
         request.extensions_mut().insert(session.clone());
-        // The clone that was driven to readiness handles this request; a fresh clone
-        // stays for the next one (the usual tower pattern).
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        // Nothing here waits before the inner service takes the request, so the service
+        // that `poll_ready` drove to readiness takes it now: no clone of the inner service
+        // per request, and only its future is kept until the response.
+        let handled = self.inner.call(request);
         let on_error = self.on_error;
         Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            let load_error = session.store_error().await;
-            let flushed = session.flush().await;
-            let failure = match (load_error, flushed) {
-                (Some(err), _) => {
+            let mut response = handled.await?;
+            // Logged now rather than kept across the flush: the error would take room in
+            // this future, allocated for every request.
+            let load_failed = match session.store_error().await {
+                Some(err) => {
                     tracing::error!(error = %err, "session store failed while loading the session");
                     true
                 }
-                (None, Err(err)) => {
-                    tracing::error!(error = %err, "session store failed while saving the session");
-                    true
-                }
-                (None, Ok(Some(cookie))) => {
-                    match HeaderValue::try_from(session_core::set_cookie_header(&cookie)) {
-                        Ok(value) => {
-                            response.headers_mut().append(SET_COOKIE, value);
-                            false
-                        }
-                        Err(err) => {
-                            tracing::error!(error = %err, "session cookie is not a valid header value");
-                            true
+                None => false,
+            };
+            let flushed = session.flush().await;
+            // After a failed load, the flush's outcome (even a cookie) is not used.
+            let failure = load_failed
+                || match flushed {
+                    Err(err) => {
+                        tracing::error!(error = %err, "session store failed while saving the session");
+                        true
+                    }
+                    Ok(Some(cookie)) => {
+                        match HeaderValue::try_from(session_core::set_cookie_header(&cookie)) {
+                            Ok(value) => {
+                                response.headers_mut().append(SET_COOKIE, value);
+                                false
+                            }
+                            Err(err) => {
+                                tracing::error!(error = %err, "session cookie is not a valid header value");
+                                true
+                            }
                         }
                     }
-                }
-                (None, Ok(None)) => false,
-            };
+                    Ok(None) => false,
+                };
             if failure && on_error == OnStoreError::InternalServerError {
                 let mut failed = Response::new(ResBody::default());
                 *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

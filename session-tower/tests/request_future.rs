@@ -4,7 +4,8 @@
 //! shared bins and, when small chunks are waiting there, consolidates them first. A
 //! 1,408-byte request future showed up as `malloc_consolidate` and `unlink_chunk` in the
 //! example app's profile under load, and the flush borrowing its state instead of copying
-//! it brought the future to 928 bytes (944 with the data lent to the store). This test
+//! it brought the future to 928 bytes (944 with the data lent to the store; 976 since the
+//! layer keeps the inner service's future instead of a clone of the service). This test
 //! keeps it under the limit.
 
 use std::sync::Arc;
