@@ -189,12 +189,17 @@ impl SessionStore for MemoryStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
         let now = Timestamp::now();
         let digest = key.digest();
-        let mut shard = self.shard(key);
-        if shard.live_mut(digest, now).is_some() {
-            return Ok(false);
-        }
-        if shard.remove(digest).is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+        let mut guard = self.shard(key);
+        let shard = &mut *guard;
+        if let Some(existing) = shard.records.get_mut(digest) {
+            if !existing.is_expired(now) {
+                return Ok(false);
+            }
+            // An expired record gc has not collected yet: the new one takes its place.
+            let previous = existing.expires_at;
+            existing.clone_from(record);
+            shard.set_expiry(digest, previous, record.expires_at);
+            return Ok(true);
         }
         if let Some(limit) = self.per_shard_limit {
             while shard.records.len() >= limit && shard.evict_first() {
@@ -363,6 +368,38 @@ mod tests {
         );
         assert!(store.is_empty());
         assert_eq!(store.gc().await.expect("gc"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_create_over_an_expired_record_moves_its_index_entry() {
+        let store = MemoryStore::new();
+        let now = Timestamp::now();
+        let k = key();
+        store
+            .create(&k, &record(now - Duration::from_secs(1)))
+            .await
+            .expect("create");
+        assert!(
+            store
+                .create(&k, &record(now + Duration::from_secs(60)))
+                .await
+                .expect("create over the expired record")
+        );
+        assert_eq!(store.len(), 1, "replaced in place, counted once");
+        assert_eq!(
+            store.gc().await.expect("gc"),
+            0,
+            "the old expiry's index entry is gone"
+        );
+        assert!(store.load(&k).await.expect("load").is_some());
+        assert!(
+            store
+                .touch(&k, now - Duration::from_millis(1))
+                .await
+                .is_ok()
+        );
+        assert_eq!(store.gc().await.expect("gc"), 1, "the new entry is indexed");
+        assert!(store.is_empty());
     }
 
     #[tokio::test]
