@@ -55,6 +55,20 @@ fn summary(runs: &[&Run]) -> Option<Summary> {
     })
 }
 
+/// The median over rounds of `a`'s throughput over `b`'s in the same round: each round's
+/// runs were measured one after the other, under the same machine conditions.
+fn ratio_by_round(a: &[&Run], b: &[&Run]) -> Option<f64> {
+    let ratios: Vec<f64> = a
+        .iter()
+        .filter_map(|x| {
+            b.iter()
+                .find(|y| y.round == x.round)
+                .map(|y| x.result.rps() / y.result.rps())
+        })
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
 struct Row {
     store: String,
     mode: &'static str,
@@ -72,32 +86,23 @@ fn rows(runs: &[Run]) -> Vec<Row> {
     }
     keys.into_iter()
         .filter_map(|(store, mode)| {
-            let pick = |side| {
-                runs.iter()
-                    .filter(|r| r.side == side && r.store == store && r.mode == mode)
-                    .collect::<Vec<_>>()
-            };
-            let ours_runs = pick(Side::Ours);
-            let peer_runs = pick(Side::Peer);
-            // The ratio is the median of per-round ratios: each round's two runs were
-            // measured back to back, under the same machine conditions.
-            let ratios: Vec<f64> = ours_runs
-                .iter()
-                .filter_map(|o| {
-                    peer_runs
-                        .iter()
-                        .find(|p| p.round == o.round)
-                        .map(|p| o.result.rps() / p.result.rps())
-                })
-                .collect();
+            let ours_runs = side_runs(runs, Side::Ours, &store, mode);
+            let peer_runs = side_runs(runs, Side::Peer, &store, mode);
             Some(Row {
                 ours: summary(&ours_runs)?,
                 peer: summary(&peer_runs),
-                ratio: (!ratios.is_empty()).then(|| median(ratios)),
+                ratio: ratio_by_round(&ours_runs, &peer_runs),
                 store,
                 mode,
             })
         })
+        .collect()
+}
+
+/// The runs of one application on one store and mode, over the rounds.
+fn side_runs<'a>(runs: &'a [Run], side: Side, store: &str, mode: &str) -> Vec<&'a Run> {
+    runs.iter()
+        .filter(|r| r.side == side && r.store == store && r.mode == mode)
         .collect()
 }
 
@@ -139,10 +144,17 @@ pub(crate) fn write(
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let rows = rows(runs);
-    let baseline_runs: Vec<&Run> = runs.iter().filter(|r| r.side == Side::Baseline).collect();
-    let baseline = median(baseline_runs.iter().map(|r| r.result.rps()).collect());
-    let baseline_app_us = median_of(&baseline_runs, |r| r.cpu.app_us);
+    // The no-session app serves both workloads (with and without a cookie in the request),
+    // and each row is compared with the baseline of its own workload.
+    let baseline_runs = |mode: &str| -> Vec<&Run> {
+        runs.iter()
+            .filter(|r| r.side == Side::Baseline && r.mode == mode)
+            .collect()
+    };
+    let baseline_summary = |mode: &str| summary(&baseline_runs(mode));
+    let baseline_app_us = |mode: &str| baseline_summary(mode).and_then(|b| b.app_us);
 
+    let us = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
     let mut md = String::new();
     let _ = writeln!(md, "Machine: {}. {}.\n", machine(), settings.describe());
     let _ = writeln!(
@@ -170,33 +182,48 @@ pub(crate) fn write(
             }
         );
     }
-    let _ = writeln!(
-        md,
-        "\nNo-session baseline (same axum stack, `/incr` without a session): {baseline:.0} req/s, {} µs of application CPU per request.",
-        baseline_app_us.map_or("–".into(), |us| format!("{us:.1}"))
-    );
-    let generator_us = median_of(&baseline_runs, |r| r.cpu.generator_us);
-    if let Some(us) = generator_us {
+    for mode in ["existing", "new"] {
+        let Some(baseline) = baseline_summary(mode) else {
+            continue;
+        };
         let _ = writeln!(
             md,
-            "The load generator, on the same cores, spent {us:.1} µs of CPU per request of the baseline."
+            "\nNo-session baseline (same axum stack, `/incr` without a session), {}: {:.0} req/s, {} µs of application CPU per request.",
+            if mode == "existing" {
+                "requests with a cookie as in the existing-session runs"
+            } else {
+                "requests without a cookie as in the new-session runs"
+            },
+            baseline.rps,
+            us(baseline.app_us)
         );
-    }
-    for row in rows.iter().filter(|r| r.store == "memory") {
-        let _ = writeln!(
-            md,
-            "Memory store, {} sessions: {:.0}% of the baseline.",
-            row.mode,
-            100.0 * row.ours.rps / baseline
-        );
-        // No session library can be faster than no session: the baseline over the peer is
-        // the highest ratio this machine can show.
-        if let Some(peer) = &row.peer {
+        let generator_us = median_of(&baseline_runs(mode), |r| r.cpu.generator_us);
+        if let Some(us) = generator_us {
             let _ = writeln!(
                 md,
-                "The baseline is {:.2}× tower-sessions on memory, {} sessions: the ceiling of the ratio here.",
-                baseline / peer.rps,
-                row.mode
+                "The load generator, on the same cores, spent {us:.1} µs of CPU per request of it."
+            );
+        }
+        let Some(row) = rows.iter().find(|r| r.store == "memory" && r.mode == mode) else {
+            continue;
+        };
+        let ours_runs = side_runs(runs, Side::Ours, "memory", mode);
+        let peer_runs = side_runs(runs, Side::Peer, "memory", mode);
+        if let Some(share) = ratio_by_round(&ours_runs, &baseline_runs(mode)) {
+            let _ = writeln!(
+                md,
+                "Memory store, {mode} sessions: {:.0}% of the baseline.",
+                100.0 * share
+            );
+        }
+        // No session library can be faster than no session: the baseline over the peer is
+        // the highest ratio this machine can show.
+        if row.peer.is_some()
+            && let Some(ceiling) = ratio_by_round(&baseline_runs(mode), &peer_runs)
+        {
+            let _ = writeln!(
+                md,
+                "The baseline is {ceiling:.2}× tower-sessions on memory, {mode} sessions: the ceiling of the ratio here."
             );
         }
     }
@@ -204,10 +231,9 @@ pub(crate) fn write(
         md,
         "\n| CPU µs per request | sessions | ours: app | ours: store server | tower-sessions: app | tower-sessions: store server | session cost, ours / peer (app above the baseline) |\n|---|---|---:|---:|---:|---:|---:|"
     );
-    let us = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
     for row in &rows {
         let peer = row.peer.as_ref();
-        let cost = |s: Option<&Summary>| Some(s?.app_us? - baseline_app_us?);
+        let cost = |s: Option<&Summary>| Some(s?.app_us? - baseline_app_us(row.mode)?);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} / {} |",
@@ -265,11 +291,20 @@ pub(crate) fn write(
     }
     std::fs::write(dir.join("results.md"), &md).map_err(|e| e.to_string())?;
 
+    let baseline_json: Vec<_> = ["existing", "new"]
+        .into_iter()
+        .map(|mode| {
+            json!({
+                "mode": mode,
+                "rps": baseline_summary(mode).map(|b| b.rps),
+                "app_cpu_us": baseline_app_us(mode),
+            })
+        })
+        .collect();
     let json = json!({
         "machine": machine(),
         "settings": settings.describe(),
-        "baseline_rps": baseline,
-        "baseline_app_cpu_us": baseline_app_us,
+        "baseline": baseline_json,
         "rows": rows.iter().map(|r| json!({
             "store": r.store, "mode": r.mode,
             "ours": {"rps": r.ours.rps, "p50_ms": r.ours.p50, "p99_ms": r.ours.p99, "errors": r.ours.errors, "lost": r.ours.lost,
@@ -344,4 +379,51 @@ fn svg(rows: &[Row]) -> String {
         height - 2.0
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cpu::PerRequest;
+    use crate::loadgen::LoadResult;
+
+    fn run(side: Side, mode: &'static str, round: usize, ok: u64) -> Run {
+        Run {
+            store: "memory".into(),
+            side,
+            mode,
+            round,
+            result: LoadResult {
+                ok,
+                elapsed: Duration::from_secs(1),
+                ..LoadResult::default()
+            },
+            lost: None,
+            cpu: PerRequest::default(),
+        }
+    }
+
+    #[test]
+    fn ratios_pair_runs_of_the_same_round_and_take_the_median() {
+        let runs = [
+            run(Side::Ours, "new", 0, 300),
+            run(Side::Ours, "new", 1, 100),
+            run(Side::Ours, "new", 2, 200),
+            // Listed out of order: pairing goes by round, not by position.
+            run(Side::Baseline, "new", 2, 100),
+            run(Side::Baseline, "new", 0, 100),
+            run(Side::Baseline, "new", 1, 400),
+            run(Side::Baseline, "existing", 0, 1),
+        ];
+        let ours = side_runs(&runs, Side::Ours, "memory", "new");
+        let baseline: Vec<&Run> = runs
+            .iter()
+            .filter(|r| r.side == Side::Baseline && r.mode == "new")
+            .collect();
+        // Per round: 3.0, 0.25, 2.0.
+        assert_eq!(ratio_by_round(&ours, &baseline), Some(2.0));
+        assert_eq!(ratio_by_round(&ours, &[]), None);
+    }
 }
