@@ -199,13 +199,14 @@ impl ManagerInner {
     }
 
     fn cookie_value(&self, id: &SessionId) -> String {
-        let plain = match &self.signer {
-            Some(signer) => signer.sign(id.expose()),
-            None => id.expose().to_owned(),
+        // An id's alphabet (`A-Z a-z 0-9 - _`) is all left alone by `encodeURIComponent`:
+        // only a signature may need escaping.
+        let Some(signer) = &self.signer else {
+            return id.expose().to_owned();
         };
-        // Unsigned ids never need escaping, and signatures rarely: no second string then.
-        match Cow::from(utf8_percent_encode(&plain, URI_COMPONENT)) {
-            Cow::Borrowed(_) => plain,
+        let signed = signer.sign(id.expose());
+        match Cow::from(utf8_percent_encode(&signed, URI_COMPONENT)) {
+            Cow::Borrowed(_) => signed,
             Cow::Owned(encoded) => encoded,
         }
     }
@@ -276,8 +277,12 @@ impl ManagerInner {
         let expires = if max_age.is_zero() {
             OffsetDateTime::UNIX_EPOCH
         } else {
-            OffsetDateTime::now_utc()
-                .checked_add(max_age)
+            // The flush's `now` plus `Max-Age`, both in whole seconds as the header has them.
+            let seconds = now
+                .as_millis()
+                .div_euclid(1000)
+                .saturating_add(max_age.whole_seconds());
+            OffsetDateTime::from_unix_timestamp(seconds)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH + CookieDuration::days(365 * 400))
         };
         let mut builder = Cookie::build((self.config.name.clone(), value))

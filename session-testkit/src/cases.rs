@@ -1480,6 +1480,16 @@ pub async fn session_per_call_timeout_sets_expiry(ctx: &Ctx) -> CaseResult {
         (110..=120).contains(&max_age),
         "cookie Max-Age {max_age}, expected ~120"
     );
+    // `Expires` says the same as `Max-Age`, for clients that know only the former.
+    let expires = cookie
+        .expires_datetime()
+        .map(|at| at.unix_timestamp())
+        .unwrap_or_default();
+    let latest = Timestamp::now().as_millis() / 1000 + max_age;
+    ensure!(
+        (latest - 2..=latest).contains(&expires),
+        "cookie Expires {expires} (Unix seconds), expected now + Max-Age, {latest}"
+    );
     let key = key_of(&cookie_header(&cookie))?;
     let expires_at = ctx
         .store
