@@ -146,11 +146,7 @@ pub(crate) fn write(
     let rows = rows(runs);
     // The no-session app serves both workloads (with and without a cookie in the request),
     // and each row is compared with the baseline of its own workload.
-    let baseline_runs = |mode: &str| -> Vec<&Run> {
-        runs.iter()
-            .filter(|r| r.side == Side::Baseline && r.mode == mode)
-            .collect()
-    };
+    let baseline_runs = |mode: &str| side_runs(runs, Side::Baseline, "none", mode);
     let baseline_summary = |mode: &str| summary(&baseline_runs(mode));
     let baseline_app_us = |mode: &str| baseline_summary(mode).and_then(|b| b.app_us);
 
