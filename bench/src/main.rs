@@ -328,80 +328,86 @@ async fn measure(
     wipe(store)?;
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let server = start(side, store, scratch.path()).await?;
-    let addr = server.addr;
     let cookies = Arc::new(if side == Side::Baseline {
         baseline_cookies(settings.sessions)?
     } else {
-        loadgen::create_sessions(addr, settings.sessions).await?
+        loadgen::create_sessions(server.addr, settings.sessions).await?
     });
-    let before = cpu::Snapshot::take(server.pid(), store);
-    let result = loadgen::run(
-        addr,
-        "/incr",
-        Arc::clone(&cookies),
-        settings.connections,
-        settings.duration,
-    )
-    .await;
-    let cpu = before.per_request(&cpu::Snapshot::take(server.pid(), store), result.ok);
+    let (result, cpu) = timed_run(settings, &server, store, Arc::clone(&cookies)).await;
     let lost = if side == Side::Baseline {
         None
     } else {
-        let counters = loadgen::read_counters(addr, &cookies).await?;
+        let counters = loadgen::read_counters(server.addr, &cookies).await?;
         let increments: i64 = counters.iter().map(|&c| c as i64 - 1).sum();
         Some(result.ok as i64 - increments)
     };
-    println!(
-        "  {:<14} {:<8} existing  {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}  errors {}{}",
-        side.label(),
-        store,
-        result.rps(),
-        result.quantile_ms(0.5),
-        result.quantile_ms(0.99),
-        describe_cpu(cpu),
-        result.errors,
-        lost.map_or(String::new(), |lost| format!("  lost {lost}"))
+    print_run(
+        Run {
+            store: store.to_owned(),
+            side,
+            mode: "existing",
+            round,
+            result,
+            lost,
+            cpu,
+        },
+        runs,
     );
-    runs.push(Run {
-        store: store.to_owned(),
-        side,
-        mode: "existing",
-        round,
-        result,
-        lost,
-        cpu,
-    });
+    // The same server, now with a new session per request.
+    let (result, cpu) = timed_run(settings, &server, store, Arc::new(Vec::new())).await;
+    print_run(
+        Run {
+            store: store.to_owned(),
+            side,
+            mode: "new",
+            round,
+            result,
+            lost: None,
+            cpu,
+        },
+        runs,
+    );
+    drop(server);
+    wipe(store)
+}
+
+/// Drives `GET /incr` on `server` for the configured time, sending `cookies` in rotation
+/// (none: a new session per request), and reads the CPU the run cost.
+async fn timed_run(
+    settings: &Settings,
+    server: &Server,
+    store: &str,
+    cookies: Arc<Vec<String>>,
+) -> (LoadResult, cpu::PerRequest) {
     let before = cpu::Snapshot::take(server.pid(), store);
     let result = loadgen::run(
-        addr,
+        server.addr,
         "/incr",
-        Arc::new(Vec::new()),
+        cookies,
         settings.connections,
         settings.duration,
     )
     .await;
     let cpu = before.per_request(&cpu::Snapshot::take(server.pid(), store), result.ok);
+    (result, cpu)
+}
+
+/// Prints the progress line of `run` and adds it to `runs`.
+fn print_run(run: Run, runs: &mut Vec<Run>) {
     println!(
-        "  {:<14} {:<8} new       {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}  errors {}",
-        side.label(),
-        store,
-        result.rps(),
-        result.quantile_ms(0.5),
-        result.quantile_ms(0.99),
-        describe_cpu(cpu),
-        result.errors
+        "  {:<14} {:<8} {:<9} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}  errors {}{}",
+        run.side.label(),
+        run.store,
+        run.mode,
+        run.result.rps(),
+        run.result.quantile_ms(0.5),
+        run.result.quantile_ms(0.99),
+        describe_cpu(run.cpu),
+        run.result.errors,
+        run.lost
+            .map_or(String::new(), |lost| format!("  lost {lost}"))
     );
-    runs.push(Run {
-        store: store.to_owned(),
-        side,
-        mode: "new",
-        round,
-        result,
-        lost: None,
-        cpu,
-    });
-    drop(server);
-    wipe(store)
+    runs.push(run);
 }
 
 /// Store work per request, counted on the server around sequential requests of each kind:

@@ -340,15 +340,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn gc_keeps_the_expiry_index_consistent() {
+    /// A store holding one record, expired a second ago, under the returned key.
+    async fn store_with_an_expired_record(now: Timestamp) -> (MemoryStore, StoreKey) {
         let store = MemoryStore::new();
-        let now = Timestamp::now();
         let k = key();
         store
             .create(&k, &record(now - Duration::from_secs(1)))
             .await
             .expect("create");
+        (store, k)
+    }
+
+    #[tokio::test]
+    async fn gc_keeps_the_expiry_index_consistent() {
+        let now = Timestamp::now();
+        let (store, _) = store_with_an_expired_record(now).await;
         let live = key();
         store
             .create(&live, &record(now + Duration::from_secs(60)))
@@ -372,13 +378,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_create_over_an_expired_record_moves_its_index_entry() {
-        let store = MemoryStore::new();
         let now = Timestamp::now();
-        let k = key();
-        store
-            .create(&k, &record(now - Duration::from_secs(1)))
-            .await
-            .expect("create");
+        let (store, k) = store_with_an_expired_record(now).await;
         assert!(
             store
                 .create(&k, &record(now + Duration::from_secs(60)))
