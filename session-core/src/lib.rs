@@ -80,9 +80,14 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+// The unit tests share the doc example's store, which names this crate as its users do.
+#[cfg(test)]
+extern crate self as session_core;
+
 mod codec;
 mod config;
 mod error;
+mod expiry;
 mod gc;
 mod id;
 mod manager;
@@ -92,6 +97,8 @@ mod session;
 mod set_cookie;
 mod signing;
 mod store;
+#[cfg(test)]
+mod test_store;
 mod time;
 pub mod wire;
 

@@ -9,6 +9,7 @@ use cookie::time::{Duration as CookieDuration, OffsetDateTime};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
 
 use crate::config::SameSite;
+use crate::expiry::ExpiryPolicy;
 use crate::gc::GcHandle;
 use crate::session::CookieAction;
 use crate::{
@@ -72,6 +73,8 @@ pub struct SessionManager {
 pub(crate) struct ManagerInner {
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) config: SessionConfig,
+    /// The configuration's timeouts, applied by every load and flush.
+    pub(crate) expiry: ExpiryPolicy,
     signer: Option<Signer>,
 }
 
@@ -90,6 +93,7 @@ impl SessionManager {
         Ok(Self {
             inner: Arc::new(ManagerInner {
                 store,
+                expiry: ExpiryPolicy::new(&config),
                 config,
                 signer,
             }),
@@ -223,38 +227,9 @@ impl ManagerInner {
         };
         let now = Timestamp::now();
         Ok(record.filter(|record| {
-            let past_lifetime = self
-                .config
-                .absolute_timeout
-                .is_some_and(|lifetime| (record.created_at + lifetime).is_reached(now));
-            !record.is_expired(now) && !past_lifetime
+            self.expiry
+                .is_usable(record.expires_at, record.created_at, now)
         }))
-    }
-
-    /// The expiry a session should have after a request at `now`.
-    pub(crate) fn next_expiry(
-        &self,
-        now: Timestamp,
-        created_at: Timestamp,
-        current: Option<Timestamp>,
-        timeout_override: Option<std::time::Duration>,
-    ) -> Timestamp {
-        let config = &self.config;
-        let expiry = match (timeout_override, current) {
-            (Some(timeout), _) => now + timeout,
-            (None, None) => now + config.timeout,
-            (None, Some(current)) if config.rolling => current.max(now + config.timeout),
-            (None, Some(current)) => current,
-        };
-        match config.absolute_timeout {
-            Some(lifetime) => expiry.min(created_at + lifetime),
-            None => expiry,
-        }
-    }
-
-    /// Whether moving the expiry from `current` to `target` is worth a write and a cookie.
-    pub(crate) fn expiry_refresh_due(&self, current: Timestamp, target: Timestamp) -> bool {
-        target > current && target.saturating_duration_since(current) >= self.config.touch_after
     }
 
     pub(crate) fn cookie_for(
@@ -310,5 +285,159 @@ impl fmt::Debug for SessionManager {
             .field("config", &self.inner.config)
             .field("signer", &self.inner.signer)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! From `Cookie` headers to ids, and from sessions to `Set-Cookie`, with the doc store.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::test_store::manager;
+
+    const ID: &str = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+
+    /// A manager whose store holds a live session under [`ID`].
+    async fn with_stored_id(json: &str) -> SessionManager {
+        let (manager, store) = manager(json);
+        let key = SessionId::parse(ID).expect("id").store_key();
+        let record = Record::new(
+            crate::Data::from([("user".to_owned(), b"ada".to_vec())]),
+            Timestamp::now() + Duration::from_secs(600),
+            Timestamp::now(),
+        );
+        assert!(store.create(&key, &record).await.expect("create"));
+        manager
+    }
+
+    #[tokio::test]
+    async fn takes_the_named_cookie_among_others_and_across_headers() {
+        let manager = with_stored_id("{}").await;
+        for headers in [
+            vec![format!("thinkjs={ID}")],
+            vec![format!("a=1; thinkjs={ID}; b=2")],
+            vec!["a=1".to_owned(), format!("thinkjs=\"{ID}\"")],
+            vec![format!("thinkjsx=nope; thinkjs={ID}")],
+            vec![format!("thinkjs=bad; thinkjs={ID}")],
+        ] {
+            let session = manager.session(headers.iter().map(|h| h.as_bytes()));
+            assert!(session.exists().await.expect("load"), "{headers:?}");
+        }
+        for headers in [
+            vec![format!("thinkjsx={ID}")],
+            vec![format!("THINKJS={ID}")],
+            vec![],
+        ] {
+            let session = manager.session(headers.iter().map(|h| h.as_bytes()));
+            assert!(!session.exists().await.expect("load"), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn ignores_oversize_malformed_and_non_utf8_values() {
+        let (manager, _) = manager("{}");
+        let inner = &manager.inner;
+        let oversize = "A".repeat(MAX_COOKIE_VALUE_LEN + 1);
+        let values: [&[u8]; 5] = [
+            oversize.as_bytes(),
+            b"short",
+            b"has space in it aaaaaaaaaaaaaaaa",
+            b"%FF%FE",
+            &[0xff; 32],
+        ];
+        for value in values {
+            assert!(inner.id_from_cookie_value(value).is_none(), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn signed_cookies_verify_with_any_secret_and_sign_with_the_first() {
+        let (old, _) = manager(r#"{"secret": "old secret"}"#);
+        let (rotated, _) = manager(r#"{"secret": ["new secret", "old secret"]}"#);
+        let (new_only, _) = manager(r#"{"secret": "new secret"}"#);
+        let id = SessionId::parse(ID).expect("id");
+        let signed_by_old = old.cookie_value(&id);
+        assert!(
+            signed_by_old.starts_with(&format!("{ID}.")),
+            "{signed_by_old}"
+        );
+        assert_eq!(
+            rotated.inner.id_from_cookie_value(signed_by_old.as_bytes()),
+            Some(id.clone())
+        );
+        assert_eq!(
+            new_only
+                .inner
+                .id_from_cookie_value(signed_by_old.as_bytes()),
+            None
+        );
+        assert_eq!(rotated.cookie_value(&id), new_only.cookie_value(&id));
+        assert_eq!(
+            rotated.inner.id_from_cookie_value(ID.as_bytes()),
+            None,
+            "unsigned refused"
+        );
+    }
+
+    #[test]
+    fn set_cookie_carries_the_configured_attributes() {
+        let (manager, _) = manager(
+            r#"{"name": "sid", "cookie": {"path": "/app", "domain": "example.com",
+                "secure": true, "same_site": "strict", "http_only": true}}"#,
+        );
+        let id = SessionId::parse(ID).expect("id");
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let set = CookieAction::Set {
+            id,
+            expires_at: now + Duration::from_secs(3600),
+        };
+        let cookie = manager.inner.cookie_for(&set, now).expect("a cookie");
+        assert_eq!((cookie.name(), cookie.value()), ("sid", ID));
+        assert_eq!(cookie.path(), Some("/app"));
+        assert_eq!(cookie.domain(), Some("example.com"));
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(cookie::SameSite::Strict));
+        assert_eq!(cookie.max_age(), Some(CookieDuration::seconds(3600)));
+        let expires = cookie.expires_datetime().expect("Expires");
+        assert_eq!(expires.unix_timestamp(), 1_700_000_000 + 3600);
+
+        let removal = manager
+            .inner
+            .cookie_for(&CookieAction::Remove, now)
+            .expect("a removal");
+        assert_eq!(removal.value(), "");
+        assert_eq!(removal.max_age(), Some(CookieDuration::ZERO));
+        assert_eq!(removal.expires_datetime(), Some(OffsetDateTime::UNIX_EPOCH));
+        assert!(manager.inner.cookie_for(&CookieAction::None, now).is_none());
+    }
+
+    #[test]
+    fn a_fixed_max_age_overrides_the_session_lifetime() {
+        let (manager, _) = manager(r#"{"cookie": {"max_age": 600}}"#);
+        let now = Timestamp::from_millis(0);
+        let set = CookieAction::Set {
+            id: SessionId::parse(ID).expect("id"),
+            expires_at: now + Duration::from_secs(86_400),
+        };
+        let cookie = manager.inner.cookie_for(&set, now).expect("a cookie");
+        assert_eq!(cookie.max_age(), Some(CookieDuration::seconds(600)));
+    }
+
+    #[tokio::test]
+    async fn a_session_past_its_absolute_lifetime_is_not_loaded() {
+        let (manager, store) = manager(r#"{"absolute_timeout": 3600}"#);
+        let key = SessionId::parse(ID).expect("id").store_key();
+        let old = Record::new(
+            crate::Data::new(),
+            Timestamp::now() + Duration::from_secs(600),
+            Timestamp::now() - Duration::from_secs(3601),
+        );
+        assert!(store.create(&key, &old).await.expect("create"));
+        assert!(manager.inner.load_live(&key).await.expect("load").is_none());
+        let session = manager.session_from_cookie_header(Some(&format!("thinkjs={ID}")));
+        assert!(!session.exists().await.expect("load"));
     }
 }

@@ -169,3 +169,102 @@ impl AdapterOptions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::test_store::Counted;
+
+    fn config(json: &str) -> SessionConfig {
+        SessionConfig::from_json_str(json).expect("configuration")
+    }
+
+    #[tokio::test]
+    async fn the_configured_type_opens_its_store_with_its_own_options() {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let mut registry = Registry::new();
+        let record = Arc::clone(&seen);
+        registry.register("foo", move |options: AdapterOptions| {
+            let record = Arc::clone(&record);
+            async move {
+                *record.lock().expect("lock") =
+                    Some((options.type_name().to_owned(), options.value().clone()));
+                Ok(Arc::new(Counted::default()) as Arc<dyn SessionStore>)
+            }
+        });
+        registry.register("bar", |_| async {
+            Err(Error::new(ErrorKind::Backend, "bar must not be opened"))
+        });
+        assert!(registry.contains("foo") && !registry.contains("baz"));
+        assert_eq!(registry.names().collect::<Vec<_>>(), ["bar", "foo"]);
+        let store = registry
+            .open(&config(
+                r#"{"type": "foo", "adapter": {"foo": {"depth": 2}, "bar": {"x": 1}}}"#,
+            ))
+            .await
+            .expect("foo opens");
+        assert_eq!(store.capabilities(), crate::Capabilities::new());
+        let (name, value) = seen
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("foo's opener ran");
+        assert_eq!(name, "foo");
+        assert_eq!(value, serde_json::json!({"depth": 2}));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_type_names_the_registered_ones() {
+        let mut registry = Registry::new();
+        let err = registry
+            .open(&config(r#"{"type": "foo"}"#))
+            .await
+            .expect_err("none registered");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("registered: none"), "{err}");
+        registry.register("memory", |_| async {
+            Ok(Arc::new(Counted::default()) as Arc<dyn SessionStore>)
+        });
+        let err = registry
+            .open(&config(r#"{"type": "foo"}"#))
+            .await
+            .expect_err("unknown");
+        assert!(
+            err.to_string().contains(r#""foo""#) && err.to_string().contains("registered: memory"),
+            "{err}"
+        );
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct FooOptions {
+        path: String,
+        depth: u8,
+    }
+
+    #[test]
+    fn options_parse_with_defaults_and_errors_name_the_key() {
+        let absent = AdapterOptions::new("foo", serde_json::Value::Null);
+        assert_eq!(
+            absent.parse::<FooOptions>().expect("defaults"),
+            FooOptions::default()
+        );
+        let given = AdapterOptions::new("foo", serde_json::json!({"path": "/tmp/s", "depth": 2}));
+        assert_eq!(
+            given.parse::<FooOptions>().expect("parse"),
+            FooOptions {
+                path: "/tmp/s".into(),
+                depth: 2
+            }
+        );
+        let wrong = AdapterOptions::new("foo", serde_json::json!({"depth": 300}));
+        let err = wrong.parse::<FooOptions>().expect_err("out of range");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("`adapter.foo.depth`"), "{err}");
+        let unknown = AdapterOptions::new("foo", serde_json::json!({"colour": "red"}));
+        let err = unknown.parse::<FooOptions>().expect_err("unknown key");
+        assert!(err.to_string().contains("adapter.foo"), "{err}");
+    }
+}

@@ -8,6 +8,7 @@ use futures_util::lock::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::expiry::NextExpiry;
 use crate::manager::ManagerInner;
 use crate::{
     ChangeSet, Data, Error, ErrorKind, Record, Result, Revision, SessionId, StoreKey, Timestamp,
@@ -350,7 +351,7 @@ impl Session {
             state.pending.clear();
             return Ok(());
         }
-        let expires_at = manager.next_expiry(now, now, None, state.timeout_override);
+        let expires_at = manager.expiry.for_new(now, state.timeout_override);
         let lent = Lent::new(&mut state.data, expires_at, now);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
@@ -386,12 +387,10 @@ impl Session {
             state.cookie = CookieAction::Remove;
             return Ok(());
         }
-        let expires_at = manager.next_expiry(
-            now,
-            old.created_at,
-            Some(old.expires_at),
-            state.timeout_override,
-        );
+        let expires_at =
+            manager
+                .expiry
+                .target(now, old.created_at, old.expires_at, state.timeout_override);
         let created_at = old.created_at;
         let lent = Lent::new(&mut state.data, expires_at, created_at);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
@@ -426,21 +425,17 @@ impl Session {
         else {
             return Ok(());
         };
-        let target = manager.next_expiry(
-            now,
-            persisted.created_at,
-            Some(persisted.expires_at),
-            *timeout_override,
-        );
         // The expiry moves in steps of at least `touch_after`, and every step sends a fresh
         // cookie, so the cookie and the server always agree on when the session ends.
-        let refresh =
-            timeout_override.is_some() || manager.expiry_refresh_due(persisted.expires_at, target);
-        let expires_at = if refresh {
-            target
-        } else {
-            persisted.expires_at
-        };
+        let NextExpiry {
+            expires_at,
+            moved: refresh,
+        } = manager.expiry.after_request(
+            now,
+            persisted.created_at,
+            persisted.expires_at,
+            *timeout_override,
+        );
         let changes_data = pending.changes_data();
         let mut revision = None;
         if changes_data && let Some(loaded) = persisted.revision {
@@ -607,5 +602,159 @@ impl State {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The session state machine against the doc store, counting what reaches the store.
+
+    use std::time::Duration;
+
+    use crate::SessionStore;
+    use crate::test_store::{header, manager};
+
+    #[tokio::test]
+    async fn nothing_reaches_the_store_before_the_first_use() {
+        let (manager, store) = manager("{}");
+        let session =
+            manager.session_from_cookie_header(Some("thinkjs=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(session.flush().await.expect("flush").is_none());
+        assert_eq!(store.calls(), 0, "an untouched session costs nothing");
+    }
+
+    #[tokio::test]
+    async fn a_new_empty_session_is_neither_stored_nor_given_a_cookie() {
+        let (manager, store) = manager("{}");
+        let session = manager.session_from_cookie_header(None);
+        assert_eq!(session.get::<String>("user").await.expect("get"), None);
+        session.set("user", "ada").await.expect("set");
+        assert!(session.remove("user").await.expect("remove"));
+        assert!(session.flush().await.expect("flush").is_none());
+        assert_eq!(store.calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn one_load_per_request_and_one_write_per_change() {
+        let (manager, store) = manager("{}");
+        let first = manager.session_from_cookie_header(None);
+        first.set("visits", &1u32).await.expect("set");
+        let cookie = first.flush().await.expect("flush").expect("a cookie");
+        assert_eq!(store.calls(), 1, "a new session: one create");
+        // A second flush without changes writes nothing and repeats the cookie.
+        let again = first
+            .flush()
+            .await
+            .expect("flush")
+            .expect("the same cookie");
+        assert_eq!(again.value(), cookie.value());
+        assert_eq!(store.calls(), 1);
+
+        let second = manager.session_from_cookie_header(Some(&header(&cookie)));
+        for _ in 0..3 {
+            assert_eq!(second.get::<u32>("visits").await.expect("get"), Some(1));
+        }
+        assert_eq!(store.calls(), 2, "three reads, one load");
+        second.set("visits", &2u32).await.expect("set");
+        assert!(
+            second.flush().await.expect("flush").is_none(),
+            "no cookie: expiry step not due"
+        );
+        assert_eq!(store.calls(), 3, "one update");
+        let third = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert_eq!(third.get::<u32>("visits").await.expect("get"), Some(2));
+    }
+
+    #[tokio::test]
+    async fn clear_deletes_without_loading_and_expires_the_cookie() {
+        let (manager, store) = manager("{}");
+        let login = manager.session_from_cookie_header(None);
+        login.set("user", "ada").await.expect("set");
+        let cookie = login.flush().await.expect("flush").expect("a cookie");
+        let calls = store.calls();
+
+        let logout = manager.session_from_cookie_header(Some(&header(&cookie)));
+        logout.clear().await;
+        let removal = logout
+            .flush()
+            .await
+            .expect("flush")
+            .expect("a removal cookie");
+        assert_eq!(removal.value(), "");
+        assert_eq!(removal.max_age(), Some(cookie::time::Duration::ZERO));
+        assert_eq!(store.calls(), calls + 1, "one delete, no load");
+        let replay = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(!replay.exists().await.expect("load"));
+    }
+
+    #[tokio::test]
+    async fn cycle_id_keeps_the_data_under_a_new_id_and_is_a_no_op_for_new_sessions() {
+        let (manager, store) = manager("{}");
+        let fresh = manager.session_from_cookie_header(None);
+        fresh.cycle_id().await.expect("cycle a new session");
+        fresh.set("user", "ada").await.expect("set");
+        let cookie = fresh.flush().await.expect("flush").expect("a cookie");
+        assert_eq!(
+            store.calls(),
+            1,
+            "a new session is created once, not cycled"
+        );
+
+        let login = manager.session_from_cookie_header(Some(&header(&cookie)));
+        login.cycle_id().await.expect("cycle");
+        let cycled = login.flush().await.expect("flush").expect("a new cookie");
+        assert_ne!(cycled.value(), cookie.value());
+        let old = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(
+            !old.exists().await.expect("load"),
+            "the old id opens nothing"
+        );
+        let new = manager.session_from_cookie_header(Some(&header(&cycled)));
+        assert_eq!(
+            new.get::<String>("user").await.expect("get").as_deref(),
+            Some("ada")
+        );
+    }
+
+    #[tokio::test]
+    async fn set_with_timeout_sets_the_expiry_and_the_cookie_lifetime() {
+        let (manager, _store) = manager("{}");
+        let session = manager.session_from_cookie_header(None);
+        session
+            .set_with_timeout("code", "1234", Duration::from_secs(90))
+            .await
+            .expect("set");
+        let cookie = session.flush().await.expect("flush").expect("a cookie");
+        assert_eq!(cookie.max_age(), Some(cookie::time::Duration::seconds(90)));
+        let expires_at = session.expires_at().await.expect("expiry").expect("stored");
+        let left = expires_at.saturating_duration_since(crate::Timestamp::now());
+        assert!(
+            left <= Duration::from_secs(90) && left > Duration::from_secs(85),
+            "{left:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_deleted_meanwhile_is_not_brought_back() {
+        let (manager, store) = manager("{}");
+        let login = manager.session_from_cookie_header(None);
+        login.set("user", "ada").await.expect("set");
+        let cookie = login.flush().await.expect("flush").expect("a cookie");
+
+        let slow = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(slow.exists().await.expect("load"));
+        let logout = manager.session_from_cookie_header(Some(&header(&cookie)));
+        logout.clear().await;
+        logout.flush().await.expect("logout");
+
+        slow.set("cart", "3 items").await.expect("set");
+        assert!(slow.flush().await.expect("flush").is_none());
+        assert!(
+            !slow.exists().await.expect("state"),
+            "the session forgets it"
+        );
+        assert!(store.gc().await.is_ok());
+        let replay = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(!replay.exists().await.expect("load"), "no resurrection");
     }
 }

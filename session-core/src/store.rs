@@ -10,83 +10,82 @@ use crate::{ChangeSet, Record, Result, Revision, StoreKey, Timestamp};
 ///
 /// The trait is object-safe: applications hold an `Arc<dyn SessionStore>`. Stores only
 /// see [`StoreKey`]s (hashes of ids) and encoded bytes. Every method is one logical
-/// operation that the store performs atomically; `session-testkit` checks each contract
-/// below against any implementation, and `cargo xtask conformance` runs it.
+/// operation that the store performs atomically.
 ///
-/// Contracts common to all methods:
+/// These docs are the store contract, the one place it is written. Each rule names the
+/// `session-testkit` case that checks it (`cargo xtask conformance` runs them all, and
+/// `cargo test <case>` one of them in a store crate).
+///
+/// # Contract
+///
+/// Common to all methods:
 /// - A record whose `expires_at` is reached is dead: it is never returned, updated or
-///   touched, whether gc has removed it yet or not.
-/// - Errors are returned, never panicked. Stored bytes that cannot be decoded are an
-///   [`ErrorKind::Decode`](crate::ErrorKind::Decode) error, which the session turns into
-///   "no session" plus a warning.
+///   touched, whether gc has removed it yet or not (`expired_record_is_not_returned_without_gc`,
+///   `record_created_already_expired_is_absent`, `update_after_expiry_does_not_resurrect`,
+///   `touch_does_not_revive_expired_record`).
+/// - Bytes and timestamps round-trip exactly: every byte value, empty values, 1 MiB values,
+///   any key text, `expires_at` and `created_at` to the millisecond
+///   (`create_then_load_round_trips_bytes`, `round_trips_special_keys`,
+///   `round_trips_empty_record`, `round_trips_one_mebibyte_value`).
+/// - Errors are returned, never panicked, and never hang: against a backend that is down
+///   every call is an error, not a pretend success (`unreachable_backend_returns_errors`).
+///   Stored bytes that cannot be decoded are an [`ErrorKind::Decode`](crate::ErrorKind::Decode)
+///   error, which the session turns into "no session" plus a warning.
+/// - Sessions never see each other's data, however many there are
+///   (`ten_thousand_sessions_without_cross_talk`); stores that declare
+///   [`Capabilities::shared`] show one handle's writes to another on the same backend
+///   (`shared_handles_see_each_other`).
+///
+/// Per method:
+/// - [`load`](Self::load): the live record or `None`, never an error for an unknown key
+///   (`load_unknown_key_is_none`).
+/// - [`create`](Self::create): writes only where no live record is; a live record is left
+///   exactly as it was, and of concurrent creates of one key exactly one wins; an expired
+///   record counts as absent (`create_does_not_overwrite_live_record`,
+///   `concurrent_creates_of_one_key_admit_one`, `create_replaces_expired_record`,
+///   `create_after_delete_starts_fresh`).
+/// - [`update`](Self::update): applies a change set atomically (set, remove, clear, new
+///   expiry), keeps the keys it does not name, so concurrent change sets to different keys
+///   all survive and to one key leave one written value; never creates a missing, deleted
+///   or expired record (`update_sets_and_removes_keys`, `update_clear_then_set`,
+///   `update_keeps_keys_it_does_not_name`, `update_sets_new_expiry`,
+///   `update_of_unknown_key_creates_nothing`, `update_after_delete_does_not_resurrect`,
+///   `concurrent_change_sets_to_distinct_keys_lose_nothing`,
+///   `concurrent_writes_to_one_key_leave_one_written_value`).
+/// - [`update_if_unchanged`](Self::update_if_unchanged): optional; writes the whole record
+///   only at the revision `load` reported, refuses after any other write, never resurrects
+///   (`update_if_unchanged_writes_the_loaded_record`,
+///   `update_if_unchanged_refuses_a_changed_record`, `update_if_unchanged_never_resurrects`;
+///   skipped for stores whose `load` reports no revision).
+/// - [`touch`](Self::touch): moves the expiry, keeps the data, never revives or creates
+///   (`touch_extends_expiry_without_changing_data`, `touch_of_unknown_key_is_false`).
+/// - [`delete`](Self::delete): removes and says whether a live record was there; an
+///   unknown key is not an error (`delete_removes_record`, `delete_of_unknown_key_is_false`).
+/// - [`gc`](Self::gc): removes expired records, keeps live ones, counts exactly, and does
+///   not fail while sessions are used (`gc_removes_expired_and_keeps_live`,
+///   `gc_reports_exact_count` unless [`Capabilities::native_ttl`],
+///   `torture_gc_while_touching_keeps_live_sessions`).
+///
+/// The session-level cases (`session_*`, `torture_*`) drive a [`SessionManager`](crate::SessionManager)
+/// over the store and check what these rules add up to: strict ids, no resurrection by a
+/// slow request racing a logout, one load and no write for a read-only request, and so on.
+///
+/// # Wrappers must implement every method
+///
+/// A store that wraps another (to count, log, time or retry its calls) must delegate every
+/// method, the optional ones included: a wrapper that forgets
+/// [`update_if_unchanged`](Self::update_if_unchanged) falls back on the default, which
+/// writes nothing, and silently loses the inner store's one-statement fast path (every
+/// write then becomes a read-merge-write). Put `#[deny(clippy::missing_trait_methods)]` on
+/// the `impl` block so the compiler holds the wrapper to it, as this workspace's own
+/// wrappers do.
 ///
 /// # Writing a store
 ///
 /// A complete (if simple) store, passing the whole conformance suite:
 ///
 /// ```
-/// use std::collections::HashMap;
-/// use std::sync::Mutex;
-///
-/// use async_trait::async_trait;
-/// use session_core::{Capabilities, ChangeSet, Error, Record, Result, SessionStore, StoreKey, Timestamp};
-///
-/// #[derive(Debug, Default)]
-/// struct MapStore(Mutex<HashMap<StoreKey, Record>>);
-///
-/// impl MapStore {
-///     fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<StoreKey, Record>>> {
-///         self.0.lock().map_err(|_| Error::new(session_core::ErrorKind::Backend, "poisoned"))
-///     }
-/// }
-///
-/// #[async_trait]
-/// impl SessionStore for MapStore {
-///     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
-///         let now = Timestamp::now();
-///         Ok(self.map()?.get(key).filter(|r| !r.is_expired(now)).cloned())
-///     }
-///     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-///         let mut map = self.map()?;
-///         if map.get(key).is_some_and(|r| !r.is_expired(Timestamp::now())) {
-///             return Ok(false);
-///         }
-///         map.insert(key.clone(), record.clone());
-///         Ok(true)
-///     }
-///     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-///         let now = Timestamp::now();
-///         match self.map()?.get_mut(key).filter(|r| !r.is_expired(now)) {
-///             Some(record) => {
-///                 changes.apply_to(&mut record.data);
-///                 record.expires_at = changes.expires_at;
-///                 Ok(true)
-///             }
-///             None => Ok(false),
-///         }
-///     }
-///     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
-///         let now = Timestamp::now();
-///         match self.map()?.get_mut(key).filter(|r| !r.is_expired(now)) {
-///             Some(record) => { record.expires_at = expires_at; Ok(true) }
-///             None => Ok(false),
-///         }
-///     }
-///     async fn delete(&self, key: &StoreKey) -> Result<bool> {
-///         let now = Timestamp::now();
-///         Ok(self.map()?.remove(key).is_some_and(|r| !r.is_expired(now)))
-///     }
-///     async fn gc(&self) -> Result<u64> {
-///         let now = Timestamp::now();
-///         let mut map = self.map()?;
-///         let before = map.len();
-///         map.retain(|_, r| !r.is_expired(now));
-///         Ok((before - map.len()) as u64)
-///     }
-///     fn capabilities(&self) -> Capabilities {
-///         Capabilities::new()
-///     }
-/// }
+#[doc = include_str!("store_example.rs")]
 /// ```
 #[async_trait]
 pub trait SessionStore: Debug + Send + Sync + 'static {
@@ -212,5 +211,49 @@ impl Capabilities {
     pub const fn with_persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::test_store::Counted;
+
+    #[test]
+    fn capabilities_start_empty_and_set_one_at_a_time() {
+        let none = Capabilities::new();
+        assert_eq!(none, Capabilities::default());
+        assert!(!none.native_ttl && !none.shared && !none.persistent);
+        let all = none
+            .with_native_ttl(true)
+            .with_shared(true)
+            .with_persistent(true);
+        assert!(all.native_ttl && all.shared && all.persistent);
+        assert!(!all.with_shared(false).shared);
+    }
+
+    /// A store without revisions keeps the default conditional write, which writes nothing
+    /// (so the session falls back on `update`, which merges or drops).
+    #[tokio::test]
+    async fn the_default_conditional_write_writes_nothing() {
+        let store: Arc<dyn SessionStore> = Arc::new(Counted::default());
+        let key = crate::SessionId::generate(32).expect("id").store_key();
+        let record = Record::new(
+            crate::Data::from([("a".to_owned(), b"1".to_vec())]),
+            Timestamp::now() + std::time::Duration::from_secs(60),
+            Timestamp::now(),
+        );
+        assert!(store.create(&key, &record).await.expect("create"));
+        let mut changed = record.clone();
+        changed.data.clear();
+        let written = store
+            .update_if_unchanged(&key, Revision::new(1), &changed)
+            .await
+            .expect("conditional write");
+        assert_eq!(written, None);
+        let loaded = store.load(&key).await.expect("load").expect("still there");
+        assert_eq!(loaded.data, record.data, "the record is untouched");
     }
 }

@@ -1,7 +1,8 @@
 //! The conformance suite for [`SessionStore`]s: every contract of the store trait and of
 //! the session handle, as named cases that run against any store.
 //!
-//! Each case is a documented async function in [`cases`]; [`CASES`] lists them. A store
+//! Each case is a documented async function (in `src/cases/`, one module per operation
+//! family); [`CASES`] lists them in the order they run. A store
 //! crate runs the whole suite from one test file with a custom harness, so every case is a
 //! test of its own (`cargo test <case>` filters) and the run ends with
 //! `N passed, N failed, N skipped`:
@@ -63,12 +64,27 @@
 //!   (`{"suite", "case", "outcome", "reason", "figures"}`) to FILE, for tools such as
 //!   `cargo xtask conformance`.
 //! - `SESSION_REQUIRE_SERVICES=1`: an unreachable server fails the run instead of skipping.
+//!
+//! # Stable API
+//!
+//! What a store crate uses is stable within a minor version: [`Suite`] (with
+//! [`Suite::main`], [`Suite::run`], [`Suite::run_case`]), [`Fixture`], [`Unavailable`],
+//! [`Report`], [`Outcome`], [`CASES`] and [`Case`] (its `name`), [`CountingStore`] and
+//! [`OperationCounts`], [`Load`] and [`LoadReport`], and [`services_required`].
+//!
+//! Not stable: the set and order of cases (a release adds cases, and may split or sharpen
+//! one, which can make a store that passed fail: that is the point), the text of failure
+//! and skip reasons, and the figures a case records. [`Ctx`], [`CaseError`] and
+//! [`CaseResult`] are public because [`Case::run`] names them; only the suite's own cases
+//! are expected to use them. The case functions themselves are private, so a case can be
+//! renamed or reorganised without breaking a build: select cases by name.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod cases;
+mod cases;
 mod counting;
 mod harness;
 mod load;
+mod yielding;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};

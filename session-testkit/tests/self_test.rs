@@ -1,5 +1,6 @@
-//! The suite checks itself: a correct reference store passes every case, and each of five
-//! deliberately broken stores is caught by at least one case.
+//! The suite checks itself: a correct reference store passes every case, and each
+//! deliberately broken store (a [`Flaw`] of the reference store, a down backend that
+//! pretends one call succeeded) is caught by the cases meant to catch it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,8 @@ enum Flaw {
     OverwritesOnCreate,
     /// `update_if_unchanged` writes over a live record whatever its revision.
     IgnoresRevisions,
+    /// `gc` always fails (and so never removes anything).
+    GcFails,
 }
 
 /// A deliberately plain store: one map behind one lock, with an optional flaw.
@@ -152,6 +155,12 @@ impl SessionStore for ReferenceStore {
     }
 
     async fn gc(&self) -> Result<u64> {
+        if self.flaw == Flaw::GcFails {
+            return Err(session_core::Error::new(
+                session_core::ErrorKind::Backend,
+                "gc is broken",
+            ));
+        }
         let now = Timestamp::now();
         let mut map = self.map();
         let before = map.len();
@@ -274,6 +283,137 @@ async fn catches_a_store_that_ignores_revisions() {
         &["update_if_unchanged_refuses_a_changed_record"],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_whose_gc_always_fails() {
+    assert_caught(
+        Flaw::GcFails,
+        &["torture_gc_while_touching_keeps_live_sessions"],
+    )
+    .await;
+}
+
+fn case(name: &str) -> &'static session_testkit::Case {
+    CASES
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no case {name}"))
+}
+
+/// On an in-process store too, the cancelled-flush case cancels both of its flushes in the
+/// middle of a store call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cancelled_flush_case_cancels_on_an_in_process_store() {
+    let (outcome, figures) = suite(Flaw::None)
+        .run_case_with_figures(case("session_cancelled_flush_keeps_its_data"))
+        .await;
+    assert_eq!(outcome, Outcome::Passed);
+    assert_eq!(figures, ["2 of 2 flushes cancelled mid-call"]);
+}
+
+/// A backend that is down: every call fails, except the one named, which pretends to
+/// succeed.
+#[derive(Debug)]
+struct Down {
+    pretends: Option<&'static str>,
+    native_ttl: bool,
+}
+
+impl Down {
+    fn answer<T>(&self, method: &str, pretended: T) -> Result<T> {
+        if self.pretends == Some(method) {
+            Ok(pretended)
+        } else {
+            Err(session_core::Error::new(
+                session_core::ErrorKind::Backend,
+                "connection refused",
+            ))
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Down {
+    async fn load(&self, _: &StoreKey) -> Result<Option<Record>> {
+        self.answer("load", None)
+    }
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<bool> {
+        self.answer("create", true)
+    }
+    async fn update(&self, _: &StoreKey, _: &ChangeSet) -> Result<bool> {
+        self.answer("update", false)
+    }
+    async fn update_if_unchanged(
+        &self,
+        _: &StoreKey,
+        revision: Revision,
+        _: &Record,
+    ) -> Result<Option<Revision>> {
+        self.answer("update_if_unchanged", Some(revision))
+    }
+    async fn touch(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
+        self.answer("touch", false)
+    }
+    async fn delete(&self, _: &StoreKey) -> Result<bool> {
+        self.answer("delete", false)
+    }
+    async fn gc(&self) -> Result<u64> {
+        self.answer("gc", 0)
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_native_ttl(self.native_ttl)
+    }
+}
+
+async fn unreachable_case(down: Down) -> Outcome {
+    let down = Arc::new(down);
+    let suite = Suite::new("down", move || {
+        let down = Arc::clone(&down);
+        async move { Ok(Fixture::new(Arc::new(ReferenceStore::new(Flaw::None))).with_unreachable(down)) }
+    });
+    suite
+        .run_case(case("unreachable_backend_returns_errors"))
+        .await
+}
+
+/// The down-backend case calls all seven methods: a store that pretends any one of them
+/// succeeded fails it, naming the method, and one that fails them all passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catches_a_down_backend_that_pretends_any_call_succeeded() {
+    let every = [
+        "load",
+        "create",
+        "update",
+        "update_if_unchanged",
+        "touch",
+        "delete",
+        "gc",
+    ];
+    for method in every {
+        let down = Down {
+            pretends: Some(method),
+            native_ttl: false,
+        };
+        match unreachable_case(down).await {
+            Outcome::Failed(reason) => assert!(
+                reason.contains(&format!("{method} (")),
+                "{method}: {reason}"
+            ),
+            other => panic!("a down store pretending {method} succeeded: {other:?}"),
+        }
+    }
+    let honest = Down {
+        pretends: None,
+        native_ttl: false,
+    };
+    assert_eq!(unreachable_case(honest).await, Outcome::Passed);
+    // A store with native TTL whose gc does nothing may say so without its backend.
+    let native = Down {
+        pretends: Some("gc"),
+        native_ttl: true,
+    };
+    assert_eq!(unreachable_case(native).await, Outcome::Passed);
 }
 
 /// A store that panics is reported as a failure of the case, not a crash of the run.

@@ -1,0 +1,81 @@
+//! For this crate's unit tests: the store of the `SessionStore` docs, behind a wrapper that
+//! counts the calls reaching it, and a manager over the two.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::{Revision, SessionConfig, SessionManager};
+
+include!("store_example.rs");
+
+/// The doc store, counting every call made to it.
+#[derive(Debug, Default)]
+pub(crate) struct Counted {
+    inner: MapStore,
+    calls: AtomicUsize,
+}
+
+impl Counted {
+    /// How many calls reached the store so far.
+    pub(crate) fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl SessionStore for Counted {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+        self.count();
+        self.inner.load(key).await
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+        self.count();
+        self.inner.create(key, record).await
+    }
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        self.count();
+        self.inner.update(key, changes).await
+    }
+    async fn update_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+    ) -> Result<Option<Revision>> {
+        self.count();
+        self.inner.update_if_unchanged(key, revision, record).await
+    }
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        self.count();
+        self.inner.touch(key, expires_at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> Result<bool> {
+        self.count();
+        self.inner.delete(key).await
+    }
+    async fn gc(&self) -> Result<u64> {
+        self.count();
+        self.inner.gc().await
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+}
+
+/// A manager with the configuration `json` over a fresh counted doc store.
+pub(crate) fn manager(json: &str) -> (SessionManager, std::sync::Arc<Counted>) {
+    let store = std::sync::Arc::new(Counted::default());
+    let config = SessionConfig::from_json_str(json).expect("test configuration");
+    let manager =
+        SessionManager::new(store.clone(), config).expect("a manager over the test store");
+    (manager, store)
+}
+
+/// The `Cookie` header that sends `cookie` back.
+pub(crate) fn header(cookie: &cookie::Cookie<'_>) -> String {
+    format!("{}={}", cookie.name(), cookie.value())
+}

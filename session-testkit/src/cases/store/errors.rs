@@ -1,0 +1,66 @@
+//! Store-level cases: a backend that is down.
+
+use crate::cases::helpers::*;
+
+/// Against a backend that is down, every method returns an error: no panic, no hang past
+/// 30 s, no pretend success. All seven async methods are called. Two answers without the
+/// backend are honest and accepted: `update_if_unchanged` may say it wrote nothing
+/// (`Ok(None)`, the default of a store that keeps no revisions), and a store with native TTL
+/// may answer `gc` with `Ok(0)`, since its gc does nothing. Needs the fixture's unreachable
+/// store.
+pub(crate) async fn unreachable_backend_returns_errors(ctx: &Ctx) -> CaseResult {
+    let Some(down) = ctx.unreachable.as_ref() else {
+        return Err(CaseError::Skip(
+            "the fixture offers no unreachable backend (an in-process store has none)".into(),
+        ));
+    };
+    let key = key()?;
+    let limit = Duration::from_secs(30);
+    // The answer of one call, or the reason it broke the contract.
+    async fn answer<T>(
+        name: &str,
+        limit: Duration,
+        call: impl Future<Output = session_core::Result<T>>,
+    ) -> Result<Option<T>, CaseError> {
+        match tokio::time::timeout(limit, call).await {
+            Err(_) => Err(CaseError::Fail(format!("{name} hung past {limit:?}"))),
+            Ok(Ok(value)) => Ok(Some(value)),
+            Ok(Err(_)) => Ok(None),
+        }
+    }
+    let mut succeeded = Vec::new();
+    if let Some(found) = answer("load", limit, down.load(&key)).await? {
+        succeeded.push(format!("load ({found:?})"));
+    }
+    let record = record(&[("a", b"1")], in_secs(60));
+    if let Some(created) = answer("create", limit, down.create(&key, &record)).await? {
+        succeeded.push(format!("create ({created})"));
+    }
+    let changes = changes(&[("a", b"1")], &[], in_secs(60));
+    if let Some(updated) = answer("update", limit, down.update(&key, &changes)).await? {
+        succeeded.push(format!("update ({updated})"));
+    }
+    let revision = Revision::new(1);
+    let conditional = down.update_if_unchanged(&key, revision, &record);
+    if let Some(Some(written)) = answer("update_if_unchanged", limit, conditional).await? {
+        succeeded.push(format!("update_if_unchanged (wrote revision {written:?})"));
+    }
+    if let Some(touched) = answer("touch", limit, down.touch(&key, in_secs(60))).await? {
+        succeeded.push(format!("touch ({touched})"));
+    }
+    if let Some(deleted) = answer("delete", limit, down.delete(&key)).await? {
+        succeeded.push(format!("delete ({deleted})"));
+    }
+    let native_ttl = down.capabilities().native_ttl;
+    match answer("gc", limit, down.gc()).await? {
+        Some(0) if native_ttl => {}
+        Some(removed) => succeeded.push(format!("gc ({removed} removed)")),
+        None => {}
+    }
+    ensure!(
+        succeeded.is_empty(),
+        "against a down backend these succeeded: {}",
+        succeeded.join(", ")
+    );
+    Ok(())
+}
