@@ -13,6 +13,10 @@ use session_core::{
 #[derive(Debug)]
 pub struct CountingStore {
     inner: Arc<dyn SessionStore>,
+    /// Whether each call first returns `Pending` once (and wakes itself), as a call over a
+    /// network does: an in-process store answers within one poll, so without this a case
+    /// that cancels a flush at its first wait would cancel nothing.
+    yield_first: bool,
     loads: AtomicU64,
     creates: AtomicU64,
     updates: AtomicU64,
@@ -55,12 +59,30 @@ impl CountingStore {
     pub fn new(inner: Arc<dyn SessionStore>) -> Self {
         Self {
             inner,
+            yield_first: false,
             loads: AtomicU64::new(0),
             creates: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             conditional_updates: AtomicU64::new(0),
             touches: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts the calls made to `inner`, each of which waits once before it reaches the
+    /// store, so that a future dropped after its first poll is dropped mid-call.
+    pub(crate) fn yielding(inner: Arc<dyn SessionStore>) -> Self {
+        Self {
+            yield_first: true,
+            ..Self::new(inner)
+        }
+    }
+
+    /// Counts one call on `counter`, and waits once first if the store yields.
+    async fn enter(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::SeqCst);
+        if self.yield_first {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -83,17 +105,17 @@ impl CountingStore {
 #[async_trait]
 impl SessionStore for CountingStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.enter(&self.loads).await;
         self.inner.load(key).await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        self.creates.fetch_add(1, Ordering::SeqCst);
+        self.enter(&self.creates).await;
         self.inner.create(key, record).await
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-        self.updates.fetch_add(1, Ordering::SeqCst);
+        self.enter(&self.updates).await;
         self.inner.update(key, changes).await
     }
 
@@ -103,22 +125,25 @@ impl SessionStore for CountingStore {
         revision: Revision,
         record: &Record,
     ) -> Result<Option<Revision>> {
-        self.conditional_updates.fetch_add(1, Ordering::SeqCst);
+        self.enter(&self.conditional_updates).await;
         self.inner.update_if_unchanged(key, revision, record).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
-        self.touches.fetch_add(1, Ordering::SeqCst);
+        self.enter(&self.touches).await;
         self.inner.touch(key, expires_at).await
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
+        self.enter(&self.deletes).await;
         self.inner.delete(key).await
     }
 
     async fn gc(&self) -> Result<u64> {
         // Not counted: gc is no request's work, and no case's claim is about it.
+        if self.yield_first {
+            tokio::task::yield_now().await;
+        }
         self.inner.gc().await
     }
 

@@ -84,7 +84,6 @@ mod cases;
 mod counting;
 mod harness;
 mod load;
-mod yielding;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};

@@ -68,6 +68,92 @@ pub(crate) async fn create_live(ctx: &Ctx, pairs: &[(&str, &[u8])]) -> Result<St
     Ok(key)
 }
 
+/// A fresh key holding a record of `pairs` that expires at `expires_at` (in the past, or
+/// soon, for the cases about expiry).
+pub(crate) async fn create_expiring(
+    ctx: &Ctx,
+    pairs: &[(&str, &[u8])],
+    expires_at: Timestamp,
+) -> Result<StoreKey, CaseError> {
+    let key = key()?;
+    ctx.store.create(&key, &record(pairs, expires_at)).await?;
+    Ok(key)
+}
+
+/// Whether `load` finds nothing at `key`.
+pub(crate) async fn absent(ctx: &Ctx, key: &StoreKey) -> Result<bool, CaseError> {
+    Ok(ctx.store.load(key).await?.is_none())
+}
+
+/// The expiry of the record at `key`, or the epoch if there is none.
+pub(crate) async fn stored_expiry(ctx: &Ctx, key: &StoreKey) -> Result<Timestamp, CaseError> {
+    Ok(ctx
+        .store
+        .load(key)
+        .await?
+        .map(|r| r.expires_at)
+        .unwrap_or_default())
+}
+
+/// Runs `requests` concurrent requests on the session of `header`, request `i` setting key
+/// `k{i}` to `i`, and waits for all of them.
+pub(crate) async fn set_distinct_keys_concurrently(
+    app: &Arc<App>,
+    header: &str,
+    requests: u32,
+) -> Result<(), CaseError> {
+    let mut set = JoinSet::new();
+    for i in 0..requests {
+        let (app, header) = (Arc::clone(app), header.to_owned());
+        set.spawn(async move {
+            let session = app.request(Some(&header));
+            session.set(&format!("k{i}"), &i).await?;
+            session.flush().await?;
+            Ok(())
+        });
+    }
+    join_all(set).await.map(drop)
+}
+
+/// Fails unless the record at `key` holds exactly `pairs`; `what` names the moment.
+pub(crate) async fn expect_data(
+    ctx: &Ctx,
+    key: &StoreKey,
+    pairs: &[(&str, &[u8])],
+    what: &str,
+) -> CaseResult {
+    let stored = load_data(ctx.store(), key).await?;
+    ensure_eq!(stored, Some(data(pairs)), "{what}");
+    Ok(())
+}
+
+/// Fails unless the record at `key` expires `seconds` from now, within 10 s.
+pub(crate) async fn expect_expiry_in(
+    ctx: &Ctx,
+    key: &StoreKey,
+    seconds: u64,
+    what: &str,
+) -> CaseResult {
+    let expires_at = stored_expiry(ctx, key).await?;
+    ensure!(
+        within(expires_at, in_secs(seconds), Duration::from_secs(10)),
+        "{what}: store expiry {expires_at}, expected ~{seconds} s ahead"
+    );
+    Ok(())
+}
+
+/// Fails unless a change set for `key`, which holds no live record, is refused and
+/// creates nothing; `what` names the situation.
+pub(crate) async fn expect_update_refused(ctx: &Ctx, key: &StoreKey, what: &str) -> CaseResult {
+    let applied = ctx
+        .store
+        .update(key, &changes(&[("cart", b"1")], &[], in_secs(3600)))
+        .await?;
+    ensure!(!applied, "update {what} returned true");
+    ensure!(absent(ctx, key).await?, "update {what} created a record");
+    Ok(())
+}
+
 pub(crate) async fn load_data(
     store: &dyn SessionStore,
     key: &StoreKey,
@@ -88,12 +174,17 @@ pub(crate) struct App {
 
 impl App {
     pub(crate) fn new(ctx: &Ctx, config: &str) -> Result<Self, CaseError> {
-        Self::over(Arc::clone(&ctx.store), config)
+        Self::over(CountingStore::new(Arc::clone(&ctx.store)), config)
     }
 
-    /// An application over `store` (the store under test, or a wrapper of it).
-    pub(crate) fn over(store: Arc<dyn SessionStore>, config: &str) -> Result<Self, CaseError> {
-        let counter = Arc::new(CountingStore::new(store));
+    /// An application whose every store call waits once before it reaches the store, so
+    /// that a request dropped at its first wait is dropped in the middle of a store call.
+    pub(crate) fn yielding(ctx: &Ctx, config: &str) -> Result<Self, CaseError> {
+        Self::over(CountingStore::yielding(Arc::clone(&ctx.store)), config)
+    }
+
+    fn over(counter: CountingStore, config: &str) -> Result<Self, CaseError> {
+        let counter = Arc::new(counter);
         let config = SessionConfig::from_json_str(config)?;
         let manager = SessionManager::new(Arc::clone(&counter) as Arc<dyn SessionStore>, config)?;
         Ok(Self { manager, counter })

@@ -168,17 +168,7 @@ pub(crate) async fn torture_concurrent_requests_lose_no_keys(ctx: &Ctx) -> CaseR
     let mut lost = 0usize;
     for _ in 0..rounds {
         let header = app.login(&[("user", "ada")]).await?;
-        let mut set = JoinSet::new();
-        for i in 0..50u32 {
-            let (app, header) = (Arc::clone(&app), header.clone());
-            set.spawn(async move {
-                let session = app.request(Some(&header));
-                session.set(&format!("k{i}"), &i).await?;
-                session.flush().await?;
-                Ok(())
-            });
-        }
-        join_all(set).await?;
+        set_distinct_keys_concurrently(&app, &header, 50).await?;
         let data = load_data(ctx.store(), &key_of(&header)?)
             .await?
             .unwrap_or_default();
@@ -276,10 +266,7 @@ pub(crate) async fn torture_gc_while_touching_keeps_live_sessions(ctx: &Ctx) -> 
     let margin = Duration::from_millis(800);
     let mut keys = Vec::new();
     for _ in 0..sessions {
-        let key = key()?;
-        ctx.store
-            .create(&key, &record(&[("a", b"1")], Timestamp::now() + margin))
-            .await?;
+        let key = create_expiring(ctx, &[("a", b"1")], Timestamp::now() + margin).await?;
         keys.push(key);
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

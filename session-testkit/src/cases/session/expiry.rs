@@ -79,17 +79,7 @@ pub(crate) async fn session_rolling_expiry_refreshes_after_threshold(ctx: &Ctx) 
         (3590..=3600).contains(&max_age),
         "refreshed cookie Max-Age {max_age}, expected ~3600"
     );
-    let expires_at = ctx
-        .store
-        .load(&key)
-        .await?
-        .map(|r| r.expires_at)
-        .unwrap_or_default();
-    ensure!(
-        within(expires_at, in_secs(3600), Duration::from_secs(10)),
-        "store expiry not refreshed"
-    );
-    Ok(())
+    expect_expiry_in(ctx, &key, 3600, "after the refresh").await
 }
 
 /// `set_with_timeout` (ThinkJS `session(name, value, timeout)`) sets the session's expiry
@@ -123,17 +113,7 @@ pub(crate) async fn session_per_call_timeout_sets_expiry(ctx: &Ctx) -> CaseResul
         "cookie Expires {expires} (Unix seconds), expected now + Max-Age, {latest}"
     );
     let key = key_of(&cookie_header(&cookie))?;
-    let expires_at = ctx
-        .store
-        .load(&key)
-        .await?
-        .map(|r| r.expires_at)
-        .unwrap_or_default();
-    ensure!(
-        within(expires_at, in_secs(120), Duration::from_secs(10)),
-        "store expiry {expires_at}, expected ~120 s ahead"
-    );
-    Ok(())
+    expect_expiry_in(ctx, &key, 120, "after set_with_timeout").await
 }
 
 /// A session older than `absolute_timeout` is gone, however active it has been.

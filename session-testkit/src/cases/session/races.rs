@@ -1,7 +1,6 @@
 //! Session-level cases: requests that race each other, a logout, or their own cancellation.
 
 use crate::cases::helpers::*;
-use crate::yielding::YieldingStore;
 
 /// Polls `future` once and drops it if it is still waiting, as a server drops a request
 /// whose client went away. Whether it had completed.
@@ -16,8 +15,7 @@ async fn poll_once<F: Future>(future: F) -> bool {
 /// both flushes are cancelled in the middle of a store call on every store, in-process ones
 /// included.
 pub(crate) async fn session_cancelled_flush_keeps_its_data(ctx: &Ctx) -> CaseResult {
-    let yielding = Arc::new(YieldingStore::new(Arc::clone(&ctx.store)));
-    let app = App::over(yielding, r#"{"type": "conformance"}"#)?;
+    let app = App::yielding(ctx, r#"{"type": "conformance"}"#)?;
     let fresh = app.request(None);
     fresh.set("user", "ada").await?;
     let mut cancelled = 0;
@@ -122,18 +120,7 @@ pub(crate) async fn session_cycle_id_racing_delete_does_not_resurrect(ctx: &Ctx)
 pub(crate) async fn session_concurrent_requests_merge_distinct_keys(ctx: &Ctx) -> CaseResult {
     let app = Arc::new(App::plain(ctx)?);
     let header = app.login(&[("user", "ada")]).await?;
-    let mut set = JoinSet::new();
-    for i in 0..50u32 {
-        let app = Arc::clone(&app);
-        let header = header.clone();
-        set.spawn(async move {
-            let session = app.request(Some(&header));
-            session.set(&format!("k{i}"), &i).await?;
-            session.flush().await?;
-            Ok(())
-        });
-    }
-    join_all(set).await?;
+    set_distinct_keys_concurrently(&app, &header, 50).await?;
     let session = app.request(Some(&header));
     let mut missing = Vec::new();
     for i in 0..50u32 {

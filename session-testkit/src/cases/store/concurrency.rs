@@ -136,11 +136,13 @@ pub(crate) async fn shared_handles_see_each_other(ctx: &Ctx) -> CaseResult {
             .await?,
         "update through the second handle"
     );
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("a", b"1"), ("b", b"2")])),
-        "the second handle's update seen by the first"
-    );
+    expect_data(
+        ctx,
+        &key,
+        &[("a", b"1"), ("b", b"2")],
+        "the second handle's update seen by the first",
+    )
+    .await?;
     ensure!(
         ctx.store.delete(&key).await?,
         "delete through the first handle"

@@ -52,11 +52,7 @@ pub(crate) async fn update_if_unchanged_writes_the_loaded_record(ctx: &Ctx) -> C
         .update_if_unchanged(&key, written, &record(&[("a", b"10")], expires_at))
         .await?;
     ensure!(again.is_some(), "the returned revision was refused");
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("a", b"10")])),
-        "data after the second write"
-    );
+    expect_data(ctx, &key, &[("a", b"10")], "data after the second write").await?;
     Ok(())
 }
 
@@ -79,11 +75,13 @@ pub(crate) async fn update_if_unchanged_refuses_a_changed_record(ctx: &Ctx) -> C
         written.is_none(),
         "a revision from before an update was accepted"
     );
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("user", b"ada"), ("cart", b"1")])),
-        "data after a refused write"
-    );
+    expect_data(
+        ctx,
+        &key,
+        &[("user", b"ada"), ("cart", b"1")],
+        "data after a refused write",
+    )
+    .await?;
 
     let stale = loaded_revision(ctx, &key).await?;
     ensure!(
@@ -113,11 +111,13 @@ pub(crate) async fn update_if_unchanged_refuses_a_changed_record(ctx: &Ctx) -> C
         first.is_some() && second.is_none(),
         "two writes from one revision: first {first:?}, second {second:?}"
     );
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("n", b"1")])),
-        "data after two writes from one revision"
-    );
+    expect_data(
+        ctx,
+        &key,
+        &[("n", b"1")],
+        "data after two writes from one revision",
+    )
+    .await?;
     Ok(())
 }
 
@@ -136,7 +136,7 @@ pub(crate) async fn update_if_unchanged_never_resurrects(ctx: &Ctx) -> CaseResul
         .await?;
     ensure!(written.is_none(), "a deleted record was written");
     ensure!(
-        ctx.store.load(&key).await?.is_none(),
+        absent(ctx, &key).await?,
         "a conditional write resurrected a deleted session"
     );
 
@@ -152,7 +152,7 @@ pub(crate) async fn update_if_unchanged_never_resurrects(ctx: &Ctx) -> CaseResul
         .await?;
     ensure!(written.is_none(), "an expired record was written");
     ensure!(
-        ctx.store.load(&key).await?.is_none(),
+        absent(ctx, &key).await?,
         "a conditional write revived an expired session"
     );
     Ok(())

@@ -153,31 +153,20 @@ pub(crate) async fn create_does_not_overwrite_live_record(ctx: &Ctx) -> CaseResu
         .create(&key, &record(&[("owner", b"second")], in_secs(7200)))
         .await?;
     ensure!(!second, "create over a live record returned true");
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("owner", b"first")])),
-        "data"
-    );
+    expect_data(ctx, &key, &[("owner", b"first")], "data").await?;
     Ok(())
 }
 
 /// `create` on a key whose record has expired replaces it (an expired record is absent).
 pub(crate) async fn create_replaces_expired_record(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    ctx.store
-        .create(&key, &record(&[("old", b"1")], in_millis(200)))
-        .await?;
+    let key = create_expiring(ctx, &[("old", b"1")], in_millis(200)).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let created = ctx
         .store
         .create(&key, &record(&[("new", b"2")], in_secs(3600)))
         .await?;
     ensure!(created, "create over an expired record returned false");
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("new", b"2")])),
-        "data"
-    );
+    expect_data(ctx, &key, &[("new", b"2")], "data").await?;
     Ok(())
 }
 
@@ -213,30 +202,21 @@ pub(crate) async fn concurrent_creates_of_one_key_admit_one(ctx: &Ctx) -> CaseRe
 
 /// A record is not returned once its expiry has passed, although gc has not run.
 pub(crate) async fn expired_record_is_not_returned_without_gc(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    ctx.store
-        .create(&key, &record(&[("a", b"1")], in_millis(300)))
-        .await?;
+    let key = create_expiring(ctx, &[("a", b"1")], in_millis(300)).await?;
     ensure!(
         ctx.store.load(&key).await?.is_some(),
         "a record not yet expired was not returned"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure!(
-        ctx.store.load(&key).await?.is_none(),
-        "an expired record was returned"
-    );
+    ensure!(absent(ctx, &key).await?, "an expired record was returned");
     Ok(())
 }
 
 /// A record created with an expiry in the past is absent at once.
 pub(crate) async fn record_created_already_expired_is_absent(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    ctx.store
-        .create(&key, &record(&[("a", b"1")], ago_secs(10)))
-        .await?;
+    let key = create_expiring(ctx, &[("a", b"1")], ago_secs(10)).await?;
     ensure!(
-        ctx.store.load(&key).await?.is_none(),
+        absent(ctx, &key).await?,
         "a record created expired was returned"
     );
     Ok(())

@@ -31,28 +31,19 @@ pub(crate) async fn touch_of_unknown_key_is_false(ctx: &Ctx) -> CaseResult {
         !ctx.store.touch(&key, in_secs(3600)).await?,
         "touch of an unknown key returned true"
     );
-    ensure!(
-        ctx.store.load(&key).await?.is_none(),
-        "touch created a record"
-    );
+    ensure!(absent(ctx, &key).await?, "touch created a record");
     Ok(())
 }
 
 /// `touch` of an expired record does not revive it.
 pub(crate) async fn touch_does_not_revive_expired_record(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    ctx.store
-        .create(&key, &record(&[("a", b"1")], in_millis(200)))
-        .await?;
+    let key = create_expiring(ctx, &[("a", b"1")], in_millis(200)).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
     ensure!(
         !ctx.store.touch(&key, in_secs(3600)).await?,
         "touch of an expired record returned true"
     );
-    ensure!(
-        ctx.store.load(&key).await?.is_none(),
-        "touch revived an expired record"
-    );
+    ensure!(absent(ctx, &key).await?, "touch revived an expired record");
     Ok(())
 }
 
@@ -65,7 +56,7 @@ pub(crate) async fn delete_removes_record(ctx: &Ctx) -> CaseResult {
         "delete of a live record returned false"
     );
     ensure!(
-        ctx.store.load(&key).await?.is_none(),
+        absent(ctx, &key).await?,
         "the deleted record is still there"
     );
     ensure!(
@@ -94,10 +85,6 @@ pub(crate) async fn create_after_delete_starts_fresh(ctx: &Ctx) -> CaseResult {
             .await?,
         "create after delete returned false"
     );
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("b", b"2")])),
-        "data"
-    );
+    expect_data(ctx, &key, &[("b", b"2")], "data").await?;
     Ok(())
 }

@@ -13,11 +13,7 @@ pub(crate) async fn update_sets_and_removes_keys(ctx: &Ctx) -> CaseResult {
         )
         .await?;
     ensure!(applied, "update of a live record returned false");
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("a", b"10"), ("c", b"3")])),
-        "data after update"
-    );
+    expect_data(ctx, &key, &[("a", b"10"), ("c", b"3")], "data after update").await?;
     Ok(())
 }
 
@@ -30,11 +26,7 @@ pub(crate) async fn update_clear_then_set(ctx: &Ctx) -> CaseResult {
         ctx.store.update(&key, &clear).await?,
         "update returned false"
     );
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("c", b"3")])),
-        "data after clear"
-    );
+    expect_data(ctx, &key, &[("c", b"3")], "data after clear").await?;
     Ok(())
 }
 
@@ -48,11 +40,13 @@ pub(crate) async fn update_keeps_keys_it_does_not_name(ctx: &Ctx) -> CaseResult 
     ctx.store
         .update(&key, &changes(&[("c", b"3")], &[], in_secs(3600)))
         .await?;
-    ensure_eq!(
-        load_data(ctx.store(), &key).await?,
-        Some(data(&[("a", b"1"), ("b", b"2"), ("c", b"3")])),
-        "data after two partial updates"
-    );
+    expect_data(
+        ctx,
+        &key,
+        &[("a", b"1"), ("b", b"2"), ("c", b"3")],
+        "data after two partial updates",
+    )
+    .await?;
     Ok(())
 }
 
@@ -70,17 +64,7 @@ pub(crate) async fn update_sets_new_expiry(ctx: &Ctx) -> CaseResult {
 
 /// `update` of a key never created returns `false` and creates nothing.
 pub(crate) async fn update_of_unknown_key_creates_nothing(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    let applied = ctx
-        .store
-        .update(&key, &changes(&[("a", b"1")], &[], in_secs(3600)))
-        .await?;
-    ensure!(!applied, "update of an unknown key returned true");
-    ensure!(
-        ctx.store.load(&key).await?.is_none(),
-        "update of an unknown key created a record"
-    );
-    Ok(())
+    expect_update_refused(ctx, &key()?, "of an unknown key").await
 }
 
 /// A change set for a session deleted meanwhile (a logout racing a slow request) does not
@@ -91,33 +75,12 @@ pub(crate) async fn update_after_delete_does_not_resurrect(ctx: &Ctx) -> CaseRes
         ctx.store.delete(&key).await?,
         "delete of a live record returned false"
     );
-    let applied = ctx
-        .store
-        .update(&key, &changes(&[("cart", b"1")], &[], in_secs(3600)))
-        .await?;
-    ensure!(!applied, "update after delete returned true");
-    ensure!(
-        ctx.store.load(&key).await?.is_none(),
-        "update after delete resurrected the session"
-    );
-    Ok(())
+    expect_update_refused(ctx, &key, "after delete").await
 }
 
 /// A change set for an expired session does not revive it.
 pub(crate) async fn update_after_expiry_does_not_resurrect(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    ctx.store
-        .create(&key, &record(&[("user", b"ada")], in_millis(200)))
-        .await?;
+    let key = create_expiring(ctx, &[("user", b"ada")], in_millis(200)).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let applied = ctx
-        .store
-        .update(&key, &changes(&[("cart", b"1")], &[], in_secs(3600)))
-        .await?;
-    ensure!(!applied, "update of an expired record returned true");
-    ensure!(
-        ctx.store.load(&key).await?.is_none(),
-        "update revived an expired session"
-    );
-    Ok(())
+    expect_update_refused(ctx, &key, "of an expired record").await
 }
