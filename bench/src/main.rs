@@ -4,7 +4,8 @@
 //! ```text
 //! session-bench [--rounds 5] [--duration 10] [--connections 50] [--sessions 1000]
 //!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick]
-//!               [--scale | --scale-only]
+//!               [--scale | --scale-only] [--no-docs]
+//! session-bench --check | --update-readme
 //! ```
 //!
 //! For each store and round it starts ours, then the peer (alternating), each on a wiped
@@ -13,7 +14,12 @@
 //! successful requests; (b) a new session per request. A no-session app gives the ceiling,
 //! for both workloads: it gets requests with cookies of our shape, which it ignores, and
 //! requests without.
-//! Results go to `target/bench/` as Markdown, JSON and an SVG chart of the ratios.
+//! Results go to `target/bench/` as Markdown, JSON and an SVG chart of the ratios. A full
+//! run (no `--quick`, `--stores` or `--no-docs`) also replaces the generated sections of
+//! `docs/benchmarks.md`, the chart `docs/bench-ratios.svg` and the README's summary table;
+//! `--scale-only` replaces the scale section. `--check` tells whether the README's summary
+//! matches `docs/benchmarks.md`, and `--update-readme` rewrites it from there; neither
+//! measures anything.
 
 mod cpu;
 mod loadgen;
@@ -32,6 +38,23 @@ pub(crate) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub(crate) const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 pub(crate) const REDIS_URL: &str = "redis://127.0.0.1:6379/9";
 
+/// The stores a full run measures.
+const ALL_STORES: [&str; 6] = ["memory", "file", "sqlite", "postgres", "mysql", "redis"];
+
+/// Sequential requests of each kind over which the store work per request is counted.
+pub(crate) const SEQUENTIAL_REQUESTS: usize = 200;
+
+/// What the program is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Task {
+    /// Measure, then write the report.
+    Measure,
+    /// Only check that the README's summary matches the full report.
+    Check,
+    /// Only rewrite the README's summary from the full report.
+    UpdateReadme,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     rounds: usize,
@@ -42,21 +65,27 @@ pub(crate) struct Settings {
     scale: bool,
     /// Only the scale measurements, no HTTP benchmark.
     scale_only: bool,
+    /// Whether the results replace the figures in `docs/` and the README: only a full run's
+    /// do, so a quick or partial run never leaves the published report incomplete.
+    writes_docs: bool,
+    task: Task,
 }
 
-fn parse_args() -> Result<Settings, String> {
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String> {
     let mut settings = Settings {
         rounds: 5,
         duration: Duration::from_secs(10),
         connections: 50,
         sessions: 1000,
-        stores: ["memory", "file", "sqlite", "postgres", "mysql", "redis"]
-            .map(String::from)
-            .to_vec(),
+        stores: ALL_STORES.map(String::from).to_vec(),
         scale: false,
         scale_only: false,
+        writes_docs: true,
+        task: Task::Measure,
     };
-    let mut args = std::env::args().skip(1);
+    let mut quick = false;
+    let mut no_docs = false;
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut number = |flag: &str| -> Result<u64, String> {
             let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -77,15 +106,22 @@ fn parse_args() -> Result<Settings, String> {
                 settings.rounds = 1;
                 settings.duration = Duration::from_secs(3);
                 settings.sessions = 200;
+                quick = true;
             }
             "--scale" => settings.scale = true,
             "--scale-only" => {
                 settings.scale = true;
                 settings.scale_only = true;
             }
+            "--no-docs" => no_docs = true,
+            "--check" => settings.task = Task::Check,
+            "--update-readme" => settings.task = Task::UpdateReadme,
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    let all_stores = settings.stores.iter().eq(ALL_STORES.iter());
+    // The scale figures do not depend on the HTTP settings: only `--no-docs` keeps them out.
+    settings.writes_docs = !no_docs && (settings.scale_only || (!quick && all_stores));
     Ok(settings)
 }
 
@@ -494,7 +530,7 @@ async fn round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
 }
 
 async fn redis_round_trips(side: Side) -> Result<RoundTrips, String> {
-    const N: usize = 200;
+    const N: usize = SEQUENTIAL_REQUESTS;
     let store = "redis";
     wipe(store)?;
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -538,7 +574,7 @@ const REQUEST_KINDS: [(&str, bool); 3] = [("/read", true), ("/incr", true), ("/i
 /// what a start costs (connecting, migrating), leaving the cost of one request.
 async fn postgres_round_trips(store: &str, side: Side) -> Result<RoundTrips, String> {
     const SHORT: usize = 50;
-    const LONG: usize = 250;
+    const LONG: usize = SHORT + SEQUENTIAL_REQUESTS;
     wipe(store)?;
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cookie = {
@@ -591,11 +627,40 @@ async fn settled_postgres_transactions() -> Result<u64, String> {
     Ok(last)
 }
 
+/// The versions of the store servers `stores` use, as far as they answer: they change
+/// the figures as much as the machine does.
+fn server_versions(stores: &[String]) -> Vec<String> {
+    let has = |store: &str| stores.iter().any(|s| s == store);
+    let mut versions = Vec::new();
+    if has("postgres")
+        && let Ok(out) = psql("SHOW server_version")
+    {
+        versions.push(format!("PostgreSQL {}", out.trim()));
+    }
+    if has("mysql")
+        && let Ok(out) = mariadb("SELECT VERSION()")
+    {
+        versions.push(format!("MariaDB {}", out.trim()));
+    }
+    if has("redis")
+        && let Ok(out) = redis_cli(&["INFO", "server"])
+        && let Some(version) = out.lines().find_map(|l| l.strip_prefix("redis_version:"))
+    {
+        versions.push(format!("Redis {}", version.trim()));
+    }
+    versions
+}
+
 async fn run(settings: Settings) -> Result<(), String> {
+    match settings.task {
+        Task::Check => return report::check(),
+        Task::UpdateReadme => return report::update_readme(),
+        Task::Measure => {}
+    }
     if settings.scale_only {
         println!("scale: memory, file and PostgreSQL stores");
         let lines = scale::run().await?;
-        return report::write_scale(&lines);
+        return report::write_scale(&settings, &lines);
     }
     let mut runs = Vec::new();
     println!(
@@ -644,11 +709,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     } else {
         None
     };
-    report::write(&settings, &runs, &trips, scale.as_deref())
+    let servers = server_versions(&settings.stores);
+    report::write(&settings, &servers, &runs, &trips, scale.as_deref())
 }
 
 fn main() -> ExitCode {
-    let settings = match parse_args() {
+    let settings = match parse_args(std::env::args().skip(1)) {
         Ok(settings) => settings,
         Err(message) => {
             eprintln!("session-bench: {message}");
@@ -691,6 +757,26 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(args: &[&str]) -> Settings {
+        parse_args(args.iter().map(|a| (*a).to_owned())).expect("valid arguments")
+    }
+
+    #[test]
+    fn only_a_full_run_replaces_the_published_figures() {
+        assert!(parse(&[]).writes_docs);
+        assert!(parse(&["--rounds", "3", "--scale"]).writes_docs);
+        assert!(!parse(&["--quick"]).writes_docs);
+        assert!(!parse(&["--stores", "memory,redis"]).writes_docs);
+        assert!(!parse(&["--no-docs"]).writes_docs);
+        // The scale figures do not depend on the HTTP settings.
+        assert!(parse(&["--quick", "--scale-only"]).writes_docs);
+        assert!(!parse(&["--scale-only", "--no-docs"]).writes_docs);
+        assert_eq!(parse(&[]).task, Task::Measure);
+        assert_eq!(parse(&["--check"]).task, Task::Check);
+        assert_eq!(parse(&["--update-readme"]).task, Task::UpdateReadme);
+        assert!(parse_args(["--bogus".to_owned()]).is_err());
+    }
 
     #[test]
     fn baseline_cookies_have_the_shape_of_ours() {

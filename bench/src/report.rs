@@ -1,12 +1,133 @@
-//! Turns runs into the Markdown table, the JSON file and the SVG chart under
-//! `target/bench/`.
+//! The benchmark report. Every run writes Markdown, JSON and an SVG chart under
+//! `target/bench/`. A full run also rewrites the generated sections of the full report,
+//! `docs/benchmarks.md`, its chart `docs/bench-ratios.svg`, and the README's summary table,
+//! which is derived from the report's throughput table so that the two cannot disagree.
+//!
+//! The hand-written parts of those files (how the figures are measured, what they say) are
+//! left alone: a generated section is the text between two marker lines ([`Block`]).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
-use crate::{RoundTrips, Run, Settings, Side};
+use crate::{RoundTrips, Run, SEQUENTIAL_REQUESTS, Settings, Side};
+
+/// A generated section of a file that is otherwise written by hand: the text between two
+/// marker lines. Markers are HTML comments, so they do not show when the Markdown renders.
+pub(crate) struct Block {
+    /// The file, relative to the workspace root.
+    file: &'static str,
+    begin: &'static str,
+    end: &'static str,
+}
+
+/// The latest full run, in the full report.
+const RESULTS: Block = Block {
+    file: "docs/benchmarks.md",
+    begin: "<!-- results: written by `cargo xtask bench`, replaced by each full run -->",
+    end: "<!-- end of results -->",
+};
+
+/// The scale figures, in the full report; measured only on request, so kept apart.
+const SCALE: Block = Block {
+    file: "docs/benchmarks.md",
+    begin: "<!-- scale: written by `cargo xtask bench --scale` or `--scale-only` -->",
+    end: "<!-- end of scale -->",
+};
+
+/// The README's summary table, derived from [`RESULTS`].
+const SUMMARY: Block = Block {
+    file: "README.md",
+    begin: "<!-- benchmark summary: written by `cargo xtask bench` from docs/benchmarks.md -->",
+    end: "<!-- end of benchmark summary -->",
+};
+
+/// The chart of the latest full run, shown by the README and the full report.
+const CHART: &str = "docs/bench-ratios.svg";
+
+/// The header of the throughput column the README's summary is made of.
+const RATIO_HEADER: &str = "ours / peer";
+
+/// The command that brings the README's summary back in line with the full report.
+const FIX_SUMMARY: &str = "cargo xtask bench --update-readme";
+
+impl Block {
+    /// The positions of the end of the begin marker and of the start of the end marker.
+    fn bounds(&self, text: &str) -> Result<(usize, usize), String> {
+        let find = |marker: &str| match text
+            .match_indices(marker)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()[..]
+        {
+            [at] => Ok(at),
+            [] => Err(format!(
+                "{}: the marker line `{marker}` is missing; put it back around the generated section",
+                self.file
+            )),
+            _ => Err(format!(
+                "{}: the marker line `{marker}` appears more than once",
+                self.file
+            )),
+        };
+        let inner = find(self.begin)? + self.begin.len();
+        let end = find(self.end)?;
+        if end < inner {
+            return Err(format!(
+                "{}: `{}` comes before `{}`",
+                self.file, self.end, self.begin
+            ));
+        }
+        Ok((inner, end))
+    }
+
+    /// The generated text, without the blank lines around it.
+    fn content<'a>(&self, text: &'a str) -> Result<&'a str, String> {
+        let (inner, end) = self.bounds(text)?;
+        Ok(text[inner..end].trim())
+    }
+
+    /// `text` with the generated section replaced by `content`, set off by blank lines so
+    /// that Markdown starts a new block after the marker.
+    fn replace(&self, text: &str, content: &str) -> Result<String, String> {
+        let (inner, end) = self.bounds(text)?;
+        Ok(format!(
+            "{}\n\n{}\n\n{}",
+            &text[..inner],
+            content.trim(),
+            &text[end..]
+        ))
+    }
+
+    fn read(&self, root: &Path) -> Result<String, String> {
+        let path = root.join(self.file);
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Replaces the generated section in the file under `root`.
+    fn write(&self, root: &Path, content: &str) -> Result<(), String> {
+        let path = root.join(self.file);
+        let text = self.replace(&self.read(root)?, content)?;
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("written: {} (its generated section)", path.display());
+        Ok(())
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.join(".."), Path::to_path_buf)
+}
+
+/// `target/bench/`, where every run's own results go.
+fn results_dir() -> Result<PathBuf, String> {
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
 
 fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
@@ -55,18 +176,32 @@ fn summary(runs: &[&Run]) -> Option<Summary> {
     })
 }
 
-/// The median over rounds of `a`'s throughput over `b`'s in the same round: each round's
-/// runs were measured one after the other, under the same machine conditions.
-fn ratio_by_round(a: &[&Run], b: &[&Run]) -> Option<f64> {
-    let ratios: Vec<f64> = a
-        .iter()
+/// `a`'s throughput over `b`'s in each round both ran, in the order of `a`'s runs: each
+/// round's runs were measured one after the other, under the same machine conditions, so
+/// only a ratio within a round means anything.
+fn round_ratios(a: &[&Run], b: &[&Run]) -> Vec<f64> {
+    a.iter()
         .filter_map(|x| {
             b.iter()
                 .find(|y| y.round == x.round)
                 .map(|y| x.result.rps() / y.result.rps())
         })
-        .collect();
+        .collect()
+}
+
+/// The median of [`round_ratios`], if any round has both.
+fn ratio_by_round(a: &[&Run], b: &[&Run]) -> Option<f64> {
+    let ratios = round_ratios(a, b);
     (!ratios.is_empty()).then(|| median(ratios))
+}
+
+/// Per-round figures as a short list, `1.20, 1.09, 1.13`.
+fn list(values: &[f64], scale: f64, decimals: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{:.*}", decimals, v * scale))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Row {
@@ -75,6 +210,8 @@ struct Row {
     ours: Summary,
     peer: Option<Summary>,
     ratio: Option<f64>,
+    /// Ours over the peer in each round.
+    rounds: Vec<f64>,
 }
 
 fn rows(runs: &[Run]) -> Vec<Row> {
@@ -92,6 +229,7 @@ fn rows(runs: &[Run]) -> Vec<Row> {
                 ours: summary(&ours_runs)?,
                 peer: summary(&peer_runs),
                 ratio: ratio_by_round(&ours_runs, &peer_runs),
+                rounds: round_ratios(&ours_runs, &peer_runs),
                 store,
                 mode,
             })
@@ -106,6 +244,17 @@ fn side_runs<'a>(runs: &'a [Run], side: Side, store: &str, mode: &str) -> Vec<&'
         .collect()
 }
 
+/// The name readers know a store by, for the README and the store-work table.
+fn store_label(store: &str) -> &str {
+    match store {
+        "sqlite" => "SQLite",
+        "postgres" => "PostgreSQL",
+        "mysql" => "MariaDB",
+        "redis" => "Redis",
+        other => other,
+    }
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -118,56 +267,80 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    format!("{cores} cores, {cpu}")
+    format!("{cores} cores ({cpu})")
 }
 
-/// Writes the scale figures alone to `target/bench/scale.md` (`--scale-only`).
-pub(crate) fn write_scale(lines: &[String]) -> Result<(), String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut md = format!("Machine: {}.\n\n| scale | figure |\n|---|---|\n", machine());
-    for line in lines {
-        let _ = writeln!(md, "{line}");
-    }
-    let path = dir.join("scale.md");
-    std::fs::write(&path, md).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("written: {}", path.display());
-    Ok(())
+/// The civil date (UTC) of `days` since 1970-01-01, as `YYYY-MM-DD`: the proleptic
+/// Gregorian calendar, by Howard Hinnant's `civil_from_days`.
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
-pub(crate) fn write(
-    settings: &Settings,
-    runs: &[Run],
-    trips: &[RoundTrips],
-    scale: Option<&[String]>,
-) -> Result<(), String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil_date(i64::try_from(secs / 86_400).unwrap_or(0))
+}
+
+/// The first line of a report: when, where and how it was measured. [`summary_table`]
+/// reads the date back from it.
+fn intro(date: &str, machine: &str, servers: &[String], settings: &str) -> String {
+    let servers = if servers.is_empty() {
+        String::new()
+    } else {
+        format!("; {} on loopback", servers.join(", "))
+    };
+    format!("Run of {date} on {machine}{servers}: {settings}.")
+}
+
+/// The report of one run: throughput, the no-session baseline, CPU time and store work
+/// per request. Pure, so the tests can feed it a few made-up runs.
+fn markdown(intro: &str, runs: &[Run], trips: &[RoundTrips]) -> String {
     let rows = rows(runs);
     // The no-session app serves both workloads (with and without a cookie in the request),
     // and each row is compared with the baseline of its own workload.
     let baseline_runs = |mode: &str| side_runs(runs, Side::Baseline, "none", mode);
-    let baseline_summary = |mode: &str| summary(&baseline_runs(mode));
-    let baseline_app_us = |mode: &str| baseline_summary(mode).and_then(|b| b.app_us);
-
+    let baseline_app_us = |mode: &str| summary(&baseline_runs(mode)).and_then(|b| b.app_us);
     let us = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
+
     let mut md = String::new();
-    let _ = writeln!(md, "Machine: {}. {}.\n", machine(), settings.describe());
     let _ = writeln!(
         md,
-        "| store | sessions | ours req/s | tower-sessions req/s | ours / peer | ours p50 / p99 ms | peer p50 / p99 ms | lost increments (ours / peer) |"
+        "{intro} Ratios are medians of the per-round ratios; a round measures every app \
+         one after the other, on a wiped store.\n"
     );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "### Throughput\n");
+    let _ = writeln!(
+        md,
+        "| store | sessions | ours req/s | tower-sessions req/s | {RATIO_HEADER} | {RATIO_HEADER} by round | ours p50 / p99 ms | peer p50 / p99 ms | lost increments (ours / peer) |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let peer = row.peer.as_ref();
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {} | {} | {:.2} / {:.2} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {:.2} / {:.2} | {} | {} |",
             row.store,
             row.mode,
             row.ours.rps,
             peer.map_or("–".into(), |p| format!("{:.0}", p.rps)),
             row.ratio.map_or("–".into(), |r| format!("**{r:.2}×**")),
+            if row.rounds.is_empty() {
+                "–".into()
+            } else {
+                list(&row.rounds, 1.0, 2)
+            },
             row.ours.p50,
             row.ours.p99,
             peer.map_or("–".into(), |p| format!("{:.2} / {:.2}", p.p50, p.p99)),
@@ -178,54 +351,77 @@ pub(crate) fn write(
             }
         );
     }
-    for mode in ["existing", "new"] {
-        let Some(baseline) = baseline_summary(mode) else {
-            continue;
-        };
+    let errors: u64 = rows
+        .iter()
+        .map(|r| r.ours.errors + r.peer.as_ref().map_or(0, |p| p.errors))
+        .sum();
+    let _ = writeln!(
+        md,
+        "\nNon-200 responses or transport errors over all runs: {errors}."
+    );
+
+    if ["existing", "new"]
+        .iter()
+        .any(|mode| !baseline_runs(mode).is_empty())
+    {
         let _ = writeln!(
             md,
-            "\nNo-session baseline (same axum stack, `/incr` without a session), {}: {:.0} req/s, {} µs of application CPU per request.",
-            if mode == "existing" {
-                "requests with a cookie as in the existing-session runs"
-            } else {
-                "requests without a cookie as in the new-session runs"
-            },
-            baseline.rps,
-            us(baseline.app_us)
+            "\n### No-session baseline\n\n\
+             The same axum stack serving `/incr` without a session: the ceiling of the HTTP \
+             stack on this machine. No session library can show a higher ratio over \
+             tower-sessions than the baseline's.\n\n\
+             | workload | req/s | app CPU µs per request | load generator CPU µs per request | memory store, share of the baseline | baseline / tower-sessions on memory |\n\
+             |---|---:|---:|---:|---:|---:|"
         );
-        let generator_us = median_of(&baseline_runs(mode), |r| r.cpu.generator_us);
-        if let Some(us) = generator_us {
-            let _ = writeln!(
-                md,
-                "The load generator, on the same cores, spent {us:.1} µs of CPU per request of it."
-            );
-        }
-        let Some(row) = rows.iter().find(|r| r.store == "memory" && r.mode == mode) else {
+    }
+    for mode in ["existing", "new"] {
+        let base_runs = baseline_runs(mode);
+        let Some(baseline) = summary(&base_runs) else {
             continue;
         };
         let ours_runs = side_runs(runs, Side::Ours, "memory", mode);
         let peer_runs = side_runs(runs, Side::Peer, "memory", mode);
-        if let Some(share) = ratio_by_round(&ours_runs, &baseline_runs(mode)) {
-            let _ = writeln!(
-                md,
-                "Memory store, {mode} sessions: {:.0}% of the baseline.",
-                100.0 * share
-            );
-        }
-        // No session library can be faster than no session: the baseline over the peer is
-        // the highest ratio this machine can show.
-        if row.peer.is_some()
-            && let Some(ceiling) = ratio_by_round(&baseline_runs(mode), &peer_runs)
-        {
-            let _ = writeln!(
-                md,
-                "The baseline is {ceiling:.2}× tower-sessions on memory, {mode} sessions: the ceiling of the ratio here."
-            );
-        }
+        let share = round_ratios(&ours_runs, &base_runs);
+        let ceiling = round_ratios(&base_runs, &peer_runs);
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} | {} | {} | {} |",
+            if mode == "existing" {
+                "existing sessions (requests carry a cookie of our shape, which it ignores)"
+            } else {
+                "new sessions (requests carry no cookie)"
+            },
+            baseline.rps,
+            us(baseline.app_us),
+            us(median_of(&base_runs, |r| r.cpu.generator_us)),
+            if share.is_empty() {
+                "–".into()
+            } else {
+                format!(
+                    "{:.0}% ({})",
+                    100.0 * median(share.clone()),
+                    list(&share, 100.0, 0)
+                )
+            },
+            if ceiling.is_empty() {
+                "–".into()
+            } else {
+                format!(
+                    "{:.2}× ({})",
+                    median(ceiling.clone()),
+                    list(&ceiling, 1.0, 2)
+                )
+            },
+        );
     }
+
     let _ = writeln!(
         md,
-        "\n| CPU µs per request | sessions | ours: app | ours: store server | tower-sessions: app | tower-sessions: store server | session cost, ours / peer (app above the baseline) |\n|---|---|---:|---:|---:|---:|---:|"
+        "\n### CPU time per request\n\n\
+         Medians of the rounds, µs. Session cost is the application's CPU above the \
+         no-session app's on the same workload.\n\n\
+         | store | sessions | ours: app | ours: store server | tower-sessions: app | tower-sessions: store server | session cost, ours / peer |\n\
+         |---|---|---:|---:|---:|---:|---:|"
     );
     for row in &rows {
         let peer = row.peer.as_ref();
@@ -243,62 +439,196 @@ pub(crate) fn write(
             us(cost(peer)),
         );
     }
-    let errors: u64 = rows
-        .iter()
-        .map(|r| r.ours.errors + r.peer.as_ref().map_or(0, |p| p.errors))
-        .sum();
-    let _ = writeln!(
-        md,
-        "Non-200 responses or transport errors over all runs: {errors}."
-    );
+
     if !trips.is_empty() {
         let _ = writeln!(
             md,
-            "\n| store work per request | read-only | write | new session |\n|---|---:|---:|---:|"
+            "\n### Store work per request\n\n\
+             | counted on the server around {SEQUENTIAL_REQUESTS} sequential requests of each kind | read-only | write | new session |\n\
+             |---|---:|---:|---:|"
         );
         for t in trips {
             let [r, w, n] = t.per_request;
             let unit = if t.store == "redis" {
-                "round trips (MONITOR)"
+                "round trips (`MONITOR`)"
             } else {
-                "transactions (pg_stat_database)"
+                "transactions (`pg_stat_database`)"
             };
             let _ = writeln!(
                 md,
-                "| {} {} {unit} | {r:.2} | {w:.2} | {n:.2} |",
+                "| {}, {} {unit} | {r:.2} | {w:.2} | {n:.2} |",
                 t.side.label(),
-                t.store
+                store_label(&t.store)
             );
             if let Some([r, w, n]) = t.commands {
                 let _ = writeln!(
                     md,
-                    "| {} {} commands executed, inside scripts too (INFO commandstats) | {r:.2} | {w:.2} | {n:.2} |",
+                    "| {}, {} commands executed, scripts' inner commands too (`INFO commandstats`) | {r:.2} | {w:.2} | {n:.2} |",
                     t.side.label(),
-                    t.store
+                    store_label(&t.store)
                 );
             }
         }
     }
-    if let Some(scale) = scale {
-        let _ = writeln!(md, "\n| scale | figure |\n|---|---|");
-        for line in scale {
-            let _ = writeln!(md, "{line}");
+    md
+}
+
+/// The scale section: one line per figure, as `scale` measured them.
+fn scale_markdown(intro: &str, lines: &[String]) -> String {
+    let mut md = format!("{intro}\n\n| scale | figure |\n|---|---|\n");
+    for line in lines {
+        let _ = writeln!(md, "{line}");
+    }
+    md
+}
+
+/// The README's summary, from the full report's results section: one row per store, with
+/// its throughput over tower-sessions' on existing and on new sessions, and the date of
+/// the run.
+fn summary_table(results: &str) -> Result<String, String> {
+    fn cells(line: &str) -> Vec<&str> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect()
+    }
+    let mut lines = results.lines();
+    let header = lines
+        .by_ref()
+        .find(|l| l.starts_with("| store | sessions |"))
+        .ok_or("no throughput table (a line starting with `| store | sessions |`)")?;
+    let column = cells(header)
+        .iter()
+        .position(|c| *c == RATIO_HEADER)
+        .ok_or(format!(
+            "the throughput table has no `{RATIO_HEADER}` column"
+        ))?;
+    let mut stores: Vec<(&str, [&str; 2])> = Vec::new();
+    // The separator line, then the rows up to the end of the table.
+    for line in lines.skip(1).take_while(|l| l.starts_with('|')) {
+        let row = cells(line);
+        let (Some(store), Some(mode), Some(ratio)) = (row.first(), row.get(1), row.get(column))
+        else {
+            return Err(format!("a throughput row with too few cells: {line}"));
+        };
+        let slot = match *mode {
+            "existing" => 0,
+            "new" => 1,
+            other => return Err(format!("unknown sessions `{other}` in: {line}")),
+        };
+        let ratio = ratio.trim_matches('*');
+        match stores.iter_mut().find(|(s, _)| s == store) {
+            Some((_, ratios)) => ratios[slot] = ratio,
+            None => {
+                let mut ratios = ["–"; 2];
+                ratios[slot] = ratio;
+                stores.push((store, ratios));
+            }
         }
     }
-    std::fs::write(dir.join("results.md"), &md).map_err(|e| e.to_string())?;
+    if stores.is_empty() {
+        return Err("the throughput table has no rows".into());
+    }
+    let mut md = String::from("| store | existing sessions | new sessions |\n|---|---:|---:|\n");
+    for (store, [existing, new]) in &stores {
+        let _ = writeln!(md, "| {} | {existing} | {new} |", store_label(store));
+    }
+    let date = results
+        .lines()
+        .find_map(|l| l.strip_prefix("Run of "))
+        .and_then(|rest| rest.split_whitespace().next());
+    if let Some(date) = date {
+        let _ = writeln!(
+            md,
+            "\nFrom the run of {date} in [docs/benchmarks.md](docs/benchmarks.md)."
+        );
+    }
+    Ok(md)
+}
 
+/// The README's summary as the full report's results imply it, and as the README has it.
+fn summaries(root: &Path) -> Result<(String, String), String> {
+    let report = RESULTS.read(root)?;
+    let expected =
+        summary_table(RESULTS.content(&report)?).map_err(|e| format!("{}: {e}", RESULTS.file))?;
+    let readme = SUMMARY.read(root)?;
+    Ok((expected, SUMMARY.content(&readme)?.to_owned()))
+}
+
+/// `--check`: whether the README's summary matches the full report.
+pub(crate) fn check() -> Result<(), String> {
+    let (expected, actual) = summaries(&workspace_root())?;
+    if expected.trim() == actual {
+        println!("{} agrees with {}", SUMMARY.file, RESULTS.file);
+        Ok(())
+    } else {
+        Err(format!(
+            "the benchmark summary in {} does not match {}; run `{FIX_SUMMARY}`",
+            SUMMARY.file, RESULTS.file
+        ))
+    }
+}
+
+/// `--update-readme`: rewrites the README's summary from the full report.
+pub(crate) fn update_readme() -> Result<(), String> {
+    let root = workspace_root();
+    let (expected, _) = summaries(&root)?;
+    SUMMARY.write(&root, &expected)
+}
+
+/// Writes the scale figures alone (`--scale-only`) to `target/bench/scale.md`, and to the
+/// full report's scale section when `settings` allow it.
+pub(crate) fn write_scale(settings: &Settings, lines: &[String]) -> Result<(), String> {
+    let md = scale_markdown(
+        &intro(&today(), &machine(), &[], "the scale measurements alone"),
+        lines,
+    );
+    let path = results_dir()?.join("scale.md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("written: {}", path.display());
+    if settings.writes_docs {
+        SCALE.write(&workspace_root(), &md)?;
+    }
+    Ok(())
+}
+
+/// Writes the results of a run to `target/bench/`, and after a full run into the full
+/// report, its chart and the README's summary.
+pub(crate) fn write(
+    settings: &Settings,
+    servers: &[String],
+    runs: &[Run],
+    trips: &[RoundTrips],
+    scale: Option<&[String]>,
+) -> Result<(), String> {
+    let dir = results_dir()?;
+    let date = today();
+    let intro = intro(&date, &machine(), servers, &settings.describe());
+    let rows = rows(runs);
+    let md = markdown(&intro, runs, trips);
+    let scale_md = scale.map(|lines| scale_markdown(&intro, lines));
+    let mut all = md.clone();
+    if let Some(scale_md) = &scale_md {
+        let _ = write!(all, "\n### Scale\n\n{scale_md}");
+    }
+    std::fs::write(dir.join("results.md"), &all).map_err(|e| e.to_string())?;
+
+    let baseline = |mode: &str| summary(&side_runs(runs, Side::Baseline, "none", mode));
     let baseline_json: Vec<_> = ["existing", "new"]
         .into_iter()
         .map(|mode| {
             json!({
                 "mode": mode,
-                "rps": baseline_summary(mode).map(|b| b.rps),
-                "app_cpu_us": baseline_app_us(mode),
+                "rps": baseline(mode).map(|b| b.rps),
+                "app_cpu_us": baseline(mode).and_then(|b| b.app_us),
             })
         })
         .collect();
     let json = json!({
+        "date": date,
         "machine": machine(),
+        "servers": servers,
         "settings": settings.describe(),
         "baseline": baseline_json,
         "rows": rows.iter().map(|r| json!({
@@ -308,6 +638,7 @@ pub(crate) fn write(
             "peer": r.peer.as_ref().map(|p| json!({"rps": p.rps, "p50_ms": p.p50, "p99_ms": p.p99, "errors": p.errors, "lost": p.lost,
                      "app_cpu_us": p.app_us, "server_cpu_us": p.server_us})),
             "ratio": r.ratio,
+            "ratio_by_round": r.rounds,
         })).collect::<Vec<_>>(),
         "per_request": trips.iter().map(|t| json!({
             "store": t.store, "app": t.side.label(),
@@ -325,12 +656,29 @@ pub(crate) fn write(
     });
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), text).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("ratios.svg"), svg(&rows)).map_err(|e| e.to_string())?;
+    let chart = svg(&rows);
+    std::fs::write(dir.join("ratios.svg"), &chart).map_err(|e| e.to_string())?;
     println!(
-        "\n{md}\nwritten: {}/results.md, results.json, ratios.svg",
+        "\n{all}\nwritten: {}/results.md, results.json, ratios.svg",
         dir.display()
     );
-    Ok(())
+
+    if !settings.writes_docs {
+        println!(
+            "{} and {} left as they were: only a full run (no --quick, --stores or --no-docs) replaces their figures",
+            RESULTS.file, SUMMARY.file
+        );
+        return Ok(());
+    }
+    let root = workspace_root();
+    RESULTS.write(&root, &md)?;
+    if let Some(scale_md) = &scale_md {
+        SCALE.write(&root, scale_md)?;
+    }
+    let path = root.join(CHART);
+    std::fs::write(&path, &chart).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("written: {}", path.display());
+    update_readme()
 }
 
 /// A horizontal bar per store and mode: ours / tower-sessions, with the 1× line.
@@ -385,9 +733,9 @@ mod tests {
     use crate::cpu::PerRequest;
     use crate::loadgen::LoadResult;
 
-    fn run(side: Side, mode: &'static str, round: usize, ok: u64) -> Run {
+    fn run_on(store: &str, side: Side, mode: &'static str, round: usize, ok: u64) -> Run {
         Run {
-            store: "memory".into(),
+            store: store.into(),
             side,
             mode,
             round,
@@ -396,9 +744,13 @@ mod tests {
                 elapsed: Duration::from_secs(1),
                 ..LoadResult::default()
             },
-            lost: None,
+            lost: (side != Side::Baseline && mode == "existing").then_some(0),
             cpu: PerRequest::default(),
         }
+    }
+
+    fn run(side: Side, mode: &'static str, round: usize, ok: u64) -> Run {
+        run_on("memory", side, mode, round, ok)
     }
 
     #[test]
@@ -418,8 +770,139 @@ mod tests {
             .iter()
             .filter(|r| r.side == Side::Baseline && r.mode == "new")
             .collect();
-        // Per round: 3.0, 0.25, 2.0.
+        assert_eq!(round_ratios(&ours, &baseline), [3.0, 0.25, 2.0]);
         assert_eq!(ratio_by_round(&ours, &baseline), Some(2.0));
         assert_eq!(ratio_by_round(&ours, &[]), None);
+    }
+
+    /// Two rounds in the order a run measures them: the baseline, then memory (ours and
+    /// the peer), then file, which tower-sessions has no store for; both workloads each.
+    fn two_rounds() -> Vec<Run> {
+        let mut runs = Vec::new();
+        for (round, [ours, peer, base]) in [[1200, 1000, 1500], [1100, 1000, 1600]]
+            .into_iter()
+            .enumerate()
+        {
+            for (store, side, ok) in [
+                ("none", Side::Baseline, base),
+                ("memory", Side::Ours, ours),
+                ("memory", Side::Peer, peer),
+                ("file", Side::Ours, 100),
+            ] {
+                for mode in ["existing", "new"] {
+                    runs.push(run_on(store, side, mode, round, ok));
+                }
+            }
+        }
+        runs
+    }
+
+    #[test]
+    fn the_report_has_a_row_per_store_and_workload_with_each_round() {
+        let md = markdown("Run of 2026-12-01 on a test.", &two_rounds(), &[]);
+        assert!(
+            md.starts_with("Run of 2026-12-01 on a test. Ratios are medians"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| memory | existing | 1150 | 1000 | **1.15×** | 1.20, 1.10 | 0.00 / 0.00 | 0.00 / 0.00 | 0 / 0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| file | new | 100 | – | – | – | 0.00 / 0.00 | – | – |"),
+            "{md}"
+        );
+        // Ours over the baseline: 0.80, 0.69; the baseline over the peer: 1.50, 1.60.
+        assert!(md.contains("| 74% (80, 69) | 1.55× (1.50, 1.60) |"), "{md}");
+        assert!(md.contains("Non-200 responses or transport errors over all runs: 0."));
+        assert!(!md.contains("Store work per request"), "no trips, no table");
+    }
+
+    #[test]
+    fn the_summary_is_a_row_per_store_from_the_throughput_table() {
+        let md = markdown("Run of 2026-12-01 on a test: 2 rounds.", &two_rounds(), &[]);
+        assert_eq!(
+            summary_table(&md).expect("summary"),
+            "| store | existing sessions | new sessions |\n\
+             |---|---:|---:|\n\
+             | memory | 1.15× | 1.15× |\n\
+             | file | – | – |\n\
+             \nFrom the run of 2026-12-01 in [docs/benchmarks.md](docs/benchmarks.md).\n"
+        );
+        assert!(summary_table("no table here").is_err());
+        let unknown =
+            "| store | sessions | ours / peer |\n|---|---|---:|\n| memory | old | 1.0× |\n";
+        assert!(
+            summary_table(unknown)
+                .expect_err("unknown mode")
+                .contains("old")
+        );
+    }
+
+    const TEST_BLOCK: Block = Block {
+        file: "test.md",
+        begin: "<!-- begin -->",
+        end: "<!-- end -->",
+    };
+
+    #[test]
+    fn a_block_replaces_only_the_text_between_its_markers() {
+        let text = "# Title\n\nBy hand.\n<!-- begin -->\nold\nlines\n<!-- end -->\nAlso by hand.\n";
+        let replaced = TEST_BLOCK.replace(text, "new\n").expect("replace");
+        assert_eq!(
+            replaced,
+            "# Title\n\nBy hand.\n<!-- begin -->\n\nnew\n\n<!-- end -->\nAlso by hand.\n"
+        );
+        assert_eq!(TEST_BLOCK.content(&replaced).expect("content"), "new");
+        // Replacing again with the same text changes nothing.
+        assert_eq!(
+            TEST_BLOCK.replace(&replaced, "new").expect("again"),
+            replaced
+        );
+    }
+
+    #[test]
+    fn a_missing_repeated_or_misplaced_marker_is_an_error_naming_the_file() {
+        for text in [
+            "<!-- begin -->\nno end\n",
+            "no begin\n<!-- end -->\n",
+            "<!-- begin -->\n<!-- begin -->\n<!-- end -->\n",
+            "<!-- end -->\n<!-- begin -->\n",
+        ] {
+            let err = TEST_BLOCK.replace(text, "x").expect_err(text);
+            assert!(err.starts_with("test.md: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_readme_summary_matches_the_full_report() {
+        let (expected, actual) = summaries(&workspace_root()).expect("both files and markers");
+        assert_eq!(
+            actual,
+            expected.trim(),
+            "the benchmark summary in README.md does not match docs/benchmarks.md: run `{FIX_SUMMARY}`"
+        );
+    }
+
+    #[test]
+    fn the_full_report_has_its_scale_section() {
+        let report = SCALE.read(&workspace_root()).expect("docs/benchmarks.md");
+        assert!(
+            SCALE
+                .content(&report)
+                .expect("markers")
+                .contains("| scale | figure |")
+        );
+    }
+
+    #[test]
+    fn civil_dates_follow_the_gregorian_calendar() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(-1), "1969-12-31");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        assert_eq!(civil_date(11_017), "2000-03-01");
+        assert_eq!(civil_date(20_788), "2026-12-01");
     }
 }

@@ -104,7 +104,8 @@ impl Default for SessionConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CookieConfig {
-    /// Length of generated session ids, in characters (32 by default, at least 22).
+    /// Length of generated session ids, in characters of 6 random bits each: 32 by default,
+    /// at least 22 (132 bits, at least 128).
     pub length: usize,
     /// Cookie `Path` (`/` by default).
     pub path: String,
@@ -398,7 +399,7 @@ impl SessionConfig {
             return Err(Error::config(
                 "cookie.length",
                 format!(
-                    "must be between {MIN_ID_LENGTH} (128 bits) and {MAX_ID_LENGTH}, not {}",
+                    "must be between {MIN_ID_LENGTH} (132 bits, at least 128) and {MAX_ID_LENGTH}, not {}",
                     cookie.length
                 ),
             ));

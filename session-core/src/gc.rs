@@ -22,7 +22,9 @@ impl GcHandle {
     /// Starts running `store.gc()` every `interval` (jittered) on the current tokio runtime.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] when called outside a tokio runtime.
+    /// [`ErrorKind::Unsupported`] when called outside a Tokio runtime: not a configuration
+    /// mistake, but a caller that cannot run the schedule (every crate reports a missing
+    /// runtime with this kind).
     pub fn spawn(store: Arc<dyn SessionStore>, interval: Duration) -> Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|err| {
             Error::new(

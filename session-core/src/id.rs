@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, ErrorKind, Result};
 
-/// The shortest id accepted or generated: 22 characters of 6 bits each, i.e. 132 bits.
+/// The shortest id accepted or generated: 22 characters (132 bits, at least 128), each
+/// character carrying 6 random bits.
 pub const MIN_ID_LENGTH: usize = 22;
 /// The longest id accepted or generated.
 pub const MAX_ID_LENGTH: usize = 128;

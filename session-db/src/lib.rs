@@ -180,29 +180,13 @@
 //! `40P01`) is retried a few times with a short random backoff under either strategy; the
 //! database rolled the attempt back whole, so that is safe.
 //!
-//! Measured by the benchmarks' interleaved comparison (rounds alternate between the
-//! strategies on one table, so a busy machine's noise hits both alike): loopback servers,
-//! a shared 2-core machine, dev profile; medians of 400 single change sets and of 60
-//! rounds of 16 concurrent change sets to one session, ranges over three to five runs:
-//!
-//! | backend    | one change set: row lock | optimistic   | 16 concurrent: row lock | optimistic |
-//! |------------|--------------------------|--------------|-------------------------|------------|
-//! | PostgreSQL | 0.51–0.67 ms             | 0.55–0.64 ms | 8.5–10.2 ms             | 11.2–15.0 ms |
-//! | MariaDB    | 0.64–0.95 ms             | 0.64–0.83 ms | 8.7–9.8 ms              | 11.7–14.9 ms |
-//! | SQLite     | 0.19–0.28 ms             | 0.22–0.31 ms | 3.6–4.3 ms              | 5.3–5.8 ms |
-//!
-//! Alone, a change set costs the same either way (within the noise of the machine): the
-//! commit's flush to disk dominates, and a loopback round trip is a few tens of
-//! microseconds. Under contention the row lock is 25–35% faster, because the optimistic
-//! path spends a wasted attempt before it takes the lock anyway. Hence the default. The
-//! optimistic strategy pays off where round trips are expensive (a database across a
-//! network: it saves two per change set) and sessions are seldom written concurrently.
-//!
-//! Reproduce with
-//! `cargo bench -p session-db --features postgres --profile dev --bench postgres -- strategies`
-//! (or `mysql`, `sqlite`): the filter matches no criterion benchmark, so only the
-//! comparison runs; without it, the criterion benchmarks of load, save (per strategy,
-//! alone and 16 at once) and a whole request through `SessionManager` run first.
+//! Alone, a change set costs about the same either way: the commit's flush to disk
+//! dominates. Under contention the row lock is faster, because the optimistic path spends
+//! a wasted attempt before it takes the lock anyway; hence the default. The optimistic
+//! strategy pays off where round trips are expensive (a database across a network: it
+//! saves two per change set) and sessions are seldom written concurrently. The figures
+//! behind this, and the command that measures them again, are in the workspace's
+//! benchmark report, `docs/benchmarks.md` ("session-db: row lock or optimistic updates").
 //!
 //! # Connections
 //!

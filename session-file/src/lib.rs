@@ -48,10 +48,27 @@
 //! path_depth = 1             # sub-folder levels, one hex digit each (0 to 4)
 //! fsync = true               # fsync every write (and its folder) before acknowledging it
 //! ```
+//!
+//! # Platforms
+//!
+//! Unix only: elsewhere the crate fails to build, with a message saying so. Its
+//! guarantees rest on Unix file-system behaviour that Windows does not offer: folders and
+//! files are created with modes 0700 and 0600 (`std::os::unix`), a folder is opened and
+//! fsynced so that a rename in it survives a crash, and a session file is renamed over
+//! while readers in other processes hold it open. The tests run on Linux. On other
+//! platforms, use `session-memory`, `session-db` or `session-redis`.
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+// The first error a build elsewhere reports says why, before the missing `std::os::unix`
+// items do.
+#[cfg(not(unix))]
+compile_error!(
+    "session-file supports Unix only (it relies on Unix file modes, folder fsync and renames \
+     over open files); on this platform use session-memory, session-db or session-redis"
+);
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};

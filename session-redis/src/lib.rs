@@ -213,15 +213,17 @@ impl RedisStore {
     /// Call it from within a Tokio runtime: the connection's background work runs there.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for an invalid URL or timeout, or when called outside a Tokio
-    /// runtime.
+    /// [`ErrorKind::Config`] for an invalid URL or timeout; [`ErrorKind::Unsupported`] when
+    /// called outside a Tokio runtime, as the gc scheduler does: the configuration is fine,
+    /// the caller's context cannot run the store.
     pub fn connect_lazy(config: &RedisConfig) -> Result<Self> {
         validate(config)?;
-        if tokio::runtime::Handle::try_current().is_err() {
+        if let Err(err) = tokio::runtime::Handle::try_current() {
             return Err(Error::new(
-                ErrorKind::Config,
+                ErrorKind::Unsupported,
                 "RedisStore::connect_lazy must be called from within a Tokio runtime",
-            ));
+            )
+            .with_source(err));
         }
         #[cfg(feature = "cluster")]
         if !config.nodes.is_empty() {
@@ -735,6 +737,11 @@ mod tests {
     #[test]
     fn lazy_store_needs_a_runtime() {
         let err = RedisStore::connect_lazy(&RedisConfig::default()).expect_err("no runtime");
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
         assert!(err.to_string().contains("Tokio runtime"), "{err}");
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the runtime error is kept"
+        );
     }
 }

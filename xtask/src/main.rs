@@ -4,7 +4,8 @@
 //! - `conformance`: the conformance suite against every store here, or a third-party
 //!   adapter crate, as one table.
 //! - `new-adapter NAME`: scaffolds a `session-NAME` store crate with its conformance test.
-//! - `bench`: the HTTP benchmark against tower-sessions (release build, on demand).
+//! - `bench`: the HTTP benchmark against tower-sessions (release build, on demand); it
+//!   writes the full report to `docs/benchmarks.md` and its summary into the README.
 //! - `torture`: hostile input, races and faults against every store, as one table.
 
 mod bench;
@@ -31,8 +32,11 @@ tasks:
                              hostile input, races and faults against every store: one table
                              of figures (quick by default; --long for the full counts)
   bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);
-                             --quick, --rounds N, --duration SECONDS, --stores a,b, --scale, --scale-only;
-                             writes target/bench/results.{md,json} and ratios.svg
+                             --quick, --rounds N, --duration SECONDS, --stores a,b, --scale, --scale-only,
+                             --no-docs; writes target/bench/results.{md,json} and ratios.svg, and after
+                             a full run docs/benchmarks.md, docs/bench-ratios.svg and the README's summary
+      --check                whether the README's summary matches docs/benchmarks.md (measures nothing)
+      --update-readme        rewrite the README's summary from docs/benchmarks.md (measures nothing)
 ";
 
 fn main() -> ExitCode {
