@@ -1,9 +1,9 @@
 //! `Set-Cookie` header values, written directly.
 //!
 //! The `cookie` crate's `Display` goes through the general formatter for every attribute and
-//! formats `Expires` with a `time` format description, which allocates: about 5,000
-//! instructions per cookie, the largest single cost of a new session after the store
-//! itself. [`set_cookie_header`] writes the same bytes from the same [`Cookie`], in one
+//! formats `Expires` with a `time` format description, which allocates: the largest
+//! single cost of a new session after the store itself (the figures are in
+//! `docs/benchmarks.md`). [`set_cookie_header`] writes the same bytes from the same [`Cookie`], in one
 //! buffer; the tests hold it to the `cookie` crate's output.
 
 use std::fmt::Write as _;
