@@ -29,6 +29,8 @@ enum Flaw {
     IgnoresRevisions,
     /// `gc` always fails (and so never removes anything).
     GcFails,
+    /// `create` over a live record returns `false` but still moves the record's expiry.
+    LoserMovesExpiry,
 }
 
 /// A deliberately plain store: one map behind one lock, with an optional flaw.
@@ -76,6 +78,11 @@ impl SessionStore for ReferenceStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
         let mut map = self.map();
         if self.flaw != Flaw::OverwritesOnCreate && map.get(key).is_some_and(|r| self.live(r)) {
+            if self.flaw == Flaw::LoserMovesExpiry
+                && let Some(live) = map.get_mut(key)
+            {
+                live.expires_at = record.expires_at;
+            }
             return Ok(false);
         }
         let mut record = record.clone();
@@ -281,6 +288,15 @@ async fn catches_a_store_that_ignores_revisions() {
     assert_caught(
         Flaw::IgnoresRevisions,
         &["update_if_unchanged_refuses_a_changed_record"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_losing_create_that_moves_the_expiry() {
+    assert_caught(
+        Flaw::LoserMovesExpiry,
+        &["create_does_not_overwrite_live_record"],
     )
     .await;
 }

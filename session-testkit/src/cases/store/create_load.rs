@@ -145,15 +145,40 @@ pub(crate) async fn round_trips_one_mebibyte_value(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
-/// `create` on a key holding a live record returns `false` and leaves the record alone.
+/// `create` on a key holding a live record returns `false` and leaves the record exactly as
+/// it was: data, expiry, creation time and revision.
 pub(crate) async fn create_does_not_overwrite_live_record(ctx: &Ctx) -> CaseResult {
     let key = create_live(ctx, &[("owner", b"first")]).await?;
-    let second = ctx
+    let before = ctx
         .store
-        .create(&key, &record(&[("owner", b"second")], in_secs(7200)))
-        .await?;
+        .load(&key)
+        .await?
+        .ok_or_else(|| CaseError::Fail("a record just created is missing".into()))?;
+    let mut loser = record(&[("owner", b"second")], in_secs(7200));
+    loser.created_at = Timestamp::now() - Duration::from_secs(60);
+    let second = ctx.store.create(&key, &loser).await?;
     ensure!(!second, "create over a live record returned true");
-    expect_data(ctx, &key, &[("owner", b"first")], "data").await?;
+    let after =
+        ctx.store.load(&key).await?.ok_or_else(|| {
+            CaseError::Fail("the live record is gone after a losing create".into())
+        })?;
+    // The loser must leave no trace at all: not its data, nor its expiry, nor a new revision.
+    ensure_eq!(after.data, before.data, "data after a losing create");
+    ensure_eq!(
+        after.expires_at,
+        before.expires_at,
+        "expiry after a losing create"
+    );
+    ensure_eq!(
+        after.created_at,
+        before.created_at,
+        "created_at after a losing create"
+    );
+    ensure_eq!(
+        after.revision,
+        before.revision,
+        "revision after a losing create"
+    );
     Ok(())
 }
 
