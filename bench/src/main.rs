@@ -94,6 +94,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
                 .map_err(|_| format!("{flag} {value}: not a number"))
         };
         match arg.as_str() {
+            // The usage ends the program here, before anything is started or measured, so
+            // the parser stays a function from arguments to settings or an error.
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
             "--rounds" => settings.rounds = number("--rounds")?.max(1) as usize,
             "--duration" => settings.duration = Duration::from_secs(number("--duration")?.max(1)),
             "--connections" => settings.connections = number("--connections")?.max(1) as usize,
@@ -717,8 +723,8 @@ fn main() -> ExitCode {
     let settings = match parse_args(std::env::args().skip(1)) {
         Ok(settings) => settings,
         Err(message) => {
-            eprintln!("session-bench: {message}");
-            return ExitCode::FAILURE;
+            eprint!("session-bench: {message}\n\n{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
         }
     };
     // One thread for the load generator: it cannot take more than one core from the
@@ -741,6 +747,28 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The usage, printed on standard output for `--help` and on standard error after a wrong
+/// argument.
+const USAGE: &str = "\
+usage: session-bench [options]
+
+Runs the example app and the tower-sessions peer from this binary's folder (`cargo xtask
+bench` builds all three in release mode) on each store; the results go to target/bench/.
+
+  --rounds N          rounds per store, sides alternating (default 5)
+  --duration SECONDS  length of each timed run (default 10)
+  --connections N     concurrent connections of the load generator (default 50)
+  --sessions N        existing sessions the requests rotate over (default 1000)
+  --stores a,b        the stores to measure (default memory,file,sqlite,postgres,mysql,redis)
+  --quick             one round of 3 seconds over 200 sessions
+  --scale             also the scale figures (memory, file and PostgreSQL at size)
+  --scale-only        only the scale figures, no HTTP benchmark
+  -h, --help          print this help
+";
+
+/// The status of a run whose arguments were wrong, apart from 1 (a benchmark that failed).
+const USAGE_ERROR: u8 = 2;
 
 impl Settings {
     pub(crate) fn describe(&self) -> String {

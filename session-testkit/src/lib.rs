@@ -1,5 +1,6 @@
-//! The conformance suite for [`SessionStore`]s: every contract of the store trait and of
-//! the session handle, as named cases that run against any store.
+//! The conformance suite for [`SessionStore`](session_core::SessionStore)s: every
+//! contract of the store trait and of the session handle, as named cases that run against
+//! any store.
 //!
 //! Each case is a documented async function (in `src/cases/`, one module per operation
 //! family); [`CASES`] lists them in the order they run. A store

@@ -29,14 +29,15 @@ pub(crate) struct Row {
     pub(crate) figures: Vec<String>,
 }
 
+/// What `cargo xtask conformance` was asked to run.
 #[derive(Default)]
-struct Options {
+pub(crate) struct Options {
     adapter: Option<PathBuf>,
     cases: Vec<String>,
     report: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<Options, String> {
+pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options::default();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -45,14 +46,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--adapter" => options.adapter = Some(PathBuf::from(value("--adapter")?)),
             "--case" => options.cases.push(value("--case")?),
             "--report" => options.report = Some(PathBuf::from(value("--report")?)),
-            other => return Err(format!("unknown argument {other} (see `cargo xtask help`)")),
+            other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(options)
 }
 
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let options = parse(args)?;
+pub(crate) fn run(options: Options) -> Result<(), String> {
     let root = workspace_root();
     let targets = match &options.adapter {
         Some(path) => vec![adapter_target(path)?],

@@ -39,27 +39,128 @@ tasks:
       --update-readme        rewrite the README's summary from docs/benchmarks.md (measures nothing)
 ";
 
+/// The tasks, as [`USAGE`] lists them; `main` dispatches on the same names.
+const TASKS: [&str; 5] = ["ci", "conformance", "new-adapter", "torture", "bench"];
+
+/// The status of a run whose arguments were wrong, apart from 1 (a task that ran and
+/// failed), as most command-line tools do.
+const USAGE_ERROR: u8 = 2;
+
+/// Why a task did not finish.
+enum Failure {
+    /// The arguments were wrong; the task's usage follows the message.
+    Usage(String),
+    /// The task ran and failed.
+    Failed(String),
+}
+
+/// Parses a task's arguments, then runs it, so that a wrong argument is told apart from a
+/// task that ran and failed.
+fn dispatch<O>(
+    args: &[String],
+    parse: fn(&[String]) -> Result<O, String>,
+    run: fn(O) -> Result<(), String>,
+) -> Result<(), Failure> {
+    let options = parse(args).map_err(Failure::Usage)?;
+    run(options).map_err(Failure::Failed)
+}
+
+/// Whether `line` is the first line of `task`'s entry in [`USAGE`]: indented by two spaces
+/// exactly (option lines are indented further), starting with the task's name.
+fn is_entry_of(line: &str, task: &str) -> bool {
+    line.strip_prefix("  ")
+        .is_some_and(|rest| !rest.starts_with(' ') && rest.split_whitespace().next() == Some(task))
+}
+
+/// A task's help: its synopsis, then its entry of [`USAGE`] (the task's line and the more
+/// deeply indented lines under it). Taking it from the overview keeps the two from
+/// disagreeing when an option is added.
+fn task_usage(task: &str) -> String {
+    let mut lines = USAGE.lines().skip_while(|line| !is_entry_of(line, task));
+    let Some(first) = lines.next() else {
+        return format!("usage: cargo xtask {task}\n");
+    };
+    // The synopsis ends at the gap of two or more spaces before the description.
+    let synopsis = first.trim_start().split("  ").next().unwrap_or(task);
+    let mut text = format!("usage: cargo xtask {synopsis}\n\n{first}\n");
+    for line in lines.take_while(|line| line.starts_with("    ")) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let task = args.next();
-    let rest: Vec<String> = args.collect();
-    let result = match task.as_deref() {
-        Some("ci") => ci::run(&rest),
-        Some("conformance") => conformance::run(&rest),
-        Some("new-adapter") => new_adapter::run(&rest),
-        Some("bench") => bench::run(&rest),
-        Some("torture") => torture::run(&rest),
-        Some("help" | "--help" | "-h") | None => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    };
+    let task = task.as_str();
+    if matches!(task, "help" | "--help" | "-h") {
+        match rest.first().map(String::as_str) {
+            None => print!("{USAGE}"),
+            Some(topic) if TASKS.contains(&topic) => print!("{}", task_usage(topic)),
+            Some(other) => {
+                eprint!("xtask: unknown task `{other}`\n\n{USAGE}");
+                return ExitCode::from(USAGE_ERROR);
+            }
         }
-        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+        return ExitCode::SUCCESS;
+    }
+    // A help flag anywhere after a task asks for that task's help, and nothing runs: not
+    // `.ci/run`, not a benchmark build.
+    if TASKS.contains(&task) && rest.iter().any(|arg| arg == "--help" || arg == "-h") {
+        print!("{}", task_usage(task));
+        return ExitCode::SUCCESS;
+    }
+    let result = match task {
+        "ci" => dispatch(rest, ci::parse, ci::run),
+        "conformance" => dispatch(rest, conformance::parse, conformance::run),
+        "new-adapter" => dispatch(rest, new_adapter::parse, new_adapter::run),
+        "torture" => dispatch(rest, torture::parse, torture::run),
+        // The benchmark binary checks its own options (and prints its own usage), so they
+        // pass through as they are.
+        "bench" => bench::run(rest).map_err(Failure::Failed),
+        other => {
+            eprint!("xtask: unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure::Usage(message)) => {
+            eprint!("xtask {task}: {message}\n\n{}", task_usage(task));
+            ExitCode::from(USAGE_ERROR)
+        }
+        Err(Failure::Failed(message)) => {
             eprintln!("xtask: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_has_an_entry_with_its_options() {
+        for task in TASKS {
+            let usage = task_usage(task);
+            assert!(
+                usage.starts_with(&format!("usage: cargo xtask {task}")),
+                "{usage}"
+            );
+            assert!(usage.lines().count() >= 3, "no entry for {task}:\n{usage}");
+        }
+        let conformance = task_usage("conformance");
+        assert!(conformance.contains("--adapter PATH"), "{conformance}");
+        assert!(!conformance.contains("new-adapter"), "{conformance}");
+        assert!(task_usage("ci").starts_with("usage: cargo xtask ci\n"));
+        assert!(
+            task_usage("new-adapter")
+                .starts_with("usage: cargo xtask new-adapter NAME [--path DIR]\n")
+        );
     }
 }

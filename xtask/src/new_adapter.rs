@@ -11,7 +11,15 @@ const LIB_RS: &str = include_str!("../templates/lib.rs.in");
 const CONFORMANCE_RS: &str = include_str!("../templates/conformance.rs.in");
 const README_MD: &str = include_str!("../templates/README.md.in");
 
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
+/// What `cargo xtask new-adapter` was asked to create.
+pub(crate) struct Options {
+    /// The name after `session-`, already validated.
+    name: String,
+    /// Where to create the crate; in the workspace, as a member, when absent.
+    path: Option<PathBuf>,
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
     let mut name = None;
     let mut path = None;
     let mut args = args.iter();
@@ -23,8 +31,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unexpected argument {other}")),
         }
     }
-    let name = name.ok_or("usage: cargo xtask new-adapter NAME [--path DIR]")?;
+    let name = name.ok_or("the adapter's NAME is missing")?;
     validate_name(&name)?;
+    Ok(Options { name, path })
+}
+
+pub(crate) fn run(options: Options) -> Result<(), String> {
+    let Options { name, path } = options;
     let root = workspace_root();
     let in_workspace = path.is_none();
     let dir = match path {

@@ -24,17 +24,34 @@ const FAULT_TESTS: &[(&str, &str)] = &[
     ("session-db", "corruption"),
 ];
 
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut long = false;
-    let mut report = None;
+/// What `cargo xtask torture` was asked to run.
+pub(crate) struct Options {
+    /// The full counts (`SESSION_TORTURE=long`) instead of the quick ones.
+    long: bool,
+    /// Where to write the table as JSON, if anywhere.
+    report: Option<String>,
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        long: false,
+        report: None,
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--long" => long = true,
-            "--report" => report = Some(args.next().ok_or("--report needs a file")?.clone()),
+            "--long" => options.long = true,
+            "--report" => {
+                options.report = Some(args.next().ok_or("--report needs a file")?.clone());
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    Ok(options)
+}
+
+pub(crate) fn run(options: Options) -> Result<(), String> {
+    let Options { long, report } = options;
     let mode = if long { "long" } else { "quick" };
     let env = [("SESSION_TORTURE", mode)];
     let root = workspace_root();

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! session-bench-peer --addr 127.0.0.1:3001 --store memory|sqlite|postgres|mysql|redis|none [--url URL]
+//! session-bench-peer --help
 //! ```
 
 use std::net::SocketAddr;
@@ -53,30 +54,74 @@ async fn app(store: &str, url: &str) -> Result<Router, Box<dyn std::error::Error
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let mut addr: SocketAddr = ([127, 0, 0, 1], 3001).into();
-    let mut store = "memory".to_owned();
-    let mut url = String::new();
-    let mut args = std::env::args().skip(1);
+/// The usage, printed on standard output for `--help` and on standard error after a wrong
+/// argument.
+const USAGE: &str = "\
+usage: session-bench-peer [--addr ADDR] [--store STORE] [--url URL]
+
+  --addr ADDR      the address to listen on (default 127.0.0.1:3001)
+  --store STORE    memory (default), sqlite, postgres, mysql, redis, or none (no session)
+  --url URL        the store's server or file (sqlx or Redis URL)
+  -h, --help       print this help
+";
+
+/// The stores `--store` accepts.
+const STORES: [&str; 6] = ["memory", "sqlite", "postgres", "mysql", "redis", "none"];
+
+/// The status of a run whose arguments were wrong, apart from 1 (a server that failed).
+const USAGE_ERROR: u8 = 2;
+
+struct Args {
+    addr: SocketAddr,
+    store: String,
+    url: String,
+}
+
+/// Reads the command line; `Ok(None)` asks for the usage.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        addr: ([127, 0, 0, 1], 3001).into(),
+        store: "memory".to_owned(),
+        url: String::new(),
+    };
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let value = args.next().unwrap_or_default();
+        let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
         match arg.as_str() {
-            "--addr" => match value.parse() {
-                Ok(parsed) => addr = parsed,
-                Err(err) => {
-                    eprintln!("--addr {value}: {err}");
-                    return ExitCode::FAILURE;
-                }
-            },
-            "--store" => store = value,
-            "--url" => url = value,
-            other => {
-                eprintln!("unknown argument {other}");
-                return ExitCode::FAILURE;
+            "--addr" => {
+                let addr = value("--addr")?;
+                parsed.addr = addr
+                    .parse()
+                    .map_err(|err| format!("--addr {addr}: {err}"))?;
             }
+            "--store" => {
+                let store = value("--store")?;
+                if !STORES.contains(&store.as_str()) {
+                    return Err(format!("unknown store {store}"));
+                }
+                parsed.store = store;
+            }
+            "--url" => parsed.url = value("--url")?,
+            "--help" | "-h" => return Ok(None),
+            other => return Err(format!("unknown argument {other}")),
         }
     }
+    Ok(Some(parsed))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Args { addr, store, url } = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprint!("session-bench-peer: {message}\n\n{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
     let result = async {
         let router = app(&store, &url).await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! session-example [--addr 127.0.0.1:3000] [--config session.toml]
+//! session-example --help
 //! ```
 //!
 //! The configuration is the file given (or `SESSION_CONFIG`), with `SESSION__*`
@@ -14,15 +15,38 @@ use std::process::ExitCode;
 use session_core::{SessionConfig, SessionManager};
 use tracing_subscriber::EnvFilter;
 
+/// The usage, printed on standard output for `--help` and on standard error after a wrong
+/// argument.
+const USAGE: &str = "\
+usage: session-example [--addr ADDR] [--config FILE]
+
+  --addr ADDR      the address to listen on (default 127.0.0.1:3000)
+  --config FILE    the session configuration, TOML or JSON (default: the file in
+                   SESSION_CONFIG, else the file store in ./runtime/session);
+                   SESSION__* environment variables override its keys
+  -h, --help       print this help
+";
+
+/// The status of a run whose arguments were wrong, apart from 1 (a server that failed).
+const USAGE_ERROR: u8 = 2;
+
 struct Args {
     addr: SocketAddr,
     config: Option<PathBuf>,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// What the command line asks for.
+enum Invocation {
+    /// Serve the app.
+    Serve(Args),
+    /// Print the usage and stop.
+    Help,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut addr: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = std::env::var_os("SESSION_CONFIG").map(PathBuf::from);
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
@@ -32,15 +56,11 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|err| format!("--addr {value}: {err}"))?;
             }
             "--config" => config = Some(args.next().ok_or("--config needs a file")?.into()),
-            "--help" | "-h" => {
-                return Err(
-                    "usage: session-example [--addr 127.0.0.1:3000] [--config session.toml]".into(),
-                );
-            }
+            "--help" | "-h" => return Ok(Invocation::Help),
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Args { addr, config })
+    Ok(Invocation::Serve(Args { addr, config }))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -67,18 +87,22 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Invocation::Serve(args)) => args,
+        Ok(Invocation::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprint!("session-example: {message}\n\n{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::FAILURE;
-        }
-    };
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
