@@ -752,9 +752,11 @@ fn main() -> ExitCode {
 /// argument.
 const USAGE: &str = "\
 usage: session-bench [options]
+       session-bench --check | --update-readme
 
 Runs the example app and the tower-sessions peer from this binary's folder (`cargo xtask
-bench` builds all three in release mode) on each store; the results go to target/bench/.
+bench` builds all three in release mode) on each store; the results go to target/bench/,
+and a full run also to docs/benchmarks.md, its chart and the README's summary table.
 
   --rounds N          rounds per store, sides alternating (default 5)
   --duration SECONDS  length of each timed run (default 10)
@@ -764,6 +766,9 @@ bench` builds all three in release mode) on each store; the results go to target
   --quick             one round of 3 seconds over 200 sessions
   --scale             also the scale figures (memory, file and PostgreSQL at size)
   --scale-only        only the scale figures, no HTTP benchmark
+  --no-docs           write only to target/bench/, leave docs/ and the README alone
+  --check             check that the README's table matches docs/benchmarks.md
+  --update-readme     rewrite the README's table from docs/benchmarks.md
   -h, --help          print this help
 ";
 
