@@ -788,40 +788,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Settings {
-        parse_args(args.iter().map(|a| (*a).to_owned())).expect("valid arguments")
-    }
-
-    #[test]
-    fn only_a_full_run_replaces_the_published_figures() {
-        assert!(parse(&[]).writes_docs);
-        assert!(parse(&["--rounds", "3", "--scale"]).writes_docs);
-        assert!(!parse(&["--quick"]).writes_docs);
-        assert!(!parse(&["--stores", "memory,redis"]).writes_docs);
-        assert!(!parse(&["--no-docs"]).writes_docs);
-        // The scale figures do not depend on the HTTP settings.
-        assert!(parse(&["--quick", "--scale-only"]).writes_docs);
-        assert!(!parse(&["--scale-only", "--no-docs"]).writes_docs);
-        assert_eq!(parse(&[]).task, Task::Measure);
-        assert_eq!(parse(&["--check"]).task, Task::Check);
-        assert_eq!(parse(&["--update-readme"]).task, Task::UpdateReadme);
-        assert!(parse_args(["--bogus".to_owned()]).is_err());
-    }
-
-    #[test]
-    fn baseline_cookies_have_the_shape_of_ours() {
-        let cookies = baseline_cookies(100).expect("cookies");
-        assert_eq!(cookies.len(), 100);
-        let name = format!("{}=", session_core::SessionConfig::default().name);
-        for cookie in &cookies {
-            let id = cookie.strip_prefix(&name).expect("our cookie name");
-            assert!(session_core::SessionId::parse(id).is_ok(), "{cookie}");
-            assert_eq!(id.len(), session_core::DEFAULT_ID_LENGTH);
-        }
-        let distinct: std::collections::HashSet<_> = cookies.iter().collect();
-        assert_eq!(distinct.len(), 100);
-    }
-}
+mod tests;

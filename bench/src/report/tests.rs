@@ -1,0 +1,179 @@
+//! Tests of the report writer: summaries, the README table and the generated blocks.
+
+use std::time::Duration;
+
+use super::*;
+use crate::cpu::PerRequest;
+use crate::loadgen::LoadResult;
+
+fn run_on(store: &str, side: Side, mode: &'static str, round: usize, ok: u64) -> Run {
+    Run {
+        store: store.into(),
+        side,
+        mode,
+        round,
+        result: LoadResult {
+            ok,
+            elapsed: Duration::from_secs(1),
+            ..LoadResult::default()
+        },
+        lost: (side != Side::Baseline && mode == "existing").then_some(0),
+        cpu: PerRequest::default(),
+    }
+}
+
+fn run(side: Side, mode: &'static str, round: usize, ok: u64) -> Run {
+    run_on("memory", side, mode, round, ok)
+}
+
+#[test]
+fn ratios_pair_runs_of_the_same_round_and_take_the_median() {
+    let runs = [
+        run(Side::Ours, "new", 0, 300),
+        run(Side::Ours, "new", 1, 100),
+        run(Side::Ours, "new", 2, 200),
+        // Listed out of order: pairing goes by round, not by position.
+        run(Side::Baseline, "new", 2, 100),
+        run(Side::Baseline, "new", 0, 100),
+        run(Side::Baseline, "new", 1, 400),
+        run(Side::Baseline, "existing", 0, 1),
+    ];
+    let ours = side_runs(&runs, Side::Ours, "memory", "new");
+    let baseline: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.side == Side::Baseline && r.mode == "new")
+        .collect();
+    assert_eq!(round_ratios(&ours, &baseline), [3.0, 0.25, 2.0]);
+    assert_eq!(ratio_by_round(&ours, &baseline), Some(2.0));
+    assert_eq!(ratio_by_round(&ours, &[]), None);
+}
+
+/// Two rounds in the order a run measures them: the baseline, then memory (ours and
+/// the peer), then file, which tower-sessions has no store for; both workloads each.
+fn two_rounds() -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (round, [ours, peer, base]) in [[1200, 1000, 1500], [1100, 1000, 1600]]
+        .into_iter()
+        .enumerate()
+    {
+        for (store, side, ok) in [
+            ("none", Side::Baseline, base),
+            ("memory", Side::Ours, ours),
+            ("memory", Side::Peer, peer),
+            ("file", Side::Ours, 100),
+        ] {
+            for mode in ["existing", "new"] {
+                runs.push(run_on(store, side, mode, round, ok));
+            }
+        }
+    }
+    runs
+}
+
+#[test]
+fn the_report_has_a_row_per_store_and_workload_with_each_round() {
+    let md = markdown("Run of 2026-12-01 on a test.", &two_rounds(), &[]);
+    assert!(
+        md.starts_with("Run of 2026-12-01 on a test. Ratios are medians"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| memory | existing | 1150 | 1000 | **1.15×** | 1.20, 1.10 | 0.00 / 0.00 | 0.00 / 0.00 | 0 / 0 |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| file | new | 100 | – | – | – | 0.00 / 0.00 | – | – |"),
+        "{md}"
+    );
+    // Ours over the baseline: 0.80, 0.69; the baseline over the peer: 1.50, 1.60.
+    assert!(md.contains("| 74% (80, 69) | 1.55× (1.50, 1.60) |"), "{md}");
+    assert!(md.contains("Non-200 responses or transport errors over all runs: 0."));
+    assert!(!md.contains("Store work per request"), "no trips, no table");
+}
+
+#[test]
+fn the_summary_is_a_row_per_store_from_the_throughput_table() {
+    let md = markdown("Run of 2026-12-01 on a test: 2 rounds.", &two_rounds(), &[]);
+    assert_eq!(
+        summary_table(&md).expect("summary"),
+        "| store | existing sessions | new sessions |\n\
+         |---|---:|---:|\n\
+         | memory | 1.15× | 1.15× |\n\
+         | file | – | – |\n\
+         \nFrom the run of 2026-12-01 in [docs/benchmarks.md](docs/benchmarks.md).\n"
+    );
+    assert!(summary_table("no table here").is_err());
+    let unknown = "| store | sessions | ours / peer |\n|---|---|---:|\n| memory | old | 1.0× |\n";
+    assert!(
+        summary_table(unknown)
+            .expect_err("unknown mode")
+            .contains("old")
+    );
+}
+
+const TEST_BLOCK: Block = Block {
+    file: "test.md",
+    begin: "<!-- begin -->",
+    end: "<!-- end -->",
+};
+
+#[test]
+fn a_block_replaces_only_the_text_between_its_markers() {
+    let text = "# Title\n\nBy hand.\n<!-- begin -->\nold\nlines\n<!-- end -->\nAlso by hand.\n";
+    let replaced = TEST_BLOCK.replace(text, "new\n").expect("replace");
+    assert_eq!(
+        replaced,
+        "# Title\n\nBy hand.\n<!-- begin -->\n\nnew\n\n<!-- end -->\nAlso by hand.\n"
+    );
+    assert_eq!(TEST_BLOCK.content(&replaced).expect("content"), "new");
+    // Replacing again with the same text changes nothing.
+    assert_eq!(
+        TEST_BLOCK.replace(&replaced, "new").expect("again"),
+        replaced
+    );
+}
+
+#[test]
+fn a_missing_repeated_or_misplaced_marker_is_an_error_naming_the_file() {
+    for text in [
+        "<!-- begin -->\nno end\n",
+        "no begin\n<!-- end -->\n",
+        "<!-- begin -->\n<!-- begin -->\n<!-- end -->\n",
+        "<!-- end -->\n<!-- begin -->\n",
+    ] {
+        let err = TEST_BLOCK.replace(text, "x").expect_err(text);
+        assert!(err.starts_with("test.md: "), "{err}");
+    }
+}
+
+#[test]
+fn the_readme_summary_matches_the_full_report() {
+    let (expected, actual) = summaries(&workspace_root()).expect("both files and markers");
+    assert_eq!(
+        actual,
+        expected.trim(),
+        "the benchmark summary in README.md does not match docs/benchmarks.md: run `{FIX_SUMMARY}`"
+    );
+}
+
+#[test]
+fn the_full_report_has_its_scale_section() {
+    let report = SCALE.read(&workspace_root()).expect("docs/benchmarks.md");
+    assert!(
+        SCALE
+            .content(&report)
+            .expect("markers")
+            .contains("| scale | figure |")
+    );
+}
+
+#[test]
+fn civil_dates_follow_the_gregorian_calendar() {
+    assert_eq!(civil_date(0), "1970-01-01");
+    assert_eq!(civil_date(-1), "1969-12-31");
+    assert_eq!(civil_date(11_016), "2000-02-29");
+    assert_eq!(civil_date(11_017), "2000-03-01");
+    assert_eq!(civil_date(20_788), "2026-12-01");
+}
