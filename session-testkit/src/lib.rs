@@ -63,14 +63,26 @@
 //!   (`{"suite", "case", "outcome", "reason", "figures"}`) to FILE, for tools such as
 //!   `cargo xtask conformance`.
 //! - `SESSION_REQUIRE_SERVICES=1`: an unreachable server fails the run instead of skipping.
+//!
+//! # Other tests that can skip
+//!
+//! A test outside the suite that needs a server, a binary or a browser runs under
+//! [`Tests`] rather than libtest, so that its skip reads `skipped: REASON` in the output
+//! and not `ok`. Each [`Trial`] is a named function (sync, or async in a tokio runtime
+//! of its own) returning a [`TestResult`]; [`TestError::Skip`] skips with a reason, or
+//! fails under `SESSION_REQUIRE_SERVICES=1`; a panic fails. The binary understands the
+//! same arguments as the suite's, so `cargo test NAME` and `cargo nextest` work as
+//! usual. See the [`Tests`] docs for an example.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cases;
 mod counting;
 mod harness;
 mod load;
+mod runner;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};
 pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_required};
 pub use load::{Event, HANG, Load, LoadReport};
+pub use runner::{TestError, TestReport, TestResult, Tests, Trial};
