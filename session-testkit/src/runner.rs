@@ -367,7 +367,11 @@ impl Tests {
             }
             return report;
         }
-        say(out, format_args!("\nrunning {} tests", selected.len()));
+        let plural = if selected.len() == 1 { "" } else { "s" };
+        say(
+            out,
+            format_args!("\nrunning {} test{plural}", selected.len()),
+        );
         for name in duplicates {
             // Two tests of one name cannot be told apart by `--exact`, so nextest would run
             // the pair twice: a mistake in the test file, reported as a failure.
