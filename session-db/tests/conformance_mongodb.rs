@@ -14,8 +14,12 @@ use session_testkit::{CASES, Fixture, Suite, TestError, Tests, Trial, Unavailabl
 
 fn main() -> ExitCode {
     let Ok(url) = std::env::var("SESSION_TEST_MONGODB_URL") else {
-        // The same names as with a server, each a skip that says why, so that a filter
-        // or `--list` sees the cases whether or not a server is named.
+        // `--list` (how nextest finds tests) lists no case: nextest judges a test by its
+        // exit status alone, so each skip would read as a pass there.
+        if std::env::args().any(|arg| arg == "--list") {
+            return ExitCode::SUCCESS;
+        }
+        // A run reports every case, under the names it has with a server, as skipped.
         return Tests::new(CASES.iter().map(|case| {
             Trial::test(case.name, || {
                 Err(TestError::not_applicable(
