@@ -11,7 +11,7 @@
 // Which helpers a build uses depends on the features it has.
 #![cfg_attr(
     not(all(feature = "postgres", feature = "mysql", feature = "sqlite")),
-    allow(dead_code, unused_imports)
+    allow(dead_code, unused_imports, unused_mut)
 )]
 
 mod common;
@@ -24,6 +24,18 @@ use session_core::{
     ChangeSet, Data, ErrorKind, Record, SessionConfig, SessionId, SessionManager, SessionStore,
     StoreKey, Timestamp,
 };
+use session_testkit::{TestError, TestResult, Tests, Trial};
+
+fn main() -> std::process::ExitCode {
+    let mut trials = Vec::new();
+    #[cfg(feature = "postgres")]
+    trials.extend(postgres::trials());
+    #[cfg(feature = "mysql")]
+    trials.extend(mysql::trials());
+    #[cfg(feature = "sqlite")]
+    trials.extend(sqlite::trials());
+    Tests::new(trials).main()
+}
 
 /// A way one row can be corrupt, with what goes into its columns.
 struct Corrupt {
@@ -224,7 +236,6 @@ async fn connections_killed_under_load<F, Fut>(
     );
 }
 
-/// Skips (loudly) or, under `SESSION_REQUIRE_SERVICES=1`, fails.
 /// Creates a session with one key on `store`: its key and record.
 async fn logged_in(store: &dyn SessionStore) -> (StoreKey, Record) {
     let key = SessionId::generate(32).expect("id").store_key();
@@ -238,11 +249,17 @@ async fn logged_in(store: &dyn SessionStore) -> (StoreKey, Record) {
     (key, record)
 }
 
-fn unreachable(server: &str, err: &dyn std::fmt::Display) {
-    if session_testkit::services_required() {
-        panic!("{server} unreachable and SESSION_REQUIRE_SERVICES=1: {err}");
+/// The skip of a test whose server is unreachable (the runner makes it a failure under
+/// `SESSION_REQUIRE_SERVICES=1`), with the error's causes: the outermost one alone
+/// ("connect failed") does not say what went wrong.
+fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
+    let mut reason = format!("{server} unreachable: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        reason.push_str(&format!(": {cause}"));
+        source = cause.source();
     }
-    println!("SKIPPED: {server} unreachable: {err}");
+    TestError::skip(reason)
 }
 
 /// Calls `attempt` until it succeeds, for at most `limit`; returns how many calls failed.
@@ -275,6 +292,38 @@ mod postgres {
 
     use super::*;
 
+    /// The postgres tests, under the `postgres::` names libtest gave them, so filters still
+    /// select them.
+    pub(super) fn trials() -> Vec<Trial> {
+        vec![
+            Trial::tokio(
+                "postgres::corrupt_rows_are_no_session_never_a_panic",
+                corrupt_rows_are_no_session_never_a_panic,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "postgres::pool_recovers_after_its_connections_are_killed",
+                pool_recovers_after_its_connections_are_killed,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "postgres::min_connections_are_open_from_the_start_and_no_more",
+                min_connections_are_open_from_the_start_and_no_more,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "postgres::with_test_before_acquire_a_killed_connection_fails_no_call",
+                with_test_before_acquire_a_killed_connection_fails_no_call,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "postgres::connections_killed_under_load_fail_requests_then_recover",
+                connections_killed_under_load_fail_requests_then_recover,
+            )
+            .multi_thread(2),
+        ]
+    }
+
     fn url() -> String {
         common::env_url(
             "SESSION_TEST_POSTGRES_URL",
@@ -282,18 +331,22 @@ mod postgres {
         )
     }
 
-    async fn store(migrate: bool, max_connections: u32) -> Option<PostgresStore> {
+    /// The server, as a skip names it.
+    fn server() -> String {
+        format!(
+            "PostgreSQL at {} (SESSION_TEST_POSTGRES_URL)",
+            common::redacted(&url())
+        )
+    }
+
+    async fn store(migrate: bool, max_connections: u32) -> Result<PostgresStore, TestError> {
         let mut options = DbOptions::new(url());
         options.prefix = common::random_prefix();
         options.migrate = migrate;
         options.max_connections = max_connections;
-        match PostgresStore::connect(&options).await {
-            Ok(store) => Some(store),
-            Err(err) => {
-                unreachable("PostgreSQL", &err);
-                None
-            }
-        }
+        PostgresStore::connect(&options)
+            .await
+            .map_err(|err| unreachable(&server(), &err))
     }
 
     async fn drop_table(store: &PostgresStore) {
@@ -303,7 +356,7 @@ mod postgres {
     }
 
     /// A store whose connections have `application_name` set to `name`.
-    async fn named_store(name: &str, max_connections: u32) -> Option<PostgresStore> {
+    async fn named_store(name: &str, max_connections: u32) -> Result<PostgresStore, TestError> {
         named_store_with(name, max_connections, false).await
     }
 
@@ -311,20 +364,16 @@ mod postgres {
         name: &str,
         max_connections: u32,
         test_before_acquire: bool,
-    ) -> Option<PostgresStore> {
+    ) -> Result<PostgresStore, TestError> {
         let separator = if url().contains('?') { '&' } else { '?' };
         let mut options = DbOptions::new(format!("{}{separator}application_name={name}", url()));
         options.prefix = common::random_prefix();
         options.max_connections = max_connections;
         options.acquire_timeout = Duration::from_secs(2);
         options.test_before_acquire = test_before_acquire;
-        match PostgresStore::connect(&options).await {
-            Ok(store) => Some(store),
-            Err(err) => {
-                unreachable("PostgreSQL", &err);
-                None
-            }
-        }
+        PostgresStore::connect(&options)
+            .await
+            .map_err(|err| unreachable(&server(), &err))
     }
 
     /// Terminates every backend named `name`; says how many.
@@ -340,11 +389,8 @@ mod postgres {
         usize::try_from(killed).unwrap_or_default()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn corrupt_rows_are_no_session_never_a_panic() {
-        let Some(store) = store(false, 5).await else {
-            return;
-        };
+    async fn corrupt_rows_are_no_session_never_a_panic() -> TestResult {
+        let store = store(false, 5).await?;
         let table = store.table().to_owned();
         sqlx::query(&format!(
             "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, cookie VARCHAR(255) NOT NULL UNIQUE, \
@@ -371,15 +417,13 @@ mod postgres {
         }
         check_corrupt_rows("postgres", Arc::new(store.clone()), &rows).await;
         drop_table(&store).await;
+        Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pool_recovers_after_its_connections_are_killed() {
+    async fn pool_recovers_after_its_connections_are_killed() -> TestResult {
         // The store's connections carry a name of their own, so only they are killed.
         let name = common::random_prefix();
-        let Some(store) = named_store(&name, 3).await else {
-            return;
-        };
+        let store = named_store(&name, 3).await?;
         let (key, record) = logged_in(&store).await;
 
         let admin = PgPool::connect(&url()).await.expect("admin pool");
@@ -408,10 +452,10 @@ mod postgres {
                 .expect("update after recovery")
         );
         drop_table(&store).await;
+        Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn min_connections_are_open_from_the_start_and_no_more() {
+    async fn min_connections_are_open_from_the_start_and_no_more() -> TestResult {
         let name = common::random_prefix();
         let separator = if url().contains('?') { '&' } else { '?' };
         let mut options = DbOptions::new(format!("{}{separator}application_name={name}", url()));
@@ -420,7 +464,7 @@ mod postgres {
         options.min_connections = 2;
         let store = match PostgresStore::connect(&options).await {
             Ok(store) => store,
-            Err(err) => return unreachable("PostgreSQL", &err),
+            Err(err) => return Err(unreachable(&server(), &err)),
         };
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         let open = || async {
@@ -440,14 +484,12 @@ mod postgres {
         assert_eq!(open().await, 2, "connections open after a statement");
         admin.close().await;
         drop_table(&store).await;
+        Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn with_test_before_acquire_a_killed_connection_fails_no_call() {
+    async fn with_test_before_acquire_a_killed_connection_fails_no_call() -> TestResult {
         let name = common::random_prefix();
-        let Some(store) = named_store_with(&name, 3, true).await else {
-            return;
-        };
+        let store = named_store_with(&name, 3, true).await?;
         let (key, record) = logged_in(&store).await;
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         assert!(terminate_named(&admin, &name).await > 0, "nothing killed");
@@ -470,15 +512,13 @@ mod postgres {
         let loaded = store.load(&key).await.expect("load after the kill");
         assert_eq!(loaded.map(|r| r.data), Some(record.data));
         drop_table(&store).await;
+        Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn connections_killed_under_load_fail_requests_then_recover() {
+    async fn connections_killed_under_load_fail_requests_then_recover() -> TestResult {
         // The pool's connections carry a name of their own, so only they are killed.
         let name = common::random_prefix();
-        let Some(store) = named_store(&name, 8).await else {
-            return;
-        };
+        let store = named_store(&name, 8).await?;
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         connections_killed_under_load("postgres", Arc::new(store.clone()), || {
             let admin = admin.clone();
@@ -488,6 +528,7 @@ mod postgres {
         .await;
         admin.close().await;
         drop_table(&store).await;
+        Ok(())
     }
 }
 
@@ -498,22 +539,48 @@ mod mysql {
 
     use super::*;
 
+    /// The mysql tests, under the `mysql::` names libtest gave them, so filters still
+    /// select them.
+    pub(super) fn trials() -> Vec<Trial> {
+        vec![
+            Trial::tokio(
+                "mysql::corrupt_rows_are_no_session_never_a_panic",
+                corrupt_rows_are_no_session_never_a_panic,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "mysql::pool_recovers_after_its_connections_are_killed",
+                pool_recovers_after_its_connections_are_killed,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "mysql::connections_killed_under_load_fail_requests_then_recover",
+                connections_killed_under_load_fail_requests_then_recover,
+            )
+            .multi_thread(2),
+        ]
+    }
+
     fn url() -> String {
         common::env_url("SESSION_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
     }
 
-    async fn store(migrate: bool, max_connections: u32) -> Option<MySqlStore> {
+    /// The server, as a skip names it.
+    fn server() -> String {
+        format!(
+            "MariaDB at {} (SESSION_TEST_MYSQL_URL)",
+            common::redacted(&url())
+        )
+    }
+
+    async fn store(migrate: bool, max_connections: u32) -> Result<MySqlStore, TestError> {
         let mut options = DbOptions::new(url());
         options.prefix = common::random_prefix();
         options.migrate = migrate;
         options.max_connections = max_connections;
-        match MySqlStore::connect(&options).await {
-            Ok(store) => Some(store),
-            Err(err) => {
-                unreachable("MariaDB", &err);
-                None
-            }
-        }
+        MySqlStore::connect(&options)
+            .await
+            .map_err(|err| unreachable(&server(), &err))
     }
 
     async fn drop_table(store: &MySqlStore) {
@@ -522,11 +589,8 @@ mod mysql {
         store.pool().close().await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn corrupt_rows_are_no_session_never_a_panic() {
-        let Some(store) = store(false, 5).await else {
-            return;
-        };
+    async fn corrupt_rows_are_no_session_never_a_panic() -> TestResult {
+        let store = store(false, 5).await?;
         let table = store.table().to_owned();
         sqlx::query(&format!(
             "CREATE TABLE {table} (`id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
@@ -554,20 +618,17 @@ mod mysql {
         }
         check_corrupt_rows("mysql", Arc::new(store.clone()), &rows).await;
         drop_table(&store).await;
+        Ok(())
     }
 
     /// The user whose connections the kill test may end: only that test connects as it.
     const KILL_USER: &str = "session_kill_test";
 
     /// A store connected as [`KILL_USER`], created here if it does not exist yet.
-    async fn killable_store(max_connections: u32) -> Option<MySqlStore> {
-        let admin = match MySqlPool::connect(&url()).await {
-            Ok(admin) => admin,
-            Err(err) => {
-                unreachable("MariaDB", &err);
-                return None;
-            }
-        };
+    async fn killable_store(max_connections: u32) -> Result<MySqlStore, TestError> {
+        let admin = MySqlPool::connect(&url())
+            .await
+            .map_err(|err| unreachable(&server(), &err))?;
         let url = url();
         let (scheme, rest) = url.split_once("://").expect("a URL");
         let host = rest.split_once('@').map_or(rest, |(_, host)| host);
@@ -579,11 +640,13 @@ mod mysql {
             format!("GRANT ALL PRIVILEGES ON `{database}`.* TO '{KILL_USER}'@'%'"),
         ] {
             if let Err(err) = sqlx::raw_sql(&statement).execute(&admin).await {
-                unreachable(
-                    "MariaDB as a user that may create users (the kill test needs one)",
+                return Err(unreachable(
+                    &format!(
+                        "{} as a user that may create users (the kill test needs one)",
+                        server()
+                    ),
                     &err,
-                );
-                return None;
+                ));
             }
         }
         admin.close().await;
@@ -591,7 +654,7 @@ mod mysql {
         let mut options = DbOptions::new(format!("{scheme}://{KILL_USER}@{host}"));
         options.prefix = common::random_prefix();
         options.max_connections = max_connections;
-        Some(MySqlStore::connect(&options).await.expect("connect"))
+        Ok(MySqlStore::connect(&options).await.expect("connect"))
     }
 
     /// Kills every connection of [`KILL_USER`]; says how many.
@@ -612,11 +675,8 @@ mod mysql {
         ids.len()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pool_recovers_after_its_connections_are_killed() {
-        let Some(store) = killable_store(3).await else {
-            return;
-        };
+    async fn pool_recovers_after_its_connections_are_killed() -> TestResult {
+        let store = killable_store(3).await?;
         let (key, record) = logged_in(&store).await;
 
         // Only this store's connections are killed: other tests share the server.
@@ -646,17 +706,17 @@ mod mysql {
                 .expect("update after recovery")
         );
         drop_table(&store).await;
+        Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn connections_killed_under_load_fail_requests_then_recover() {
+    async fn connections_killed_under_load_fail_requests_then_recover() -> TestResult {
         let mut options = DbOptions::new(url());
         options.prefix = common::random_prefix();
         options.max_connections = 8;
         options.acquire_timeout = Duration::from_secs(2);
         let store = match MySqlStore::connect(&options).await {
             Ok(store) => store,
-            Err(err) => return unreachable("MariaDB", &err),
+            Err(err) => return Err(unreachable(&server(), &err)),
         };
         // MariaDB has no connection names: the store's connections are the ones running a
         // statement on its table (a random name), which is what "under load" means here.
@@ -692,6 +752,7 @@ mod mysql {
         .await;
         admin.close().await;
         drop_table(&store).await;
+        Ok(())
     }
 }
 
@@ -702,8 +763,24 @@ mod sqlite {
 
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn corrupt_rows_are_no_session_never_a_panic() {
+    /// The sqlite tests, under the `sqlite::` names libtest gave them, so filters still
+    /// select them.
+    pub(super) fn trials() -> Vec<Trial> {
+        vec![
+            Trial::tokio(
+                "sqlite::corrupt_rows_are_no_session_never_a_panic",
+                corrupt_rows_are_no_session_never_a_panic,
+            )
+            .multi_thread(2),
+            Trial::tokio(
+                "sqlite::a_file_that_is_not_a_database_is_an_error",
+                a_file_that_is_not_a_database_is_an_error,
+            )
+            .multi_thread(2),
+        ]
+    }
+
+    async fn corrupt_rows_are_no_session_never_a_panic() -> TestResult {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut options = DbOptions::new("sqlite:");
         options.prefix = common::random_prefix();
@@ -739,10 +816,10 @@ mod sqlite {
         }
         check_corrupt_rows("sqlite", Arc::new(store.clone()), &rows).await;
         store.pool().close().await;
+        Ok(())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_file_that_is_not_a_database_is_an_error() {
+    async fn a_file_that_is_not_a_database_is_an_error() -> TestResult {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("sessions.db");
         std::fs::write(
@@ -752,5 +829,6 @@ mod sqlite {
         .expect("write");
         let err = SqliteStore::open(&path).await.expect_err("garbage file");
         assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+        Ok(())
     }
 }

@@ -16,8 +16,39 @@ use session_core::{
     Timestamp,
 };
 use session_redis::{RedisConfig, RedisStore};
-use session_testkit::{Load, LoadReport};
+use session_testkit::{Load, LoadReport, TestResult, Tests, Trial};
 use support::RedisServer;
+
+fn main() -> std::process::ExitCode {
+    Tests::new([
+        Trial::tokio(
+            "paused_redis_fails_calls_within_the_timeout_and_recovers",
+            paused_redis_fails_calls_within_the_timeout_and_recovers,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_store",
+            killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_store,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "lazy_store_opened_while_redis_is_down_works_once_it_starts",
+            lazy_store_opened_while_redis_is_down_works_once_it_starts,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "redis_paused_for_five_seconds_under_load_recovers_without_losing_a_write",
+            redis_paused_for_five_seconds_under_load_recovers_without_losing_a_write,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "redis_killed_for_five_seconds_under_load_recovers_after_a_restart",
+            redis_killed_for_five_seconds_under_load_recovers_after_a_restart,
+        )
+        .multi_thread(2),
+    ])
+    .main()
+}
 
 /// The store's response timeout in these tests.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -129,12 +160,8 @@ async fn time_recovery(store: &RedisStore, key: &StoreKey) -> (Duration, Option<
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paused_redis_fails_calls_within_the_timeout_and_recovers() {
-    let Some(server) = RedisServer::start() else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
+async fn paused_redis_fails_calls_within_the_timeout_and_recovers() -> TestResult {
+    let server = RedisServer::start().ok_or_else(support::no_redis_server)?;
     let store = Arc::new(store_for(&server).await);
     let live = key();
     assert!(
@@ -164,14 +191,11 @@ async fn paused_redis_fails_calls_within_the_timeout_and_recovers() {
     println!(
         "figure: redis | paused (SIGSTOP) | slowest failure {slowest:?} (timeout {TIMEOUT:?}); first success {recovery:?} after SIGCONT"
     );
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_store() {
-    let Some(mut server) = RedisServer::start() else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
+async fn killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_store() -> TestResult {
+    let mut server = RedisServer::start().ok_or_else(support::no_redis_server)?;
     let store = Arc::new(store_for(&server).await);
     let live = key();
     assert!(
@@ -203,14 +227,11 @@ async fn killed_redis_fails_calls_fast_and_a_restart_is_found_without_a_new_stor
         "figure: redis | killed (SIGKILL) | slowest failure {slowest:?}, {later:?} later (timeout {TIMEOUT:?}); \
          first success {recovery:?} after the restart"
     );
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() {
-    let Some(mut server) = RedisServer::start() else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
+async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() -> TestResult {
+    let mut server = RedisServer::start().ok_or_else(support::no_redis_server)?;
     server.kill();
     let config = RedisConfig::new(server.url())
         .with_prefix("faults:")
@@ -230,6 +251,7 @@ async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() {
     println!(
         "figure: redis | started after the app | first success {recovery:?} after the server started"
     );
+    Ok(())
 }
 
 /// Runs the load for a second, breaks Redis with `fault` for [`OUTAGE`], repairs it with
@@ -267,12 +289,8 @@ fn assert_outage_handled(what: &str, report: &LoadReport, down: Duration, back: 
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_paused_for_five_seconds_under_load_recovers_without_losing_a_write() {
-    let Some(mut server) = RedisServer::start() else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
+async fn redis_paused_for_five_seconds_under_load_recovers_without_losing_a_write() -> TestResult {
+    let mut server = RedisServer::start().ok_or_else(support::no_redis_server)?;
     let (report, down, back) = outage_under_load(
         &mut server,
         |server| server.signal("STOP"),
@@ -291,14 +309,11 @@ async fn redis_paused_for_five_seconds_under_load_recovers_without_losing_a_writ
         report.slowest(),
         report.first_success_after(back).unwrap_or_default()
     );
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_killed_for_five_seconds_under_load_recovers_after_a_restart() {
-    let Some(mut server) = RedisServer::start() else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
+async fn redis_killed_for_five_seconds_under_load_recovers_after_a_restart() -> TestResult {
+    let mut server = RedisServer::start().ok_or_else(support::no_redis_server)?;
     let (report, down, back) =
         outage_under_load(&mut server, RedisServer::kill, RedisServer::restart).await;
     assert_outage_handled("killed", &report, down, back);
@@ -314,4 +329,5 @@ async fn redis_killed_for_five_seconds_under_load_recovers_after_a_restart() {
         report.slowest(),
         report.first_success_after(back).unwrap_or_default()
     );
+    Ok(())
 }

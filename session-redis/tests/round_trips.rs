@@ -16,7 +16,17 @@ use session_core::{
     Timestamp,
 };
 use session_redis::redis;
+use session_testkit::{TestError, TestResult, Tests, Trial};
 use support::RedisServer;
+
+fn main() -> std::process::ExitCode {
+    Tests::new([Trial::tokio(
+        "every_operation_is_one_round_trip",
+        every_operation_is_one_round_trip,
+    )
+    .multi_thread(2)])
+    .main()
+}
 
 /// `redis-cli MONITOR`, read line by line on a thread of its own.
 struct Monitor {
@@ -136,19 +146,12 @@ fn changes() -> ChangeSet {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_operation_is_one_round_trip() {
-    let Some(server) = RedisServer::start() else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
-    let Some(cli) = support::redis_server_binary()
+async fn every_operation_is_one_round_trip() -> TestResult {
+    let server = RedisServer::start().ok_or_else(support::no_redis_server)?;
+    let cli = support::redis_server_binary()
         .map(|server| server.with_file_name("redis-cli"))
         .filter(|cli| cli.is_file())
-    else {
-        support::skip("no redis-cli beside redis-server");
-        return;
-    };
+        .ok_or_else(|| TestError::skip("no redis-cli beside redis-server"))?;
     let store = Arc::new(
         support::open_store(&server.url(), "rt:", Duration::from_secs(5))
             .await
@@ -253,4 +256,5 @@ async fn every_operation_is_one_round_trip() {
         })
         .await;
     assert_eq!(write, ["HGETALL", "EVALSHA"], "one load and one update");
+    Ok(())
 }

@@ -14,6 +14,44 @@ use session_core::{
     SessionStore, StoreKey, Timestamp,
 };
 use session_redis::{RedisStore, redis};
+use session_testkit::{TestError, TestResult, Tests, Trial};
+
+fn main() -> std::process::ExitCode {
+    Tests::new([
+        Trial::tokio(
+            "stores_one_hash_per_session_with_the_expiry_as_its_ttl",
+            stores_one_hash_per_session_with_the_expiry_as_its_ttl,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "corrupt_keys_are_decode_errors_and_create_replaces_them",
+            corrupt_keys_are_decode_errors_and_create_replaces_them,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "new_sessions_of_every_size_are_written_whole_with_their_ttl",
+            new_sessions_of_every_size_are_written_whole_with_their_ttl,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "a_server_that_refuses_restore_gets_the_create_script",
+            a_server_that_refuses_restore_gets_the_create_script,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "change_sets_larger_than_one_lua_call_are_applied_whole",
+            change_sets_larger_than_one_lua_call_are_applied_whole,
+        )
+        .multi_thread(2),
+        Trial::tokio("opens_from_configuration", opens_from_configuration).multi_thread(2),
+        Trial::tokio(
+            "wraps_a_client_or_connection_manager_the_application_has",
+            wraps_a_client_or_connection_manager_the_application_has,
+        )
+        .multi_thread(2),
+    ])
+    .main()
+}
 
 fn key() -> StoreKey {
     SessionId::generate(32).expect("id").store_key()
@@ -24,34 +62,27 @@ fn in_an_hour() -> Timestamp {
 }
 
 /// A store on the test Redis under a fresh prefix and a plain connection to poke at its
-/// keys; `None` (after a loud skip) when Redis is unreachable.
-async fn open(test: &str) -> Option<(RedisStore, redis::aio::MultiplexedConnection)> {
+/// keys, or the skip of a test for which Redis is unreachable.
+async fn open(test: &str) -> Result<(RedisStore, redis::aio::MultiplexedConnection), TestError> {
     let url = support::redis_url();
     let prefix = support::random_prefix(test);
-    let store = match support::open_store(&url, &prefix, Duration::from_secs(10)).await {
-        Ok(store) => store,
-        Err(reason) => {
-            support::skip(&reason);
-            return None;
-        }
-    };
+    let store = support::open_store(&url, &prefix, Duration::from_secs(10))
+        .await
+        .map_err(TestError::skip)?;
     let client = redis::Client::open(url).expect("client");
     let connection = client
         .get_multiplexed_async_connection()
         .await
         .expect("connection");
-    Some((store, connection))
+    Ok((store, connection))
 }
 
 async fn cleanup(store: &RedisStore) {
     support::delete_prefix(&support::redis_url(), store.prefix()).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() {
-    let Some((store, mut redis)) = open("layout").await else {
-        return;
-    };
+async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() -> TestResult {
+    let (store, mut redis) = open("layout").await?;
     let k = key();
     let record = Record {
         data: Data::from([
@@ -110,13 +141,11 @@ async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() {
         Some(later)
     );
     cleanup(&store).await;
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
-    let Some((store, mut redis)) = open("corrupt").await else {
-        return;
-    };
+async fn corrupt_keys_are_decode_errors_and_create_replaces_them() -> TestResult {
+    let (store, mut redis) = open("corrupt").await?;
     let later = in_an_hour().as_millis();
     let manager = SessionManager::new(
         Arc::new(store.clone()) as Arc<dyn SessionStore>,
@@ -167,6 +196,7 @@ async fn corrupt_keys_are_decode_errors_and_create_replaces_them() {
         }
     }
     cleanup(&store).await;
+    Ok(())
 }
 
 const CORRUPTIONS: [&str; 7] = [
@@ -240,11 +270,8 @@ fn corruption(what: &str, redis_key: &str, later: i64) -> redis::Cmd {
 
 /// Records whose sizes need every length form of the `RESTORE` payload: a hash of more
 /// than 63 fields, keys and values of 64 to 16,383 bytes, and a value of more than that.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_sessions_of_every_size_are_written_whole_with_their_ttl() {
-    let Some((store, mut redis)) = open("restore-sizes").await else {
-        return;
-    };
+async fn new_sessions_of_every_size_are_written_whole_with_their_ttl() -> TestResult {
+    let (store, mut redis) = open("restore-sizes").await?;
     let many: Data = (0..100)
         .map(|i| (format!("key-{i}"), format!("value-{i}").into_bytes()))
         .collect();
@@ -308,22 +335,21 @@ async fn new_sessions_of_every_size_are_written_whole_with_their_ttl() {
         .expect("EXISTS");
     assert!(!exists, "an expired record leaves no key behind");
     cleanup(&store).await;
+    Ok(())
 }
 
 /// A server whose ACL refuses `RESTORE` (as a managed Redis may) gets the create script:
 /// sessions are created all the same, and the store stops asking after the first refusal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_refuses_restore_gets_the_create_script() {
-    let Some((_, mut redis)) = open("no-restore").await else {
-        return;
-    };
+async fn a_server_that_refuses_restore_gets_the_create_script() -> TestResult {
+    let (_, mut redis) = open("no-restore").await?;
     let url = support::redis_url();
     let Some(rest) = url
         .strip_prefix("redis://")
         .filter(|rest| !rest.contains('@'))
     else {
-        support::skip("SESSION_TEST_REDIS_URL carries credentials; this test adds its own");
-        return;
+        return Err(TestError::skip(
+            "SESSION_TEST_REDIS_URL carries credentials; this test adds its own",
+        ));
     };
     let user = format!("session-test-no-restore-{}", &key().as_str()[..12]);
     redis::cmd("ACL")
@@ -382,6 +408,7 @@ async fn a_server_that_refuses_restore_gets_the_create_script() {
         .query_async::<()>(&mut redis)
         .await
         .expect("ACL DELUSER");
+    Ok(())
 }
 
 /// A field of an `ACL LOG` entry (a flat list of names and values), as text.
@@ -398,11 +425,8 @@ fn acl_entry_field(entry: &[redis::Value], name: &str) -> Option<String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn change_sets_larger_than_one_lua_call_are_applied_whole() {
-    let Some((store, _redis)) = open("large").await else {
-        return;
-    };
+async fn change_sets_larger_than_one_lua_call_are_applied_whole() -> TestResult {
+    let (store, _redis) = open("large").await?;
     let k = key();
     let record = Record {
         data: (0..2500).map(|i| (format!("k{i}"), vec![1])).collect(),
@@ -443,10 +467,10 @@ async fn change_sets_larger_than_one_lua_call_are_applied_whole() {
         "clear keeps the creation time"
     );
     cleanup(&store).await;
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opens_from_configuration() {
+async fn opens_from_configuration() -> TestResult {
     let url = support::redis_url();
     let prefix = support::random_prefix("registry");
     let mut registry = Registry::new();
@@ -465,8 +489,9 @@ async fn opens_from_configuration() {
     let store = match registry.open(&config).await {
         Ok(store) => store,
         Err(err) => {
-            support::skip(&format!("Redis at {url} is unreachable: {err}"));
-            return;
+            return Err(TestError::skip(format!(
+                "Redis at {url} is unreachable: {err}"
+            )));
         }
     };
     let k = key();
@@ -515,19 +540,25 @@ async fn opens_from_configuration() {
     .expect("config");
     let store = registry.open(&config).await.expect("lazy store");
     assert!(store.load(&key()).await.is_err());
+    Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wraps_a_client_or_connection_manager_the_application_has() {
+async fn wraps_a_client_or_connection_manager_the_application_has() -> TestResult {
     let url = support::redis_url();
     let prefix = support::random_prefix("wrap");
     let client = redis::Client::open(url.as_str()).expect("client");
     let manager =
         match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
             Ok(Ok(manager)) => manager,
-            other => {
-                support::skip(&format!("Redis at {url} is unreachable: {other:?}"));
-                return;
+            Ok(Err(err)) => {
+                return Err(TestError::skip(format!(
+                    "Redis at {url} is unreachable: {err}"
+                )));
+            }
+            Err(_) => {
+                return Err(TestError::skip(format!(
+                    "Redis at {url} is unreachable: no connection within 5 s"
+                )));
             }
         };
     let store = RedisStore::from_connection_manager(manager)
@@ -552,4 +583,5 @@ async fn wraps_a_client_or_connection_manager_the_application_has() {
     assert_eq!(other.load(&k).await.expect("load"), Some(record));
     assert!(format!("{other:?}").contains(&address), "{other:?}");
     cleanup(&store).await;
+    Ok(())
 }

@@ -1,6 +1,5 @@
 //! `rediss://` with rustls against a TLS-only `redis-server` of the test's own, with
 //! certificates made by `openssl` for the occasion.
-#![cfg(feature = "tls")]
 
 mod support;
 
@@ -10,7 +9,17 @@ use std::time::Duration;
 
 use session_core::{ErrorKind, Record, SessionId, SessionStore, Timestamp};
 use session_redis::{RedisConfig, RedisStore, redis};
+use session_testkit::{TestError, TestResult, Tests, Trial};
 use support::RedisServer;
+
+fn main() -> std::process::ExitCode {
+    Tests::new([Trial::tokio(
+        "rediss_connects_with_rustls_and_verifies_the_certificate",
+        rediss_connects_with_rustls_and_verifies_the_certificate,
+    )
+    .multi_thread(2)])
+    .main()
+}
 
 /// A test CA (`ca.pem`) and a certificate it issued for 127.0.0.1 (`cert.pem`,
 /// `key.pem`) in `dir`; `false` without `openssl`.
@@ -82,12 +91,10 @@ async fn round_trip(store: &RedisStore) {
     assert_eq!(store.load(&key).await.expect("load over TLS"), Some(record));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rediss_connects_with_rustls_and_verifies_the_certificate() {
+async fn rediss_connects_with_rustls_and_verifies_the_certificate() -> TestResult {
     let certs = tempfile::tempdir().expect("temp dir");
     if !make_certificates(certs.path()) {
-        support::skip("no openssl to make a test certificate");
-        return;
+        return Err(TestError::skip("no openssl to make a test certificate"));
     }
     let cert = certs.path().join("cert.pem");
     let key = certs.path().join("key.pem");
@@ -103,10 +110,7 @@ async fn rediss_connects_with_rustls_and_verifies_the_certificate() {
         "--tls-auth-clients".to_owned(),
         "no".to_owned(),
     ];
-    let Some(server) = RedisServer::start_with(args) else {
-        support::skip("no redis-server on this machine");
-        return;
-    };
+    let server = RedisServer::start_with(args).ok_or_else(support::no_redis_server)?;
     let url = format!("rediss://127.0.0.1:{}", server.port());
     let config = RedisConfig::new(&url)
         .with_prefix("tls:")
@@ -136,4 +140,5 @@ async fn rediss_connects_with_rustls_and_verifies_the_certificate() {
         matches!(err.kind(), ErrorKind::Backend | ErrorKind::Timeout),
         "{err}"
     );
+    Ok(())
 }

@@ -12,6 +12,16 @@ use session_core::{
     Timestamp,
 };
 use session_redis::{RedisStore, redis};
+use session_testkit::{TestError, TestResult, Tests, Trial};
+
+fn main() -> std::process::ExitCode {
+    Tests::new([Trial::tokio(
+        "no_key_lives_without_a_ttl_after_a_mixed_workload",
+        no_key_lives_without_a_ttl_after_a_mixed_workload,
+    )
+    .multi_thread(2)])
+    .main()
+}
 
 fn key() -> StoreKey {
     SessionId::generate(32).expect("id").store_key()
@@ -170,17 +180,14 @@ async fn direct(store: &RedisStore) -> session_core::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_key_lives_without_a_ttl_after_a_mixed_workload() {
+async fn no_key_lives_without_a_ttl_after_a_mixed_workload() -> TestResult {
     let url = support::redis_url();
     let prefix = support::random_prefix("ttl");
-    let store = match support::open_store(&url, &prefix, Duration::from_secs(10)).await {
-        Ok(store) => Arc::new(store),
-        Err(reason) => {
-            support::skip(&reason);
-            return;
-        }
-    };
+    let store = Arc::new(
+        support::open_store(&url, &prefix, Duration::from_secs(10))
+            .await
+            .map_err(TestError::skip)?,
+    );
     let outcome = async {
         let requests = through_the_manager(&store).await?;
         direct(&store).await?;
@@ -200,6 +207,7 @@ async fn no_key_lives_without_a_ttl_after_a_mixed_workload() {
     );
     assert!(keys > 50, "only {keys} keys were left to check");
     println!("{keys} keys under the workload's prefix, each a hash with a positive TTL");
+    Ok(())
 }
 
 /// Every key under `prefix` and what is wrong with it, if anything.

@@ -373,18 +373,10 @@ impl Suite {
             let case_started = Instant::now();
             let (outcome, figures) = runtime.block_on(self.run_case_with_figures(case));
             let elapsed = case_started.elapsed();
-            match &outcome {
-                Outcome::Passed if !figures.is_empty() => {
-                    println!(
-                        "test {} ... ok ({elapsed:.2?}): {}",
-                        case.name,
-                        figures.join("; ")
-                    );
-                }
-                Outcome::Passed => println!("test {} ... ok ({elapsed:.2?})", case.name),
-                Outcome::Failed(reason) => println!("test {} ... FAILED: {reason}", case.name),
-                Outcome::Skipped(reason) => println!("test {} ... skipped: {reason}", case.name),
-            }
+            println!(
+                "{}",
+                outcome_line(case.name, &outcome, Some(elapsed), &figures)
+            );
             if let Some(file) = report_file.as_mut() {
                 let line = serde_json::json!({
                     "suite": self.name,
@@ -422,18 +414,48 @@ impl Suite {
     }
 }
 
+/// The line a test or a case is reported with: `test NAME ... ok (TIME)`, with the
+/// figures after a colon if there are any, `test NAME ... FAILED: REASON` or
+/// `test NAME ... skipped: REASON`. The conformance suite and [`Tests`](crate::Tests)
+/// share it, so one reading of a log fits both.
+pub(crate) fn outcome_line(
+    name: &str,
+    outcome: &Outcome,
+    elapsed: Option<Duration>,
+    figures: &[String],
+) -> String {
+    match outcome {
+        Outcome::Passed => {
+            let mut line = format!("test {name} ... ok");
+            if let Some(elapsed) = elapsed {
+                line.push_str(&format!(" ({elapsed:.2?})"));
+            }
+            if !figures.is_empty() {
+                line.push_str(": ");
+                line.push_str(&figures.join("; "));
+            }
+            line
+        }
+        Outcome::Failed(reason) => format!("test {name} ... FAILED: {reason}"),
+        Outcome::Skipped(reason) => format!("test {name} ... skipped: {reason}"),
+    }
+}
+
 /// The subset of libtest's command line that a test binary is handed.
 #[derive(Debug, Default)]
-struct Args {
-    filters: Vec<String>,
-    skips: Vec<String>,
-    exact: bool,
-    list: bool,
-    ignored_only: bool,
+pub(crate) struct Args {
+    pub(crate) filters: Vec<String>,
+    pub(crate) skips: Vec<String>,
+    pub(crate) exact: bool,
+    pub(crate) list: bool,
+    pub(crate) ignored_only: bool,
+    /// `--test-threads N`: how many tests may run at once (the suite runs its cases one
+    /// at a time and does not read it).
+    pub(crate) test_threads: Option<usize>,
 }
 
 impl Args {
-    fn parse(args: impl Iterator<Item = String>) -> Self {
+    pub(crate) fn parse(args: impl Iterator<Item = String>) -> Self {
         let mut parsed = Self::default();
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -441,10 +463,15 @@ impl Args {
                 "--exact" => parsed.exact = true,
                 "--list" => parsed.list = true,
                 "--ignored" => parsed.ignored_only = true,
+                // Nothing is ignored, so including the ignored tests changes nothing.
+                "--include-ignored" => {}
                 "--skip" => parsed.skips.extend(args.next()),
+                "--test-threads" => parsed.test_threads = args.next().and_then(|n| n.parse().ok()),
+                other if other.starts_with("--test-threads=") => {
+                    parsed.test_threads = other["--test-threads=".len()..].parse().ok();
+                }
                 // Options with a value we accept and do not need.
-                "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed"
-                | "-Z" => {
+                "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
                     args.next();
                 }
                 other if other.starts_with('-') => {}
@@ -454,7 +481,7 @@ impl Args {
         parsed
     }
 
-    fn selects(&self, name: &str) -> bool {
+    pub(crate) fn selects(&self, name: &str) -> bool {
         let matches = |pattern: &String| {
             if self.exact {
                 name == pattern
@@ -493,5 +520,8 @@ mod tests {
         assert!(!exact.selects("delete_removes_record_twice"));
         let list = args(&["--list", "--format", "terse"]);
         assert!(list.list && list.selects("anything"));
+        assert_eq!(args(&["--test-threads", "3"]).test_threads, Some(3));
+        assert_eq!(args(&["--test-threads=1"]).test_threads, Some(1));
+        assert_eq!(args(&["--include-ignored"]).filters, Vec::<String>::new());
     }
 }

@@ -66,12 +66,23 @@
 //!   `cargo xtask conformance`.
 //! - `SESSION_REQUIRE_SERVICES=1`: an unreachable server fails the run instead of skipping.
 //!
+//! # Other tests that can skip
+//!
+//! A test outside the suite that needs a server, a binary or a browser runs under
+//! [`Tests`] rather than libtest, so that its skip reads `skipped: REASON` in the output
+//! and not `ok`. Each [`Trial`] is a named function (sync, or async in a tokio runtime
+//! of its own) returning a [`TestResult`]; [`TestError::Skip`] skips with a reason, or
+//! fails under `SESSION_REQUIRE_SERVICES=1`; a panic fails. The binary understands the
+//! same arguments as the suite's, so `cargo test NAME` and `cargo nextest` work as
+//! usual. See the [`Tests`] docs for an example.
+//!
 //! # Stable API
 //!
 //! What a store crate uses is stable within a minor version: [`Suite`] (with
 //! [`Suite::main`], [`Suite::run`], [`Suite::run_case`]), [`Fixture`], [`Unavailable`],
 //! [`Report`], [`Outcome`], [`CASES`] and [`Case`] (its `name`), [`CountingStore`] and
-//! [`OperationCounts`], [`Load`] and [`LoadReport`], and [`services_required`].
+//! [`OperationCounts`], [`Load`] and [`LoadReport`], [`services_required`], and the test
+//! runner: [`Tests`], [`Trial`], [`TestResult`], [`TestError`] and [`TestReport`].
 //!
 //! Not stable: the set and order of cases (a release adds cases, and may split or sharpen
 //! one, which can make a store that passed fail: that is the point), the text of failure
@@ -85,8 +96,10 @@ mod cases;
 mod counting;
 mod harness;
 mod load;
+mod runner;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};
 pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_required};
 pub use load::{Event, HANG, Load, LoadReport};
+pub use runner::{TestError, TestReport, TestResult, Tests, Trial};

@@ -123,12 +123,8 @@ pub(crate) fn collect(
             let stdout = String::from_utf8_lossy(&output.stdout);
             let stderr = String::from_utf8_lossy(&output.stderr);
             if output.status.success() {
-                // The binary chose not to run (e.g. no server configured); show why.
-                let why: Vec<&str> = stdout
-                    .lines()
-                    .chain(stderr.lines())
-                    .filter(|l| l.contains("SKIP"))
-                    .collect();
+                // The binary chose not to run the suite (e.g. no server configured); show why.
+                let why = skip_reasons(stdout.lines().chain(stderr.lines()));
                 println!(
                     "  no cases ran: {}",
                     if why.is_empty() {
@@ -156,6 +152,24 @@ pub(crate) fn collect(
     let rows = read_rows(&lines_file);
     let _ = fs::remove_file(&lines_file);
     Ok((rows, broken))
+}
+
+/// The reasons a binary gave for skipping, each once: the text after `... skipped: ` of
+/// its test lines (every case of a suite that did not run gives the same one), or a line
+/// that shouts `SKIP`.
+fn skip_reasons<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut reasons = Vec::new();
+    for line in lines {
+        let reason = match line.split_once(" ... skipped: ") {
+            Some((_, reason)) => reason,
+            None if line.contains("SKIP") => line,
+            None => continue,
+        };
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    reasons
 }
 
 fn adapter_target(path: &Path) -> Result<Target, String> {
@@ -346,4 +360,26 @@ pub(crate) fn write_report(path: &Path, rows: &[Row], broken: &[String]) -> Resu
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_reasons_are_given_once_each() {
+        let output = "\nrunning 3 tests\n\
+            test a ... skipped: SESSION_TEST_MONGODB_URL not set\n\
+            test b ... skipped: SESSION_TEST_MONGODB_URL not set\n\
+            test c ... ok (1ms)\n\
+            SKIPPED: a line from a binary with a harness of its own\n\
+            test result: ok. 1 passed, 0 failed, 2 skipped, 0 filtered out\n";
+        assert_eq!(
+            skip_reasons(output.lines()),
+            [
+                "SESSION_TEST_MONGODB_URL not set",
+                "SKIPPED: a line from a binary with a harness of its own"
+            ]
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! logged out.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
-//! the test skips loudly, or fails under `SESSION_REQUIRE_SERVICES=1`.
+//! the test reads `skipped: REASON`, or fails under `SESSION_REQUIRE_SERVICES=1`.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -13,9 +13,18 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use session_testkit::{TestError, TestResult, Tests, Trial};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+fn main() -> std::process::ExitCode {
+    Tests::new([Trial::tokio(
+        "log_in_reload_log_out_in_headless_chromium",
+        log_in_reload_log_out_in_headless_chromium,
+    )])
+    .main()
+}
 
 /// Kills the child process when dropped, so a failing test leaves nothing running.
 struct Guard(Child);
@@ -49,15 +58,16 @@ async fn wait_for_port(port: u16) {
     }
 }
 
-#[tokio::test]
-async fn log_in_reload_log_out_in_headless_chromium() {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        let message = "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)";
-        if std::env::var("SESSION_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-            panic!("{message}");
-        }
-        eprintln!("\n*** SKIPPED browser test: {message} ***\n");
-        return;
+async fn log_in_reload_log_out_in_headless_chromium() -> TestResult {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|path| !Path::new(path).exists())
+        .collect();
+    if !missing.is_empty() {
+        return Err(TestError::skip(format!(
+            "{} not found (apt-get install chromium chromium-driver)",
+            missing.join(" and ")
+        )));
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let app_port = free_port();
@@ -186,4 +196,5 @@ async fn log_in_reload_log_out_in_headless_chromium() {
     .await;
     client.close().await.expect("close the browser");
     result.expect("browser session");
+    Ok(())
 }

@@ -3,7 +3,6 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,29 +10,17 @@ use std::time::{Duration, Instant};
 
 use session_core::SessionId;
 use session_redis::{RedisConfig, RedisStore, redis};
+use session_testkit::TestError;
 
 /// The Redis the tests use: `SESSION_TEST_REDIS_URL`, or the loopback default.
 pub(crate) fn redis_url() -> String {
     std::env::var("SESSION_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// Whether `SESSION_REQUIRE_SERVICES=1`: a missing server fails instead of skipping.
-pub(crate) fn services_required() -> bool {
-    session_testkit::services_required()
-}
-
-/// Ends a test that cannot run here: loudly skipped, or failed when services are required.
-pub(crate) fn skip(reason: &str) {
-    assert!(
-        !services_required(),
-        "{reason}, and SESSION_REQUIRE_SERVICES=1"
-    );
-    // Written to stderr directly: libtest captures `eprintln!` of passing tests, and a
-    // skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {reason} (set SESSION_REQUIRE_SERVICES=1 to make this a failure)"
-    );
+/// The skip of a test that needs a `redis-server` of its own on a machine without one
+/// (a failure under `SESSION_REQUIRE_SERVICES=1`).
+pub(crate) fn no_redis_server() -> TestError {
+    TestError::skip("no redis-server on this machine")
 }
 
 /// A fresh key prefix, so that each test's keys are its own and can be removed after.
