@@ -102,6 +102,17 @@ impl fmt::Display for Unavailable {
     }
 }
 
+/// "unexpected error: " and `err` with its whole chain of sources, for a failure reason.
+pub(crate) fn unexpected(err: &dyn std::error::Error) -> String {
+    let mut message = format!("unexpected error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
 /// How a case ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -82,7 +82,7 @@
 //! [`Suite::main`], [`Suite::run`], [`Suite::run_case`]), [`Fixture`], [`Unavailable`],
 //! [`Report`], [`Outcome`], [`CASES`] and [`Case`] (its `name`), [`CountingStore`] and
 //! [`OperationCounts`], [`Load`] and [`LoadReport`], [`services_required`], and the test
-//! runner: [`Tests`], [`Trial`], [`TestResult`], [`TestError`] and [`TestReport`].
+//! runner: [`Tests`], [`Trial`], [`TestResult`], [`TestError`], [`TestReport`] and [`Counts`].
 //!
 //! Not stable: the set and order of cases (a release adds cases, and may split or sharpen
 //! one, which can make a store that passed fail: that is the point), the text of failure
@@ -102,4 +102,4 @@ pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};
 pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_required};
 pub use load::{Event, HANG, Load, LoadReport};
-pub use runner::{TestError, TestReport, TestResult, Tests, Trial};
+pub use runner::{Counts, TestError, TestReport, TestResult, Tests, Trial};

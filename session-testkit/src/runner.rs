@@ -45,7 +45,7 @@ use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Args, Outcome, Unavailable, outcome_line, services_required};
+use crate::harness::{Args, Outcome, Unavailable, outcome_line, services_required, unexpected};
 
 /// What a test returns: `Ok(())` when it passed.
 pub type TestResult = Result<(), TestError>;
@@ -104,13 +104,7 @@ impl std::error::Error for TestError {}
 /// An unexpected error fails the test, with its whole chain of sources.
 impl From<session_core::Error> for TestError {
     fn from(err: session_core::Error) -> Self {
-        let mut message = format!("unexpected error: {err}");
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        Self::Fail(message)
+        Self::Fail(unexpected(&err))
     }
 }
 
@@ -235,41 +229,47 @@ pub struct TestReport {
     pub filtered_out: usize,
 }
 
+/// How many tests of a run passed, failed and were skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Tests that passed.
+    pub passed: usize,
+    /// Tests that failed.
+    pub failed: usize,
+    /// Tests that were skipped, each with its reason.
+    pub skipped: usize,
+}
+
 impl TestReport {
-    /// How many tests passed.
-    pub fn passed(&self) -> usize {
-        self.count(|o| matches!(o, Outcome::Passed))
-    }
-
-    /// How many tests failed.
-    pub fn failed(&self) -> usize {
-        self.count(|o| matches!(o, Outcome::Failed(_)))
-    }
-
-    /// How many tests were skipped.
-    pub fn skipped(&self) -> usize {
-        self.count(|o| matches!(o, Outcome::Skipped(_)))
+    /// How many tests passed, failed and were skipped.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for (_, outcome) in &self.results {
+            match outcome {
+                Outcome::Passed => counts.passed += 1,
+                Outcome::Failed(_) => counts.failed += 1,
+                Outcome::Skipped(_) => counts.skipped += 1,
+            }
+        }
+        counts
     }
 
     /// The outcome of test `name`, if it ran.
     pub fn outcome(&self, name: &str) -> Option<&Outcome> {
         self.results.iter().find(|(n, _)| n == name).map(|(_, o)| o)
     }
-
-    fn count(&self, predicate: impl Fn(&Outcome) -> bool) -> usize {
-        self.results.iter().filter(|(_, o)| predicate(o)).count()
-    }
 }
 
 impl fmt::Display for TestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts = self.counts();
         write!(
             f,
             "test result: {}. {} passed, {} failed, {} skipped, {} filtered out",
-            if self.failed() == 0 { "ok" } else { "FAILED" },
-            self.passed(),
-            self.failed(),
-            self.skipped(),
+            if counts.failed == 0 { "ok" } else { "FAILED" },
+            counts.passed,
+            counts.failed,
+            counts.skipped,
             self.filtered_out
         )
     }
@@ -331,7 +331,7 @@ impl Tests {
     /// failed.
     pub fn main(self) -> ExitCode {
         let report = self.run(std::env::args().skip(1), &mut std::io::stdout());
-        if report.failed() == 0 {
+        if report.counts().failed == 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
@@ -451,7 +451,8 @@ impl Tests {
                 ),
             );
         }
-        if report.skipped() > 0 && report.passed() == 0 && report.failed() == 0 {
+        let counts = report.counts();
+        if counts.skipped > 0 && counts.passed == 0 && counts.failed == 0 {
             say(
                 out,
                 format_args!("\nWARNING: every test was skipped; nothing was checked"),
@@ -550,7 +551,10 @@ mod tests {
     fn counts_each_outcome_and_prints_one_line_per_test() {
         let (report, out) = run(sample(), &[], false);
         assert_eq!(
-            (report.passed(), report.failed(), report.skipped()),
+            {
+                let c = report.counts();
+                (c.passed, c.failed, c.skipped)
+            },
             (2, 1, 2)
         );
         assert_eq!(report.filtered_out, 0);
@@ -699,7 +703,7 @@ mod tests {
         let report = Tests::new([trial("a"), trial("b")])
             .require_services(false)
             .run(["--test-threads".to_owned(), "2".to_owned()], &mut out);
-        assert_eq!(report.passed(), 2);
+        assert_eq!(report.counts().passed, 2);
     }
 
     #[test]
@@ -712,8 +716,8 @@ mod tests {
             &[],
             false,
         );
-        assert_eq!(report.failed(), 1);
-        assert_eq!(report.passed(), 2);
+        assert_eq!(report.counts().failed, 1);
+        assert_eq!(report.counts().passed, 2);
     }
 
     #[test]
@@ -723,7 +727,7 @@ mod tests {
             &[],
             false,
         );
-        assert_eq!(report.skipped(), 1);
+        assert_eq!(report.counts().skipped, 1);
         assert!(out.contains("WARNING: every test was skipped"), "{out}");
     }
 

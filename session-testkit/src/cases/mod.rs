@@ -33,13 +33,7 @@ pub enum CaseError {
 
 impl From<session_core::Error> for CaseError {
     fn from(err: session_core::Error) -> Self {
-        let mut message = format!("unexpected error: {err}");
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
-        Self::Fail(message)
+        Self::Fail(crate::harness::unexpected(&err))
     }
 }
 
