@@ -277,7 +277,7 @@ pub(crate) async fn torture_gc_while_touching_keeps_live_sessions(ctx: &Ctx) -> 
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 if let Err(err) = store.gc().await {
                     errors += 1;
-                    first_error.get_or_insert_with(|| err.to_string());
+                    first_error.get_or_insert_with(|| crate::harness::unexpected(&err));
                 }
                 runs += 1;
                 tokio::time::sleep(Duration::from_millis(10)).await;
