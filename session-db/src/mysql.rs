@@ -39,9 +39,17 @@ impl Dialect for MySql {
 
     fn statements(prefix: &str) -> Statements {
         let table = format!("`{prefix}session`");
-        // `expire + 0` in statements that find their row by cookie: on small tables the
-        // optimizer otherwise range-scans the `expire` index, locking a range of it, which
-        // makes concurrent writers to unrelated rows deadlock. The unique cookie finds the row.
+        // `expire + 0` in the UPDATE and DELETE statements that find their row by cookie.
+        // A single-table UPDATE or DELETE picks its index by estimated cost, and EXPLAIN
+        // shows it range-scanning the `expire` index instead of the cookie's whenever that
+        // range looks as small as one row: for `expire > ?` when at most one row is live,
+        // for `expire <= ?` (`delete_dead`) when no row is dead, at any table size. The
+        // scan's next-key locks then cover other sessions' rows and the gap where each new
+        // session's expiry goes, so concurrent writers to unrelated rows deadlock (the
+        // conformance case `torture_cycle_id_racing_delete_never_resurrects` fails without
+        // it). `expire + 0` cannot use the index, so the unique cookie finds the row. The
+        // SELECTs need no such hint: an equality on the unique `cookie` makes them a
+        // constant lookup (EXPLAIN: `const`) whatever the expiry condition.
         let live = "cookie = ? AND (expire > ? OR expire IS NULL)";
         Statements {
             migrate: vec![format!(
