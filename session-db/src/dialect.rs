@@ -276,8 +276,11 @@ where
         let fail = failed::<D>("update");
         let (_turn, mut lease) = self.lease_to_write("update").await?;
         let connection = lease.connection();
-        // On an error below, the transaction and the lease drop: sqlx rolls back and tests
-        // the connection before anyone uses it again.
+        // An error below returns with the transaction unfinished, and the lease is finished
+        // with that error. A connection of the store's own is then closed, never reused,
+        // and the database rolls the transaction back as the connection ends; one borrowed
+        // from a shared pool goes back to sqlx, which runs the rollback and pings it before
+        // anyone uses it again.
         let outcome = async {
             let mut tx = begin::<D>(connection).await.map_err(&fail)?;
             let row = sqlx::query(&self.sql.fetch_locked)
