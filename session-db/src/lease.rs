@@ -20,7 +20,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Database, Pool};
+use sqlx::query::Query;
+use sqlx::{Connection, Database, Executor, IntoArguments, Pool};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// The connections of one store.
@@ -165,8 +166,9 @@ enum Held<DB: Database> {
     Own(DB::Connection),
 }
 
-/// One connection, lent for one statement or transaction. Call [`Lease::done`] after it
-/// succeeded; dropped without it, the connection is not reused.
+/// One connection, lent for one statement or transaction. Finish it with the outcome
+/// ([`Lease::finish`]), or call [`Lease::done`] after it succeeded; dropped without either,
+/// a connection of the store's own is closed, never reused.
 pub(crate) struct Lease<'a, DB: Database> {
     connection: Held<DB>,
     kept: Option<&'a Kept<DB>>,
@@ -181,6 +183,30 @@ impl<DB: Database> Lease<'_, DB> {
             Held::Pooled(connection) => connection,
             Held::Own(connection) => connection,
         }
+    }
+
+    /// Finishes the lease with the outcome of what ran on it: on success the connection is
+    /// kept for the next statement (see [`Lease::done`]); on an error the lease is dropped,
+    /// so a connection of the store's own is closed, and one borrowed from a shared pool
+    /// goes back to sqlx, which pings it before anyone uses it again.
+    pub(crate) fn finish<T, E>(self, outcome: Result<T, E>) -> Result<T, E> {
+        if outcome.is_ok() {
+            self.done();
+        }
+        outcome
+    }
+
+    /// Runs one statement on the connection and finishes the lease with its outcome.
+    pub(crate) async fn execute<'q>(
+        mut self,
+        query: Query<'q, DB, DB::Arguments<'q>>,
+    ) -> Result<DB::QueryResult, sqlx::Error>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        DB::Arguments<'q>: IntoArguments<'q, DB>,
+    {
+        let outcome = query.execute(self.connection()).await;
+        self.finish(outcome)
     }
 
     /// The statement succeeded: keep the connection for the next one (or return it to a

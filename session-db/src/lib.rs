@@ -223,6 +223,8 @@ use std::sync::Arc;
 use session_core::{Error, Registry, Result, SessionStore};
 
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod dialect;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod lease;
 mod options;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
@@ -277,31 +279,20 @@ pub fn register(registry: &mut Registry) {
 /// prefix; backend errors if the database cannot be reached.
 pub async fn connect(options: &DbOptions) -> Result<Arc<dyn SessionStore>> {
     let scheme = options.scheme();
+    // The store of `$feature`, or the error naming that feature when it is not compiled in.
+    macro_rules! connect_with_feature {
+        ($feature:literal, $store:ident) => {{
+            #[cfg(feature = $feature)]
+            return Ok(Arc::new($store::connect(options).await?));
+            #[cfg(not(feature = $feature))]
+            return Err(missing_feature(&scheme, $feature));
+        }};
+    }
     match scheme.as_str() {
-        "postgres" | "postgresql" => {
-            #[cfg(feature = "postgres")]
-            return Ok(Arc::new(PostgresStore::connect(options).await?));
-            #[cfg(not(feature = "postgres"))]
-            return Err(missing_feature(&scheme, "postgres"));
-        }
-        "mysql" | "mariadb" => {
-            #[cfg(feature = "mysql")]
-            return Ok(Arc::new(MySqlStore::connect(options).await?));
-            #[cfg(not(feature = "mysql"))]
-            return Err(missing_feature(&scheme, "mysql"));
-        }
-        "sqlite" => {
-            #[cfg(feature = "sqlite")]
-            return Ok(Arc::new(SqliteStore::connect(options).await?));
-            #[cfg(not(feature = "sqlite"))]
-            return Err(missing_feature(&scheme, "sqlite"));
-        }
-        "mongodb" | "mongodb+srv" => {
-            #[cfg(feature = "mongodb")]
-            return Ok(Arc::new(MongoStore::connect(options).await?));
-            #[cfg(not(feature = "mongodb"))]
-            return Err(missing_feature(&scheme, "mongodb"));
-        }
+        "postgres" | "postgresql" => connect_with_feature!("postgres", PostgresStore),
+        "mysql" | "mariadb" => connect_with_feature!("mysql", MySqlStore),
+        "sqlite" => connect_with_feature!("sqlite", SqliteStore),
+        "mongodb" | "mongodb+srv" => connect_with_feature!("mongodb", MongoStore),
         _ => Err(Error::config(
             "adapter.db.url",
             format!(

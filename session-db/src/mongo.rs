@@ -143,16 +143,9 @@ impl fmt::Debug for MongoStore {
 #[async_trait]
 impl SessionStore for MongoStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
-        let now = date(Timestamp::now());
         // Documents whose expiry is missing or not a date are fetched too, so they can be
         // reported as corrupt instead of silently ignored.
-        let filter = doc! {
-            "_id": key.as_str(),
-            "$or": [
-                { "expire": { "$gt": now } },
-                { "expire": { "$not": { "$type": "date" } } },
-            ],
-        };
+        let filter = at_key_where_expire(key, doc! { "$gt": date(Timestamp::now()) });
         let found = self
             .collection
             .find_one(filter)
@@ -176,17 +169,10 @@ impl SessionStore for MongoStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        let now = date(Timestamp::now());
         // Replace a dead (or corrupt-expiry) document, or insert when there is none. A live
         // document does not match the filter, so the upsert's insert hits the unique `_id`:
         // "taken".
-        let filter = doc! {
-            "_id": key.as_str(),
-            "$or": [
-                { "expire": { "$lte": now } },
-                { "expire": { "$not": { "$type": "date" } } },
-            ],
-        };
+        let filter = at_key_where_expire(key, doc! { "$lte": date(Timestamp::now()) });
         let mut data = Document::new();
         for (name, value) in &record.data {
             data.insert(escape_key(name), binary(value));
@@ -281,6 +267,18 @@ impl SessionStore for MongoStore {
             .with_native_ttl(true)
             .with_shared(true)
             .with_persistent(true)
+    }
+}
+
+/// The document at `key` whose `expire` meets `condition`, or whose `expire` is missing or
+/// not a date (only a corrupt or foreign document has such an expiry).
+fn at_key_where_expire(key: &StoreKey, condition: Document) -> Document {
+    doc! {
+        "_id": key.as_str(),
+        "$or": [
+            { "expire": condition },
+            { "expire": { "$not": { "$type": "date" } } },
+        ],
     }
 }
 

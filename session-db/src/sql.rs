@@ -1,6 +1,6 @@
-//! What the three SQL stores share: the row shape, the contract each dialect's driver
-//! fulfils, and the store logic on top (decoding, corruption, the update strategy, gc in
-//! batches).
+//! What the three SQL stores share: the row shape, the statements each dialect writes,
+//! the primitive operations on a table ([`Driver`]), and the store logic on top
+//! (decoding, corruption, the update strategy, gc in batches).
 
 use session_core::wire::{decode_record, encode_record};
 use session_core::{
@@ -21,36 +21,6 @@ pub(crate) struct Row {
     pub(crate) data: Option<Vec<u8>>,
     pub(crate) expire: Option<i64>,
     pub(crate) version: Option<i64>,
-}
-
-/// The statements of one dialect for one table: built once, when the store is created,
-/// from the validated prefix; everything else is bound.
-#[derive(Debug, Clone)]
-pub(crate) struct Statements {
-    /// `id, data, expire, version` of the row at `cookie` unless it has expired (a NULL
-    /// expiry is returned, to be reported as corrupt). Binds: cookie, now.
-    pub(crate) fetch: String,
-    /// `fetch` that also locks the row until the transaction ends.
-    pub(crate) fetch_locked: String,
-    /// Inserts a row unless a live one holds the cookie (a dead one is replaced).
-    /// Binds: cookie, data, expire, now. Affects one row when it stored the record.
-    pub(crate) insert: String,
-    /// Writes data and expiry if the row at the cookie still has the id and version read
-    /// and has not expired (or has a NULL expiry, which only a corrupt row has). Every
-    /// write bumps the version, so an unchanged version means an unchanged row. Binds:
-    /// data, expire, id, version, cookie, now.
-    pub(crate) compare_and_set: String,
-    /// Writes data and expiry of a row locked by `fetch_locked`. Binds: data, expire, id.
-    pub(crate) write_locked: String,
-    /// Moves the expiry of a live row. Binds: expire, cookie, now.
-    pub(crate) touch: String,
-    /// Deletes the row at a cookie. PostgreSQL and SQLite: returning its expiry; binds:
-    /// cookie. MySQL: only a live row; binds: cookie, now.
-    pub(crate) delete: String,
-    /// Deletes up to a batch of expired rows. Binds: now, limit.
-    pub(crate) gc: String,
-    /// DDL run by `migrate`, in order.
-    pub(crate) migrate: Vec<String>,
 }
 
 /// Which state of which row a conditional write expects.
@@ -75,11 +45,13 @@ fn split_revision(revision: Revision) -> (i64, i64) {
     ((value >> 64) as u64 as i64, value as u64 as i64)
 }
 
-/// Computes a row's new blob from the row as read (under a lock).
-pub(crate) type Merge<'a> = dyn for<'r> Fn(&'r Row) -> Result<Vec<u8>> + Send + Sync + 'a;
+/// Computes a row's new blob, and the expiry to store with it, from the row as read
+/// (under a lock).
+pub(crate) type Merge<'a> = dyn for<'r> Fn(&'r Row) -> Result<(Vec<u8>, i64)> + Send + Sync + 'a;
 
-/// The primitive operations one SQL dialect provides; [`SqlCore`] builds the store
-/// contracts from them. Every method is one statement or one short transaction.
+/// The primitive operations on one table; [`SqlCore`] builds the store contracts from
+/// them, and [`Table`](crate::dialect::Table) runs them for every dialect. Every method is
+/// one statement or one short transaction.
 #[async_trait]
 pub(crate) trait Driver: Send + Sync + 'static {
     /// The backend's name, for messages.
@@ -94,18 +66,13 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Stores a new row unless a live one holds the cookie; whether it stored it.
     async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool>;
 
-    /// Runs [`Statements::compare_and_set`]: whether the row was still as read.
+    /// Runs [`Statements::compare_and_set`](crate::dialect::Statements::compare_and_set):
+    /// whether the row was still as read.
     async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool>;
 
-    /// Locks the live row at `cookie`, computes its new data with `merge`, writes it with
-    /// `expire` and commits; `false` if there is no live row.
-    async fn update_locked(
-        &self,
-        cookie: &str,
-        now: i64,
-        expire: i64,
-        merge: &Merge<'_>,
-    ) -> Result<bool>;
+    /// Locks the live row at `cookie`, computes its new data and expiry with `merge`,
+    /// writes them and commits; `false` if there is no live row.
+    async fn update_locked(&self, cookie: &str, now: i64, merge: &Merge<'_>) -> Result<bool>;
 
     /// Moves the expiry of the live row at `cookie`; whether there was one.
     async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool>;
@@ -182,12 +149,33 @@ impl<D: Driver> SqlCore<D> {
     }
 
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        let mut attempt = 0;
+        self.retrying(key, "the create", || self.create_once(key, record))
+            .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or has been retried [`RETRIES`]
+    /// times after the database aborted it as a deadlock victim or a serialization failure.
+    async fn retrying<T, F>(
+        &self,
+        key: &StoreKey,
+        what: &str,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let mut retries = 0;
         loop {
-            match self.create_once(key, record).await {
-                Err(err) if is_retryable(&err) && attempt < RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
+            match attempt().await {
+                Err(err) if is_retryable(&err) && retries < RETRIES => {
+                    retries += 1;
+                    tracing::debug!(
+                        session = key.short(),
+                        backend = D::NAME,
+                        attempt = retries,
+                        "deadlock or serialization failure; retrying {what}"
+                    );
+                    tokio::time::sleep(backoff(retries)).await;
                 }
                 outcome => return outcome,
             }
@@ -231,38 +219,23 @@ impl<D: Driver> SqlCore<D> {
     }
 
     pub(crate) async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-        let mut attempt = 0;
-        loop {
-            match self.update_once(key, changes).await {
-                Err(err) if is_retryable(&err) && attempt < RETRIES => {
-                    attempt += 1;
-                    tracing::debug!(
-                        session = key.short(),
-                        backend = D::NAME,
-                        attempt,
-                        "deadlock or serialization failure; retrying the change set"
-                    );
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                outcome => return outcome,
-            }
-        }
+        self.retrying(key, "the change set", || self.update_once(key, changes))
+            .await
     }
 
     async fn update_once(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-        let expire = changes.expires_at.as_millis();
-        let merge = |row: &Row| -> Result<Vec<u8>> {
+        let merge = |row: &Row| -> Result<(Vec<u8>, i64)> {
             let mut record = self.decode(key, row)?;
             changes.apply_to(&mut record.data);
             record.expires_at = changes.expires_at;
-            Ok(encode_record(&record))
+            Ok((encode_record(&record), changes.expires_at.as_millis()))
         };
         if self.concurrency == Concurrency::Optimistic {
             let now = Timestamp::now().as_millis();
             let Some(row) = self.driver.fetch(key.as_str(), now).await? else {
                 return Ok(false);
             };
-            let data = merge(&row)?;
+            let (data, expire) = merge(&row)?;
             if let Some(version) = row.version {
                 let expected = RowVersion {
                     cookie: key.as_str(),
@@ -281,9 +254,7 @@ impl<D: Driver> SqlCore<D> {
             );
         }
         let now = Timestamp::now().as_millis();
-        self.driver
-            .update_locked(key.as_str(), now, expire, &merge)
-            .await
+        self.driver.update_locked(key.as_str(), now, &merge).await
     }
 
     pub(crate) async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
@@ -400,70 +371,6 @@ where
         version: lenient(row, "version"),
     })
 }
-
-/// Implements [`SessionStore`](session_core::SessionStore) for a store type wrapping a
-/// [`SqlCore`] in its `core` field.
-macro_rules! sql_session_store {
-    ($store:ty) => {
-        #[session_core::async_trait]
-        impl session_core::SessionStore for $store {
-            async fn load(
-                &self,
-                key: &session_core::StoreKey,
-            ) -> session_core::Result<Option<session_core::Record>> {
-                self.core.load(key).await
-            }
-
-            async fn create(
-                &self,
-                key: &session_core::StoreKey,
-                record: &session_core::Record,
-            ) -> session_core::Result<bool> {
-                self.core.create(key, record).await
-            }
-
-            async fn update(
-                &self,
-                key: &session_core::StoreKey,
-                changes: &session_core::ChangeSet,
-            ) -> session_core::Result<bool> {
-                self.core.update(key, changes).await
-            }
-
-            async fn update_if_unchanged(
-                &self,
-                key: &session_core::StoreKey,
-                revision: session_core::Revision,
-                record: &session_core::Record,
-            ) -> session_core::Result<Option<session_core::Revision>> {
-                self.core.update_if_unchanged(key, revision, record).await
-            }
-
-            async fn touch(
-                &self,
-                key: &session_core::StoreKey,
-                expires_at: session_core::Timestamp,
-            ) -> session_core::Result<bool> {
-                self.core.touch(key, expires_at).await
-            }
-
-            async fn delete(&self, key: &session_core::StoreKey) -> session_core::Result<bool> {
-                self.core.delete(key).await
-            }
-
-            async fn gc(&self) -> session_core::Result<u64> {
-                self.core.gc().await
-            }
-
-            fn capabilities(&self) -> session_core::Capabilities {
-                session_core::Capabilities::new()
-                    .with_shared(true)
-                    .with_persistent(true)
-            }
-        }
-    };
-}
-pub(crate) use sql_session_store;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,578 @@
+//! One SQL dialect's statements run over a store's connections: the [`Dialect`] trait a
+//! backend implements (its SQL and the few things it does its own way), [`Table`], the one
+//! [`Driver`] built on it, and [`sql_store!`], which declares a public store type.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use session_core::secrecy::ExposeSecret;
+use session_core::{Error, Result, async_trait};
+use sqlx::pool::PoolOptions;
+use sqlx::{
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
+    Type,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::lease::{Connections, Lease};
+use crate::options::validate_prefix;
+use crate::sql::{Driver, Merge, Row, RowVersion, SqlCore, db_error, lenient, read_row};
+use crate::{DEFAULT_PREFIX, DbOptions};
+
+/// The statements of one dialect for one table: built once, when the store is created,
+/// from the validated prefix; everything else is bound.
+#[derive(Debug, Clone)]
+pub(crate) struct Statements {
+    /// The quoted table name, for messages.
+    pub(crate) table: String,
+    /// The DDL `migrate` runs, in order, to create the table and its `expire` index.
+    pub(crate) migrate: Vec<String>,
+    /// `id, data, expire, version` of the row at `cookie` unless it has expired (a NULL
+    /// expiry is returned, to be reported as corrupt). Binds: cookie, now.
+    pub(crate) fetch: String,
+    /// `fetch` that also locks the row until the transaction ends.
+    pub(crate) fetch_locked: String,
+    /// Writes data and expiry if the row at the cookie still has the id and version read
+    /// and has not expired (or has a NULL expiry, which only a corrupt row has). Every
+    /// write bumps the version, so an unchanged version means an unchanged row. Binds:
+    /// data, expire, id, version, cookie, now.
+    pub(crate) compare_and_set: String,
+    /// Writes data and expiry of a row locked by `fetch_locked`. Binds: data, expire, id.
+    pub(crate) write_locked: String,
+    /// Moves the expiry of a live row. Binds: expire, cookie, now.
+    pub(crate) touch: String,
+    /// Stores a row unless a live one holds the cookie (a dead one is replaced), and
+    /// deletes the row at a cookie, telling whether it was alive.
+    pub(crate) create_and_delete: CreateAndDelete,
+    /// Deletes up to a batch of expired rows. Binds: now, limit.
+    pub(crate) gc: String,
+}
+
+/// How `create` and `delete` deal with a dead row at the cookie, which depends on whether
+/// the dialect has `INSERT ... ON CONFLICT ... WHERE` and `DELETE ... RETURNING`.
+#[derive(Debug, Clone)]
+#[cfg_attr(
+    not(all(feature = "mysql", any(feature = "postgres", feature = "sqlite"))),
+    allow(dead_code, reason = "each variant serves only some dialects")
+)]
+pub(crate) enum CreateAndDelete {
+    /// Both (PostgreSQL, SQLite): the statements deal with a dead row themselves.
+    Upsert {
+        /// Inserts the row, or replaces a dead one (`ON CONFLICT (cookie) DO UPDATE ...
+        /// WHERE` the old row is dead). Binds: cookie, data, expire, now. Affects one row
+        /// when it stored the record.
+        upsert: String,
+        /// Deletes the row at the cookie, returning its expiry to tell whether it was
+        /// alive. Binds: cookie.
+        delete_returning: String,
+    },
+    /// Neither (MySQL, whose `ON DUPLICATE KEY UPDATE` cannot tell "kept" from
+    /// "replaced"): a dead row is deleted by a statement of its own.
+    DeadRowApart {
+        /// Deletes the row at the cookie if it is dead: before `insert`, and after
+        /// `delete_live` found nothing, so the key is really gone. Binds: cookie, now.
+        delete_dead: String,
+        /// A plain `INSERT`; a duplicate key means a live row holds the cookie. Binds:
+        /// cookie, data, expire.
+        insert: String,
+        /// Deletes the row at the cookie if it is alive. Binds: cookie, now.
+        delete_live: String,
+    },
+}
+
+/// The options a dialect's connections are opened with (`PgConnectOptions`, ...).
+pub(crate) type ConnectOptionsOf<D> = <<D as Database>::Connection as Connection>::Options;
+
+/// What one SQL backend brings to the shared store, implemented on its sqlx database type:
+/// its SQL, and the few places where it runs differently. Everything else (connections,
+/// leases, the order of statements) is [`Table`]'s.
+pub(crate) trait Dialect: Database {
+    /// The backend's name in messages and logs (`postgres`, `mysql`, `sqlite`).
+    const BACKEND: &'static str;
+
+    /// How many rows a statement changed (each driver has its own result type).
+    const ROWS_AFFECTED: fn(&Self::QueryResult) -> u64;
+
+    /// The statement that opens a write transaction, where the driver's `BEGIN` would not
+    /// take the lock the transaction needs.
+    const BEGIN: Option<&'static str> = None;
+
+    /// Whether `migrate` runs its DDL in a transaction.
+    const TRANSACTIONAL_DDL: bool = true;
+
+    /// Whether the store's own writers take turns in process instead of waiting for the
+    /// database's lock.
+    const ONE_WRITER: bool = false;
+
+    /// The statements for table `<prefix>session`; `prefix` has been validated.
+    fn statements(prefix: &str) -> Statements;
+
+    /// The backend's own settings on top of the connect options the URL gave.
+    fn configure(connect: ConnectOptionsOf<Self>, _options: &DbOptions) -> ConnectOptionsOf<Self> {
+        connect
+    }
+}
+
+/// The session table of one dialect, reached through the store's connections.
+pub(crate) struct Table<D: Dialect> {
+    connections: Arc<Connections<D>>,
+    sql: Statements,
+    /// Where the dialect has one writer at a time (SQLite), the store's writers queue here
+    /// instead of polling the database lock (SQLite's busy handler sleeps between tries,
+    /// up to 100 ms at a time); other processes, and other stores on the file, still wait
+    /// through `busy_timeout`.
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+impl<D: Dialect> Clone for Table<D> {
+    fn clone(&self) -> Self {
+        Self {
+            connections: Arc::clone(&self.connections),
+            sql: self.sql.clone(),
+            writer: self.writer.clone(),
+        }
+    }
+}
+
+/// A write's turn (where the dialect has one writer at a time) and its connection.
+type WriteLease<'a, D> = (Option<MutexGuard<'a, ()>>, Lease<'a, D>);
+
+impl<D: Dialect> Table<D> {
+    /// The table with the default prefix (`think_session`).
+    pub(crate) fn new(connections: Connections<D>) -> Self {
+        Self {
+            connections: Arc::new(connections),
+            sql: D::statements(DEFAULT_PREFIX),
+            writer: D::ONE_WRITER.then(|| Arc::new(Mutex::new(()))),
+        }
+    }
+
+    /// Uses table `<prefix>session` instead.
+    pub(crate) fn set_prefix(&mut self, prefix: &str) -> Result<()> {
+        validate_prefix(prefix)?;
+        self.sql = D::statements(prefix);
+        Ok(())
+    }
+
+    /// The pool the connections come from.
+    pub(crate) fn pool(&self) -> &Pool<D> {
+        self.connections.pool()
+    }
+
+    /// A connection for `operation`.
+    async fn lease(&self, operation: &'static str) -> Result<Lease<'_, D>> {
+        self.connections
+            .lease()
+            .await
+            .map_err(failed::<D>(operation))
+    }
+
+    /// A connection for the write `operation`, taken in this store's turn where the dialect
+    /// has one writer at a time; the turn lasts as long as the guard returned with it.
+    async fn lease_to_write(&self, operation: &'static str) -> Result<WriteLease<'_, D>> {
+        let turn = match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
+        };
+        Ok((turn, self.lease(operation).await?))
+    }
+}
+
+/// Turns a driver error into the store error of `operation`.
+fn failed<D: Dialect>(operation: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |err| db_error(D::BACKEND, operation, err)
+}
+
+/// Opens a write transaction as the dialect needs it.
+async fn begin<D: Dialect>(
+    connection: &mut D::Connection,
+) -> Result<Transaction<'_, D>, sqlx::Error> {
+    match D::BEGIN {
+        Some(statement) => connection.begin_with(statement).await,
+        None => connection.begin().await,
+    }
+}
+
+/// Whether `err` is a unique-key violation (a concurrent create won).
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+#[async_trait]
+impl<D: Dialect> Driver for Table<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> &'q [u8]: Encode<'q, D> + Type<D>,
+    for<'r> Vec<u8>: Decode<'r, D> + Type<D>,
+    for<'c> &'c str: ColumnIndex<D::Row>,
+{
+    const NAME: &'static str = D::BACKEND;
+
+    fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
+        let mut lease = self.lease("load").await?;
+        let row = sqlx::query(&self.sql.fetch)
+            .bind(cookie)
+            .bind(now)
+            .fetch_optional(lease.connection())
+            .await;
+        let row = lease.finish(row).map_err(failed::<D>("load"))?;
+        row.as_ref().map(read_row).transpose()
+    }
+
+    async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
+        let (_turn, mut lease) = self.lease_to_write("create").await?;
+        let connection = lease.connection();
+        let outcome = match &self.sql.create_and_delete {
+            CreateAndDelete::Upsert { upsert, .. } => sqlx::query(upsert)
+                .bind(cookie)
+                .bind(data)
+                .bind(expire)
+                .bind(now)
+                .execute(connection)
+                .await
+                .map(|done| D::ROWS_AFFECTED(&done) == 1),
+            CreateAndDelete::DeadRowApart {
+                delete_dead,
+                insert,
+                ..
+            } => {
+                async {
+                    let dead = sqlx::query(delete_dead).bind(cookie).bind(now);
+                    dead.execute(&mut *connection).await?;
+                    let insert = sqlx::query(insert).bind(cookie).bind(data).bind(expire);
+                    match insert.execute(connection).await {
+                        Err(err) if is_unique_violation(&err) => Ok(false),
+                        inserted => inserted.map(|done| D::ROWS_AFFECTED(&done) == 1),
+                    }
+                }
+                .await
+            }
+        };
+        lease.finish(outcome).map_err(failed::<D>("create"))
+    }
+
+    async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
+        let (_turn, lease) = self.lease_to_write("update").await?;
+        let query = sqlx::query(&self.sql.compare_and_set)
+            .bind(data)
+            .bind(expire)
+            .bind(row.id)
+            .bind(row.version)
+            .bind(row.cookie)
+            .bind(row.now);
+        let done = lease.execute(query).await.map_err(failed::<D>("update"))?;
+        Ok(D::ROWS_AFFECTED(&done) == 1)
+    }
+
+    async fn update_locked(&self, cookie: &str, now: i64, merge: &Merge<'_>) -> Result<bool> {
+        let fail = failed::<D>("update");
+        let (_turn, mut lease) = self.lease_to_write("update").await?;
+        let connection = lease.connection();
+        // An error below returns with the transaction unfinished, and the lease is finished
+        // with that error. A connection of the store's own is then closed, never reused,
+        // and the database rolls the transaction back as the connection ends; one borrowed
+        // from a shared pool goes back to sqlx, which runs the rollback and pings it before
+        // anyone uses it again.
+        let outcome = async {
+            let mut tx = begin::<D>(connection).await.map_err(&fail)?;
+            let row = sqlx::query(&self.sql.fetch_locked)
+                .bind(cookie)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(&fail)?;
+            let Some(row) = row.as_ref().map(read_row).transpose()? else {
+                tx.rollback().await.map_err(&fail)?;
+                return Ok(false);
+            };
+            let (data, expire) = merge(&row)?;
+            sqlx::query(&self.sql.write_locked)
+                .bind(data.as_slice())
+                .bind(expire)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(&fail)?;
+            tx.commit().await.map_err(&fail)?;
+            Ok(true)
+        }
+        .await;
+        lease.finish(outcome)
+    }
+
+    async fn touch(&self, cookie: &str, expire: i64, now: i64) -> Result<bool> {
+        let (_turn, lease) = self.lease_to_write("touch").await?;
+        let query = sqlx::query(&self.sql.touch)
+            .bind(expire)
+            .bind(cookie)
+            .bind(now);
+        let done = lease.execute(query).await.map_err(failed::<D>("touch"))?;
+        Ok(D::ROWS_AFFECTED(&done) > 0)
+    }
+
+    async fn delete(&self, cookie: &str, now: i64) -> Result<bool> {
+        let (_turn, mut lease) = self.lease_to_write("delete").await?;
+        let connection = lease.connection();
+        let outcome = match &self.sql.create_and_delete {
+            CreateAndDelete::Upsert {
+                delete_returning, ..
+            } => {
+                let row = sqlx::query(delete_returning)
+                    .bind(cookie)
+                    .fetch_optional(connection);
+                row.await.map(|row| {
+                    let expire = row.and_then(|row| lenient::<_, i64>(&row, "expire"));
+                    expire.is_some_and(|expire| expire > now)
+                })
+            }
+            CreateAndDelete::DeadRowApart {
+                delete_dead,
+                delete_live,
+                ..
+            } => {
+                let live = sqlx::query(delete_live).bind(cookie).bind(now);
+                match live.execute(&mut *connection).await {
+                    Ok(done) if D::ROWS_AFFECTED(&done) > 0 => Ok(true),
+                    // Nothing live was there: remove a dead remnant so the key is gone.
+                    Ok(_) => {
+                        let dead = sqlx::query(delete_dead).bind(cookie).bind(now);
+                        dead.execute(connection).await.map(|_| false)
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+        };
+        lease.finish(outcome).map_err(failed::<D>("delete"))
+    }
+
+    async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64> {
+        let (_turn, lease) = self.lease_to_write("gc").await?;
+        let query = sqlx::query(&self.sql.gc).bind(now).bind(limit);
+        let done = lease.execute(query).await.map_err(failed::<D>("gc"))?;
+        Ok(D::ROWS_AFFECTED(&done))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let (_turn, mut lease) = self.lease_to_write("migrate").await?;
+        let connection = lease.connection();
+        let outcome = async {
+            if !D::TRANSACTIONAL_DDL {
+                for statement in &self.sql.migrate {
+                    sqlx::query(statement).execute(&mut *connection).await?;
+                }
+                return Ok(());
+            }
+            let mut tx = begin::<D>(connection).await?;
+            for statement in &self.sql.migrate {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        lease.finish(outcome).map_err(failed::<D>("migrate"))
+    }
+}
+
+impl<D: Dialect> SqlCore<Table<D>>
+where
+    Table<D>: Driver,
+{
+    /// A store on its own pool, connected as `options` say (the URL's scheme has picked
+    /// the dialect already).
+    pub(crate) async fn connect(options: &DbOptions) -> Result<Self> {
+        validate_prefix(&options.prefix)?;
+        let connect = ConnectOptionsOf::<D>::from_str(options.url.expose_secret())
+            .map_err(|err| Error::config("adapter.db.url", err))?;
+        Self::connect_with(connect, options).await
+    }
+
+    /// A store on its own pool, opened with `connect` and sized, timed and migrated as
+    /// `options` say. The store keeps the connections it used (see [`Connections::kept`]).
+    pub(crate) async fn connect_with(
+        connect: ConnectOptionsOf<D>,
+        options: &DbOptions,
+    ) -> Result<Self> {
+        validate_prefix(&options.prefix)?;
+        let fail = failed::<D>("connect");
+        let pool = PoolOptions::<D>::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(options.test_before_acquire)
+            .connect_with(D::configure(connect, options))
+            .await
+            .map_err(&fail)?;
+        let connections = Connections::kept(pool, options.min_connections)
+            .await
+            .map_err(&fail)?;
+        let mut core = Self::new(Table::new(connections));
+        core.driver.set_prefix(&options.prefix)?;
+        core.concurrency = options.concurrency;
+        if options.migrate {
+            core.migrate().await?;
+        }
+        Ok(core)
+    }
+}
+
+/// Declares a public SQL store type: a [`SqlCore`] over one dialect's [`Table`], with the
+/// constructors, builder methods and accessors every SQL store has (and their docs),
+/// `Debug`, and [`SessionStore`](session_core::SessionStore). A dialect's own extras go
+/// in an `impl` block of its own.
+///
+/// `migrate`, where given, is a sentence added to the docs of the store's `migrate`.
+macro_rules! sql_store {
+    (
+        $(#[$attr:meta])*
+        pub struct $store:ident(Table<$dialect:ty>, $pool:ty);
+        $(migrate: $migrate:literal)?
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone)]
+        pub struct $store {
+            core: $crate::sql::SqlCore<$crate::dialect::Table<$dialect>>,
+        }
+
+        const _: () = {
+            use std::fmt;
+
+            use session_core::{
+                Capabilities, ChangeSet, Record, Result, Revision, SessionStore, StoreKey,
+                Timestamp, async_trait,
+            };
+
+            use $crate::dialect::Table;
+            use $crate::lease::Connections;
+            use $crate::sql::SqlCore;
+            use $crate::{Concurrency, DbOptions};
+
+            impl $store {
+                /// A store on `pool` with the default prefix (`think_session`). Call
+                /// [`migrate`](Self::migrate) if the table may not exist yet.
+                ///
+                /// The pool may serve the application too, so the store borrows a
+                /// connection for each statement and gives it back; sqlx then pings it
+                /// before anyone reuses it, a second round trip per statement. A store
+                /// from `connect` keeps its connections instead.
+                pub fn new(pool: $pool) -> Self {
+                    let table = Table::new(Connections::shared(pool));
+                    Self { core: SqlCore::new(table) }
+                }
+
+                /// Uses table `<prefix>session` instead.
+                ///
+                /// # Errors
+                /// [`ErrorKind::Config`](session_core::ErrorKind::Config) if `prefix` is not
+                /// an identifier (see [`DbOptions::prefix`](crate::DbOptions::prefix)).
+                pub fn with_prefix(mut self, prefix: &str) -> Result<Self> {
+                    self.core.driver.set_prefix(prefix)?;
+                    Ok(self)
+                }
+
+                /// Sets how concurrent change sets to one session are kept apart.
+                #[must_use]
+                pub fn with_concurrency(mut self, concurrency: Concurrency) -> Self {
+                    self.core.concurrency = concurrency;
+                    self
+                }
+
+                /// Connects a pool as `options` say, and creates the table if
+                /// `options.migrate`.
+                ///
+                /// The store owns that pool and keeps the connections it used (up to
+                /// `options.max_connections`) between statements, so a statement costs one
+                /// round trip: sqlx would ping every connection handed back to its pool. A
+                /// connection whose statement failed is closed, and the next statement
+                /// opens a fresh one.
+                ///
+                /// # Errors
+                /// [`ErrorKind::Config`](session_core::ErrorKind::Config) for a bad URL or
+                /// prefix; backend errors if the server cannot be reached or the DDL fails.
+                pub async fn connect(options: &DbOptions) -> Result<Self> {
+                    let core = SqlCore::connect(options).await?;
+                    Ok(Self { core })
+                }
+
+                /// Creates the table and its `expire` index if they are missing (the DDL in
+                /// the crate docs).
+                $(#[doc = $migrate])?
+                ///
+                /// # Errors
+                /// Backend errors, for example when the user may not create tables.
+                pub async fn migrate(&self) -> Result<()> {
+                    self.core.migrate().await
+                }
+
+                /// The pool the store opens its connections from. A store from `connect`
+                /// keeps the connections it used outside the pool: closing the pool makes
+                /// the store fail with "pool closed" from its next call on, which also
+                /// closes the connections it kept.
+                pub fn pool(&self) -> &$pool {
+                    self.core.driver.pool()
+                }
+
+                /// The quoted table name.
+                pub fn table(&self) -> &str {
+                    $crate::sql::Driver::table(&self.core.driver)
+                }
+            }
+
+            impl fmt::Debug for $store {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.debug_struct(stringify!($store))
+                        .field("table", &self.table())
+                        .field("concurrency", &self.core.concurrency)
+                        .finish_non_exhaustive()
+                }
+            }
+
+            #[async_trait]
+            impl SessionStore for $store {
+                async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
+                    self.core.load(key).await
+                }
+
+                async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
+                    self.core.create(key, record).await
+                }
+
+                async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+                    self.core.update(key, changes).await
+                }
+
+                async fn update_if_unchanged(
+                    &self,
+                    key: &StoreKey,
+                    revision: Revision,
+                    record: &Record,
+                ) -> Result<Option<Revision>> {
+                    self.core.update_if_unchanged(key, revision, record).await
+                }
+
+                async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+                    self.core.touch(key, expires_at).await
+                }
+
+                async fn delete(&self, key: &StoreKey) -> Result<bool> {
+                    self.core.delete(key).await
+                }
+
+                async fn gc(&self) -> Result<u64> {
+                    self.core.gc().await
+                }
+
+                fn capabilities(&self) -> Capabilities {
+                    Capabilities::new().with_shared(true).with_persistent(true)
+                }
+            }
+        };
+    };
+}
+pub(crate) use sql_store;
