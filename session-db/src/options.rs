@@ -24,8 +24,9 @@ pub const MAX_PREFIX_LEN: usize = 48;
 pub enum Concurrency {
     /// Apply the change set inside a transaction holding the row lock (`BEGIN`,
     /// `SELECT ... FOR UPDATE`, `UPDATE`, `COMMIT`; `BEGIN IMMEDIATE` on SQLite). Four
-    /// round trips, never a wasted attempt. The default: on loopback it measured as fast
-    /// as [`Optimistic`](Self::Optimistic) alone and 25–35% faster under contention.
+    /// round trips, never a wasted attempt. The default: under contention the optimistic
+    /// path spends a wasted attempt before it takes the lock anyway (the measured
+    /// comparison is in the workspace's `docs/benchmarks.md`).
     #[default]
     RowLock,
     /// Read the row, merge, and write it back only if its `version` is still the one read:

@@ -149,15 +149,17 @@ impl<D: Driver> SqlCore<D> {
     }
 
     pub(crate) async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        self.retrying(key, "the create", || self.create_once(key, record))
+        self.retrying(key.short(), "the create", || self.create_once(key, record))
             .await
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or has been retried [`RETRIES`]
     /// times after the database aborted it as a deadlock victim or a serialization failure.
+    /// `session` is what the log shows of the session concerned: a short key prefix, never
+    /// the key.
     async fn retrying<T, F>(
         &self,
-        key: &StoreKey,
+        session: &str,
         what: &str,
         mut attempt: impl FnMut() -> F,
     ) -> Result<T>
@@ -170,7 +172,7 @@ impl<D: Driver> SqlCore<D> {
                 Err(err) if is_retryable(&err) && retries < RETRIES => {
                     retries += 1;
                     tracing::debug!(
-                        session = key.short(),
+                        session,
                         backend = D::NAME,
                         attempt = retries,
                         "deadlock or serialization failure; retrying {what}"
@@ -219,8 +221,10 @@ impl<D: Driver> SqlCore<D> {
     }
 
     pub(crate) async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-        self.retrying(key, "the change set", || self.update_once(key, changes))
-            .await
+        self.retrying(key.short(), "the change set", || {
+            self.update_once(key, changes)
+        })
+        .await
     }
 
     async fn update_once(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
@@ -273,7 +277,12 @@ impl<D: Driver> SqlCore<D> {
         let now = Timestamp::now().as_millis();
         let mut total = 0u64;
         loop {
-            let removed = self.driver.gc_batch(now, GC_BATCH).await?;
+            // A batch deletes a range of the expiry index while requests lock single rows
+            // and then move their index entries, so MySQL can pick the batch as a deadlock
+            // victim; it was rolled back whole and deleting expired rows again is harmless.
+            let removed = self
+                .retrying("(gc)", "a gc batch", || self.driver.gc_batch(now, GC_BATCH))
+                .await?;
             total += removed;
             if removed < GC_BATCH.unsigned_abs() {
                 break;
