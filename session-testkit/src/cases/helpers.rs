@@ -127,6 +127,19 @@ pub(crate) async fn expect_data(
     Ok(())
 }
 
+/// Fails unless `session` holds the text `expected` at `key` (`None`: no such key); `what`
+/// names the moment.
+pub(crate) async fn expect_text(
+    session: &Session,
+    key: &str,
+    expected: Option<&str>,
+    what: &str,
+) -> CaseResult {
+    let found = session.get::<String>(key).await?;
+    ensure_eq!(found.as_deref(), expected, "{what}");
+    Ok(())
+}
+
 /// Fails unless the record at `key` expires `seconds` from now, within 10 s.
 pub(crate) async fn expect_expiry_in(
     ctx: &Ctx,
@@ -151,6 +164,15 @@ pub(crate) async fn expect_update_refused(ctx: &Ctx, key: &StoreKey, what: &str)
         .await?;
     ensure!(!applied, "update {what} returned true");
     ensure!(absent(ctx, key).await?, "update {what} created a record");
+    Ok(())
+}
+
+/// Fails unless a `touch` of `key`, which holds no live record, is refused and creates
+/// nothing; `what` names the situation.
+pub(crate) async fn expect_touch_refused(ctx: &Ctx, key: &StoreKey, what: &str) -> CaseResult {
+    let touched = ctx.store.touch(key, in_secs(3600)).await?;
+    ensure!(!touched, "touch {what} returned true");
+    ensure!(absent(ctx, key).await?, "touch {what} left a record");
     Ok(())
 }
 

@@ -22,11 +22,13 @@ pub(crate) async fn session_cancelled_flush_keeps_its_data(ctx: &Ctx) -> CaseRes
     if !poll_once(fresh.flush()).await {
         cancelled += 1;
     }
-    ensure_eq!(
-        fresh.get::<String>("user").await?,
-        Some("ada".to_owned()),
-        "a new session's data after a cancelled flush"
-    );
+    expect_text(
+        &fresh,
+        "user",
+        Some("ada"),
+        "a new session's data after a cancelled flush",
+    )
+    .await?;
     let cookie = fresh
         .flush()
         .await?
@@ -65,11 +67,7 @@ pub(crate) async fn session_logout_racing_slow_request_does_not_resurrect(ctx: &
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada")]).await?;
     let slow = app.request(Some(&header));
-    ensure_eq!(
-        slow.get::<String>("user").await?,
-        Some("ada".to_owned()),
-        "user before logout"
-    );
+    expect_text(&slow, "user", Some("ada"), "user before logout").await?;
     let logout = app.request(Some(&header));
     logout.clear().await;
     logout.flush().await?;
@@ -132,11 +130,7 @@ pub(crate) async fn session_concurrent_requests_merge_distinct_keys(ctx: &Ctx) -
         missing.is_empty(),
         "keys lost by concurrent requests: {missing:?}"
     );
-    ensure_eq!(
-        session.get::<String>("user").await?,
-        Some("ada".to_owned()),
-        "the original key"
-    );
+    expect_text(&session, "user", Some("ada"), "the original key").await?;
     let keys: HashMap<String, ()> = session.keys().await?.into_iter().map(|k| (k, ())).collect();
     ensure_eq!(keys.len(), 51, "number of keys");
     Ok(())

@@ -26,25 +26,14 @@ pub(crate) async fn touch_extends_expiry_without_changing_data(ctx: &Ctx) -> Cas
 
 /// `touch` of an unknown key returns `false` and creates nothing.
 pub(crate) async fn touch_of_unknown_key_is_false(ctx: &Ctx) -> CaseResult {
-    let key = key()?;
-    ensure!(
-        !ctx.store.touch(&key, in_secs(3600)).await?,
-        "touch of an unknown key returned true"
-    );
-    ensure!(absent(ctx, &key).await?, "touch created a record");
-    Ok(())
+    expect_touch_refused(ctx, &key()?, "of an unknown key").await
 }
 
 /// `touch` of an expired record does not revive it.
 pub(crate) async fn touch_does_not_revive_expired_record(ctx: &Ctx) -> CaseResult {
     let key = create_expiring(ctx, &[("a", b"1")], in_millis(200)).await?;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    ensure!(
-        !ctx.store.touch(&key, in_secs(3600)).await?,
-        "touch of an expired record returned true"
-    );
-    ensure!(absent(ctx, &key).await?, "touch revived an expired record");
-    Ok(())
+    expect_touch_refused(ctx, &key, "of an expired record").await
 }
 
 /// `delete` removes a live record and says so.
