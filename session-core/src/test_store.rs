@@ -7,7 +7,9 @@ use crate::{Revision, SessionConfig, SessionManager};
 
 include!("store_example.rs");
 
-/// The doc store, counting every call made to it.
+/// The doc store, counting every call made to it. (`session_testkit::CountingStore` cannot
+/// serve here: the kit links this crate as a library, whose `SessionStore` is another trait
+/// than the one of this crate's own unit-test build.)
 #[derive(Debug, Default)]
 pub(crate) struct Counted {
     inner: MapStore,
@@ -69,7 +71,9 @@ impl SessionStore for Counted {
 /// A manager with the configuration `json` over a fresh counted doc store.
 pub(crate) fn manager(json: &str) -> (SessionManager, std::sync::Arc<Counted>) {
     let store = std::sync::Arc::new(Counted::default());
+    // ok: test-only module (compiled under cfg(test)); the configurations are the tests'.
     let config = SessionConfig::from_json_str(json).expect("test configuration");
+    // ok: test-only module; a configuration that parsed is one the manager accepts.
     let manager =
         SessionManager::new(store.clone(), config).expect("a manager over the test store");
     (manager, store)

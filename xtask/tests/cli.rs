@@ -2,54 +2,32 @@
 //! on standard output and status 0 without running anything, and a wrong argument gets
 //! the usage on standard error and a non-zero status.
 
-use std::process::{Command, Output};
+mod support;
+
+use support::cli::{help, refusal, refuses};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 /// The tasks `cargo xtask help` lists.
 const TASKS: [&str; 5] = ["ci", "conformance", "new-adapter", "torture", "bench"];
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("run xtask")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn the_overview_answers_help() {
     for args in [&[][..], &["help"], &["--help"], &["-h"]] {
-        let output = xtask(args);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        let text = stdout(&output);
-        assert!(
-            text.starts_with("usage: cargo xtask <task>"),
-            "{args:?}: {text}"
-        );
+        let text = help(XTASK, args, "cargo xtask <task>");
         for task in TASKS {
             assert!(
                 text.contains(&format!("\n  {task} ")),
                 "{task} missing: {text}"
             );
         }
-        assert_eq!(stderr(&output), "", "{args:?}");
     }
 }
 
 #[test]
 fn every_task_answers_help_without_running() {
     for task in TASKS {
+        let name = format!("cargo xtask {task}");
         for args in [
             vec![task, "--help"],
             vec![task, "-h"],
@@ -58,23 +36,14 @@ fn every_task_answers_help_without_running() {
             // otherwise start `.ci/run`, and `bench` a release build.
             vec![task, "--quick", "--help"],
         ] {
-            let output = xtask(&args);
-            assert_eq!(
-                output.status.code(),
-                Some(0),
-                "{args:?}: {}",
-                stderr(&output)
-            );
-            let text = stdout(&output);
-            assert!(
-                text.starts_with(&format!("usage: cargo xtask {task}")),
-                "{args:?}: {text}"
-            );
-            assert_eq!(stderr(&output), "", "{args:?}");
+            help(XTASK, &args, &name);
         }
     }
-    assert!(stdout(&xtask(&["conformance", "--help"])).contains("--adapter PATH"));
-    assert!(stdout(&xtask(&["torture", "-h"])).contains("--long"));
+    assert!(
+        help(XTASK, &["conformance", "--help"], "cargo xtask conformance")
+            .contains("--adapter PATH")
+    );
+    assert!(help(XTASK, &["torture", "-h"], "cargo xtask torture").contains("--long"));
 }
 
 #[test]
@@ -82,36 +51,20 @@ fn a_wrong_argument_gets_the_usage_on_stderr() {
     // `bench` is not here: its options pass through to the benchmark binary, which checks
     // them after the release build (its own test covers that check).
     let cases: [(&[&str], &str); 7] = [
-        (&["no-such-task"], "usage: cargo xtask <task>"),
-        (&["help", "no-such-task"], "usage: cargo xtask <task>"),
-        (&["ci", "--quick"], "usage: cargo xtask ci"),
-        (
-            &["conformance", "--bogus"],
-            "usage: cargo xtask conformance",
-        ),
-        (&["conformance", "--case"], "usage: cargo xtask conformance"),
-        (&["new-adapter"], "usage: cargo xtask new-adapter"),
-        (&["torture", "--bogus"], "usage: cargo xtask torture"),
+        (&["no-such-task"], "cargo xtask <task>"),
+        (&["help", "no-such-task"], "cargo xtask <task>"),
+        (&["ci", "--quick"], "cargo xtask ci"),
+        (&["conformance", "--bogus"], "cargo xtask conformance"),
+        (&["conformance", "--case"], "cargo xtask conformance"),
+        (&["new-adapter"], "cargo xtask new-adapter"),
+        (&["torture", "--bogus"], "cargo xtask torture"),
     ];
-    for (args, usage) in cases {
-        let output = xtask(args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(
-            stderr(&output).contains(usage),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert_eq!(stdout(&output), "", "{args:?}");
+    for (args, name) in cases {
+        refusal(XTASK, args, name);
     }
-    let output = xtask(&["new-adapter", "foo", "--bogus"]);
-    assert!(
-        stderr(&output).contains("unknown option --bogus"),
-        "{}",
-        stderr(&output)
+    refuses(
+        XTASK,
+        "cargo xtask new-adapter",
+        &[(&["new-adapter", "foo", "--bogus"], "unknown option --bogus")],
     );
 }
