@@ -26,6 +26,7 @@ fn record(expires_at: Timestamp) -> Record {
         expires_at,
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 

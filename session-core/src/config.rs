@@ -77,6 +77,10 @@ pub struct SessionConfig {
     /// The largest encoded value accepted by `Session::set`, in bytes (4 MiB by default,
     /// at most [`MAX_VALUE_SIZE_LIMIT`]).
     pub max_value_size: usize,
+    /// The most live sessions one user may have: binding a session beyond it
+    /// ([`Session::set_user`](crate::Session::set_user)) ends that user's least recently
+    /// active other sessions (no limit by default; needs a store with a user index).
+    pub max_sessions_per_user: Option<usize>,
 }
 
 impl Default for SessionConfig {
@@ -94,6 +98,7 @@ impl Default for SessionConfig {
             gc: GcConfig::default(),
             codec: Codec::default(),
             max_value_size: 4 * 1024 * 1024,
+            max_sessions_per_user: None,
         }
     }
 }
@@ -433,6 +438,12 @@ impl SessionConfig {
                 format!("must be between 1 and {MAX_VALUE_SIZE_LIMIT} bytes"),
             ));
         }
+        if self.max_sessions_per_user == Some(0) {
+            return Err(Error::config(
+                "max_sessions_per_user",
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
         Ok(())
     }
 
@@ -624,6 +635,7 @@ mod tests {
             (r#"{"gc": {"interval": 0}}"#, "`gc.interval`"),
             (r#"{"touch_after": 90000}"#, "`touch_after`"),
             (r#"{"max_value_size": 999999999}"#, "`max_value_size`"),
+            (r#"{"max_sessions_per_user": 0}"#, "`max_sessions_per_user`"),
             (r#"{"codec": "xml"}"#, "`codec`"),
             (r#"{"timeout": 10} trailing"#, "trailing"),
         ];

@@ -59,6 +59,17 @@ impl ExpiryPolicy {
                 .is_some_and(|end| end.is_reached(now))
     }
 
+    /// When a session that expires at `expires_at` was last refreshed, as far as its
+    /// expiry tells: the expiry minus the idle timeout, within `created_at..=now`.
+    pub(crate) fn last_active(
+        &self,
+        expires_at: Timestamp,
+        created_at: Timestamp,
+        now: Timestamp,
+    ) -> Timestamp {
+        (expires_at - self.idle).clamp(created_at, now.max(created_at))
+    }
+
     /// The expiry of a session first stored at `now`: the idle timeout (or the per-call
     /// `timeout` of `set_with_timeout`), capped by the absolute lifetime.
     pub(crate) fn for_new(&self, now: Timestamp, per_call: Option<Duration>) -> Timestamp {

@@ -133,7 +133,8 @@ impl StoreKey {
     /// Length of [`StoreKey::as_str`]: 64 hex digits.
     pub const HEX_LEN: usize = 64;
 
-    fn from_digest(digest: [u8; 32]) -> Self {
+    /// The key of a raw SHA-256 `digest`, for stores that keep keys as bytes.
+    pub fn from_digest(digest: [u8; 32]) -> Self {
         let mut hex = [0u8; 64];
         // Cannot fail: the output is exactly twice the input's length.
         let _ = hex::encode_to_slice(digest, &mut hex);

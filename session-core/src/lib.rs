@@ -100,6 +100,8 @@ mod store;
 #[cfg(test)]
 mod test_store;
 mod time;
+mod user;
+mod user_index;
 pub mod wire;
 
 pub use codec::Codec;
@@ -118,6 +120,10 @@ pub use set_cookie::set_cookie_header;
 pub use signing::Signer;
 pub use store::{Capabilities, SessionStore};
 pub use time::Timestamp;
+pub use user::{
+    IndexedSession, MAX_LABEL_LEN, MAX_USER_ID_LEN, Owner, SessionHandle, UserId, UserSession,
+    check_label,
+};
 
 /// Re-exported so store crates and applications share this crate's versions.
 pub use async_trait::async_trait;

@@ -67,7 +67,7 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 /// ```
 #[derive(Clone)]
 pub struct SessionManager {
-    inner: Arc<ManagerInner>,
+    pub(crate) inner: Arc<ManagerInner>,
 }
 
 pub(crate) struct ManagerInner {

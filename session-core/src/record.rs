@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::Timestamp;
+use crate::{Owner, Timestamp};
 
 /// A session's data: key → value encoded with the session's [`Codec`](crate::Codec).
 pub type Data = HashMap<String, Vec<u8>>;
@@ -22,6 +22,11 @@ pub struct Record {
     /// [`SessionStore::update_if_unchanged`](crate::SessionStore::update_if_unchanged);
     /// `None` otherwise. Stores ignore it in `create`.
     pub revision: Option<Revision>,
+    /// The user the session is bound to, for stores that declare
+    /// [`Capabilities::user_index`](crate::Capabilities::user_index) (which keep it and
+    /// index it); `None` for an unbound session. Other stores may drop it: the manager
+    /// never binds a session on them.
+    pub owner: Option<Owner>,
 }
 
 /// A store's mark of one state of one record, so that a request can write back what it
@@ -56,7 +61,15 @@ impl Record {
             expires_at,
             created_at,
             revision: None,
+            owner: None,
         }
+    }
+
+    /// The record bound to `owner`.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Option<Owner>) -> Self {
+        self.owner = owner;
+        self
     }
 
     /// Whether the record is dead at `now`.
@@ -81,12 +94,17 @@ pub struct ChangeSet {
     pub removed: HashSet<String>,
     /// The record's new expiry.
     pub expires_at: Timestamp,
+    /// Binds the session to this owner, replacing any earlier binding (and moving the
+    /// session in the store's user index); `None` leaves the binding as it is. Only sent
+    /// to stores that declare [`Capabilities::user_index`](crate::Capabilities::user_index).
+    pub owner: Option<Owner>,
 }
 
 impl ChangeSet {
-    /// Whether the change set changes data (as opposed to only moving the expiry).
+    /// Whether the change set changes the record (its data or its owner), as opposed to
+    /// only moving the expiry.
     pub fn changes_data(&self) -> bool {
-        self.cleared || !self.set.is_empty() || !self.removed.is_empty()
+        self.cleared || !self.set.is_empty() || !self.removed.is_empty() || self.owner.is_some()
     }
 
     /// Empties the change set (the expiry stays), keeping its allocations for the next one.
@@ -94,6 +112,17 @@ impl ChangeSet {
         self.cleared = false;
         self.set.clear();
         self.removed.clear();
+        self.owner = None;
+    }
+
+    /// Applies the whole change set to `record`: data, owner and expiry, for stores that
+    /// merge in memory.
+    pub fn apply_to_record(&self, record: &mut Record) {
+        self.apply_to(&mut record.data);
+        if let Some(owner) = &self.owner {
+            record.owner = Some(owner.clone());
+        }
+        record.expires_at = self.expires_at;
     }
 
     /// Applies the data changes to `data`, for stores that merge in memory.
@@ -128,6 +157,7 @@ mod tests {
             set: Data::from([("c".into(), vec![3]), ("a".into(), vec![9])]),
             removed: HashSet::from(["b".into()]),
             expires_at: Timestamp::EPOCH,
+            owner: None,
         };
         changes.apply_to(&mut data);
         assert_eq!(

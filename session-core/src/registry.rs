@@ -205,7 +205,10 @@ mod tests {
             ))
             .await
             .expect("foo opens");
-        assert_eq!(store.capabilities(), crate::Capabilities::new());
+        assert_eq!(
+            store.capabilities(),
+            crate::Capabilities::new().with_user_index(true)
+        );
         let (name, value) = seen
             .lock()
             .expect("lock")

@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use crate::expiry::NextExpiry;
 use crate::manager::ManagerInner;
 use crate::{
-    ChangeSet, Data, Error, ErrorKind, Record, Result, Revision, SessionId, StoreKey, Timestamp,
+    ChangeSet, Data, Error, ErrorKind, Owner, Record, Result, Revision, SessionHandle, SessionId,
+    StoreKey, Timestamp, UserId, UserSession,
 };
 
 /// How many fresh ids a new session tries before giving up. A collision of two 192-bit ids
@@ -84,6 +85,13 @@ struct State {
     cycle: bool,
     /// A timeout set by `set_with_timeout`, replacing the configured one.
     timeout_override: Option<Duration>,
+    /// The user the session is bound to, as loaded or as `set_user` made it.
+    owner: Option<Owner>,
+    /// A label set before the session was bound, given to the binding `set_user` makes.
+    label: String,
+    /// `set_user` bound the session in this request: after the flush that stores the
+    /// binding, the manager enforces `max_sessions_per_user`.
+    bound: bool,
     /// What the response must do with the cookie, accumulated over flushes.
     cookie: CookieAction,
     /// The first store failure of this request, kept for the framework integration.
@@ -250,6 +258,9 @@ impl Session {
         state.pending.clear();
         state.cycle = false;
         state.timeout_override = None;
+        state.owner = None;
+        state.label.clear();
+        state.bound = false;
     }
 
     /// Gives the session a fresh id at flush, keeping its data, and deletes the old record.
@@ -263,6 +274,156 @@ impl Session {
         // A new session gets a fresh id at its first flush anyway.
         state.cycle = state.persisted.is_some();
         Ok(())
+    }
+
+    /// Binds the session to `user`: call it at log-in, next to [`cycle_id`](Self::cycle_id).
+    /// The binding is stored at flush (a session bound to a user is stored even if it
+    /// holds no data), survives `cycle_id`, and ends with [`clear`](Self::clear). The user's
+    /// sessions can then be listed and ended ([`user_sessions`](Self::user_sessions),
+    /// [`SessionManager::revoke_user`](crate::SessionManager::revoke_user)), and
+    /// `max_sessions_per_user` ends the least recently active ones beyond the limit.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] if the store keeps no user index; a store failure while
+    /// loading.
+    pub async fn set_user(&self, user: UserId) -> Result<()> {
+        self.shared.manager.require_user_index()?;
+        let mut state = self.loaded_state().await?;
+        let state = &mut *state;
+        if state.owner.as_ref().is_some_and(|owner| owner.user == user) {
+            return Ok(());
+        }
+        let owner = Owner {
+            user,
+            label: state.owner.as_ref().map_or_else(
+                || std::mem::take(&mut state.label),
+                |owner| owner.label.clone(),
+            ),
+        };
+        self.bind(state, owner);
+        Ok(())
+    }
+
+    /// Gives the session a short description shown in listings of the user's sessions
+    /// (say "Firefox on Linux", from the `User-Agent`). Kept with the binding: a label set
+    /// before [`set_user`](Self::set_user) is given to the binding it makes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::TooLarge`] or [`ErrorKind::InvalidId`] for a label
+    /// [`check_label`](crate::check_label) refuses; a store failure while loading.
+    pub async fn set_label(&self, label: &str) -> Result<()> {
+        crate::check_label(label)?;
+        let mut state = self.loaded_state().await?;
+        let state = &mut *state;
+        match &state.owner {
+            Some(owner) if owner.label == label => {}
+            Some(owner) => {
+                let owner = Owner {
+                    user: owner.user.clone(),
+                    label: label.to_owned(),
+                };
+                self.bind(state, owner);
+            }
+            None => label.clone_into(&mut state.label),
+        }
+        Ok(())
+    }
+
+    fn bind(&self, state: &mut State, owner: Owner) {
+        if state.persisted.is_some() {
+            state.pending.owner = Some(owner.clone());
+        }
+        state.owner = Some(owner);
+        state.bound = true;
+    }
+
+    /// The user the session is bound to, if any.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn user(&self) -> Result<Option<UserId>> {
+        Ok(self
+            .loaded_state()
+            .await?
+            .owner
+            .as_ref()
+            .map(|owner| owner.user.clone()))
+    }
+
+    /// The handle that names this session in listings of its user's sessions, once it is
+    /// stored.
+    ///
+    /// # Errors
+    /// A store failure while loading.
+    pub async fn handle(&self) -> Result<Option<SessionHandle>> {
+        Ok(self
+            .loaded_state()
+            .await?
+            .persisted
+            .as_ref()
+            .map(|persisted| SessionHandle::of(&persisted.key)))
+    }
+
+    /// The live sessions of this session's user (the "where am I logged in" page), this
+    /// one marked [`current`](UserSession::current); empty for a session bound to no user.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] if the store keeps no user index; store failures.
+    pub async fn user_sessions(&self) -> Result<Vec<UserSession>> {
+        let (user, current) = self.user_and_key().await?;
+        let Some(user) = user else {
+            return Ok(Vec::new());
+        };
+        let manager = &self.shared.manager;
+        manager.require_user_index()?;
+        let mut sessions = manager.user_sessions(&user).await?;
+        if let Some(current) = current {
+            for session in &mut sessions {
+                session.current = session.handle.names(&current);
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Ends one session of this session's user, named by its handle from
+    /// [`user_sessions`](Self::user_sessions) ("log out that device"); returns whether it
+    /// ended one. A handle of another user's session, or of no live session, ends nothing
+    /// and is `false`: the handle is checked against this session's own user, so a form
+    /// that posts handles needs no ownership check of its own.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] if the store keeps no user index; store failures.
+    pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool> {
+        let (user, _) = self.user_and_key().await?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        self.shared.manager.revoke(&user, handle).await
+    }
+
+    /// Ends every other session of this session's user ("log out my other devices");
+    /// returns how many it ended. This one stays.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] if the store keeps no user index; store failures.
+    pub async fn revoke_others(&self) -> Result<u64> {
+        let (user, current) = self.user_and_key().await?;
+        let Some(user) = user else {
+            return Ok(0);
+        };
+        let except = current.as_ref().map(SessionHandle::of);
+        self.shared
+            .manager
+            .revoke_user(&user, except.as_ref())
+            .await
+    }
+
+    async fn user_and_key(&self) -> Result<(Option<UserId>, Option<StoreKey>)> {
+        let state = self.loaded_state().await?;
+        Ok((
+            state.owner.as_ref().map(|owner| owner.user.clone()),
+            state.persisted.as_ref().map(|p| p.key.clone()),
+        ))
     }
 
     /// When the session expires on the server, if it is stored.
@@ -290,7 +451,22 @@ impl Session {
     /// Store failures. The changes stay pending, so a later flush can retry them.
     pub async fn flush(&self) -> Result<Option<cookie::Cookie<'static>>> {
         let mut state = self.shared.state.lock().await;
-        let result = self.flush_locked(&mut state).await;
+        let mut result = self.flush_locked(&mut state).await;
+        if result.is_ok()
+            && state.bound
+            && let (Some(owner), Some(persisted)) = (&state.owner, &state.persisted)
+        {
+            // The binding is stored: hold the user to the configured number of sessions.
+            match self
+                .shared
+                .manager
+                .enforce_session_limit(&owner.user, &persisted.key)
+                .await
+            {
+                Ok(()) => state.bound = false,
+                Err(err) => result = Err(err),
+            }
+        }
         if let Err(err) = &result {
             state
                 .store_error
@@ -346,13 +522,13 @@ impl Session {
         state: &mut State,
         now: Timestamp,
     ) -> Result<()> {
-        if state.data.is_empty() {
+        if state.data.is_empty() && state.owner.is_none() {
             // Nothing to keep: no record and no cookie, so bots cannot fill the store.
             state.pending.clear();
             return Ok(());
         }
         let expires_at = manager.expiry.for_new(now, state.timeout_override);
-        let lent = Lent::new(&mut state.data, expires_at, now);
+        let lent = Lent::new(&mut state.data, expires_at, now, state.owner.as_ref());
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
         state.persisted = Some(Persisted {
@@ -392,7 +568,7 @@ impl Session {
                 .expiry
                 .target(now, old.created_at, old.expires_at, state.timeout_override);
         let created_at = old.created_at;
-        let lent = Lent::new(&mut state.data, expires_at, created_at);
+        let lent = Lent::new(&mut state.data, expires_at, created_at, state.owner.as_ref());
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
         state.persisted = Some(Persisted {
@@ -420,6 +596,7 @@ impl Session {
             pending,
             timeout_override,
             cookie,
+            owner,
             ..
         } = state
         else {
@@ -440,7 +617,7 @@ impl Session {
         let mut revision = None;
         if changes_data && let Some(loaded) = persisted.revision {
             revision = self
-                .write_if_unchanged(manager, data, persisted, loaded, expires_at)
+                .write_if_unchanged(manager, data, owner.as_ref(), persisted, loaded, expires_at)
                 .await?;
         }
         let applied = if revision.is_some() {
@@ -483,11 +660,12 @@ impl Session {
         &self,
         manager: &ManagerInner,
         data: &mut Data,
+        owner: Option<&Owner>,
         persisted: &Persisted,
         loaded: Revision,
         expires_at: Timestamp,
     ) -> Result<Option<Revision>> {
-        let lent = Lent::new(data, expires_at, persisted.created_at);
+        let lent = Lent::new(data, expires_at, persisted.created_at, owner);
         let written = manager
             .store
             .update_if_unchanged(&persisted.key, loaded, &lent.record)
@@ -553,6 +731,7 @@ impl Session {
                         revision: record.revision,
                     });
                     state.data = record.data;
+                    state.owner = record.owner;
                 }
             }
             state.incoming = None;
@@ -572,12 +751,20 @@ struct Lent<'a> {
 }
 
 impl<'a> Lent<'a> {
-    fn new(home: &'a mut Data, expires_at: Timestamp, created_at: Timestamp) -> Self {
+    /// Lends `home` to a record with the given expiry, creation time and owner (cloned:
+    /// two short strings, and only for a session bound to a user).
+    fn new(
+        home: &'a mut Data,
+        expires_at: Timestamp,
+        created_at: Timestamp,
+        owner: Option<&Owner>,
+    ) -> Self {
         let record = Record {
             data: std::mem::take(home),
             expires_at,
             created_at,
             revision: None,
+            owner: owner.cloned(),
         };
         Self { home, record }
     }
@@ -596,6 +783,9 @@ impl State {
         self.data.clear();
         self.pending.clear();
         self.cycle = false;
+        self.owner = None;
+        self.label.clear();
+        self.bound = false;
     }
 }
 

@@ -4,7 +4,10 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::{ChangeSet, Record, Result, Revision, StoreKey, Timestamp};
+use crate::{
+    ChangeSet, Error, ErrorKind, IndexedSession, Record, Result, Revision, StoreKey, Timestamp,
+    UserId,
+};
 
 /// A session storage backend.
 ///
@@ -161,8 +164,67 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Backend failures.
     async fn gc(&self) -> Result<u64>;
 
+    /// Removes the records at `keys`; returns how many live records it removed.
+    ///
+    /// The default deletes one key at a time. Stores that can remove many records in one
+    /// round trip (one SQL statement, one pipeline) override it, so that ending every
+    /// session of a user costs the same for 1 or 1,000 sessions.
+    ///
+    /// # Errors
+    /// Backend failures. Records removed before a failure stay removed.
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        let mut removed = 0;
+        for key in keys {
+            removed += u64::from(self.delete(key).await?);
+        }
+        Ok(removed)
+    }
+
+    /// The live sessions bound to `user`: for stores that declare
+    /// [`Capabilities::user_index`], in no particular order, each once.
+    ///
+    /// A session is listed from the moment a `create`, `update` or `update_if_unchanged`
+    /// bound it to `user` (see [`Record::owner`], [`ChangeSet::owner`]) until it is deleted,
+    /// bound to someone else or expired; an expired session is never listed, whether gc
+    /// has removed it or not, and the entry carries the expiry the record has now (after
+    /// any `touch`). The cost should not grow with the number of sessions in the store,
+    /// and should take a constant number of round trips for a user with many sessions.
+    ///
+    /// # Errors
+    /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let _ = user;
+        Err(no_user_index(std::any::type_name::<Self>()))
+    }
+
+    /// How many index entries the store keeps for `user`, stale ones (of sessions deleted,
+    /// rebound or expired but not yet pruned) included: what the index costs, for
+    /// monitoring and for the conformance suite's check that the index stays bounded.
+    ///
+    /// After `sessions_of(user)` or a `gc`, it is at most the number of the user's live
+    /// sessions plus those that expired since: a store prunes stale entries as it meets
+    /// them and never lets them pile up.
+    ///
+    /// # Errors
+    /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        let _ = user;
+        Err(no_user_index(std::any::type_name::<Self>()))
+    }
+
     /// What this store can do; the conformance suite skips cases that need more.
     fn capabilities(&self) -> Capabilities;
+}
+
+/// The error of a user-index call on a store that keeps no index.
+fn no_user_index(store: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "the store {store} keeps no index of users' sessions \
+             (Capabilities::user_index is false)"
+        ),
+    )
 }
 
 /// What a store can do, so callers and the conformance suite can adapt.
@@ -180,6 +242,10 @@ pub struct Capabilities {
     pub shared: bool,
     /// Records survive a restart of the application.
     pub persistent: bool,
+    /// The store keeps [`Record::owner`] and an index from each user to their live
+    /// sessions: [`SessionStore::sessions_of`] and [`SessionStore::user_index_len`] work,
+    /// and sessions can be bound to users.
+    pub user_index: bool,
 }
 
 impl Capabilities {
@@ -189,6 +255,7 @@ impl Capabilities {
             native_ttl: false,
             shared: false,
             persistent: false,
+            user_index: false,
         }
     }
 
@@ -210,6 +277,13 @@ impl Capabilities {
     #[must_use]
     pub const fn with_persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
+        self
+    }
+
+    /// Sets [`Capabilities::user_index`].
+    #[must_use]
+    pub const fn with_user_index(mut self, user_index: bool) -> Self {
+        self.user_index = user_index;
         self
     }
 }

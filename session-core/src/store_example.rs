@@ -4,7 +4,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use session_core::{
-    Capabilities, ChangeSet, Error, Record, Result, SessionStore, StoreKey, Timestamp,
+    Capabilities, ChangeSet, Error, IndexedSession, Record, Result, SessionStore, StoreKey,
+    Timestamp, UserId,
 };
 
 #[derive(Debug, Default)]
@@ -39,8 +40,7 @@ impl SessionStore for MapStore {
         let now = Timestamp::now();
         match self.map()?.get_mut(key).filter(|r| !r.is_expired(now)) {
             Some(record) => {
-                changes.apply_to(&mut record.data);
-                record.expires_at = changes.expires_at;
+                changes.apply_to_record(record);
                 Ok(true)
             }
             None => Ok(false),
@@ -67,7 +67,29 @@ impl SessionStore for MapStore {
         map.retain(|_, r| !r.is_expired(now));
         Ok((before - map.len()) as u64)
     }
+    // The user index by a scan of every record: fine for a page of docs. A real store
+    // keeps an index per user, so that listing one user does not read everyone's sessions.
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let now = Timestamp::now();
+        Ok(self
+            .map()?
+            .iter()
+            .filter(|(_, r)| !r.is_expired(now))
+            .filter(|(_, r)| r.owner.as_ref().is_some_and(|o| &o.user == user))
+            .map(|(key, r)| IndexedSession {
+                key: key.clone(),
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                label: r.owner.as_ref().map(|o| o.label.clone()).unwrap_or_default(),
+            })
+            .collect())
+    }
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        let map = self.map()?;
+        let bound = map.values().filter(|r| r.owner.as_ref().is_some_and(|o| &o.user == user));
+        Ok(bound.count() as u64)
+    }
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new()
+        Capabilities::new().with_user_index(true)
     }
 }

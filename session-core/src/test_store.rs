@@ -63,6 +63,18 @@ impl SessionStore for Counted {
         self.count();
         self.inner.gc().await
     }
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        self.count();
+        self.inner.delete_many(keys).await
+    }
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        self.count();
+        self.inner.sessions_of(user).await
+    }
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        self.count();
+        self.inner.user_index_len(user).await
+    }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

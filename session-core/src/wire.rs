@@ -3,30 +3,38 @@
 //!
 //! ```text
 //! magic   4 bytes  "SREC"
-//! version 1 byte   1
+//! version 1 byte   2 (1 is still read: it has no owner part)
 //! expires 8 bytes  i64 little-endian, ms since the Unix epoch
 //! created 8 bytes  i64 little-endian, ms since the Unix epoch
 //! count   4 bytes  u32 little-endian
 //! count × (key length u32 LE, key UTF-8 bytes, value length u32 LE, value bytes)
+//! owner   1 byte   0 (unbound) or 1, then if 1:
+//!         user length u32 LE, user UTF-8 bytes, label length u32 LE, label UTF-8 bytes
 //! ```
 //!
 //! Decoding checks every length against the bytes actually present before allocating, so
 //! a corrupt or hostile blob costs at most its own size, and is a
 //! [`ErrorKind::Decode`](crate::ErrorKind::Decode) error, never a panic.
 
-use crate::{Data, Error, Record, Result, Timestamp};
+use crate::{Data, Error, Owner, Record, Result, Timestamp, UserId};
 
 /// The first bytes of every encoded record.
 pub const MAGIC: &[u8; 4] = b"SREC";
 /// The layout version written by this crate.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The first layout, without the owner part; still decoded.
+const VERSION_1: u8 = 1;
 /// Bytes before the entries: magic, version, expiry, creation, count.
 pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 4;
 
-/// Encodes `record` (data, expiry and creation time).
+/// Encodes `record` (data, expiry, creation time and owner).
 pub fn encode_record(record: &Record) -> Vec<u8> {
     let body: usize = record.data.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-    let mut out = Vec::with_capacity(HEADER_LEN + body);
+    let owner = record
+        .owner
+        .as_ref()
+        .map_or(0, |owner| 8 + owner.user.as_str().len() + owner.label.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + body + 1 + owner);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&record.expires_at.as_millis().to_le_bytes());
@@ -37,6 +45,16 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
         out.extend_from_slice(key.as_bytes());
         out.extend_from_slice(&len_u32(value.len()).to_le_bytes());
         out.extend_from_slice(value);
+    }
+    match &record.owner {
+        None => out.push(0),
+        Some(owner) => {
+            out.push(1);
+            for text in [owner.user.as_str(), &owner.label] {
+                out.extend_from_slice(&len_u32(text.len()).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+        }
     }
     out
 }
@@ -51,10 +69,11 @@ fn len_u32(len: usize) -> u32 {
 ///
 /// # Errors
 /// [`ErrorKind::Decode`](crate::ErrorKind::Decode) for a wrong magic, an unknown version, a
-/// truncated blob, a length past the end, a key that is not UTF-8, or trailing bytes.
+/// truncated blob, a length past the end, a key that is not UTF-8, an owner that is not a
+/// valid user id and label, or trailing bytes.
 pub fn decode_record(bytes: &[u8]) -> Result<Record> {
     let mut reader = Reader { bytes, at: 0 };
-    let (expires_at, created_at) = reader.header()?;
+    let (version, expires_at, created_at) = reader.header()?;
     let count = reader.u32()? as usize;
     // Each entry takes at least 8 bytes: refuse counts the input cannot hold before
     // reserving anything.
@@ -71,6 +90,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
         let value = reader.take(value_len)?.to_vec();
         data.insert(key, value);
     }
+    let owner = if version == VERSION_1 {
+        None
+    } else {
+        reader.owner()?
+    };
     if reader.remaining() != 0 {
         return Err(Error::decode("trailing bytes after the record"));
     }
@@ -79,6 +103,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
         expires_at,
         created_at,
         revision: None,
+        owner,
     })
 }
 
@@ -90,7 +115,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
 pub fn decode_expiry(bytes: &[u8]) -> Result<Timestamp> {
     Reader { bytes, at: 0 }
         .header()
-        .map(|(expires_at, _)| expires_at)
+        .map(|(_, expires_at, _)| expires_at)
 }
 
 struct Reader<'a> {
@@ -126,19 +151,42 @@ impl<'a> Reader<'a> {
         self.array().map(i64::from_le_bytes)
     }
 
-    fn header(&mut self) -> Result<(Timestamp, Timestamp)> {
+    fn text(&mut self, what: &str) -> Result<&'a str> {
+        let len = self.u32()? as usize;
+        std::str::from_utf8(self.take(len)?)
+            .map_err(|_| Error::decode(format!("record {what} is not UTF-8")))
+    }
+
+    fn owner(&mut self) -> Result<Option<Owner>> {
+        match self.array::<1>()?[0] {
+            0 => Ok(None),
+            1 => {
+                let user = UserId::new(self.text("owner")?)
+                    .map_err(|err| Error::decode("record owner is not a valid user id").with_source(err))?;
+                let label = self.text("label")?;
+                Owner::new(user)
+                    .with_label(label)
+                    .map(Some)
+                    .map_err(|err| Error::decode("record label is not valid").with_source(err))
+            }
+            flag => Err(Error::decode(format!("unknown record owner flag {flag}"))),
+        }
+    }
+
+    /// The version, the expiry and the creation time.
+    fn header(&mut self) -> Result<(u8, Timestamp, Timestamp)> {
         if self.take(4)? != MAGIC {
             return Err(Error::decode("not a session record (bad magic)"));
         }
         let version = self.array::<1>()?[0];
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(Error::decode(format!(
                 "unknown session record version {version}"
             )));
         }
         let expires_at = Timestamp::from_millis(self.i64()?);
         let created_at = Timestamp::from_millis(self.i64()?);
-        Ok((expires_at, created_at))
+        Ok((version, expires_at, created_at))
     }
 }
 
@@ -157,6 +205,11 @@ mod tests {
             expires_at: Timestamp::from_millis(1_700_000_000_123),
             created_at: Timestamp::from_millis(-5),
             revision: None,
+            owner: Some(
+                Owner::new(UserId::new("ada@example.org").expect("valid"))
+                    .with_label("Firefox on Linux")
+                    .expect("valid"),
+            ),
         }
     }
 
@@ -170,6 +223,16 @@ mod tests {
             decode_record(&encode_record(&empty)).expect("decode"),
             empty
         );
+    }
+
+    #[test]
+    fn reads_the_first_layout() {
+        let mut record = sample();
+        record.owner = None;
+        let mut v1 = encode_record(&record);
+        assert_eq!(v1.pop(), Some(0), "an unbound record ends with the owner flag");
+        v1[4] = VERSION_1;
+        assert_eq!(decode_record(&v1).expect("decode v1"), record);
     }
 
     #[test]
@@ -196,7 +259,14 @@ mod tests {
         trailing.push(0);
         let mut huge_count = encode_record(&Record::default());
         let count_at = HEADER_LEN - 4;
-        huge_count[count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge_count[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut bad_owner = encode_record(&Record::default());
+        if let Some(flag) = bad_owner.last_mut() {
+            *flag = 2;
+        }
+        let mut control_user = encode_record(&sample());
+        let user_at = control_user.len() - 4 - "Firefox on Linux".len() - "ada@example.org".len();
+        control_user[user_at] = b'\n';
         let mut version = encode_record(&sample());
         version[4] = 99;
         for bad in [
@@ -205,6 +275,8 @@ mod tests {
             vec![0; 64],
             trailing,
             huge_count,
+            bad_owner,
+            control_user,
             version,
         ] {
             assert_eq!(

@@ -382,6 +382,7 @@ fn decode_document(document: &Document) -> Result<Record> {
         expires_at,
         created_at,
         revision: None,
+        owner: None,
     })
 }
 

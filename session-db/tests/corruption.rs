@@ -62,6 +62,7 @@ fn valid_blob() -> Vec<u8> {
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     })
 }
 
@@ -159,6 +160,7 @@ async fn check_corrupt_rows(backend: &str, store: Arc<dyn SessionStore>, rows: &
             expires_at: Timestamp::now() + Duration::from_secs(600),
             created_at: Timestamp::now(),
             revision: None,
+            owner: None,
         };
         assert!(
             store.create(&key, &record).await.expect("create"),
@@ -244,6 +246,7 @@ async fn logged_in(store: &dyn SessionStore) -> (StoreKey, Record) {
         expires_at: Timestamp::now() + Duration::from_secs(600),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     };
     assert!(store.create(&key, &record).await.expect("create"));
     (key, record)

@@ -34,6 +34,7 @@ fn record(expires_in: Duration) -> Record {
         expires_at: Timestamp::now() + expires_in,
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn live(pairs: &[(&str, &[u8])]) -> Record {
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 

@@ -8,6 +8,9 @@
 //! - Optionally bounded ([`MemoryStore::with_max_sessions`]): when full, a new session
 //!   evicts the soonest-to-expire session of its shard (expired ones first).
 //! - Every change set is applied under its shard's lock, so it is atomic.
+//! - Keeps a user index ([`Capabilities::user_index`]): the sessions of one user are listed
+//!   without looking at anyone else's, and sessions that do not change their binding never
+//!   touch it.
 //!
 //! Sessions live as long as the process. For several processes on one machine use
 //! `session-file`; for several machines, `session-redis` or `session-db`.
@@ -40,6 +43,8 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod users;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -47,9 +52,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use session_core::{
-    Capabilities, ChangeSet, Error, Record, Registry, Result, SessionStore, StoreKey, Timestamp,
-    async_trait,
+    Capabilities, ChangeSet, Error, IndexedSession, Owner, Record, Registry, Result, SessionStore,
+    StoreKey, Timestamp, UserId, async_trait,
 };
+
+use crate::users::UserIndex;
 
 /// Shards of an unbounded store. A power of two, so the shard is a mask of the key.
 const SHARDS: usize = 64;
@@ -65,6 +72,8 @@ pub struct MemoryStore {
     per_shard_limit: Option<usize>,
     /// Live and not-yet-collected sessions, across shards.
     len: AtomicUsize,
+    /// Each user's bound sessions.
+    users: UserIndex,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +128,7 @@ impl MemoryStore {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard_limit,
             len: AtomicUsize::new(0),
+            users: UserIndex::default(),
         }
     }
 
@@ -141,6 +151,34 @@ impl MemoryStore {
         self.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the index entry of `key` from the `before` binding to the `after` one. Called
+    /// with no shard lock held: a listing takes the index lock, then shard locks.
+    fn rebind(&self, key: &StoreKey, before: Option<&Owner>, after: Option<&Owner>) {
+        let (before, after) = (before.map(|o| &o.user), after.map(|o| &o.user));
+        if before == after {
+            return;
+        }
+        if let Some(user) = before {
+            self.users.remove(user, key);
+        }
+        if let Some(user) = after {
+            self.users.add(user, key);
+        }
+    }
+
+    /// The live session at `key` if it is bound to `user`, as an index entry.
+    fn bound_to(&self, user: &UserId, key: &StoreKey, now: Timestamp) -> Option<IndexedSession> {
+        let shard = self.shard(key);
+        let record = shard.records.get(key.digest())?;
+        let owner = record.owner.as_ref().filter(|owner| &owner.user == user)?;
+        (!record.is_expired(now)).then(|| IndexedSession {
+            key: key.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            label: owner.label.clone(),
+        })
     }
 }
 
@@ -197,8 +235,11 @@ impl SessionStore for MemoryStore {
             }
             // An expired record gc has not collected yet: the new one takes its place.
             let previous = existing.expires_at;
+            let before = existing.owner.take();
             existing.clone_from(record);
             shard.set_expiry(digest, previous, record.expires_at);
+            drop(guard);
+            self.rebind(key, before.as_ref(), record.owner.as_ref());
             return Ok(true);
         }
         if let Some(limit) = self.per_shard_limit {
@@ -208,7 +249,9 @@ impl SessionStore for MemoryStore {
         }
         shard.by_expiry.insert((record.expires_at, *digest));
         shard.records.insert(*digest, record.clone());
+        drop(guard);
         self.len.fetch_add(1, Ordering::Relaxed);
+        self.rebind(key, None, record.owner.as_ref());
         Ok(true)
     }
 
@@ -221,7 +264,15 @@ impl SessionStore for MemoryStore {
         };
         changes.apply_to(&mut record.data);
         let previous = std::mem::replace(&mut record.expires_at, changes.expires_at);
+        let before = match &changes.owner {
+            Some(owner) => record.owner.replace(owner.clone()),
+            None => None,
+        };
         shard.set_expiry(digest, previous, changes.expires_at);
+        drop(shard);
+        if changes.owner.is_some() {
+            self.rebind(key, before.as_ref(), changes.owner.as_ref());
+        }
         Ok(true)
     }
 
@@ -240,15 +291,19 @@ impl SessionStore for MemoryStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
         let now = Timestamp::now();
         let removed = self.shard(key).remove(key.digest());
-        if removed.is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-        }
-        Ok(removed.is_some_and(|record| !record.is_expired(now)))
+        let Some(record) = removed else {
+            return Ok(false);
+        };
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        self.rebind(key, record.owner.as_ref(), None);
+        Ok(!record.is_expired(now))
     }
 
     async fn gc(&self) -> Result<u64> {
         let now = Timestamp::now();
         let mut removed = 0u64;
+        // Index entries of the collected sessions, removed once no shard lock is held.
+        let mut unbound = Vec::new();
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             while let Some(&(expires_at, digest)) = shard.by_expiry.first() {
@@ -256,9 +311,17 @@ impl SessionStore for MemoryStore {
                     break;
                 }
                 shard.by_expiry.pop_first();
-                shard.records.remove(&digest);
+                if let Some(Record {
+                    owner: Some(owner), ..
+                }) = shard.records.remove(&digest)
+                {
+                    unbound.push((owner.user, digest));
+                }
                 removed += 1;
             }
+        }
+        for (user, digest) in unbound {
+            self.users.remove(&user, &StoreKey::from_digest(digest));
         }
         self.len.fetch_sub(
             usize::try_from(removed).unwrap_or(usize::MAX),
@@ -267,8 +330,28 @@ impl SessionStore for MemoryStore {
         Ok(removed)
     }
 
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let now = Timestamp::now();
+        let mut sessions = Vec::new();
+        let mut stale = Vec::new();
+        for key in self.users.keys(user) {
+            match self.bound_to(user, &key, now) {
+                Some(session) => sessions.push(session),
+                None => stale.push(key),
+            }
+        }
+        self.users.prune(user, &stale, |key| {
+            self.bound_to(user, key, Timestamp::now()).is_none()
+        });
+        Ok(sessions)
+    }
+
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        Ok(u64::try_from(self.users.len(user)).unwrap_or(u64::MAX))
+    }
+
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new()
+        Capabilities::new().with_user_index(true)
     }
 }
 

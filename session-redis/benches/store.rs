@@ -85,6 +85,7 @@ async fn prepare_record(store: &session_redis::RedisStore) -> session_core::Resu
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     };
     store.create(&key, &record).await?;
     Ok(key)

@@ -305,6 +305,7 @@ pub(crate) fn decode_load(reply: Value, now: Timestamp) -> Result<Option<Record>
         expires_at,
         created_at,
         revision: None,
+        owner: None,
     }))
 }
 
@@ -443,6 +444,7 @@ mod tests {
             expires_at: Timestamp::from_millis(20),
             created_at: Timestamp::from_millis(10),
             revision: None,
+            owner: None,
         };
         let mut args: Vec<Vec<u8>> = Vec::new();
         write_create_args(&mut args, &record);
@@ -465,6 +467,7 @@ mod tests {
             set: Data::from([("s".to_owned(), b"1".to_vec())]),
             removed: HashSet::from(["r".to_owned()]),
             expires_at: Timestamp::from_millis(30),
+            owner: None,
         };
         let mut args: Vec<Vec<u8>> = Vec::new();
         write_update_args(&mut args, &changes);
@@ -492,6 +495,7 @@ mod tests {
             expires_at: Timestamp::from_millis(20),
             created_at: Timestamp::from_millis(10),
             revision: None,
+            owner: None,
         };
         let payload = restore_payload(&record);
         let mut expected = vec![RDB_TYPE_HASH, 3];

@@ -76,6 +76,7 @@ fn record(pairs: &[(&str, &[u8])]) -> Record {
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 

@@ -135,6 +135,7 @@ fn record() -> Record {
         expires_at: Timestamp::now() + Duration::from_secs(3600),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 

@@ -92,6 +92,7 @@ async fn stores_one_hash_per_session_with_the_expiry_as_its_ttl() -> TestResult 
         expires_at: in_an_hour(),
         created_at: Timestamp::from_millis(1_700_000_000_123),
         revision: None,
+        owner: None,
     };
     assert!(store.create(&k, &record).await.expect("create"));
     let redis_key = store.redis_key(&k);
@@ -182,6 +183,7 @@ async fn corrupt_keys_are_decode_errors_and_create_replaces_them() -> TestResult
             expires_at: in_an_hour(),
             created_at: Timestamp::now(),
             revision: None,
+            owner: None,
         };
         let replaced = store.create(&k, &fresh).await.expect(what);
         if what == "an unknown field"
@@ -289,6 +291,7 @@ async fn new_sessions_of_every_size_are_written_whole_with_their_ttl() -> TestRe
             expires_at: in_an_hour(),
             created_at: Timestamp::now(),
             revision: None,
+            owner: None,
         };
         let fields = record.data.len();
         assert!(
@@ -380,6 +383,7 @@ async fn a_server_that_refuses_restore_gets_the_create_script() -> TestResult {
             expires_at: in_an_hour(),
             created_at: Timestamp::now(),
             revision: None,
+            owner: None,
         };
         assert!(
             store.create(&k, &record).await.expect("create"),
@@ -433,6 +437,7 @@ async fn change_sets_larger_than_one_lua_call_are_applied_whole() -> TestResult 
         expires_at: in_an_hour(),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     };
     assert!(store.create(&k, &record).await.expect("create"));
     assert_eq!(
@@ -444,6 +449,7 @@ async fn change_sets_larger_than_one_lua_call_are_applied_whole() -> TestResult 
         set: (2500..4000).map(|i| (format!("k{i}"), vec![2])).collect(),
         removed: (0..1700).map(|i| format!("k{i}")).collect::<HashSet<_>>(),
         expires_at: in_an_hour(),
+        owner: None,
     };
     assert!(store.update(&k, &changes).await.expect("update"));
     let mut expected = record.data.clone();
@@ -572,6 +578,7 @@ async fn wraps_a_client_or_connection_manager_the_application_has() -> TestResul
         expires_at: in_an_hour(),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     };
     assert!(store.create(&k, &record).await.expect("create"));
 

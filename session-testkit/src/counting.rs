@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use session_core::{
-    Capabilities, ChangeSet, Record, Result, Revision, SessionStore, StoreKey, Timestamp,
-    async_trait,
+    Capabilities, ChangeSet, IndexedSession, Record, Result, Revision, SessionStore, StoreKey,
+    Timestamp, UserId, async_trait,
 };
 
 /// Wraps a real store and counts the calls that reach it. Everything is delegated: this is
@@ -23,6 +23,8 @@ pub struct CountingStore {
     conditional_updates: AtomicU64,
     touches: AtomicU64,
     deletes: AtomicU64,
+    bulk_deletes: AtomicU64,
+    listings: AtomicU64,
 }
 
 /// A snapshot of a [`CountingStore`]'s counters.
@@ -40,17 +42,26 @@ pub struct OperationCounts {
     pub touches: u64,
     /// Calls to `delete`.
     pub deletes: u64,
+    /// Calls to `delete_many`.
+    pub bulk_deletes: u64,
+    /// Calls to `sessions_of`.
+    pub listings: u64,
 }
 
 impl OperationCounts {
-    /// Calls that write: create, both kinds of update, touch and delete.
+    /// Calls that write: create, both kinds of update, touch and both kinds of delete.
     pub fn writes(&self) -> u64 {
-        self.creates + self.updates + self.conditional_updates + self.touches + self.deletes
+        self.creates
+            + self.updates
+            + self.conditional_updates
+            + self.touches
+            + self.deletes
+            + self.bulk_deletes
     }
 
-    /// Every call.
+    /// Every call (except `gc` and `user_index_len`, which no request makes).
     pub fn total(&self) -> u64 {
-        self.loads + self.writes()
+        self.loads + self.listings + self.writes()
     }
 }
 
@@ -66,6 +77,8 @@ impl CountingStore {
             conditional_updates: AtomicU64::new(0),
             touches: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
+            bulk_deletes: AtomicU64::new(0),
+            listings: AtomicU64::new(0),
         }
     }
 
@@ -95,6 +108,8 @@ impl CountingStore {
             conditional_updates: self.conditional_updates.load(Ordering::SeqCst),
             touches: self.touches.load(Ordering::SeqCst),
             deletes: self.deletes.load(Ordering::SeqCst),
+            bulk_deletes: self.bulk_deletes.load(Ordering::SeqCst),
+            listings: self.listings.load(Ordering::SeqCst),
         }
     }
 }
@@ -145,6 +160,24 @@ impl SessionStore for CountingStore {
             tokio::task::yield_now().await;
         }
         self.inner.gc().await
+    }
+
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        self.enter(&self.bulk_deletes).await;
+        self.inner.delete_many(keys).await
+    }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        self.enter(&self.listings).await;
+        self.inner.sessions_of(user).await
+    }
+
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        // Not counted: no request asks it.
+        if self.yield_first {
+            tokio::task::yield_now().await;
+        }
+        self.inner.user_index_len(user).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -2,14 +2,14 @@
 //! deliberately broken store (a [`Flaw`] of the reference store, a down backend that
 //! pretends one call succeeded) is caught by the cases meant to catch it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use session_core::{
-    Capabilities, ChangeSet, Record, Result, Revision, SessionStore, StoreKey, Timestamp,
-    async_trait,
+    Capabilities, ChangeSet, IndexedSession, Owner, Record, Result, Revision, SessionStore,
+    StoreKey, Timestamp, UserId, async_trait,
 };
 use session_testkit::{CASES, Fixture, Outcome, Report, Suite};
 
@@ -31,12 +31,21 @@ enum Flaw {
     GcFails,
     /// `create` over a live record returns `false` but still moves the record's expiry.
     LoserMovesExpiry,
+    /// `sessions_of` lists sessions whose expiry is reached until gc removes them.
+    ListsExpired,
+    /// Only `update` indexes a binding: a session created bound (a log-in, the fresh id
+    /// of `cycle_id`) is never listed.
+    ForgetsCycledIds,
+    /// Index entries are never removed: listings filter them, but the index only grows.
+    NeverPrunes,
 }
 
-/// A deliberately plain store: one map behind one lock, with an optional flaw.
+/// A deliberately plain store: one map behind one lock, a user index beside it, with an
+/// optional flaw.
 #[derive(Debug)]
 struct ReferenceStore {
     records: Mutex<HashMap<StoreKey, Record>>,
+    users: Mutex<HashMap<UserId, HashSet<StoreKey>>>,
     /// The last revision given out: every write takes the next one.
     revisions: AtomicU64,
     flaw: Flaw,
@@ -46,6 +55,7 @@ impl ReferenceStore {
     fn new(flaw: Flaw) -> Self {
         Self {
             records: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             revisions: AtomicU64::new(0),
             flaw,
         }
@@ -53,6 +63,32 @@ impl ReferenceStore {
 
     fn map(&self) -> MutexGuard<'_, HashMap<StoreKey, Record>> {
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<UserId, HashSet<StoreKey>>> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Indexes `key` under `owner`'s user; call without the records lock.
+    fn index(&self, key: &StoreKey, owner: Option<&Owner>) {
+        if let Some(owner) = owner {
+            self.users()
+                .entry(owner.user.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
+    /// Drops the index entry of `key` under `owner`'s user, unless the flaw keeps it.
+    fn unindex(&self, key: &StoreKey, owner: Option<&Owner>) {
+        if self.flaw == Flaw::NeverPrunes {
+            return;
+        }
+        if let Some(owner) = owner
+            && let Some(keys) = self.users().get_mut(&owner.user)
+        {
+            keys.remove(key);
+        }
     }
 
     fn live(&self, record: &Record) -> bool {
@@ -87,7 +123,13 @@ impl SessionStore for ReferenceStore {
         }
         let mut record = record.clone();
         self.bump(&mut record);
-        map.insert(key.clone(), record);
+        let owner = record.owner.clone();
+        let replaced = map.insert(key.clone(), record);
+        drop(map);
+        self.unindex(key, replaced.and_then(|r| r.owner).as_ref());
+        if self.flaw != Flaw::ForgetsCycledIds {
+            self.index(key, owner.as_ref());
+        }
         Ok(true)
     }
 
@@ -106,7 +148,14 @@ impl SessionStore for ReferenceStore {
         }
         stored.data = record.data.clone();
         stored.expires_at = record.expires_at;
-        Ok(Some(self.bump(stored)))
+        let before = std::mem::replace(&mut stored.owner, record.owner.clone());
+        let revision = self.bump(stored);
+        drop(map);
+        if before != record.owner {
+            self.unindex(key, before.as_ref());
+            self.index(key, record.owner.as_ref());
+        }
+        Ok(Some(revision))
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
@@ -115,10 +164,10 @@ impl SessionStore for ReferenceStore {
                 return Ok(false);
             };
             tokio::time::sleep(Duration::from_millis(2)).await;
-            changes.apply_to(&mut record.data);
-            record.expires_at = changes.expires_at;
+            changes.apply_to_record(&mut record);
             self.bump(&mut record);
             self.map().insert(key.clone(), record);
+            self.index(key, changes.owner.as_ref());
             return Ok(true);
         }
         let mut map = self.map();
@@ -138,9 +187,14 @@ impl SessionStore for ReferenceStore {
         let Some(record) = map.get_mut(key) else {
             return Ok(false);
         };
-        changes.apply_to(&mut record.data);
-        record.expires_at = changes.expires_at;
+        let before = record.owner.clone();
+        changes.apply_to_record(record);
         self.bump(record);
+        drop(map);
+        if changes.owner.is_some() && before != changes.owner {
+            self.unindex(key, before.as_ref());
+            self.index(key, changes.owner.as_ref());
+        }
         Ok(true)
     }
 
@@ -158,6 +212,9 @@ impl SessionStore for ReferenceStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
         let removed = self.map().remove(key);
+        if let Some(record) = &removed {
+            self.unindex(key, record.owner.as_ref());
+        }
         Ok(removed.is_some_and(|r| self.live(&r)))
     }
 
@@ -170,13 +227,64 @@ impl SessionStore for ReferenceStore {
         }
         let now = Timestamp::now();
         let mut map = self.map();
-        let before = map.len();
-        map.retain(|_, r| !r.is_expired(now));
-        Ok(u64::try_from(before - map.len()).unwrap_or(u64::MAX))
+        let expired: Vec<(StoreKey, Option<Owner>)> = map
+            .iter()
+            .filter(|(_, r)| r.is_expired(now))
+            .map(|(k, r)| (k.clone(), r.owner.clone()))
+            .collect();
+        for (key, _) in &expired {
+            map.remove(key);
+        }
+        drop(map);
+        for (key, owner) in &expired {
+            self.unindex(key, owner.as_ref());
+        }
+        Ok(u64::try_from(expired.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let keys: Vec<StoreKey> = self
+            .users()
+            .get(user)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
+        let now = Timestamp::now();
+        let mut listed = Vec::new();
+        let mut stale = Vec::new();
+        let map = self.map();
+        for key in keys {
+            let bound = map.get(&key).filter(|r| {
+                (self.flaw == Flaw::ListsExpired || !r.is_expired(now))
+                    && r.owner.as_ref().is_some_and(|o| &o.user == user)
+            });
+            match bound {
+                Some(r) => listed.push(IndexedSession {
+                    key,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                    label: r.owner.as_ref().map(|o| o.label.clone()).unwrap_or_default(),
+                }),
+                None => stale.push(key),
+            }
+        }
+        drop(map);
+        if self.flaw != Flaw::NeverPrunes
+            && let Some(keys) = self.users().get_mut(user)
+        {
+            for key in &stale {
+                keys.remove(key);
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        let len = self.users().get(user).map_or(0, HashSet::len);
+        Ok(u64::try_from(len).unwrap_or(u64::MAX))
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new()
+        Capabilities::new().with_user_index(true)
     }
 }
 
@@ -221,6 +329,7 @@ async fn a_correct_store_passes_every_case_it_can_run() {
         skipped,
         [
             "shared_handles_see_each_other",
+            "user_index_shared_between_handles",
             "unreachable_backend_returns_errors"
         ]
     );
@@ -310,6 +419,40 @@ async fn catches_a_store_whose_gc_always_fails() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_an_index_that_lists_expired_sessions() {
+    assert_caught(
+        Flaw::ListsExpired,
+        &["user_index_never_lists_expired_sessions"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_an_index_that_forgets_cycled_ids() {
+    assert_caught(
+        Flaw::ForgetsCycledIds,
+        &[
+            "user_index_lists_bound_sessions",
+            "session_cycle_id_keeps_the_binding",
+            "session_revoke_user_leaves_other_users",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_an_index_that_never_prunes() {
+    assert_caught(
+        Flaw::NeverPrunes,
+        &[
+            "user_index_forgets_deleted_sessions",
+            "user_index_stays_bounded",
+        ],
+    )
+    .await;
+}
+
 fn case(name: &str) -> &'static session_testkit::Case {
     CASES
         .iter()
@@ -377,8 +520,19 @@ impl SessionStore for Down {
     async fn gc(&self) -> Result<u64> {
         self.answer("gc", 0)
     }
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        self.answer("delete_many", keys.len() as u64)
+    }
+    async fn sessions_of(&self, _: &UserId) -> Result<Vec<IndexedSession>> {
+        self.answer("sessions_of", Vec::new())
+    }
+    async fn user_index_len(&self, _: &UserId) -> Result<u64> {
+        self.answer("user_index_len", 0)
+    }
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_native_ttl(self.native_ttl)
+        Capabilities::new()
+            .with_native_ttl(self.native_ttl)
+            .with_user_index(true)
     }
 }
 
@@ -393,7 +547,7 @@ async fn unreachable_case(down: Down) -> Outcome {
         .await
 }
 
-/// The down-backend case calls all seven methods: a store that pretends any one of them
+/// The down-backend case calls every method: a store that pretends any one of them
 /// succeeded fails it, naming the method, and one that fails them all passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catches_a_down_backend_that_pretends_any_call_succeeded() {
@@ -405,6 +559,9 @@ async fn catches_a_down_backend_that_pretends_any_call_succeeded() {
         "touch",
         "delete",
         "gc",
+        "delete_many",
+        "sessions_of",
+        "user_index_len",
     ];
     for method in every {
         let down = Down {

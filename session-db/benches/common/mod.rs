@@ -60,6 +60,7 @@ fn sample_record() -> Record {
         expires_at: Timestamp::now() + Duration::from_secs(86_400),
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 

@@ -9,8 +9,8 @@ pub(crate) use std::time::Duration;
 pub(crate) use serde::{Deserialize, Serialize};
 pub(crate) use session_core::cookie::Cookie;
 pub(crate) use session_core::{
-    ChangeSet, Data, Record, Revision, Session, SessionConfig, SessionId, SessionManager,
-    SessionStore, StoreKey, Timestamp,
+    ChangeSet, Data, Owner, Record, Revision, Session, SessionConfig,
+    SessionHandle, SessionId, SessionManager, SessionStore, StoreKey, Timestamp, UserId,
 };
 pub(crate) use tokio::task::JoinSet;
 
@@ -34,6 +34,7 @@ pub(crate) fn record(pairs: &[(&str, &[u8])], expires_at: Timestamp) -> Record {
         expires_at,
         created_at: Timestamp::now(),
         revision: None,
+        owner: None,
     }
 }
 
@@ -55,7 +56,72 @@ pub(crate) fn changes(set: &[(&str, &[u8])], removed: &[&str], expires_at: Times
         set: data(set),
         removed: removed.iter().map(|k| (*k).to_owned()).collect(),
         expires_at,
+        owner: None,
     }
+}
+
+/// Skips the case unless the store keeps a user index.
+pub(crate) fn require_user_index(ctx: &Ctx) -> CaseResult {
+    if ctx.store.capabilities().user_index {
+        Ok(())
+    } else {
+        Err(CaseError::Skip(
+            "the store keeps no user index (Capabilities::user_index is false)".into(),
+        ))
+    }
+}
+
+/// A user of this case alone: `name` plus a random suffix, so that runs on a shared
+/// backend (and two processes on one) never see each other's users.
+pub(crate) fn fresh_user(name: &str) -> Result<UserId, CaseError> {
+    let suffix = SessionId::generate(22)?;
+    Ok(UserId::new(format!("{name}-{}", suffix.expose()))?)
+}
+
+/// The owner `user` with `label`.
+pub(crate) fn owner(user: &UserId, label: &str) -> Result<Owner, CaseError> {
+    Ok(Owner::new(user.clone()).with_label(label)?)
+}
+
+/// A fresh key holding a record of `pairs` bound to `owner`, expiring at `expires_at`.
+pub(crate) async fn create_bound(
+    ctx: &Ctx,
+    owner: &Owner,
+    pairs: &[(&str, &[u8])],
+    expires_at: Timestamp,
+) -> Result<StoreKey, CaseError> {
+    let key = key()?;
+    let created = ctx
+        .store
+        .create(&key, &record(pairs, expires_at).with_owner(Some(owner.clone())))
+        .await?;
+    ensure!(created, "create of a fresh bound key returned false");
+    Ok(key)
+}
+
+/// The keys `store` lists for `user`, sorted; fails if one is listed twice.
+pub(crate) async fn listed(
+    store: &dyn SessionStore,
+    user: &UserId,
+) -> Result<Vec<StoreKey>, CaseError> {
+    let mut keys: Vec<StoreKey> = store
+        .sessions_of(user)
+        .await?
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    keys.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    let count = keys.len();
+    keys.dedup();
+    ensure_eq!(keys.len(), count, "distinct keys in the listing of {user}");
+    Ok(keys)
+}
+
+/// `keys`, sorted as [`listed`] sorts.
+pub(crate) fn sorted(keys: &[StoreKey]) -> Vec<StoreKey> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    keys
 }
 
 pub(crate) async fn create_live(ctx: &Ctx, pairs: &[(&str, &[u8])]) -> Result<StoreKey, CaseError> {
@@ -218,6 +284,26 @@ impl App {
 
     pub(crate) fn request(&self, cookie: Option<&str>) -> Session {
         self.manager.session_from_cookie_header(cookie)
+    }
+
+    /// Runs a log-in request of `user` on the device `label`: data, the binding, a fresh
+    /// id. Returns the `Cookie` header that later requests send.
+    pub(crate) async fn login_as(&self, user: &UserId, label: &str) -> Result<String, CaseError> {
+        let session = self.request(None);
+        session.set("device", label).await?;
+        session.set_user(user.clone()).await?;
+        session.set_label(label).await?;
+        session.cycle_id().await?;
+        let cookie = session
+            .flush()
+            .await?
+            .ok_or_else(|| CaseError::Fail("a log-in got no cookie".into()))?;
+        Ok(cookie_header(&cookie))
+    }
+
+    /// The user the session of `header` is bound to, as a new request sees it.
+    pub(crate) async fn user_of(&self, header: &str) -> Result<Option<UserId>, CaseError> {
+        Ok(self.request(Some(header)).user().await?)
     }
 
     /// Runs a request that stores `pairs` in a new session; returns the `Cookie` header

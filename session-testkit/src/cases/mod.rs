@@ -140,9 +140,10 @@ mod session;
 mod store;
 mod torture;
 
-use self::session::{cookies::*, expiry::*, lifecycle::*, races::*};
+use self::session::{cookies::*, expiry::*, lifecycle::*, races::*, users::*};
 use self::store::{
     concurrency::*, conditional::*, create_load::*, errors::*, gc::*, touch_delete::*, update::*,
+    user_index::*,
 };
 use self::torture::*;
 
@@ -196,6 +197,15 @@ cases![
     concurrent_writes_to_one_key_leave_one_written_value,
     ten_thousand_sessions_without_cross_talk,
     shared_handles_see_each_other,
+    delete_many_removes_exactly_the_named_records,
+    user_index_lists_bound_sessions,
+    user_index_follows_rebinding,
+    user_index_forgets_deleted_sessions,
+    user_index_never_lists_expired_sessions,
+    user_index_follows_expiry_moves,
+    user_index_stays_bounded,
+    user_index_lists_concurrent_binds,
+    user_index_shared_between_handles,
     unreachable_backend_returns_errors,
     session_round_trips_typed_values,
     session_new_empty_session_is_not_stored,
@@ -212,6 +222,16 @@ cases![
     session_logout_racing_slow_request_does_not_resurrect,
     session_cycle_id_racing_delete_does_not_resurrect,
     session_concurrent_requests_merge_distinct_keys,
+    session_set_user_binds_and_lists,
+    session_cycle_id_keeps_the_binding,
+    session_clear_unbinds,
+    session_revoke_ends_only_that_session,
+    session_revoke_others_keeps_current,
+    session_revoke_user_leaves_other_users,
+    session_revoke_racing_slow_request_does_not_resurrect,
+    session_max_sessions_per_user_ends_the_oldest,
+    session_concurrent_logins_are_listed_and_capped,
+    session_binding_costs_no_extra_round_trip,
     torture_tampered_cookies_are_rejected_without_lookups,
     torture_never_issued_ids_are_never_adopted,
     torture_oversize_values_are_refused,

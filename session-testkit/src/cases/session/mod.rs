@@ -6,3 +6,4 @@ pub(super) mod cookies;
 pub(super) mod expiry;
 pub(super) mod lifecycle;
 pub(super) mod races;
+pub(super) mod users;

@@ -26,6 +26,7 @@ pub(crate) async fn create_then_load_round_trips_bytes(ctx: &Ctx) -> CaseResult 
         expires_at: Timestamp::from_millis(Timestamp::now().as_millis() + 3_600_123),
         created_at: Timestamp::from_millis(Timestamp::now().as_millis() - 5_321),
         revision: None,
+        owner: None,
     };
     ensure!(
         ctx.store.create(&key, &original).await?,
@@ -34,6 +35,7 @@ pub(crate) async fn create_then_load_round_trips_bytes(ctx: &Ctx) -> CaseResult 
     // The revision is the store's own; everything else comes back as written.
     let loaded = ctx.store.load(&key).await?.map(|record| Record {
         revision: None,
+        owner: None,
         ..record
     });
     ensure_eq!(loaded, Some(original), "loaded record");

@@ -3,7 +3,9 @@
 use crate::cases::helpers::*;
 
 /// Against a backend that is down, every method returns an error: no panic, no hang past
-/// 30 s, no pretend success. All seven async methods are called. Two answers without the
+/// 30 s, no pretend success. Every async method is called (the user-index ones on stores
+/// that declare [`Capabilities::user_index`](session_core::Capabilities::user_index)).
+/// Two answers without the
 /// backend are honest and accepted: `update_if_unchanged` may say it wrote nothing
 /// (`Ok(None)`, the default of a store that keeps no revisions), and a store with native TTL
 /// may answer `gc` with `Ok(0)`, since its gc does nothing. Needs the fixture's unreachable
@@ -14,6 +16,7 @@ pub(crate) async fn unreachable_backend_returns_errors(ctx: &Ctx) -> CaseResult 
             "the fixture offers no unreachable backend (an in-process store has none)".into(),
         ));
     };
+    let other = key()?;
     let key = key()?;
     let limit = Duration::from_secs(30);
     // The answer of one call, or the reason it broke the contract.
@@ -50,6 +53,19 @@ pub(crate) async fn unreachable_backend_returns_errors(ctx: &Ctx) -> CaseResult 
     }
     if let Some(deleted) = answer("delete", limit, down.delete(&key)).await? {
         succeeded.push(format!("delete ({deleted})"));
+    }
+    let many = [key.clone(), other];
+    if let Some(deleted) = answer("delete_many", limit, down.delete_many(&many)).await? {
+        succeeded.push(format!("delete_many ({deleted})"));
+    }
+    if down.capabilities().user_index {
+        let user = fresh_user("down")?;
+        if let Some(found) = answer("sessions_of", limit, down.sessions_of(&user)).await? {
+            succeeded.push(format!("sessions_of ({} listed)", found.len()));
+        }
+        if let Some(len) = answer("user_index_len", limit, down.user_index_len(&user)).await? {
+            succeeded.push(format!("user_index_len ({len})"));
+        }
     }
     let native_ttl = down.capabilities().native_ttl;
     match answer("gc", limit, down.gc()).await? {

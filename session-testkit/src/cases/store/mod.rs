@@ -8,3 +8,4 @@ pub(super) mod errors;
 pub(super) mod gc;
 pub(super) mod touch_delete;
 pub(super) mod update;
+pub(super) mod user_index;
