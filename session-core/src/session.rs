@@ -568,7 +568,12 @@ impl Session {
                 .expiry
                 .target(now, old.created_at, old.expires_at, state.timeout_override);
         let created_at = old.created_at;
-        let lent = Lent::new(&mut state.data, expires_at, created_at, state.owner.as_ref());
+        let lent = Lent::new(
+            &mut state.data,
+            expires_at,
+            created_at,
+            state.owner.as_ref(),
+        );
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
         state.persisted = Some(Persisted {

@@ -68,10 +68,38 @@ use crate::{
 ///   not fail while sessions are used (`gc_removes_expired_and_keeps_live`,
 ///   `gc_reports_exact_count` unless [`Capabilities::native_ttl`],
 ///   `torture_gc_while_touching_keeps_live_sessions`).
+/// - [`delete_many`](Self::delete_many): removes exactly the live records it names and
+///   counts them (`delete_many_removes_exactly_the_named_records`).
+///
+/// The user index, for stores that declare [`Capabilities::user_index`] (the cases skip
+/// for the others, and the manager refuses to bind sessions on them with an
+/// [`ErrorKind::Unsupported`] error):
+/// - [`Record::owner`] round-trips through `create`, `load` and `update_if_unchanged`, and a
+///   [`ChangeSet::owner`] binds or rebinds in `update`; a change set without one keeps the
+///   binding (`user_index_lists_bound_sessions`, `user_index_follows_rebinding`).
+/// - [`sessions_of`](Self::sessions_of) lists exactly the user's live sessions, each once,
+///   with their creation time, current expiry and label: never one deleted, rebound or
+///   expired (gc or not), always one whose expiry a `touch` or `update` moved, all of 100
+///   bound concurrently, and on a shared store what another handle bound or deleted
+///   (`user_index_forgets_deleted_sessions`, `user_index_never_lists_expired_sessions`,
+///   `user_index_follows_expiry_moves`, `user_index_lists_concurrent_binds`,
+///   `user_index_shared_between_handles`).
+/// - The index stays bounded: after a `gc` and a listing, [`user_index_len`](Self::user_index_len)
+///   counts no more entries than the user's live sessions (`user_index_stays_bounded`).
 ///
 /// The session-level cases (`session_*`, `torture_*`) drive a [`SessionManager`](crate::SessionManager)
 /// over the store and check what these rules add up to: strict ids, no resurrection by a
-/// slow request racing a logout, one load and no write for a read-only request, and so on.
+/// slow request racing a logout, one load and no write for a read-only request, and so on;
+/// for the user index, a log-in's binding kept through `cycle_id` and ended by `clear`,
+/// ending one session, the others or all of a user's, a revoked session that a slow
+/// request never brings back, and `max_sessions_per_user` under concurrent log-ins
+/// (`session_set_user_binds_and_lists`, `session_cycle_id_keeps_the_binding`,
+/// `session_clear_unbinds`, `session_revoke_ends_only_that_session`,
+/// `session_revoke_others_keeps_current`, `session_revoke_user_leaves_other_users`,
+/// `session_revoke_racing_slow_request_does_not_resurrect`,
+/// `session_max_sessions_per_user_ends_the_oldest`,
+/// `session_concurrent_logins_are_listed_and_capped`,
+/// `session_binding_costs_no_extra_round_trip`).
 ///
 /// # Wrappers must implement every method
 ///

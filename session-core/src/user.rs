@@ -41,7 +41,10 @@ impl UserId {
         let id = id.into();
         check_text("user id", &id, MAX_USER_ID_LEN)?;
         if id.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidId, "a user id cannot be empty"));
+            return Err(Error::new(
+                ErrorKind::InvalidId,
+                "a user id cannot be empty",
+            ));
         }
         Ok(Self(id))
     }
@@ -132,7 +135,10 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<()> {
     if text.len() > max {
         return Err(Error::new(
             ErrorKind::TooLarge,
-            format!("a {what} is at most {max} bytes, this one has {}", text.len()),
+            format!(
+                "a {what} is at most {max} bytes, this one has {}",
+                text.len()
+            ),
         ));
     }
     if text.chars().any(char::is_control) {
@@ -172,7 +178,12 @@ pub struct SessionHandle(String);
 impl SessionHandle {
     /// The handle of the session at `key`.
     pub fn of(key: &StoreKey) -> Self {
-        Self(key.as_str().get(..HANDLE_LEN).unwrap_or_default().to_owned())
+        Self(
+            key.as_str()
+                .get(..HANDLE_LEN)
+                .unwrap_or_default()
+                .to_owned(),
+        )
     }
 
     /// Parses a handle as [`Display`](fmt::Display) wrote it.
@@ -299,7 +310,13 @@ mod tests {
             SessionHandle::parse(&handle.to_string()).expect("parse"),
             handle
         );
-        for bad in ["", "xyz", &key.as_str()[..31], key.as_str(), &"A".repeat(32)] {
+        for bad in [
+            "",
+            "xyz",
+            &key.as_str()[..31],
+            key.as_str(),
+            &"A".repeat(32),
+        ] {
             assert!(SessionHandle::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -161,8 +161,9 @@ impl<'a> Reader<'a> {
         match self.array::<1>()?[0] {
             0 => Ok(None),
             1 => {
-                let user = UserId::new(self.text("owner")?)
-                    .map_err(|err| Error::decode("record owner is not a valid user id").with_source(err))?;
+                let user = UserId::new(self.text("owner")?).map_err(|err| {
+                    Error::decode("record owner is not a valid user id").with_source(err)
+                })?;
                 let label = self.text("label")?;
                 Owner::new(user)
                     .with_label(label)
@@ -230,7 +231,11 @@ mod tests {
         let mut record = sample();
         record.owner = None;
         let mut v1 = encode_record(&record);
-        assert_eq!(v1.pop(), Some(0), "an unbound record ends with the owner flag");
+        assert_eq!(
+            v1.pop(),
+            Some(0),
+            "an unbound record ends with the owner flag"
+        );
         v1[4] = VERSION_1;
         assert_eq!(decode_record(&v1).expect("decode v1"), record);
     }

@@ -262,7 +262,11 @@ impl SessionStore for ReferenceStore {
                     key,
                     created_at: r.created_at,
                     expires_at: r.expires_at,
-                    label: r.owner.as_ref().map(|o| o.label.clone()).unwrap_or_default(),
+                    label: r
+                        .owner
+                        .as_ref()
+                        .map(|o| o.label.clone())
+                        .unwrap_or_default(),
                 }),
                 None => stale.push(key),
             }

@@ -9,8 +9,8 @@ pub(crate) use std::time::Duration;
 pub(crate) use serde::{Deserialize, Serialize};
 pub(crate) use session_core::cookie::Cookie;
 pub(crate) use session_core::{
-    ChangeSet, Data, Owner, Record, Revision, Session, SessionConfig,
-    SessionHandle, SessionId, SessionManager, SessionStore, StoreKey, Timestamp, UserId,
+    ChangeSet, Data, Owner, Record, Revision, Session, SessionConfig, SessionHandle, SessionId,
+    SessionManager, SessionStore, StoreKey, Timestamp, UserId,
 };
 pub(crate) use tokio::task::JoinSet;
 
@@ -93,7 +93,10 @@ pub(crate) async fn create_bound(
     let key = key()?;
     let created = ctx
         .store
-        .create(&key, &record(pairs, expires_at).with_owner(Some(owner.clone())))
+        .create(
+            &key,
+            &record(pairs, expires_at).with_owner(Some(owner.clone())),
+        )
         .await?;
     ensure!(created, "create of a fresh bound key returned false");
     Ok(key)

@@ -12,13 +12,20 @@ pub(crate) async fn session_set_user_binds_and_lists(ctx: &Ctx) -> CaseResult {
     let app = App::plain(ctx)?;
     let ada = fresh_user("ada")?;
     let header = app.login_as(&ada, "Firefox on Linux").await?;
-    ensure_eq!(app.user_of(&header).await?, Some(ada.clone()), "the user after log-in");
+    ensure_eq!(
+        app.user_of(&header).await?,
+        Some(ada.clone()),
+        "the user after log-in"
+    );
 
     let session = app.request(Some(&header));
     let listing = session.user_sessions().await?;
     ensure_eq!(listing.len(), 1, "sessions listed after one log-in");
     let entry = &listing[0];
-    ensure!(entry.current, "the request's own session is not marked current");
+    ensure!(
+        entry.current,
+        "the request's own session is not marked current"
+    );
     ensure_eq!(entry.label.as_str(), "Firefox on Linux", "the label listed");
     ensure_eq!(
         Some(entry.handle.clone()),
@@ -38,7 +45,10 @@ pub(crate) async fn session_set_user_binds_and_lists(ctx: &Ctx) -> CaseResult {
     );
     let from_manager = app.manager.sessions_of(&ada).await?;
     ensure_eq!(from_manager.len(), 1, "sessions the manager lists");
-    ensure!(!from_manager[0].current, "the manager's listing marks a session current");
+    ensure!(
+        !from_manager[0].current,
+        "the manager's listing marks a session current"
+    );
     Ok(())
 }
 
@@ -65,14 +75,25 @@ pub(crate) async fn session_cycle_id_keeps_the_binding(ctx: &Ctx) -> CaseResult 
     let cycled = cookie_header(&cookie);
     let after = app.manager.sessions_of(&ada).await?;
     ensure_eq!(after.len(), 1, "sessions listed after cycle_id");
-    ensure!(after[0].handle != before[0].handle, "the old handle is still listed");
+    ensure!(
+        after[0].handle != before[0].handle,
+        "the old handle is still listed"
+    );
     ensure_eq!(
         Some(after[0].handle.clone()),
         app.request(Some(&cycled)).handle().await?,
         "the listed handle is the cycled session's"
     );
-    ensure_eq!(app.user_of(&cycled).await?, Some(ada), "the user after cycle_id");
-    ensure_eq!(app.user_of(&anonymous).await?, None, "the old cookie's user");
+    ensure_eq!(
+        app.user_of(&cycled).await?,
+        Some(ada),
+        "the user after cycle_id"
+    );
+    ensure_eq!(
+        app.user_of(&anonymous).await?,
+        None,
+        "the old cookie's user"
+    );
     Ok(())
 }
 
@@ -86,11 +107,21 @@ pub(crate) async fn session_clear_unbinds(ctx: &Ctx) -> CaseResult {
     let session = app.request(Some(&header));
     session.clear().await;
     session.flush().await?;
-    ensure!(app.manager.sessions_of(&ada).await?.is_empty(), "listed after clear");
+    ensure!(
+        app.manager.sessions_of(&ada).await?.is_empty(),
+        "listed after clear"
+    );
     let anonymous = app.login(&[("cart", "book")]).await?;
     let session = app.request(Some(&anonymous));
-    ensure!(session.user_sessions().await?.is_empty(), "an unbound session lists sessions");
-    ensure_eq!(session.revoke_others().await?, 0, "an unbound session ended sessions");
+    ensure!(
+        session.user_sessions().await?.is_empty(),
+        "an unbound session lists sessions"
+    );
+    ensure_eq!(
+        session.revoke_others().await?,
+        0,
+        "an unbound session ended sessions"
+    );
     Ok(())
 }
 
@@ -109,22 +140,40 @@ pub(crate) async fn session_revoke_ends_only_that_session(ctx: &Ctx) -> CaseResu
     let listing = session.user_sessions().await?;
     ensure_eq!(listing.len(), 2, "ada's sessions");
     let Some(other) = listing.iter().find(|s| !s.current) else {
-        return Err(CaseError::Fail("no session other than the current one".into()));
+        return Err(CaseError::Fail(
+            "no session other than the current one".into(),
+        ));
     };
     let bobs_handle = app.manager.sessions_of(&bob).await?[0].handle.clone();
-    ensure!(!session.revoke(&bobs_handle).await?, "ada ended bob's session");
     ensure!(
-        !session.revoke(&SessionHandle::parse(&"0".repeat(32))?).await?,
+        !session.revoke(&bobs_handle).await?,
+        "ada ended bob's session"
+    );
+    ensure!(
+        !session
+            .revoke(&SessionHandle::parse(&"0".repeat(32))?)
+            .await?,
         "a made-up handle ended a session"
     );
-    ensure!(session.revoke(&other.handle).await?, "ending the phone's session");
+    ensure!(
+        session.revoke(&other.handle).await?,
+        "ending the phone's session"
+    );
     ensure!(!session.revoke(&other.handle).await?, "ending it twice");
     session.flush().await?;
 
     ensure_eq!(app.user_of(&phone).await?, None, "the ended session's user");
-    ensure_eq!(app.user_of(&laptop).await?, Some(ada.clone()), "the laptop's user");
+    ensure_eq!(
+        app.user_of(&laptop).await?,
+        Some(ada.clone()),
+        "the laptop's user"
+    );
     ensure_eq!(app.user_of(&bobs).await?, Some(bob), "bob's user");
-    ensure_eq!(app.manager.sessions_of(&ada).await?.len(), 1, "ada's sessions after");
+    ensure_eq!(
+        app.manager.sessions_of(&ada).await?.len(),
+        1,
+        "ada's sessions after"
+    );
     Ok(())
 }
 
@@ -146,7 +195,10 @@ pub(crate) async fn session_revoke_others_keeps_current(ctx: &Ctx) -> CaseResult
         ensure_eq!(app.user_of(device).await?, expected, "device {i}'s user");
     }
     let listing = app.request(Some(&devices[2])).user_sessions().await?;
-    ensure!(listing.len() == 1 && listing[0].current, "listing after: {listing:?}");
+    ensure!(
+        listing.len() == 1 && listing[0].current,
+        "listing after: {listing:?}"
+    );
     Ok(())
 }
 
@@ -164,30 +216,44 @@ pub(crate) async fn session_revoke_user_leaves_other_users(ctx: &Ctx) -> CaseRes
     for i in 0..3 {
         bobs.push(app.login_as(&bob, &format!("bob {i}")).await?);
     }
-    ensure_eq!(app.manager.revoke_user(&ada, None).await?, 10, "sessions ended");
+    ensure_eq!(
+        app.manager.revoke_user(&ada, None).await?,
+        10,
+        "sessions ended"
+    );
     ensure_eq!(app.manager.revoke_user(&ada, None).await?, 0, "ended again");
     for header in &adas {
         ensure_eq!(app.user_of(header).await?, None, "a revoked session's user");
     }
     for header in &bobs {
-        ensure_eq!(app.user_of(header).await?, Some(bob.clone()), "bob's session");
+        ensure_eq!(
+            app.user_of(header).await?,
+            Some(bob.clone()),
+            "bob's session"
+        );
     }
-    ensure_eq!(app.manager.sessions_of(&bob).await?.len(), 3, "bob's listing");
+    ensure_eq!(
+        app.manager.sessions_of(&bob).await?.len(),
+        3,
+        "bob's listing"
+    );
     Ok(())
 }
 
 /// A request of a revoked session that loaded it before the revoke and writes after it
 /// (new data, a new label, a new id) never brings it back, listed or loadable.
-pub(crate) async fn session_revoke_racing_slow_request_does_not_resurrect(
-    ctx: &Ctx,
-) -> CaseResult {
+pub(crate) async fn session_revoke_racing_slow_request_does_not_resurrect(ctx: &Ctx) -> CaseResult {
     require_user_index(ctx)?;
     let app = App::plain(ctx)?;
     let ada = fresh_user("ada")?;
     for cycle in [false, true] {
         let header = app.login_as(&ada, "laptop").await?;
         let slow = app.request(Some(&header));
-        ensure_eq!(slow.user().await?, Some(ada.clone()), "the slow request's user");
+        ensure_eq!(
+            slow.user().await?,
+            Some(ada.clone()),
+            "the slow request's user"
+        );
         ensure_eq!(app.manager.revoke_user(&ada, None).await?, 1, "revoked");
         slow.set("cart", "late").await?;
         slow.set_label("renamed").await?;
@@ -199,7 +265,11 @@ pub(crate) async fn session_revoke_racing_slow_request_does_not_resurrect(
             app.manager.sessions_of(&ada).await?.is_empty(),
             "a revoked session is listed again after a slow request (cycle_id: {cycle})"
         );
-        ensure_eq!(app.user_of(&header).await?, None, "the revoked cookie's user");
+        ensure_eq!(
+            app.user_of(&header).await?,
+            None,
+            "the revoked cookie's user"
+        );
     }
     Ok(())
 }
@@ -208,7 +278,10 @@ pub(crate) async fn session_revoke_racing_slow_request_does_not_resurrect(
 /// active sessions; the newest three stay, the current one always among them.
 pub(crate) async fn session_max_sessions_per_user_ends_the_oldest(ctx: &Ctx) -> CaseResult {
     require_user_index(ctx)?;
-    let app = App::new(ctx, r#"{"type": "conformance", "max_sessions_per_user": 3}"#)?;
+    let app = App::new(
+        ctx,
+        r#"{"type": "conformance", "max_sessions_per_user": 3}"#,
+    )?;
     let ada = fresh_user("ada")?;
     let mut devices = Vec::new();
     for i in 0..5 {
@@ -220,7 +293,11 @@ pub(crate) async fn session_max_sessions_per_user_ends_the_oldest(ctx: &Ctx) -> 
         let expected = (i >= 2).then(|| ada.clone());
         ensure_eq!(app.user_of(device).await?, expected, "device {i}'s user");
     }
-    ensure_eq!(app.manager.sessions_of(&ada).await?.len(), 3, "sessions listed");
+    ensure_eq!(
+        app.manager.sessions_of(&ada).await?.len(),
+        3,
+        "sessions listed"
+    );
     Ok(())
 }
 
@@ -231,7 +308,9 @@ pub(crate) async fn session_concurrent_logins_are_listed_and_capped(ctx: &Ctx) -
     require_user_index(ctx)?;
     for (limit, logins) in [(Some(5), 50), (None, 100)] {
         let config = match limit {
-            Some(limit) => format!(r#"{{"type": "conformance", "max_sessions_per_user": {limit}}}"#),
+            Some(limit) => {
+                format!(r#"{{"type": "conformance", "max_sessions_per_user": {limit}}}"#)
+            }
             None => r#"{"type": "conformance"}"#.to_owned(),
         };
         let app = Arc::new(App::new(ctx, &config)?);
@@ -247,7 +326,11 @@ pub(crate) async fn session_concurrent_logins_are_listed_and_capped(ctx: &Ctx) -
             live += usize::from(app.user_of(header).await?.is_some());
         }
         let listed = app.manager.sessions_of(&ada).await?.len();
-        ensure_eq!(listed, live, "listed against live sessions ({logins} log-ins)");
+        ensure_eq!(
+            listed,
+            live,
+            "listed against live sessions ({logins} log-ins)"
+        );
         match limit {
             Some(limit) => ensure!(
                 (1..=limit).contains(&live),
@@ -255,7 +338,9 @@ pub(crate) async fn session_concurrent_logins_are_listed_and_capped(ctx: &Ctx) -
             ),
             None => ensure_eq!(live, logins, "live sessions after concurrent log-ins"),
         }
-        ctx.note(format!("{logins} concurrent log-ins, limit {limit:?}: {live} live"));
+        ctx.note(format!(
+            "{logins} concurrent log-ins, limit {limit:?}: {live} live"
+        ));
     }
     Ok(())
 }

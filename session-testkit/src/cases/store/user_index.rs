@@ -9,7 +9,11 @@ use crate::cases::helpers::*;
 /// session is listed.
 pub(crate) async fn user_index_lists_bound_sessions(ctx: &Ctx) -> CaseResult {
     require_user_index(ctx)?;
-    let (ada, bob, nobody) = (fresh_user("ada")?, fresh_user("bob")?, fresh_user("nobody")?);
+    let (ada, bob, nobody) = (
+        fresh_user("ada")?,
+        fresh_user("bob")?,
+        fresh_user("nobody")?,
+    );
     let mut expected = Vec::new();
     for i in 0..3u8 {
         let owner = owner(&ada, &format!("device {i}"))?;
@@ -31,7 +35,11 @@ pub(crate) async fn user_index_lists_bound_sessions(ctx: &Ctx) -> CaseResult {
     ensure_eq!(listing.len(), 3, "sessions listed for a user with three");
     for (found, (key, expires_at, label)) in listing.iter().zip(&expected) {
         ensure_eq!(&found.key, key, "the key listed for {label}");
-        ensure_eq!(found.expires_at, *expires_at, "the expiry listed for {label}");
+        ensure_eq!(
+            found.expires_at,
+            *expires_at,
+            "the expiry listed for {label}"
+        );
         ensure_eq!(&found.label, label, "the label listed");
         ensure!(
             within(found.created_at, Timestamp::now(), Duration::from_secs(60)),
@@ -39,7 +47,11 @@ pub(crate) async fn user_index_lists_bound_sessions(ctx: &Ctx) -> CaseResult {
             found.created_at
         );
     }
-    ensure_eq!(listed(ctx.store(), &bob).await?, vec![bobs], "bob's one session");
+    ensure_eq!(
+        listed(ctx.store(), &bob).await?,
+        vec![bobs],
+        "bob's one session"
+    );
     ensure!(
         listed(ctx.store(), &nobody).await?.is_empty(),
         "a user with no sessions has an empty listing"
@@ -56,19 +68,36 @@ pub(crate) async fn user_index_follows_rebinding(ctx: &Ctx) -> CaseResult {
     let key = create_live(ctx, &[("cart", b"1")]).await?;
     let mut bind = changes(&[], &[], in_secs(3600));
     bind.owner = Some(owner(&ada, "laptop")?);
-    ensure!(ctx.store.update(&key, &bind).await?, "binding update applied");
-    ensure_eq!(listed(ctx.store(), &ada).await?, vec![key.clone()], "bound by update");
+    ensure!(
+        ctx.store.update(&key, &bind).await?,
+        "binding update applied"
+    );
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        vec![key.clone()],
+        "bound by update"
+    );
 
     bind.owner = Some(owner(&bob, "phone")?);
-    ensure!(ctx.store.update(&key, &bind).await?, "rebinding update applied");
-    ensure_eq!(listed(ctx.store(), &bob).await?, vec![key.clone()], "listed under the new user");
+    ensure!(
+        ctx.store.update(&key, &bind).await?,
+        "rebinding update applied"
+    );
+    ensure_eq!(
+        listed(ctx.store(), &bob).await?,
+        vec![key.clone()],
+        "listed under the new user"
+    );
     ensure!(
         listed(ctx.store(), &ada).await?.is_empty(),
         "a rebound session stays listed under its old user"
     );
 
     let plain = changes(&[("cart", b"2")], &[], in_secs(3600));
-    ensure!(ctx.store.update(&key, &plain).await?, "plain update applied");
+    ensure!(
+        ctx.store.update(&key, &plain).await?,
+        "plain update applied"
+    );
     let record = ctx.store.load(&key).await?;
     ensure_eq!(
         record.as_ref().and_then(|r| r.owner.clone()),
@@ -83,7 +112,10 @@ pub(crate) async fn user_index_follows_rebinding(ctx: &Ctx) -> CaseResult {
             .store
             .update_if_unchanged(&key, revision, &record)
             .await?;
-        ensure!(written.is_some(), "a conditional write at the loaded revision");
+        ensure!(
+            written.is_some(),
+            "a conditional write at the loaded revision"
+        );
         ensure_eq!(
             listed(ctx.store(), &bob).await?,
             vec![key.clone()],
@@ -108,13 +140,34 @@ pub(crate) async fn user_index_forgets_deleted_sessions(ctx: &Ctx) -> CaseResult
     for i in 0..4u8 {
         keys.push(create_bound(ctx, &owner(&ada, "")?, &[("i", &[i])], in_secs(3600)).await?);
     }
-    ensure!(ctx.store.delete(&keys[0]).await?, "delete of a bound session");
-    ensure_eq!(listed(ctx.store(), &ada).await?, sorted(&keys[1..]), "after one delete");
+    ensure!(
+        ctx.store.delete(&keys[0]).await?,
+        "delete of a bound session"
+    );
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        sorted(&keys[1..]),
+        "after one delete"
+    );
     let removed = ctx.store.delete_many(&keys[..3]).await?;
-    ensure_eq!(removed, 2, "delete_many of one deleted and two live sessions");
-    ensure_eq!(listed(ctx.store(), &ada).await?, vec![keys[3].clone()], "after delete_many");
-    ensure!(ctx.store.delete(&keys[3]).await?, "delete of the last session");
-    ensure!(listed(ctx.store(), &ada).await?.is_empty(), "listing after every delete");
+    ensure_eq!(
+        removed,
+        2,
+        "delete_many of one deleted and two live sessions"
+    );
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        vec![keys[3].clone()],
+        "after delete_many"
+    );
+    ensure!(
+        ctx.store.delete(&keys[3]).await?,
+        "delete of the last session"
+    );
+    ensure!(
+        listed(ctx.store(), &ada).await?.is_empty(),
+        "listing after every delete"
+    );
     ensure_eq!(
         ctx.store.user_index_len(&ada).await?,
         0,
@@ -132,12 +185,19 @@ pub(crate) async fn user_index_never_lists_expired_sessions(ctx: &Ctx) -> CaseRe
     let live = create_bound(ctx, &owner, &[], in_secs(3600)).await?;
     let dead = key()?;
     ctx.store
-        .create(&dead, &record(&[], ago_secs(5)).with_owner(Some(owner.clone())))
+        .create(
+            &dead,
+            &record(&[], ago_secs(5)).with_owner(Some(owner.clone())),
+        )
         .await?;
     let both = sorted(&[soon, live.clone()]);
     ensure_eq!(listed(ctx.store(), &ada).await?, both, "before the expiry");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    ensure_eq!(listed(ctx.store(), &ada).await?, vec![live], "after the expiry, no gc");
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        vec![live],
+        "after the expiry, no gc"
+    );
     Ok(())
 }
 
@@ -158,7 +218,11 @@ pub(crate) async fn user_index_follows_expiry_moves(ctx: &Ctx) -> CaseResult {
     let listing = ctx.store.sessions_of(&ada).await?;
     ensure_eq!(listing.len(), 2, "sessions listed after their first expiry");
     for session in &listing {
-        ensure_eq!(session.expires_at, later, "the listed expiry after the move");
+        ensure_eq!(
+            session.expires_at,
+            later,
+            "the listed expiry after the move"
+        );
     }
     Ok(())
 }
@@ -186,7 +250,11 @@ pub(crate) async fn user_index_stays_bounded(ctx: &Ctx) -> CaseResult {
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     ctx.store.gc().await?;
-    ensure_eq!(listed(ctx.store(), &ada).await?, sorted(&live), "ada's live sessions");
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        sorted(&live),
+        "ada's live sessions"
+    );
     let kept = ctx.store.user_index_len(&ada).await?;
     ensure!(
         kept <= live.len() as u64,
@@ -234,15 +302,27 @@ pub(crate) async fn user_index_lists_concurrent_binds(ctx: &Ctx) -> CaseResult {
 /// deleting it through the second takes it out of the first's listing.
 pub(crate) async fn user_index_shared_between_handles(ctx: &Ctx) -> CaseResult {
     require_user_index(ctx)?;
+    if !ctx.store.capabilities().shared {
+        return Err(CaseError::Skip(
+            "not shared: the store lives in one process".into(),
+        ));
+    }
     let Some(second) = &ctx.second else {
         return Err(CaseError::Skip(
-            "the fixture opens no second handle on the same backend".into(),
+            "the fixture offers no second handle on the same namespace".into(),
         ));
     };
     let ada = fresh_user("ada")?;
     let key = create_bound(ctx, &owner(&ada, "laptop")?, &[], in_secs(3600)).await?;
-    ensure_eq!(listed(second.as_ref(), &ada).await?, vec![key.clone()], "seen by the second");
-    ensure!(second.delete(&key).await?, "delete through the second handle");
+    ensure_eq!(
+        listed(second.as_ref(), &ada).await?,
+        vec![key.clone()],
+        "seen by the second"
+    );
+    ensure!(
+        second.delete(&key).await?,
+        "delete through the second handle"
+    );
     ensure!(
         listed(ctx.store(), &ada).await?.is_empty(),
         "listed by the first after the second deleted it"
@@ -264,11 +344,22 @@ pub(crate) async fn delete_many_removes_exactly_the_named_records(ctx: &Ctx) -> 
     keys.push(expired);
     keys.push(key()?);
     let removed = ctx.store.delete_many(&keys).await?;
-    ensure_eq!(removed, 3, "delete_many of 3 live, 1 expired and 1 unknown key");
+    ensure_eq!(
+        removed,
+        3,
+        "delete_many of 3 live, 1 expired and 1 unknown key"
+    );
     for key in &keys {
-        ensure!(absent(ctx, key).await?, "a record named in delete_many survived");
+        ensure!(
+            absent(ctx, key).await?,
+            "a record named in delete_many survived"
+        );
     }
     expect_data(ctx, &other, &[("keep", b"me")], "a record not named").await?;
-    ensure_eq!(ctx.store.delete_many(&[]).await?, 0, "delete_many of nothing");
+    ensure_eq!(
+        ctx.store.delete_many(&[]).await?,
+        0,
+        "delete_many of nothing"
+    );
     Ok(())
 }
