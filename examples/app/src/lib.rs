@@ -1,4 +1,5 @@
-//! The example application: a login form, a greeting with a visit counter, logout, and
+//! The example application: a login form, a greeting with a visit counter, "Your
+//! sessions" (every session of the user, each of which can be ended), logout, and
 //! `GET /incr` and `GET /read` for benchmarks, on whichever store the configuration picks.
 //!
 //! `cargo run -p session-example` serves it on <http://127.0.0.1:3000> with the file store
@@ -6,12 +7,15 @@
 //! environment variables switch the store, e.g. `SESSION__TYPE=memory`, or
 //! `SESSION__TYPE=redis SESSION__ADAPTER__REDIS__URL=redis://127.0.0.1:6379`.
 
+mod devices;
+
 use axum::Form;
 use axum::Router;
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use session_core::{Registry, SessionManager};
+use session_core::{Registry, SessionManager, UserId};
 use session_tower::{Session, SessionError, SessionLayer};
 
 /// Every store this build can open, by configuration `type`.
@@ -32,6 +36,9 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
+        .route("/sessions", get(devices::list))
+        .route("/sessions/revoke", post(devices::revoke))
+        .route("/sessions/revoke-others", post(devices::revoke_others))
         .route("/incr", get(incr))
         .route("/read", get(read))
         .route("/healthz", get(|| async { "ok" }))
@@ -39,7 +46,7 @@ pub fn app(manager: SessionManager) -> Router {
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}\
-input,button{font-size:1rem;padding:.4rem .6rem}";
+input,button{font-size:1rem;padding:.4rem .6rem}table{border-collapse:collapse;margin:1rem 0}td,th{padding:.3rem .6rem;text-align:left}";
 
 fn page(body: &str) -> Html<String> {
     Html(format!(
@@ -80,6 +87,7 @@ async fn home(session: Session) -> Result<Html<String>, SessionError> {
     Ok(page(&format!(
         "<h1 id=\"greeting\">Hello, {}!</h1>\
          <p id=\"visits\">Visits this session: {visits}</p>\
+         <p><a href=\"/sessions\" id=\"your-sessions\">Your sessions</a></p>\
          <form method=\"post\" action=\"/logout\"><button type=\"submit\" id=\"logout\">Log out</button></form>",
         escape(&user)
     )))
@@ -91,17 +99,27 @@ struct LoginForm {
     username: String,
 }
 
-async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Response, SessionError> {
+async fn login(
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, SessionError> {
     let name = form.username.trim();
-    if name.is_empty() || name.chars().count() > 64 {
-        return Ok((
-            axum::http::StatusCode::BAD_REQUEST,
-            page("<p>A name of 1 to 64 characters, please.</p>"),
-        )
-            .into_response());
-    }
+    let user = match UserId::new(name) {
+        Ok(user) if name.chars().count() <= 64 => user,
+        _ => {
+            return Ok((
+                axum::http::StatusCode::BAD_REQUEST,
+                page("<p>A name of 1 to 64 characters, please.</p>"),
+            )
+                .into_response());
+        }
+    };
     // A new id at login: a session id planted or seen before login opens nothing.
     session.cycle_id().await?;
+    // The session now belongs to the user: it is listed on their "Your sessions" page.
+    session.set_user(user).await?;
+    session.set_label(&devices::device_label(&headers)).await?;
     // ThinkJS: this.session('userInfo', name)
     session.set("userInfo", name).await?;
     session.set("visits", &0u64).await?;

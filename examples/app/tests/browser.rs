@@ -1,7 +1,9 @@
 //! End to end in a real browser: headless Chromium driven over WebDriver (chromedriver)
 //! against the example binary on the file store. Logs in, reloads and stays logged in,
 //! checks that page JavaScript cannot read the HttpOnly session cookie, logs out and stays
-//! logged out.
+//! logged out; then logs one user in from two separate browsers, ends one browser's
+//! session from the other's "Your sessions" page, and shows the ended one logged out on
+//! reload while the other stays in.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
 //! the test reads `skipped: REASON`, or fails under `SESSION_REQUIRE_SERVICES=1`.
@@ -11,7 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::error::CmdError;
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use session_testkit::{TestError, TestResult, Tests, Trial};
 
@@ -19,10 +22,16 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn main() -> std::process::ExitCode {
-    Tests::new([Trial::tokio(
-        "log_in_reload_log_out_in_headless_chromium",
-        log_in_reload_log_out_in_headless_chromium,
-    )])
+    Tests::new([
+        Trial::tokio(
+            "log_in_reload_log_out_in_headless_chromium",
+            log_in_reload_log_out_in_headless_chromium,
+        ),
+        Trial::tokio(
+            "end_another_browsers_session_in_headless_chromium",
+            end_another_browsers_session_in_headless_chromium,
+        ),
+    ])
     .main()
 }
 
@@ -58,62 +67,152 @@ async fn wait_for_port(port: u16) {
     }
 }
 
-async fn log_in_reload_log_out_in_headless_chromium() -> TestResult {
-    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
-        .into_iter()
-        .filter(|path| !Path::new(path).exists())
-        .collect();
-    if !missing.is_empty() {
-        return Err(TestError::skip(format!(
-            "{} not found (apt-get install chromium chromium-driver)",
-            missing.join(" and ")
-        )));
+/// The example app on the file store and a chromedriver, both stopped when dropped.
+struct Rig {
+    dir: tempfile::TempDir,
+    base: String,
+    driver_port: u16,
+    _app: Guard,
+    _driver: Guard,
+}
+
+impl Rig {
+    /// Starts both, or skips if Chromium is not installed.
+    async fn start() -> Result<Self, TestError> {
+        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+            .into_iter()
+            .filter(|path| !Path::new(path).exists())
+            .collect();
+        if !missing.is_empty() {
+            return Err(TestError::skip(format!(
+                "{} not found (apt-get install chromium chromium-driver)",
+                missing.join(" and ")
+            )));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app_port = free_port();
+        let app = Guard(
+            Command::new(env!("CARGO_BIN_EXE_session-example"))
+                .args(["--addr", &format!("127.0.0.1:{app_port}")])
+                .env("SESSION__TYPE", "file")
+                .env("SESSION__ADAPTER__FILE__PATH", dir.path().join("session"))
+                .env("SESSION__SECRET", "browser test secret")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start the example app"),
+        );
+        let driver_port = free_port();
+        let driver = Guard(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={driver_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
+        wait_for_port(app_port).await;
+        wait_for_port(driver_port).await;
+        Ok(Self {
+            dir,
+            base: format!("http://127.0.0.1:{app_port}/"),
+            driver_port,
+            _app: app,
+            _driver: driver,
+        })
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let app_port = free_port();
-    let _app = Guard(
-        Command::new(env!("CARGO_BIN_EXE_session-example"))
-            .args(["--addr", &format!("127.0.0.1:{app_port}")])
-            .env("SESSION__TYPE", "file")
-            .env("SESSION__ADAPTER__FILE__PATH", dir.path().join("session"))
-            .env("SESSION__SECRET", "browser test secret")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the example app"),
-    );
-    let driver_port = free_port();
-    let _driver = Guard(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_for_port(app_port).await;
-    wait_for_port(driver_port).await;
 
-    let profile = dir.path().join("profile");
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
+    /// A headless browser with a profile of its own (cookies included) named `name`.
+    async fn browser(&self, name: &str) -> Client {
+        let profile = self.dir.path().join(format!("profile-{name}"));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.driver_port))
+            .await
+            .expect("connect to chromedriver")
+    }
+}
+
+/// Logs `name` in through the form of `base`.
+async fn log_in(client: &Client, base: &str, name: &str) -> Result<(), CmdError> {
+    client.goto(base).await?;
+    client
+        .find(Locator::Css("input[name=username]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    client.find(Locator::Id("login")).await?.click().await?;
+    client.wait().for_element(Locator::Id("greeting")).await?;
+    Ok(())
+}
+
+/// The text of the element `id` on the page at `url`, once it is there.
+async fn text_at(client: &Client, url: &str, id: &str) -> Result<String, CmdError> {
+    client.goto(url).await?;
+    client
+        .wait()
+        .for_element(Locator::Id(id))
+        .await?
+        .text()
         .await
-        .expect("connect to chromedriver");
+}
 
-    let base = format!("http://127.0.0.1:{app_port}/");
+async fn end_another_browsers_session_in_headless_chromium() -> TestResult {
+    let rig = Rig::start().await?;
+    let laptop = rig.browser("laptop").await;
+    let phone = rig.browser("phone").await;
+    let base = rig.base.clone();
+    let sessions = format!("{base}sessions");
+    let result = async {
+        log_in(&laptop, &base, "ada").await?;
+        log_in(&phone, &base, "ada").await?;
+
+        // The laptop's page lists both sessions; the phone's row has the only End button.
+        let table = text_at(&laptop, &sessions, "sessions").await?;
+        assert_eq!(table.matches("Chrome on Linux").count(), 2, "{table}");
+        assert_eq!(table.matches("this device").count(), 1, "{table}");
+        let ends = laptop.find_all(Locator::Css("button.revoke")).await?;
+        assert_eq!(ends.len(), 1, "one other session to end");
+        ends[0].clone().click().await?;
+        laptop.wait().for_element(Locator::Id("sessions")).await?;
+        let table = laptop.find(Locator::Id("sessions")).await?.text().await?;
+        assert_eq!(table.matches("Chrome on Linux").count(), 1, "{table}");
+
+        // The phone is logged out on its next request; the laptop stays in.
+        phone.refresh().await?;
+        let status = text_at(&phone, &base, "status").await?;
+        assert!(
+            status.contains("not logged in"),
+            "the ended session: {status}"
+        );
+        let greeting = text_at(&laptop, &base, "greeting").await?;
+        assert_eq!(greeting, "Hello, ada!");
+        Ok::<(), CmdError>(())
+    }
+    .await;
+    laptop.close().await.expect("close the laptop's browser");
+    phone.close().await.expect("close the phone's browser");
+    result.expect("browser sessions");
+    Ok(())
+}
+
+async fn log_in_reload_log_out_in_headless_chromium() -> TestResult {
+    let rig = Rig::start().await?;
+    let client = rig.browser("main").await;
+
+    let base = rig.base.clone();
     let result = async {
         client.goto(&base).await?;
         assert!(
@@ -191,7 +290,7 @@ async fn log_in_reload_log_out_in_headless_chromium() -> TestResult {
             client.find(Locator::Id("greeting")).await.is_err(),
             "still logged in after logout"
         );
-        Ok::<(), fantoccini::error::CmdError>(())
+        Ok::<(), CmdError>(())
     }
     .await;
     client.close().await.expect("close the browser");

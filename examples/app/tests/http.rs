@@ -95,22 +95,163 @@ async fn login_visit_logout(config: SessionConfig) {
     assert_eq!(status, 400);
 }
 
+/// A login of `name` from a browser whose `User-Agent` is `agent`; its cookie.
+async fn login_from(app: &axum::Router, name: &str, agent: &str) -> String {
+    let mut request = post("/login", None, &format!("username={name}"));
+    request
+        .headers_mut()
+        .insert("user-agent", agent.parse().expect("header value"));
+    let (status, cookie, _) = send(app, request).await;
+    assert_eq!(status, 303);
+    cookie.expect("login sets a cookie")
+}
+
+/// The handles in a "Your sessions" page, in its order, and the one marked this device.
+fn handles(page: &str) -> (Vec<String>, Option<String>) {
+    let mut all = Vec::new();
+    let mut current = None;
+    for row in page.split("<tr data-handle=\"").skip(1) {
+        let handle = row.split('"').next().unwrap_or_default().to_owned();
+        if row
+            .split("</tr>")
+            .next()
+            .unwrap_or_default()
+            .contains("this device")
+        {
+            current = Some(handle.clone());
+        }
+        all.push(handle);
+    }
+    (all, current)
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36";
+
+/// "Your sessions": two devices of one user listed with their labels, one ended from the
+/// other, a handle of another user's session refused, and "log out all other sessions".
+async fn your_sessions(config: SessionConfig) {
+    let manager = SessionManager::from_config(config, &session_example::registry())
+        .await
+        .expect("manager");
+    let app = session_example::app(manager);
+    let laptop = login_from(&app, "ada", FIREFOX).await;
+    let phone = login_from(&app, "ada", ANDROID).await;
+    let bob = login_from(&app, "bob", FIREFOX).await;
+
+    let (status, _, body) = send(&app, get("/sessions", Some(&laptop))).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Firefox on Linux") && body.contains("Chrome on Android"),
+        "{body}"
+    );
+    let (all, current) = handles(&body);
+    assert_eq!(all.len(), 2, "{body}");
+    let current = current.expect("this device is marked");
+    let phone_handle = all
+        .iter()
+        .find(|h| **h != current)
+        .expect("the phone")
+        .clone();
+    for id in [&laptop, &phone] {
+        let id = id.split_once('=').map(|(_, v)| v).unwrap_or_default();
+        assert!(!body.contains(id), "the page shows a session id");
+    }
+
+    // bob cannot end ada's session with a handle he saw (or guessed).
+    let (status, _, _) = send(
+        &app,
+        post(
+            "/sessions/revoke",
+            Some(&bob),
+            &format!("handle={phone_handle}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = send(
+        &app,
+        post("/sessions/revoke", Some(&bob), "handle=../../etc"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, _, body) = send(&app, get("/", Some(&phone))).await;
+    assert!(
+        body.contains("Hello, ada!"),
+        "bob ended ada's phone session"
+    );
+
+    let (status, _, _) = send(
+        &app,
+        post(
+            "/sessions/revoke",
+            Some(&laptop),
+            &format!("handle={phone_handle}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, _, body) = send(&app, get("/", Some(&phone))).await;
+    assert!(
+        body.contains("not logged in"),
+        "the ended session is still logged in"
+    );
+    let (_, _, body) = send(&app, get("/", Some(&laptop))).await;
+    assert!(body.contains("Hello, ada!"), "the laptop was logged out");
+
+    let tablet = login_from(&app, "ada", ANDROID).await;
+    let (status, _, _) = send(&app, post("/sessions/revoke-others", Some(&tablet), "")).await;
+    assert_eq!(status, 303);
+    let (_, _, body) = send(&app, get("/", Some(&laptop))).await;
+    assert!(
+        body.contains("not logged in"),
+        "log out all others kept the laptop"
+    );
+    let (_, _, body) = send(&app, get("/sessions", Some(&tablet))).await;
+    assert_eq!(handles(&body).0.len(), 1, "{body}");
+    let (_, _, body) = send(&app, get("/", Some(&bob))).await;
+    assert!(
+        body.contains("Hello, bob!"),
+        "ending ada's sessions touched bob's"
+    );
+
+    let (status, _, _) = send(&app, get("/sessions", None)).await;
+    assert_eq!(status, 303, "an anonymous visit to /sessions goes home");
+}
+
+fn memory() -> SessionConfig {
+    SessionConfig::from_json_str(r#"{"type": "memory"}"#).expect("config")
+}
+
+fn file(dir: &tempfile::TempDir) -> SessionConfig {
+    SessionConfig::from_value(serde_json::json!({
+        "type": "file",
+        "secret": ["new", "old"],
+        "adapter": {"file": {"path": dir.path().join("session")}}
+    }))
+    .expect("config")
+}
+
 #[tokio::test]
 async fn on_the_memory_store() {
-    let config = SessionConfig::from_json_str(r#"{"type": "memory"}"#).expect("config");
-    login_visit_logout(config).await;
+    login_visit_logout(memory()).await;
+}
+
+#[tokio::test]
+async fn your_sessions_on_the_memory_store() {
+    your_sessions(memory()).await;
+}
+
+#[tokio::test]
+async fn your_sessions_on_the_file_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    your_sessions(file(&dir)).await;
 }
 
 #[tokio::test]
 async fn on_the_file_store() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = SessionConfig::from_value(serde_json::json!({
-        "type": "file",
-        "secret": ["new", "old"],
-        "adapter": {"file": {"path": dir.path().join("session")}}
-    }))
-    .expect("config");
-    login_visit_logout(config).await;
+    login_visit_logout(file(&dir)).await;
 }
 
 #[tokio::test]
