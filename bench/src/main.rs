@@ -4,7 +4,7 @@
 //! ```text
 //! session-bench [--rounds 5] [--duration 10] [--connections 50] [--sessions 1000]
 //!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick]
-//!               [--scale | --scale-only] [--no-docs]
+//!               [--scale | --scale-only | --users-only] [--no-docs]
 //! session-bench --check | --update-readme
 //! ```
 //!
@@ -17,7 +17,8 @@
 //! Results go to `target/bench/` as Markdown, JSON and an SVG chart of the ratios. A full
 //! run (no `--quick`, `--stores` or `--no-docs`) also replaces the generated sections of
 //! `docs/benchmarks.md`, the chart `docs/bench-ratios.svg` and the README's summary table;
-//! `--scale-only` replaces the scale section. `--check` tells whether the README's summary
+//! `--scale-only` replaces the scale section and `--users-only` the section on sessions of
+//! users (log-in with and without a binding, listing and revoking 1,000 sessions). `--check` tells whether the README's summary
 //! matches `docs/benchmarks.md`, and `--update-readme` rewrites it from there; neither
 //! measures anything.
 
@@ -25,6 +26,7 @@ mod cpu;
 mod loadgen;
 mod report;
 mod scale;
+mod users;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -65,6 +67,8 @@ pub(crate) struct Settings {
     scale: bool,
     /// Only the scale measurements, no HTTP benchmark.
     scale_only: bool,
+    /// Only the costs of sessions bound to users, no HTTP benchmark.
+    users_only: bool,
     /// Whether the results replace the figures in `docs/` and the README: only a full run's
     /// do, so a quick or partial run never leaves the published report incomplete.
     writes_docs: bool,
@@ -80,6 +84,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
         stores: ALL_STORES.map(String::from).to_vec(),
         scale: false,
         scale_only: false,
+        users_only: false,
         writes_docs: true,
         task: Task::Measure,
     };
@@ -119,6 +124,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
                 settings.scale = true;
                 settings.scale_only = true;
             }
+            "--users-only" => settings.users_only = true,
             "--no-docs" => no_docs = true,
             "--check" => settings.task = Task::Check,
             "--update-readme" => settings.task = Task::UpdateReadme,
@@ -127,7 +133,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
     }
     let all_stores = settings.stores.iter().eq(ALL_STORES.iter());
     // The scale figures do not depend on the HTTP settings: only `--no-docs` keeps them out.
-    settings.writes_docs = !no_docs && (settings.scale_only || (!quick && all_stores));
+    settings.writes_docs =
+        !no_docs && (settings.scale_only || (all_stores && (settings.users_only || !quick)));
     Ok(settings)
 }
 
@@ -663,6 +670,11 @@ async fn run(settings: Settings) -> Result<(), String> {
         Task::UpdateReadme => return report::update_readme(),
         Task::Measure => {}
     }
+    if settings.users_only {
+        println!("sessions of users: stores {:?}", settings.stores);
+        let lines = users::run(&settings.stores).await?;
+        return report::write_users(&settings, &lines);
+    }
     if settings.scale_only {
         println!("scale: memory, file and PostgreSQL stores");
         let lines = scale::run().await?;
@@ -766,6 +778,7 @@ and a full run also to docs/benchmarks.md, its chart and the README's summary ta
   --quick             one round of 3 seconds over 200 sessions
   --scale             also the scale figures (memory, file and PostgreSQL at size)
   --scale-only        only the scale figures, no HTTP benchmark
+  --users-only        only the costs of sessions bound to users (log-in, list, revoke)
   --no-docs           write only to target/bench/, leave docs/ and the README alone
   --check             check that the README's table matches docs/benchmarks.md
   --update-readme     rewrite the README's table from docs/benchmarks.md

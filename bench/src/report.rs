@@ -37,6 +37,12 @@ const SCALE: Block = Block {
     end: "<!-- end of scale -->",
 };
 
+const USERS: Block = Block {
+    file: "docs/benchmarks.md",
+    begin: "<!-- users: written by `cargo xtask bench --users-only` -->",
+    end: "<!-- end of users -->",
+};
+
 /// The README's summary table, derived from [`RESULTS`].
 const SUMMARY: Block = Block {
     file: "README.md",
@@ -589,6 +595,25 @@ pub(crate) fn write_scale(settings: &Settings, lines: &[String]) -> Result<(), S
     println!("written: {}", path.display());
     if settings.writes_docs {
         SCALE.write(&workspace_root(), &md)?;
+    }
+    Ok(())
+}
+
+/// Writes the costs of sessions bound to users to `target/bench/users.md`, and into the
+/// full report when every store was measured.
+pub(crate) fn write_users(settings: &Settings, lines: &[String]) -> Result<(), String> {
+    let mut md = format!(
+        "{}\n\n| store | work | time | store calls | round trips |\n|---|---|---:|---:|---:|\n",
+        intro(&today(), &machine(), &[], "sessions of users alone")
+    );
+    for line in lines {
+        let _ = writeln!(md, "{line}");
+    }
+    let path = results_dir()?.join("users.md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("written: {}", path.display());
+    if settings.writes_docs {
+        USERS.write(&workspace_root(), &md)?;
     }
     Ok(())
 }
