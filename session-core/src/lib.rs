@@ -10,6 +10,10 @@
 //!   store in a page), with [`Capabilities`] the conformance suite reads.
 //! - [`SessionManager`] and [`Session`]: cookie in, lazy per-request handle, one change set
 //!   and an optional `Set-Cookie` out.
+//! - Sessions that belong to users: [`Session::set_user`] at log-in, then
+//!   [`Session::user_sessions`], [`Session::revoke`], [`SessionManager::revoke_user`] and
+//!   `max_sessions_per_user`, over stores that keep a user index
+//!   ([`Capabilities::user_index`]); listings hand out [`SessionHandle`]s, never ids.
 //! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
 //!   ([`GcHandle`]).
 //! - [`wire`]: a versioned, bounded binary layout for stores that keep a record as one blob.
