@@ -14,6 +14,8 @@ include!("store_example.rs");
 pub(crate) struct Counted {
     inner: MapStore,
     calls: AtomicUsize,
+    /// Declare no user index, as a third-party store without one does.
+    no_user_index: bool,
 }
 
 impl Counted {
@@ -76,7 +78,8 @@ impl SessionStore for Counted {
         self.inner.user_index_len(user).await
     }
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        let capabilities = self.inner.capabilities();
+        capabilities.with_user_index(capabilities.user_index && !self.no_user_index)
     }
 }
 
@@ -89,6 +92,16 @@ pub(crate) fn manager(json: &str) -> (SessionManager, std::sync::Arc<Counted>) {
     let manager =
         SessionManager::new(store.clone(), config).expect("a manager over the test store");
     (manager, store)
+}
+
+/// A manager over a counted doc store that declares no user index.
+pub(crate) fn manager_without_user_index() -> SessionManager {
+    let store = Counted {
+        no_user_index: true,
+        ..Counted::default()
+    };
+    // ok: test-only module; the default configuration is valid.
+    SessionManager::new(std::sync::Arc::new(store), SessionConfig::default()).expect("manager")
 }
 
 /// The `Cookie` header that sends `cookie` back.

@@ -167,3 +167,68 @@ impl ManagerInner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_store::{header, manager, manager_without_user_index};
+    use crate::{ErrorKind, UserId};
+
+    fn ada() -> UserId {
+        UserId::new("ada").expect("valid")
+    }
+
+    #[tokio::test]
+    async fn a_store_without_an_index_refuses_bindings_by_name() {
+        let manager = manager_without_user_index();
+        let session = manager.session_from_cookie_header(None);
+        let err = session.set_user(ada()).await.expect_err("no index");
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("\"file\""), "{err}");
+        assert!(err.to_string().contains("user_index"), "{err}");
+        let err = manager.sessions_of(&ada()).await.expect_err("no index");
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            manager
+                .revoke_user(&ada(), None)
+                .await
+                .map_err(|e| e.kind()),
+            Err(ErrorKind::Unsupported)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bound_session_without_data_is_stored_and_listed_newest_first() {
+        let (manager, _) = manager("{}");
+        let mut cookies = Vec::new();
+        for label in ["first", "second"] {
+            let session = manager.session_from_cookie_header(None);
+            session.set_user(ada()).await.expect("bind");
+            session.set_label(label).await.expect("label");
+            cookies.push(session.flush().await.expect("flush").expect("a cookie"));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let listed = manager.sessions_of(&ada()).await.expect("list");
+        let labels: Vec<&str> = listed.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["second", "first"], "most recently active first");
+        let again = manager.session_from_cookie_header(Some(&header(&cookies[0])));
+        assert_eq!(again.user().await.expect("user"), Some(ada()));
+    }
+
+    #[tokio::test]
+    async fn the_limit_keeps_the_new_session_and_the_most_recent_others() {
+        let (manager, _) = manager(r#"{"max_sessions_per_user": 2}"#);
+        let mut cookies = Vec::new();
+        for _ in 0..4 {
+            let session = manager.session_from_cookie_header(None);
+            session.set_user(ada()).await.expect("bind");
+            cookies.push(session.flush().await.expect("flush").expect("a cookie"));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let mut alive = Vec::new();
+        for cookie in &cookies {
+            let session = manager.session_from_cookie_header(Some(&header(cookie)));
+            alive.push(session.user().await.expect("user").is_some());
+        }
+        assert_eq!(alive, [false, false, true, true]);
+    }
+}
