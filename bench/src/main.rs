@@ -274,6 +274,26 @@ fn wipe(store: &str) -> Result<(), String> {
     }
 }
 
+/// Our configuration `type` for the benchmark's `store`, and its URL if it has one (a
+/// SQLite store keeps its database at `sqlite_file`).
+pub(crate) fn our_store(
+    store: &str,
+    sqlite_file: &Path,
+) -> Result<(&'static str, Option<String>), String> {
+    Ok(match store {
+        "memory" => ("memory", None),
+        "file" => ("file", None),
+        "sqlite" => (
+            "db",
+            Some(format!("sqlite://{}?mode=rwc", sqlite_file.display())),
+        ),
+        "postgres" => ("db", Some(POSTGRES_URL.to_owned())),
+        "mysql" => ("db", Some(MYSQL_URL.to_owned())),
+        "redis" => ("redis", Some(REDIS_URL.to_owned())),
+        other => return Err(format!("unknown store {other}")),
+    })
+}
+
 async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String> {
     let addr = free_addr()?;
     let dir = release_dir()?;
@@ -283,21 +303,7 @@ async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String
             command
                 .args(["--addr", &addr.to_string()])
                 .env("SESSION__GC__ON", "false");
-            let (kind, url) = match store {
-                "memory" => ("memory", None),
-                "file" => ("file", None),
-                "sqlite" => (
-                    "db",
-                    Some(format!(
-                        "sqlite://{}?mode=rwc",
-                        scratch.join("ours.db").display()
-                    )),
-                ),
-                "postgres" => ("db", Some(POSTGRES_URL.to_owned())),
-                "mysql" => ("db", Some(MYSQL_URL.to_owned())),
-                "redis" => ("redis", Some(REDIS_URL.to_owned())),
-                other => return Err(format!("unknown store {other}")),
-            };
+            let (kind, url) = our_store(store, &scratch.join("ours.db"))?;
             command.env("SESSION__TYPE", kind);
             command.env("SESSION__ADAPTER__FILE__PATH", scratch.join("files"));
             if let Some(url) = url {

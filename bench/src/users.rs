@@ -20,7 +20,7 @@ use session_core::{
 };
 use session_testkit::CountingStore;
 
-use crate::{MYSQL_URL, Monitor, POSTGRES_URL, REDIS_URL, mariadb, wipe};
+use crate::{Monitor, mariadb, wipe};
 
 /// Sequential log-ins per measurement.
 const LOGINS: usize = 200;
@@ -29,21 +29,7 @@ const SESSIONS: usize = 1000;
 
 /// The configuration that opens `store`, with its files under `scratch`.
 fn config(store: &str, scratch: &Path) -> Result<SessionConfig, String> {
-    let (kind, url) = match store {
-        "memory" => ("memory", None),
-        "file" => ("file", None),
-        "sqlite" => (
-            "db",
-            Some(format!(
-                "sqlite://{}?mode=rwc",
-                scratch.join("users.db").display()
-            )),
-        ),
-        "postgres" => ("db", Some(POSTGRES_URL.to_owned())),
-        "mysql" => ("db", Some(MYSQL_URL.to_owned())),
-        "redis" => ("redis", Some(REDIS_URL.to_owned())),
-        other => return Err(format!("unknown store {other}")),
-    };
+    let (kind, url) = crate::our_store(store, &scratch.join("users.db"))?;
     let mut adapter = serde_json::json!({
         "file": {"path": scratch.join("files")},
         "db": {"prefix": "bench_"},
