@@ -38,17 +38,25 @@ pub struct Record {
 /// The value means nothing outside the store that issued it (the SQL stores pack the row
 /// id and its version counter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Revision(u128);
+pub struct Revision {
+    // Two halves rather than a `u128`, whose 16-byte alignment would pad every record, and
+    // every request future that holds one, by 8 bytes or more.
+    high: u64,
+    low: u64,
+}
 
 impl Revision {
     /// A revision with the store's own `value`.
     pub const fn new(value: u128) -> Self {
-        Self(value)
+        Self {
+            high: (value >> 64) as u64,
+            low: value as u64,
+        }
     }
 
     /// The value the store gave it.
     pub const fn get(self) -> u128 {
-        self.0
+        ((self.high as u128) << 64) | self.low as u128
     }
 }
 
@@ -148,6 +156,19 @@ impl ChangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revisions_keep_every_bit() {
+        for value in [
+            0,
+            1,
+            u128::from(u64::MAX),
+            u128::from(u64::MAX) + 1,
+            u128::MAX,
+        ] {
+            assert_eq!(Revision::new(value).get(), value);
+        }
+    }
 
     #[test]
     fn applies_clear_then_removals_then_sets() {

@@ -303,22 +303,7 @@ impl Session {
     /// Store failures. The changes stay pending, so a later flush can retry them.
     pub async fn flush(&self) -> Result<Option<cookie::Cookie<'static>>> {
         let mut state = self.shared.state.lock().await;
-        let mut result = self.flush_locked(&mut state).await;
-        if result.is_ok()
-            && state.bound
-            && let (Some(owner), Some(persisted)) = (&state.owner, &state.persisted)
-        {
-            // The binding is stored: hold the user to the configured number of sessions.
-            match self
-                .shared
-                .manager
-                .enforce_session_limit(&owner.user, &persisted.key)
-                .await
-            {
-                Ok(()) => state.bound = false,
-                Err(err) => result = Err(err),
-            }
-        }
+        let result = self.flush_locked(&mut state).await;
         if let Err(err) = &result {
             state
                 .store_error
@@ -364,6 +349,14 @@ impl Session {
                 (true, true) => self.flush_cycle(manager, state, now).await?,
                 (true, false) => self.flush_existing(manager, state, now).await?,
             }
+        }
+        if state.bound
+            && let (Some(owner), Some(persisted)) = (&state.owner, &state.persisted)
+        {
+            // The binding is stored: hold the user to the configured number of sessions.
+            // Boxed: log-ins are rare, and inline this future would grow every request's.
+            Box::pin(manager.enforce_session_limit(&owner.user, &persisted.key)).await?;
+            state.bound = false;
         }
         Ok(manager.cookie_for(&state.cookie, now))
     }
@@ -473,9 +466,20 @@ impl Session {
         let changes_data = pending.changes_data();
         let mut revision = None;
         if changes_data && let Some(loaded) = persisted.revision {
-            revision = self
-                .write_if_unchanged(manager, data, owner.as_ref(), persisted, loaded, expires_at)
+            // One conditional write of the whole working data, for the common case of a
+            // request that changed a session nobody else touched meanwhile.
+            let lent = Lent::new(data, expires_at, persisted.created_at, owner.as_ref());
+            revision = manager
+                .store
+                .update_if_unchanged(&persisted.key, loaded, &lent.record)
                 .await?;
+            drop(lent);
+            if revision.is_none() {
+                tracing::debug!(
+                    session = persisted.key.short(),
+                    "session changed during the request; merging the change set"
+                );
+            }
         }
         let applied = if revision.is_some() {
             true
@@ -508,33 +512,6 @@ impl Session {
             };
         }
         Ok(())
-    }
-
-    /// Writes the whole working data over the record if the store still has it at
-    /// `loaded`: one conditional write for the common case of a request that changed a
-    /// session nobody else touched meanwhile. `None` if the store did not write.
-    async fn write_if_unchanged(
-        &self,
-        manager: &ManagerInner,
-        data: &mut Data,
-        owner: Option<&Owner>,
-        persisted: &Persisted,
-        loaded: Revision,
-        expires_at: Timestamp,
-    ) -> Result<Option<Revision>> {
-        let lent = Lent::new(data, expires_at, persisted.created_at, owner);
-        let written = manager
-            .store
-            .update_if_unchanged(&persisted.key, loaded, &lent.record)
-            .await?;
-        drop(lent);
-        if written.is_none() {
-            tracing::debug!(
-                session = persisted.key.short(),
-                "session changed during the request; merging the change set"
-            );
-        }
-        Ok(written)
     }
 
     async fn create_with_fresh_id(
