@@ -17,6 +17,50 @@
 //! - A truncated, empty, garbage or foreign file is "no session" (a decode error the
 //!   session logs), and the next create of that key replaces it. A full disk or a denied
 //!   permission is an error that leaves every existing session as it was.
+//! - **A user index** ([`Capabilities::user_index`]): a session bound to a user
+//!   ([`Session::set_user`](session_core::Session::set_user)) carries its owner in its
+//!   file, and the user's index file lists its store key, so that listing or ending a
+//!   user's sessions reads one index file and that user's session files, never anyone
+//!   else's. Details below.
+//!
+//! # The user index
+//!
+//! ```text
+//! <path>/users/<shard digits>/<SHA-256 of the user id, 64 hex digits>
+//! ```
+//!
+//! One file per user with at least one bound session, named by a hash of the user id (a
+//! user id can be any text; it never becomes a path), sharded like the session files by
+//! `path_depth`. It holds a header line, `session-file user index 1`, then one store key
+//! per line. An operator finds a user's file with `printf %s "$USER_ID" | sha256sum`, or
+//! [`FileStore::user_index_path`].
+//!
+//! - Index files are written like session files (temporary file, fsync, rename, folder
+//!   fsync) under lock stripes of their own (`.locks/u00` to `.locks/uff`), taken after a
+//!   session's stripe and never two at once. A bind writes the index entry before the
+//!   session file that names the user, holding the user's lock across both; an unbind
+//!   (delete, rebinding, gc) changes the session file first and prunes the entry after.
+//!   A crash between the two leaves a stale entry, never a live session missing from its
+//!   user's index: revoking a user's sessions finds them all.
+//! - Only writes that change a binding touch an index file: a log-in with `set_user` writes
+//!   two files (four fsyncs) instead of one, and requests of unbound sessions, or of bound
+//!   ones that keep their user (a new label included), cost what they did before.
+//! - [`sessions_of`](SessionStore::sessions_of) reads the index file and checks each entry
+//!   against its session file (live, bound to that user), pruning the stale ones under
+//!   the lock; gc prunes the entries of the sessions it removes, deletes index files left
+//!   with no entry, and removes temporary index files left by a crash. Index files are
+//!   never taken for sessions.
+//! - A line that is not a store key is ignored and dropped at the next rewrite; an index
+//!   file with a bad header is rebuilt (with a warning) from a scan of the session files,
+//!   under the user's lock, so corruption costs time, never an entry.
+//! - Each bind or unbind rewrites the user's whole index file: 65 bytes per session, so a
+//!   user with 1,000 sessions costs a 65 KB copy per log-in.
+//!
+//! **Existing deployments** need no migration: session files written before the index
+//! (record layout 1) carry no owner, so no session is bound yet; the `users` folder appears
+//! with the first binding. Rolling back to a release without the index leaves the
+//! `users` folder unused (delete it), but such a release cannot read the session files
+//! written since (record layout 2): they are "no session" to it.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -70,6 +114,9 @@ compile_error!(
      over open files); on this platform use session-memory, session-db or session-redis"
 );
 
+mod users;
+
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -79,9 +126,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Deserialize;
 use session_core::wire::{self, HEADER_LEN};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, Record, Registry, Result, SessionStore, StoreKey,
-    Timestamp, async_trait,
+    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, Record, Registry, Result,
+    SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
+
+use crate::users::{IndexName, USER_DIR, owner_of};
 
 /// Lock stripes: sessions whose keys start with the same byte share a lock file.
 const STRIPES: usize = 256;
@@ -157,6 +206,19 @@ struct Inner {
     /// excludes other processes. The mutex matters because `flock` does not exclude
     /// threads sharing one open file.
     stripes: Box<[Mutex<Option<File>>]>,
+    /// The same for the user index files, on lock files of their own: a session's stripe
+    /// is always taken before a user's, so the two sets never wait on each other in a
+    /// cycle.
+    user_stripes: Box<[Mutex<Option<File>>]>,
+}
+
+/// Which set of lock stripes a lock is taken in.
+#[derive(Clone, Copy, Debug)]
+enum LockSet {
+    /// Session files, by the store key's first byte (lock files `00` to `ff`).
+    Sessions,
+    /// User index files, by the file name's first byte (lock files `u00` to `uff`).
+    Users,
 }
 
 impl FileStore {
@@ -192,6 +254,7 @@ impl FileStore {
                 depth: options.path_depth,
                 fsync: options.fsync,
                 stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
+                user_stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
             }),
         })
     }
@@ -204,6 +267,12 @@ impl FileStore {
     /// The file that holds the session at `key` (whether or not it exists).
     pub fn file_path(&self, key: &StoreKey) -> PathBuf {
         self.inner.file_path(key)
+    }
+
+    /// The file that holds the index of `user`'s sessions (whether or not it exists):
+    /// `users/<shard digits>/<SHA-256 of the user id in hex>` under the session folder.
+    pub fn user_index_path(&self, user: &UserId) -> PathBuf {
+        self.inner.index_path(&IndexName::of(user))
     }
 
     async fn blocking<T, F>(&self, operation: F) -> Result<T>
@@ -237,13 +306,27 @@ impl Inner {
 
     /// Runs `operation` holding the key's stripe lock, in this process and across processes.
     fn locked<T>(&self, key: &StoreKey, operation: impl FnOnce() -> Result<T>) -> Result<T> {
-        let stripe = &self.stripes[usize::from(key.digest()[0]) % STRIPES];
+        self.stripe_locked(LockSet::Sessions, key.digest()[0], operation)
+    }
+
+    /// Runs `operation` holding lock `stripe` of `set`.
+    fn stripe_locked<T>(
+        &self,
+        set: LockSet,
+        stripe: u8,
+        operation: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let stripes = match set {
+            LockSet::Sessions => &self.stripes,
+            LockSet::Users => &self.user_stripes,
+        };
+        let mutex = &stripes[usize::from(stripe) % STRIPES];
         // A panic while holding the mutex cannot leave a half-done write visible (writes
         // are renames), so a poisoned mutex is safe to reuse.
-        let mut slot = stripe.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = mutex.lock().unwrap_or_else(PoisonError::into_inner);
         let file = match slot.take() {
             Some(file) => file,
-            None => self.open_lock_file(key.digest()[0])?,
+            None => self.open_lock_file(set, stripe)?,
         };
         let file = slot.insert(file);
         fs4::FileExt::lock(&*file)
@@ -257,9 +340,12 @@ impl Inner {
         result
     }
 
-    fn open_lock_file(&self, stripe: u8) -> Result<File> {
+    fn open_lock_file(&self, set: LockSet, stripe: u8) -> Result<File> {
         let dir = self.root.join(LOCK_DIR);
-        let path = dir.join(format!("{stripe:02x}"));
+        let path = match set {
+            LockSet::Sessions => dir.join(format!("{stripe:02x}")),
+            LockSet::Users => dir.join(format!("u{stripe:02x}")),
+        };
         let open = || {
             OpenOptions::new()
                 .read(true)
@@ -314,16 +400,23 @@ impl Inner {
 
     /// Atomically replaces the file at `key` with `record`.
     fn write(&self, key: &StoreKey, record: &Record) -> Result<()> {
-        let dir = self.shard_dir(key);
-        let bytes = wire::encode_record(record);
-        let temp = dir.join(format!(
-            ".{}.{}{TEMP_SUFFIX}",
+        let what = format!("session file {}…", key.short());
+        self.replace_file(
+            &self.shard_dir(key),
             key.as_str(),
-            random_suffix()?
-        ));
+            &wire::encode_record(record),
+            &what,
+        )
+    }
+
+    /// Atomically replaces the file `name` in `dir` with `bytes`: a temporary file in the
+    /// same folder, written, fsynced, renamed over it, and the folder fsynced (the fsyncs
+    /// only with [`FileStoreOptions::fsync`]). `what` names the file in errors.
+    fn replace_file(&self, dir: &Path, name: &str, bytes: &[u8], what: &str) -> Result<()> {
+        let temp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", random_suffix()?));
         let mut file = match create_new(&temp) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                create_dir(&dir)?;
+                create_dir(dir)?;
                 create_new(&temp)
             }
             other => other,
@@ -331,32 +424,71 @@ impl Inner {
         .map_err(|err| {
             io_error(
                 format!(
-                    "cannot create a temporary session file in {}",
+                    "cannot create a temporary file for {what} in {}",
                     dir.display()
                 ),
                 err,
             )
         })?;
         let written = file
-            .write_all(&bytes)
+            .write_all(bytes)
             .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
-            .and_then(|()| fs::rename(&temp, dir.join(key.as_str())))
+            .and_then(|()| fs::rename(&temp, dir.join(name)))
             .and_then(|()| {
                 if self.fsync {
-                    File::open(&dir)?.sync_all()
+                    File::open(dir)?.sync_all()
                 } else {
                     Ok(())
                 }
             });
         if let Err(err) = written {
-            // The session file is untouched: only the temporary file may exist.
+            // The file is untouched: only the temporary file may exist.
             let _ = fs::remove_file(&temp);
-            return Err(io_error(
-                format!("cannot write session file {}…", key.short()),
-                err,
-            ));
+            return Err(io_error(format!("cannot write {what}"), err));
         }
         Ok(())
+    }
+
+    /// Writes `record` at `key` after a create over `before` (the owner of an expired or
+    /// corrupt record there, if any) or a change of binding: the index lists the session
+    /// before its file names the new owner, and the old owner's entry is pruned after.
+    fn write_bound(&self, key: &StoreKey, record: &Record, before: Option<&UserId>) -> Result<()> {
+        let after = record.owner.as_ref().map(|owner| &owner.user);
+        match after {
+            // An already expired record needs no entry: it would never be listed.
+            Some(user) if !record.is_expired(Timestamp::now()) => {
+                self.bind_and_write(user, key, || self.write(key, record))?;
+            }
+            _ => self.write(key, record)?,
+        }
+        if let Some(before) = before
+            && after != Some(before)
+        {
+            self.prune_quietly(before, std::slice::from_ref(key));
+        }
+        Ok(())
+    }
+
+    /// Removes the session file at `key`, holding its lock. Returns `None` if there was no
+    /// file, else whether it held a live record and the user it was bound to.
+    fn remove_session(
+        &self,
+        key: &StoreKey,
+        now: Timestamp,
+    ) -> Result<Option<(bool, Option<UserId>)>> {
+        self.locked(key, || {
+            let path = self.file_path(key);
+            let (live, owner) = match fs::read(&path) {
+                Ok(bytes) => (
+                    wire::decode_expiry(&bytes).is_ok_and(|expires_at| !expires_at.is_reached(now)),
+                    owner_of(&bytes),
+                ),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                // Unreadable: removed all the same, as a dead record.
+                Err(_) => (false, None),
+            };
+            Ok(self.remove(&path)?.then_some((live, owner)))
+        })
     }
 
     fn remove(&self, path: &Path) -> Result<bool> {
@@ -397,8 +529,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Removes expired and corrupt session files and stray temporary files in `dir`.
-    fn gc_dir(&self, dir: &Path, now: Timestamp) -> Result<u64> {
+    /// Removes expired and corrupt session files and stray temporary files in `dir`; adds
+    /// the removed sessions that were bound to a user to `unbound`.
+    fn gc_dir(
+        &self,
+        dir: &Path,
+        now: Timestamp,
+        unbound: &mut HashMap<UserId, Vec<StoreKey>>,
+    ) -> Result<u64> {
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -424,14 +562,18 @@ impl Inner {
                 // Re-check under the lock: a writer may have just renewed the session.
                 let gone = self.locked(&key, || {
                     let path = self.file_path(&key);
-                    if self.dead(&path, now) {
-                        self.remove(&path)
-                    } else {
-                        Ok(false)
+                    if !self.dead(&path, now) {
+                        return Ok(None);
                     }
+                    // The whole file only for the dead ones: the owner is at its end.
+                    let owner = fs::read(&path).ok().as_deref().and_then(owner_of);
+                    Ok(self.remove(&path)?.then_some(owner))
                 })?;
-                if gone {
+                if let Some(owner) = gone {
                     removed += 1;
+                    if let Some(user) = owner {
+                        unbound.entry(user).or_default().push(key);
+                    }
                 }
             }
         }
@@ -499,13 +641,15 @@ impl SessionStore for FileStore {
         self.blocking(move |inner| {
             inner.locked(&key, || {
                 let now = Timestamp::now();
-                if inner
-                    .read_for_write(&key)?
+                let existing = inner.read_for_write(&key)?;
+                if existing
+                    .as_ref()
                     .is_some_and(|existing| !existing.is_expired(now))
                 {
                     return Ok(false);
                 }
-                inner.write(&key, &record)?;
+                let before = existing.and_then(|existing| existing.owner);
+                inner.write_bound(&key, &record, before.as_ref().map(|owner| &owner.user))?;
                 Ok(true)
             })
         })
@@ -521,9 +665,19 @@ impl SessionStore for FileStore {
                 else {
                     return Ok(false);
                 };
-                changes.apply_to(&mut record.data);
-                record.expires_at = changes.expires_at;
-                inner.write(&key, &record)?;
+                let rebinds = changes.owner.as_ref().is_some_and(|new| {
+                    record.owner.as_ref().is_none_or(|old| old.user != new.user)
+                });
+                if !rebinds {
+                    // The binding stays (a new label at most): the index already lists a
+                    // live bound session, so only the session file is written.
+                    changes.apply_to_record(&mut record);
+                    inner.write(&key, &record)?;
+                    return Ok(true);
+                }
+                let before = record.owner.take().map(|owner| owner.user);
+                changes.apply_to_record(&mut record);
+                inner.write_bound(&key, &record, before.as_ref())?;
                 Ok(true)
             })
         })
@@ -550,11 +704,13 @@ impl SessionStore for FileStore {
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
         let key = key.clone();
         self.blocking(move |inner| {
-            inner.locked(&key, || {
-                let path = inner.file_path(&key);
-                let live = !inner.dead(&path, Timestamp::now());
-                Ok(inner.remove(&path)? && live)
-            })
+            let Some((live, owner)) = inner.remove_session(&key, Timestamp::now())? else {
+                return Ok(false);
+            };
+            if let Some(user) = owner {
+                inner.prune_quietly(&user, std::slice::from_ref(&key));
+            }
+            Ok(live)
         })
         .await
     }
@@ -564,16 +720,57 @@ impl SessionStore for FileStore {
             let now = Timestamp::now();
             let mut removed = 0;
             inner.walk(&inner.root, 0, &mut |dir| {
-                removed += inner.gc_dir(dir, now)?;
+                let mut unbound = HashMap::new();
+                removed += inner.gc_dir(dir, now, &mut unbound)?;
+                // Folder by folder, so that a gc of many sessions holds few in memory.
+                inner.prune_all(unbound);
                 Ok(())
             })?;
+            let index_root = inner.root.join(USER_DIR);
+            inner.walk(&index_root, 0, &mut |dir| inner.gc_index_dir(dir).map(drop))?;
             Ok(removed)
         })
         .await
     }
 
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        let keys = keys.to_vec();
+        self.blocking(move |inner| {
+            let now = Timestamp::now();
+            let mut removed = 0;
+            let mut unbound: HashMap<UserId, Vec<StoreKey>> = HashMap::new();
+            // Each index file is rewritten once, however many of its sessions go, even
+            // if a removal fails halfway.
+            let result = keys.iter().try_for_each(|key| {
+                if let Some((live, owner)) = inner.remove_session(key, now)? {
+                    removed += u64::from(live);
+                    if let Some(user) = owner {
+                        unbound.entry(user).or_default().push(key.clone());
+                    }
+                }
+                Ok::<(), Error>(())
+            });
+            inner.prune_all(unbound);
+            result.map(|()| removed)
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let user = user.clone();
+        self.blocking(move |inner| inner.sessions_of(&user)).await
+    }
+
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        let user = user.clone();
+        self.blocking(move |inner| inner.index_len(&user)).await
+    }
+
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_shared(true).with_persistent(true)
+        Capabilities::new()
+            .with_shared(true)
+            .with_persistent(true)
+            .with_user_index(true)
     }
 }
 

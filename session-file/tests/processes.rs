@@ -6,7 +6,10 @@
 //! - a write that hits the file-size limit (`RLIMIT_FSIZE`, standing in for a full disk)
 //!   is an error and damages no existing session;
 //! - hostile ids never lead to a file-system access, and corrupt files are "no session"
-//!   and are replaced by the next write.
+//!   and are replaced by the next write;
+//! - two processes binding, ending and rebinding sessions of one user concurrently lose no
+//!   index entry, and a binder killed at random points leaves every index file whole and
+//!   no live bound session missing from it.
 //!
 //! The binary is its own child: with `SESSION_FILE_CHILD` set it runs one child role
 //! instead of the scenarios. `SESSION_TORTURE=long` runs 1,000 kill trials instead of 40.
@@ -18,9 +21,11 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashSet;
+
 use session_core::{
-    ChangeSet, ErrorKind, Record, SessionConfig, SessionId, SessionManager, SessionStore, StoreKey,
-    Timestamp, wire,
+    ChangeSet, ErrorKind, Owner, Record, SessionConfig, SessionId, SessionManager, SessionStore,
+    StoreKey, Timestamp, UserId, wire,
 };
 use session_file::{FileStore, FileStoreOptions};
 use session_testkit::CountingStore;
@@ -127,6 +132,20 @@ fn child_main(role: &str) -> ExitCode {
                 assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
                 Ok(())
             }
+            // args: folder, user, count; binds `count` sessions, ending every fourth one's
+            // predecessor and moving every fifth to another user.
+            "binder" => {
+                let store = open(Path::new(&args[0]));
+                let user = UserId::new(args[1].as_str()).expect("user");
+                let count: u32 = args[2].parse().expect("count");
+                bind_loop(&store, &user, Some(count)).await
+            }
+            // args: folder, user; binds until killed.
+            "bind-loop" => {
+                let store = open(Path::new(&args[0]));
+                let user = UserId::new(args[1].as_str()).expect("user");
+                bind_loop(&store, &user, None).await
+            }
             other => panic!("unknown child role {other}"),
         }
     });
@@ -137,6 +156,94 @@ fn child_main(role: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Binds sessions to `user` (`count` of them, or until killed); after every fourth it
+/// deletes the one before, after every fifth it moves that one to `OTHER_USER`.
+async fn bind_loop(
+    store: &FileStore,
+    user: &UserId,
+    count: Option<u32>,
+) -> session_core::Result<()> {
+    let other = UserId::new(OTHER_USER)?;
+    let mut previous: Option<StoreKey> = None;
+    let mut i = 0u32;
+    while count.is_none_or(|count| i < count) {
+        let key = SessionId::generate(32)?.store_key();
+        let record = live(&[("i", &i.to_le_bytes())]).with_owner(Some(Owner::new(user.clone())));
+        assert!(store.create(&key, &record).await?, "a fresh key was taken");
+        if i % 4 == 3
+            && let Some(previous) = previous.take()
+        {
+            store.delete(&previous).await?;
+        } else if i % 5 == 4 {
+            let mut rebind = set_one("moved", b"1");
+            rebind.owner = Some(Owner::new(other.clone()));
+            store.update(&key, &rebind).await?;
+        }
+        previous = Some(key);
+        i += 1;
+    }
+    Ok(())
+}
+
+const OTHER_USER: &str = "someone else";
+
+/// How many sessions [`bind_loop`] leaves bound to its user and to `OTHER_USER` after
+/// `count` binds.
+fn bind_loop_outcome(count: u32) -> (usize, usize) {
+    // Per session: whether it is alive and whether it was moved.
+    let mut sessions: Vec<(bool, bool)> = Vec::new();
+    for i in 0..count {
+        sessions.push((true, false));
+        let last = sessions.len() - 1;
+        if i % 4 == 3 && last > 0 {
+            sessions[last - 1].0 = false;
+        } else if i % 5 == 4 {
+            sessions[last].1 = true;
+        }
+    }
+    let alive = sessions.iter().filter(|(alive, _)| *alive);
+    let moved = alive.clone().filter(|(_, moved)| *moved).count();
+    (alive.count() - moved, moved)
+}
+
+/// The live sessions bound to `user`, found by reading every session file: the truth the
+/// index must agree with.
+fn bound_by_files(dir: &Path, user: &UserId) -> HashSet<StoreKey> {
+    let now = Timestamp::now();
+    files_under(dir)
+        .into_iter()
+        .filter(|path| !path.starts_with(dir.join("users")))
+        .filter_map(|path| {
+            let key = StoreKey::parse(path.file_name()?.to_str()?).ok()?;
+            let record = wire::decode_record(&std::fs::read(&path).ok()?).ok()?;
+            let bound = record
+                .owner
+                .as_ref()
+                .is_some_and(|owner| &owner.user == user);
+            (bound && !record.is_expired(now)).then_some(key)
+        })
+        .collect()
+}
+
+/// The keys in `user`'s index file, read with no lock, as a whole file must read.
+fn index_entries(store: &FileStore, user: &UserId) -> HashSet<StoreKey> {
+    let path = store.user_index_path(user);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return HashSet::new(),
+        Err(err) => panic!("cannot read the index file: {err}"),
+    };
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("session-file user index 1"),
+        "a torn index file"
+    );
+    lines
+        .map(|line| StoreKey::parse(line).expect("a torn index line"))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -460,6 +567,134 @@ fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
     );
 }
 
+fn two_processes_binding_one_user_lose_no_entry(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let (ada, other) = (
+        UserId::new("ada").expect("user"),
+        UserId::new(OTHER_USER).expect("user"),
+    );
+    let per_process = 200;
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            child(
+                "binder",
+                &[
+                    dir.path().display().to_string(),
+                    ada.to_string(),
+                    per_process.to_string(),
+                ],
+            )
+            .spawn()
+            .expect("spawn binder")
+        })
+        .collect();
+    for mut child in children {
+        assert!(
+            child.wait().expect("wait").success(),
+            "a binder process failed"
+        );
+    }
+    for user in [&ada, &other] {
+        let truth = bound_by_files(dir.path(), user);
+        let listed: HashSet<StoreKey> = rt
+            .block_on(store.sessions_of(user))
+            .expect("list")
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(
+            listed, truth,
+            "{user}: the listing against the session files"
+        );
+        assert_eq!(
+            index_entries(&store, user),
+            truth,
+            "{user}: entries lost or left stale"
+        );
+    }
+    let adas = bound_by_files(dir.path(), &ada).len();
+    let (expected_adas, expected_others) = bind_loop_outcome(per_process);
+    assert_eq!(adas, 2 * expected_adas, "ada's live sessions");
+    assert_eq!(
+        bound_by_files(dir.path(), &other).len(),
+        2 * expected_others,
+        "sessions moved to another user"
+    );
+    println!(
+        "figure: file | two processes binding one user | {per_process} binds each, with deletes \
+         and rebinds: 0 index entries lost ({adas} listed, as the session files say)"
+    );
+}
+
+fn killed_binder_leaves_whole_index_files(rt: &tokio::runtime::Runtime) {
+    let trials = if std::env::var("SESSION_TORTURE").is_ok_and(|v| v == "long") {
+        300
+    } else {
+        20
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let users = [
+        UserId::new("ada").expect("user"),
+        UserId::new(OTHER_USER).expect("user"),
+    ];
+    let args = [dir.path().display().to_string(), users[0].to_string()];
+    let mut seed = u64::from(std::process::id());
+    let mut stale = 0;
+    for trial in 0..trials {
+        let mut binder = child("bind-loop", &args).spawn().expect("spawn");
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        std::thread::sleep(Duration::from_millis(5 + (seed >> 33) % 56));
+        binder.kill().expect("SIGKILL");
+        binder.wait().expect("reap");
+        for user in &users {
+            let entries = index_entries(&store, user);
+            let truth = bound_by_files(dir.path(), user);
+            let missing = truth.difference(&entries).count();
+            assert_eq!(
+                missing, 0,
+                "{user}: live bound sessions missing from the index"
+            );
+            if trial + 1 == trials {
+                stale += entries.difference(&truth).count();
+            }
+        }
+    }
+    let is_temp = |p: &PathBuf| p.to_string_lossy().ends_with(".tmp");
+    let index_temp = files_under(&dir.path().join("users"))
+        .iter()
+        .filter(|p| is_temp(p))
+        .count();
+    rt.block_on(store.gc()).expect("gc");
+    let left = files_under(dir.path())
+        .iter()
+        .filter(|p| is_temp(p))
+        .count();
+    assert_eq!(left, 0, "temporary files left after gc");
+    for user in &users {
+        let truth = bound_by_files(dir.path(), user);
+        let listed = rt.block_on(store.sessions_of(user)).expect("list").len();
+        assert_eq!(
+            listed,
+            truth.len(),
+            "{user}: listed against the session files"
+        );
+        assert_eq!(
+            index_entries(&store, user),
+            truth,
+            "{user}: pruned by the listing"
+        );
+    }
+    println!(
+        "figure: file | binder SIGKILLed mid-write | {trials} kills: 0 torn index files, 0 live \
+         sessions missing; {stale} stale entries left (pruned by a listing), {index_temp} stray \
+         index temp files removed by gc"
+    );
+}
+
 fn main() -> ExitCode {
     if let Ok(role) = std::env::var(CHILD_ENV) {
         return child_main(&role);
@@ -476,6 +711,8 @@ fn main() -> ExitCode {
     write_past_file_size_limit_damages_nothing(&rt);
     hostile_ids_never_touch_the_file_system(&rt);
     corrupt_files_are_no_session_and_get_replaced(&rt);
+    two_processes_binding_one_user_lose_no_entry(&rt);
+    killed_binder_leaves_whole_index_files(&rt);
     println!(
         "file store process tests passed in {:.1?}",
         started.elapsed()
