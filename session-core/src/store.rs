@@ -229,9 +229,9 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// rebound or expired but not yet pruned) included: what the index costs, for
     /// monitoring and for the conformance suite's check that the index stays bounded.
     ///
-    /// After `sessions_of(user)` or a `gc`, it is at most the number of the user's live
-    /// sessions plus those that expired since: a store prunes stale entries as it meets
-    /// them and never lets them pile up.
+    /// After a `gc` followed by `sessions_of(user)`, it is at most the number of the
+    /// user's live sessions plus those that expired since: a store prunes stale entries
+    /// as it meets them (a listing prunes the ones it finds) and never lets them pile up.
     ///
     /// # Errors
     /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
