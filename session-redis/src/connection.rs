@@ -15,6 +15,18 @@ pub(crate) enum Connection {
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
+impl Connection {
+    /// Whether this is a cluster connection, on which no script may reach keys of two
+    /// slots.
+    pub(crate) fn is_cluster(&self) -> bool {
+        match self {
+            Self::Single(_) => false,
+            #[cfg(feature = "cluster")]
+            Self::Cluster(_) => true,
+        }
+    }
+}
+
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -14,6 +14,11 @@
 //!   keys both survive) and never recreates a session deleted meanwhile; a touch is one
 //!   `EVALSHA` that never revives one either; a delete is one `DEL`. Scripts are loaded on
 //!   first use (`SCRIPT LOAD`, once per server).
+//! - A user index ([`Capabilities::user_index`]): each user's bound sessions in a sorted
+//!   set of their own, kept in step by the same scripts on a single server, so binding a
+//!   session at log-in and every later request cost no extra round trip; a listing is two
+//!   round trips and a `delete_many` one, for 1 or 1,000 sessions (see
+//!   [User index](#user-index)).
 //! - When `RESTORE` finds something at the key (never the case for a fresh id unless a
 //!   record is corrupt), the create script decides: a live session stays, anything else
 //!   is replaced. A server that refuses `RESTORE` (older than Redis 5.0, or an ACL
@@ -94,13 +99,56 @@
 //!
 //! | Redis key | type | content |
 //! |-----------|------|---------|
-//! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `m:expires`: expiry (the same); `d:<key>`: the encoded value of session key `<key>` |
+//! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `m:expires`: expiry (the same); `d:<key>`: the encoded value of session key `<key>`; for a bound session also `m:user` (the user id), `m:label` (the session's label) and `m:index` (the key of the user's index) |
+//! | `<prefix>user:{<32 hex digits>}` | sorted set | a user's index: the store keys (64 hex digits) of the user's bound sessions, scored by their expiry (ms since the epoch); the digits are the first half of the SHA-256 of the user id |
 //!
 //! The key's TTL is the session's expiry too, so Redis removes it then; the `m:expires`
 //! field is what a load compares with the application's clock. Data fields carry the `d:`
 //! prefix, so no session key can collide with the metadata. A hash that does not follow
 //! this layout is reported as a [`Decode`](ErrorKind::Decode) error, which the session
-//! turns into "no session"; `create` replaces it.
+//! turns into "no session"; `create` replaces it. An index's TTL is the expiry of its
+//! newest entry: no key the store writes ever lives without a TTL.
+//!
+//! # User index
+//!
+//! A session bound to a user ([`Session::set_user`](session_core::Session::set_user), at
+//! log-in) carries its owner in its hash and is filed in the user's index, which
+//! [`SessionStore::sessions_of`] reads to list, and the manager to end, a user's
+//! sessions. The records stay the truth: a listing reads every listed session's owner and
+//! expiry (pipelined) and lists only the live sessions still bound to the user, with the
+//! expiry the record has, so an entry left behind by a deleted, expired or rebound session
+//! is never listed; the listing prunes such entries as it finds them.
+//!
+//! | operation | single server | cluster |
+//! |-----------|---------------|---------|
+//! | create, unbound | 1 (`RESTORE`) | 1 |
+//! | create, bound (log-in with `set_user`) | 1 (create script that files the session) | 2 (the session, then its index) |
+//! | update or touch, unbound | 1 (the script's first command checks for an owner instead of the key's type: the same commands as before) | 1 |
+//! | update or touch, bound | 1 (the script moves the index entry when the expiry or the owner changes) | 1, or 2 when the expiry or the owner changed |
+//! | delete | 1 (`DEL`; the entry is pruned by the next listing) | 1 |
+//! | `sessions_of`, any number of sessions | 2 (`ZRANGE`, one pipeline of `HMGET`), 3 when it prunes | 1, then one request per slot sent at once, then the prune |
+//! | `delete_many`, any number of sessions | 1 (one pipeline, a script per 500 sessions) | one request per slot sent at once, then one per index |
+//! | `user_index_len` | 1 (`ZCARD`) | 1 |
+//!
+//! **Cluster-safe names.** The braces around the hash make it the index key's Redis
+//! Cluster hash tag, so all that is kept for one user is in one slot and every script over
+//! a user's index is single-slot, whatever the user id holds (hashing keeps braces, length
+//! and personal data out of key names). A session key and its owner's index are in
+//! different slots, so in a cluster no script touches both: the session script reports
+//! what moved and the store updates the index next, raising scores only, so racing
+//! requests never leave an entry below its session's expiry once their updates land. On a
+//! single server the scripts update the index key named in the session hash themselves;
+//! that key is not among the script's declared keys, which a single server allows but a
+//! proxy that routes commands by key (a sharded deployment without the cluster protocol)
+//! does not: use the `cluster` feature there.
+//!
+//! **Migration.** Nothing to do for existing sessions: unbound sessions keep exactly their
+//! layout, and the index exists only for sessions bound after the upgrade. A version of
+//! this crate from before the index reads a bound session as corrupt (an unknown field),
+//! that is as "no session": finish rolling the new version out before the application
+//! starts calling `set_user`. A change set or touch on a hash without an `m:expires` field
+//! (which no version of this store writes, and which a load already reports as corrupt)
+//! now leaves it alone, like a missing session, where it used to write into it.
 //!
 //! # Features
 //!
@@ -117,6 +165,7 @@
 mod config;
 mod connection;
 mod layout;
+mod users;
 
 use std::fmt;
 use std::future::Future;
@@ -128,8 +177,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, RedisWrite, Script, Value};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, Record, Registry, Result, SessionStore, StoreKey,
-    Timestamp, async_trait,
+    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, Record, Registry, Result,
+    SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
 
 pub use config::{
@@ -139,6 +188,8 @@ pub use config::{
 pub use redis;
 
 use crate::connection::Connection;
+use crate::layout::{Binding, IndexWrites};
+use crate::users::IndexMove;
 
 /// Reconnection attempts after the first, before a broken connection's waiters get an
 /// error. Few, so that a dead server is reported quickly; the next call starts over.
@@ -322,6 +373,13 @@ impl RedisStore {
         redis_key
     }
 
+    /// The Redis key of `user`'s index of sessions: `<prefix>user:{<32 hex digits>}`, the
+    /// digits being the first half of the SHA-256 of the user id (see
+    /// [User index](crate#user-index)). For operators and tests; the store never logs it.
+    pub fn user_index_key(&self, user: &UserId) -> String {
+        self.index_key(user)
+    }
+
     /// `command` followed by the Redis key of the session at `key`.
     fn command(&self, command: &str, key: &StoreKey) -> Cmd {
         let mut cmd = Cmd::with_capacity(2, command.len() + self.redis_key_len());
@@ -341,6 +399,26 @@ impl RedisStore {
         );
         cmd.arg("EVALSHA").arg(hash).arg(1);
         self.write_redis_key(&mut cmd, key);
+        cmd
+    }
+
+    /// An `EVALSHA` of `script` on the session at `key` and the index `index`.
+    fn script_command_with_index(
+        &self,
+        script: &Script,
+        key: &StoreKey,
+        index: &str,
+        argv: (usize, usize),
+    ) -> Cmd {
+        let (arguments, bytes) = argv;
+        let hash = script.get_hash();
+        let mut cmd = Cmd::with_capacity(
+            5 + arguments,
+            "EVALSHA".len() + hash.len() + 1 + self.redis_key_len() + index.len() + bytes,
+        );
+        cmd.arg("EVALSHA").arg(hash).arg(2);
+        self.write_redis_key(&mut cmd, key);
+        cmd.arg(index);
         cmd
     }
 
@@ -371,8 +449,13 @@ impl RedisStore {
     /// the key (the script tells a live session from a corrupt one), or this server does
     /// not take the command (older than Redis 5, an ACL without it), which turns the
     /// fast path off for good.
-    async fn create_by_restore(&self, key: &StoreKey, record: &Record) -> Result<Option<bool>> {
-        let payload = layout::restore_payload(record);
+    async fn create_by_restore(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        binding: Option<Binding<'_>>,
+    ) -> Result<Option<bool>> {
+        let payload = layout::restore_payload(record, binding);
         let mut command = Cmd::with_capacity(5, 32 + self.redis_key_len() + payload.len());
         command.arg("RESTORE");
         self.write_redis_key(&mut command, key);
@@ -416,29 +499,27 @@ impl RedisStore {
         key: &StoreKey,
         call: impl Future<Output = RedisResult<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.response_timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
-                tracing::debug!(
-                    session = key.short(),
-                    operation,
-                    target = &*self.target,
-                    error = %err,
-                    "redis call failed"
-                );
-                let kind = if err.is_timeout() {
-                    ErrorKind::Timeout
-                } else {
-                    ErrorKind::Backend
-                };
-                Err(
-                    Error::new(kind, format!("redis {operation} at {} failed", self.target))
-                        .with_source(err),
-                )
-            }
+        self.bounded(operation, Some(key), async {
+            call.await
+                .map_err(|err| self.failure(operation, Some(key), err))
+        })
+        .await
+    }
+
+    /// Runs `work`, one store call (of one or more round trips), within the response
+    /// timeout. `key` is the session it is about, if there is one (logs show its short
+    /// form; user-index calls log no user).
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        key: Option<&StoreKey>,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.response_timeout, work).await {
+            Ok(result) => result,
             Err(_) => {
                 tracing::debug!(
-                    session = key.short(),
+                    session = key.map_or("-", StoreKey::short),
                     operation,
                     target = &*self.target,
                     "redis call timed out"
@@ -451,6 +532,145 @@ impl RedisStore {
                     ),
                 ))
             }
+        }
+    }
+
+    /// The store error for a failed Redis call, with the Redis error as its source.
+    fn failure(&self, operation: &'static str, key: Option<&StoreKey>, err: RedisError) -> Error {
+        tracing::debug!(
+            session = key.map_or("-", StoreKey::short),
+            operation,
+            target = &*self.target,
+            error = %err,
+            "redis call failed"
+        );
+        let kind = if err.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Backend
+        };
+        Error::new(kind, format!("redis {operation} at {} failed", self.target)).with_source(err)
+    }
+
+    /// Writes a new session: one `RESTORE` where possible, the create script otherwise.
+    async fn create_session(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        binding: Option<Binding<'_>>,
+    ) -> Result<bool> {
+        // `RESTORE` reads an expiry of 0 as "none": such a record takes the script, which
+        // lets Redis delete it at once, as an expired record must be.
+        if record.expires_at.as_millis() > 0
+            && self.restore_creates.load(Ordering::Relaxed)
+            && let Some(created) = self.create_by_restore(key, record, binding).await?
+        {
+            return Ok(created);
+        }
+        let mut connection = self.connection.clone();
+        let mut command = self.script_command(
+            &layout::CREATE,
+            key,
+            layout::create_args_size(record, binding),
+        );
+        layout::write_create_args(&mut command, record, binding);
+        let created: i64 = self
+            .call(
+                "create",
+                key,
+                run_script(&mut connection, &layout::CREATE, &command),
+            )
+            .await?;
+        Ok(created == 1)
+    }
+
+    /// The index moves a cluster script reported, checked: `reply` is the script's reply
+    /// after its leading 1, `leave` and `join` positions for an update, `join` only for a
+    /// touch.
+    fn reported_moves(
+        &self,
+        key: &StoreKey,
+        reply: Vec<Value>,
+        expires_at: Timestamp,
+    ) -> Result<Vec<IndexMove>> {
+        let mut reply = reply.into_iter();
+        if !matches!(reply.next(), Some(Value::Int(1))) {
+            return Err(Error::decode(
+                "a session script replied with something other than its index moves",
+            ));
+        }
+        let mut named: Vec<Option<String>> = Vec::with_capacity(2);
+        for value in reply {
+            named.push(self.checked_index(value)?);
+        }
+        // An update reports the index to leave and the one to join; a touch only the one
+        // to join.
+        let (leave, join) = match named.len() {
+            1 => (None, named.pop().flatten()),
+            _ => {
+                let join = named.pop().flatten();
+                (named.pop().flatten(), join)
+            }
+        };
+        let member = key.as_str().to_owned();
+        let mut moves = Vec::with_capacity(2);
+        if let Some(index) = leave {
+            moves.push(IndexMove::Remove {
+                index,
+                members: vec![member.clone()],
+            });
+        }
+        if let Some(index) = join {
+            moves.push(IndexMove::Raise {
+                index,
+                member,
+                expires: expires_at.as_millis(),
+            });
+        }
+        Ok(moves)
+    }
+
+    /// Runs the cluster follow-ups of a session write.
+    async fn follow_up(
+        &self,
+        operation: &'static str,
+        key: &StoreKey,
+        moves: Vec<IndexMove>,
+    ) -> Result<()> {
+        if moves.is_empty() {
+            return Ok(());
+        }
+        self.call(operation, key, self.move_entries(moves))
+            .await
+            .map_err(|err| {
+                Error::new(
+                    err.kind(),
+                    format!(
+                        "the session was written, but its user index entry could not be \
+                         moved: {}",
+                        err.message()
+                    ),
+                )
+                .with_source(err)
+            })
+    }
+
+    /// A session script's reply: `false` (no session), `true` (written, nothing more to
+    /// do), or the index moves a cluster store makes next.
+    fn script_outcome(
+        &self,
+        key: &StoreKey,
+        reply: Value,
+        expires_at: Timestamp,
+    ) -> Result<Option<Vec<IndexMove>>> {
+        match reply {
+            Value::Int(0) => Ok(None),
+            Value::Int(_) => Ok(Some(Vec::new())),
+            Value::Array(items) => self.reported_moves(key, items, expires_at).map(Some),
+            other => Err(Error::decode(format!(
+                "a session script replied with {}",
+                layout::shape(&other)
+            ))),
         }
     }
 }
@@ -470,65 +690,112 @@ impl SessionStore for RedisStore {
             })
             .await?;
         match reply {
-            Some(reply) => layout::decode_load(reply, Timestamp::now()),
+            Some(reply) => {
+                layout::decode_load(reply, Timestamp::now(), |user| self.index_key(user))
+            }
             None => Err(Error::decode(
                 "the session key holds something other than a hash",
             )),
         }
     }
 
+    /// An unbound session is one `RESTORE`, as it always was. A bound one is one create
+    /// script that also files it in its owner's index on a single server; in a cluster,
+    /// the session as usual, then the index.
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        // `RESTORE` reads an expiry of 0 as "none": such a record takes the script, which
-        // lets Redis delete it at once, as an expired record must be.
-        if record.expires_at.as_millis() > 0
-            && self.restore_creates.load(Ordering::Relaxed)
-            && let Some(created) = self.create_by_restore(key, record).await?
-        {
-            return Ok(created);
+        let Some(owner) = &record.owner else {
+            return self.create_session(key, record, None).await;
+        };
+        let index = self.index_key(&owner.user);
+        let binding = Some(Binding {
+            owner,
+            index: &index,
+        });
+        if record.is_expired(Timestamp::now()) {
+            // Dead on arrival: written (and deleted by Redis at once), never indexed.
+            return self.create_session(key, record, binding).await;
         }
-        let mut connection = self.connection.clone();
-        let mut command =
-            self.script_command(&layout::CREATE, key, layout::create_args_size(record));
-        layout::write_create_args(&mut command, record);
-        let created: i64 = self
-            .call(
-                "create",
-                key,
-                run_script(&mut connection, &layout::CREATE, &command),
-            )
-            .await?;
-        Ok(created == 1)
+        match self.index_writes() {
+            IndexWrites::Inline => {
+                let mut connection = self.connection.clone();
+                let mut command = self.script_command_with_index(
+                    &layout::CREATE,
+                    key,
+                    &index,
+                    layout::create_args_size(record, binding),
+                );
+                layout::write_create_args(&mut command, record, binding);
+                let created: i64 = self
+                    .call(
+                        "create",
+                        key,
+                        run_script(&mut connection, &layout::CREATE, &command),
+                    )
+                    .await?;
+                Ok(created == 1)
+            }
+            IndexWrites::Deferred => {
+                let created = self.create_session(key, record, binding).await?;
+                if created {
+                    let raise = IndexMove::Raise {
+                        index,
+                        member: key.as_str().to_owned(),
+                        expires: record.expires_at.as_millis(),
+                    };
+                    self.follow_up("create", key, vec![raise]).await?;
+                }
+                Ok(created)
+            }
+        }
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
+        let index = changes
+            .owner
+            .as_ref()
+            .map(|owner| self.index_key(&owner.user));
+        let binding = changes
+            .owner
+            .as_ref()
+            .zip(index.as_deref())
+            .map(|(owner, index)| Binding { owner, index });
+        let script = layout::update_script(self.index_writes());
         let mut connection = self.connection.clone();
         let mut command =
-            self.script_command(&layout::UPDATE, key, layout::update_args_size(changes));
-        layout::write_update_args(&mut command, changes);
-        let updated: i64 = self
-            .call(
-                "update",
-                key,
-                run_script(&mut connection, &layout::UPDATE, &command),
-            )
+            self.script_command(script, key, layout::update_args_size(changes, binding));
+        layout::write_update_args(&mut command, changes, binding);
+        let reply: Value = self
+            .call("update", key, run_script(&mut connection, script, &command))
             .await?;
-        Ok(updated == 1)
+        match self.script_outcome(key, reply, changes.expires_at)? {
+            None => Ok(false),
+            Some(moves) => {
+                self.follow_up("update", key, moves).await?;
+                Ok(true)
+            }
+        }
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
+        let script = layout::touch_script(self.index_writes());
         let mut connection = self.connection.clone();
-        let mut command = self.script_command(&layout::TOUCH, key, (1, 20));
+        let mut command = self.script_command(script, key, (1, 20));
         command.arg(expires_at.as_millis());
-        let touched: i64 = self
-            .call(
-                "touch",
-                key,
-                run_script(&mut connection, &layout::TOUCH, &command),
-            )
+        let reply: Value = self
+            .call("touch", key, run_script(&mut connection, script, &command))
             .await?;
-        Ok(touched == 1)
+        match self.script_outcome(key, reply, expires_at)? {
+            None => Ok(false),
+            Some(moves) => {
+                self.follow_up("touch", key, moves).await?;
+                Ok(true)
+            }
+        }
     }
 
+    /// One `DEL`. A bound session's index entry stays until the next listing of its
+    /// user prunes it (or the index expires): the listing checks every session, so it is
+    /// never listed.
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
         let mut connection = self.connection.clone();
         let command = self.command("DEL", key);
@@ -538,26 +805,45 @@ impl SessionStore for RedisStore {
         Ok(deleted > 0)
     }
 
+    /// One pipeline of scripts that delete the sessions and their index entries (a
+    /// script per 500 sessions); in a cluster, one request per slot, sent at once, then
+    /// one per index.
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        self.delete_keys(keys).await
+    }
+
+    /// Reads the user's index, then every listed session, in two round trips (three
+    /// when stale entries are pruned), whatever the number of sessions.
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        self.list_user(user).await
+    }
+
+    /// One `ZCARD` of the user's index.
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        self.index_len(user).await
+    }
+
     /// Redis expires keys on its own: nothing to do.
     async fn gc(&self) -> Result<u64> {
         Ok(0)
     }
 
     /// Native TTL (Redis expires sessions), shared (every process that connects to the
-    /// same Redis and prefix sees the same sessions) and persistent (sessions outlive the
+    /// same Redis and prefix sees the same sessions), persistent (sessions outlive the
     /// application; whether they outlive a restart of Redis depends on its persistence
-    /// settings).
+    /// settings) and a user index.
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_native_ttl(true)
             .with_shared(true)
             .with_persistent(true)
+            .with_user_index(true)
     }
 }
 
 /// Runs `command`, an `EVALSHA` of `script`; if Redis does not know the script yet (after
 /// a restart or `SCRIPT FLUSH`), loads it and runs the command once more.
-async fn run_script<T: FromRedisValue>(
+pub(crate) async fn run_script<T: FromRedisValue>(
     connection: &mut Connection,
     script: &Script,
     command: &Cmd,

@@ -1,6 +1,7 @@
 //! What the conformance suite does not reach: the layout in Redis, corrupt keys, new
 //! sessions of every size (written with `RESTORE`) and the fallback where a server refuses
-//! it, change sets larger than one Lua call can take, and opening the store from
+//! it, change sets larger than one Lua call can take, bound sessions and their user
+//! index in Redis (and stale or corrupt index entries), and opening the store from
 //! configuration.
 
 mod support;
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{
-    ChangeSet, Data, ErrorKind, Record, Registry, SessionConfig, SessionId, SessionManager,
-    SessionStore, StoreKey, Timestamp,
+    ChangeSet, Data, ErrorKind, Owner, Record, Registry, SessionConfig, SessionId, SessionManager,
+    SessionStore, StoreKey, Timestamp, UserId,
 };
 use session_redis::{RedisStore, redis};
 use session_testkit::{TestError, TestResult, Tests, Trial};
@@ -41,6 +42,16 @@ fn main() -> std::process::ExitCode {
         Trial::tokio(
             "change_sets_larger_than_one_lua_call_are_applied_whole",
             change_sets_larger_than_one_lua_call_are_applied_whole,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "bound_sessions_carry_their_owner_and_their_index_follows_them",
+            bound_sessions_carry_their_owner_and_their_index_follows_them,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "stale_and_corrupt_index_entries_are_never_listed_and_are_pruned",
+            stale_and_corrupt_index_entries_are_never_listed_and_are_pruned,
         )
         .multi_thread(2),
         Trial::tokio("opens_from_configuration", opens_from_configuration).multi_thread(2),
@@ -589,6 +600,249 @@ async fn wraps_a_client_or_connection_manager_the_application_has() -> TestResul
         .expect("from_client");
     assert_eq!(other.load(&k).await.expect("load"), Some(record));
     assert!(format!("{other:?}").contains(&address), "{other:?}");
+    cleanup(&store).await;
+    Ok(())
+}
+
+fn owner(user: &str, label: &str) -> Owner {
+    Owner::new(UserId::new(user).expect("user id"))
+        .with_label(label)
+        .expect("label")
+}
+
+/// The entries of `index`, member and score, lowest score first.
+async fn entries(redis: &mut redis::aio::MultiplexedConnection, index: &str) -> Vec<(String, i64)> {
+    redis::cmd("ZRANGE")
+        .arg(index)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(redis)
+        .await
+        .expect("ZRANGE")
+}
+
+async fn expire_time(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(redis)
+        .await
+        .expect("PEXPIRETIME")
+}
+
+async fn bound_sessions_carry_their_owner_and_their_index_follows_them() -> TestResult {
+    let (store, mut redis) = open("bound").await?;
+    let ada = owner("ada@example.org", "Firefox on Linux");
+    let bob = owner("bob", "");
+    let index = store.user_index_key(&ada.user);
+    assert!(
+        index.starts_with(&format!("{}user:{{", store.prefix())) && index.ends_with('}'),
+        "{index}"
+    );
+    assert!(!index.contains("ada"), "the user id stays out of key names");
+
+    let k = key();
+    let record = Record::new(
+        Data::from([("cart".to_owned(), b"1".to_vec())]),
+        in_an_hour(),
+        Timestamp::from_millis(1_700_000_000_123),
+    )
+    .with_owner(Some(ada.clone()));
+    assert!(store.create(&k, &record).await.expect("create"));
+    let redis_key = store.redis_key(&k);
+    let mut fields: Vec<(String, String)> = redis::cmd("HGETALL")
+        .arg(&redis_key)
+        .query_async(&mut redis)
+        .await
+        .expect("HGETALL");
+    fields.sort();
+    let expires = record.expires_at.as_millis();
+    assert_eq!(
+        fields,
+        [
+            ("d:cart", "1".to_owned()),
+            ("m:created", "1700000000123".to_owned()),
+            ("m:expires", expires.to_string()),
+            ("m:index", index.clone()),
+            ("m:label", "Firefox on Linux".to_owned()),
+            ("m:user", "ada@example.org".to_owned()),
+        ]
+        .map(|(field, value)| (field.to_owned(), value))
+    );
+    assert_eq!(store.load(&k).await.expect("load"), Some(record.clone()));
+    assert_eq!(
+        entries(&mut redis, &index).await,
+        [(k.as_str().to_owned(), expires)]
+    );
+    assert_eq!(
+        expire_time(&mut redis, &index).await,
+        expires,
+        "the index's TTL"
+    );
+
+    // A second, longer session: the index expires with it.
+    let longer = key();
+    let later = in_an_hour() + Duration::from_secs(3600);
+    let second = Record::new(Data::new(), later, Timestamp::now()).with_owner(Some(ada.clone()));
+    assert!(store.create(&longer, &second).await.expect("create"));
+    assert_eq!(expire_time(&mut redis, &index).await, later.as_millis());
+    // A touch moves the entry, and the index's TTL with the newest entry.
+    let latest = later + Duration::from_secs(60);
+    assert!(store.touch(&k, latest).await.expect("touch"));
+    assert_eq!(
+        entries(&mut redis, &index).await,
+        [
+            (longer.as_str().to_owned(), later.as_millis()),
+            (k.as_str().to_owned(), latest.as_millis())
+        ]
+    );
+    assert_eq!(expire_time(&mut redis, &index).await, latest.as_millis());
+    // An update to an earlier expiry moves it back.
+    let earlier = in_an_hour();
+    let shorter = ChangeSet {
+        set: Data::from([("cart".to_owned(), b"2".to_vec())]),
+        expires_at: earlier,
+        ..ChangeSet::default()
+    };
+    assert!(store.update(&k, &shorter).await.expect("update"));
+    assert_eq!(expire_time(&mut redis, &index).await, later.as_millis());
+    let listed = store.sessions_of(&ada.user).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|s| s.key == k && s.expires_at == earlier));
+
+    // Rebinding moves the session to bob's index; clearing keeps the owner.
+    let rebind = ChangeSet {
+        cleared: true,
+        expires_at: earlier,
+        owner: Some(bob.clone()),
+        ..ChangeSet::default()
+    };
+    assert!(store.update(&k, &rebind).await.expect("rebind"));
+    let bobs = store.user_index_key(&bob.user);
+    assert_eq!(
+        entries(&mut redis, &bobs).await,
+        [(k.as_str().to_owned(), earlier.as_millis())]
+    );
+    assert_eq!(
+        entries(&mut redis, &index).await,
+        [(longer.as_str().to_owned(), later.as_millis())],
+        "the old index forgot it at once"
+    );
+    let clear = ChangeSet {
+        cleared: true,
+        expires_at: earlier,
+        ..ChangeSet::default()
+    };
+    assert!(store.update(&k, &clear).await.expect("clear"));
+    let loaded = store.load(&k).await.expect("load").expect("live");
+    assert!(loaded.data.is_empty());
+    assert_eq!(loaded.owner, Some(bob.clone()), "a clear keeps the binding");
+
+    // delete_many takes the entries with the sessions; an empty index is gone.
+    assert_eq!(
+        store
+            .delete_many(&[k.clone(), longer])
+            .await
+            .expect("delete_many"),
+        2
+    );
+    for gone in [&index, &bobs] {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(gone)
+            .query_async(&mut redis)
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, 0, "an index whose sessions are all deleted");
+    }
+
+    // A bound session created already expired is never indexed.
+    let dead = Record::new(
+        Data::new(),
+        Timestamp::now() - Duration::from_secs(5),
+        Timestamp::now(),
+    )
+    .with_owner(Some(ada.clone()));
+    store.create(&key(), &dead).await.expect("create");
+    assert_eq!(store.user_index_len(&ada.user).await.expect("len"), 0);
+    cleanup(&store).await;
+    Ok(())
+}
+
+async fn stale_and_corrupt_index_entries_are_never_listed_and_are_pruned() -> TestResult {
+    let (store, mut redis) = open("stale").await?;
+    let (ada, bob) = (owner("ada", "laptop"), owner("bob", ""));
+    let index = store.user_index_key(&ada.user);
+    let live = key();
+    let bound = |owner: &Owner| {
+        Record::new(Data::new(), in_an_hour(), Timestamp::now()).with_owner(Some(owner.clone()))
+    };
+    assert!(store.create(&live, &bound(&ada)).await.expect("create"));
+    let bobs = key();
+    assert!(store.create(&bobs, &bound(&bob)).await.expect("create"));
+    let unbound = key();
+    assert!(
+        store
+            .create(
+                &unbound,
+                &Record::new(Data::new(), in_an_hour(), Timestamp::now())
+            )
+            .await
+            .expect("create")
+    );
+    // Entries a listing must not trust: another user's session, an unbound one, one that
+    // never existed, a member that is no store key, all scored far in the future; and the
+    // live session scored below its expiry, as after a follow-up that never landed.
+    let far = in_an_hour().as_millis() + 86_400_000;
+    let low = Timestamp::now().as_millis() + 1_000;
+    let _: () = redis::cmd("ZADD")
+        .arg(&index)
+        .arg(far)
+        .arg(bobs.as_str())
+        .arg(far)
+        .arg(unbound.as_str())
+        .arg(far)
+        .arg(key().as_str())
+        .arg(far)
+        .arg("not a store key")
+        .arg(low)
+        .arg(live.as_str())
+        .query_async(&mut redis)
+        .await
+        .expect("ZADD");
+    assert_eq!(store.user_index_len(&ada.user).await.expect("len"), 5);
+
+    let listed = store.sessions_of(&ada.user).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, live);
+    assert_eq!(listed[0].label, "laptop");
+    let kept = entries(&mut redis, &index).await;
+    assert_eq!(kept.len(), 1, "the stale entries are pruned: {kept:?}");
+    let (member, score) = &kept[0];
+    assert_eq!(member, live.as_str());
+    let expires = store
+        .load(&live)
+        .await
+        .expect("load")
+        .expect("live")
+        .expires_at
+        .as_millis();
+    assert_eq!(
+        *score, expires,
+        "the low score is raised to the session's expiry"
+    );
+    assert_eq!(expire_time(&mut redis, &index).await, expires);
+
+    // A session whose index field names another key is corrupt: load refuses it.
+    let _: () = redis::cmd("HSET")
+        .arg(store.redis_key(&live))
+        .arg("m:index")
+        .arg(format!("{}user:{{elsewhere}}", store.prefix()))
+        .query_async(&mut redis)
+        .await
+        .expect("HSET");
+    let err = store.load(&live).await.expect_err("corrupt index field");
+    assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+    assert!(store.sessions_of(&ada.user).await.expect("list").is_empty());
     cleanup(&store).await;
     Ok(())
 }

@@ -268,3 +268,120 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A loopback TCP proxy in front of a Redis server that counts round trips: the times a
+/// client sent something and then had to wait for an answer.
+///
+/// It holds every reply until the client has sent nothing for [`RoundTripProxy::QUIET`],
+/// so a client can only send again after a reply it waited for: each batch of bytes that
+/// comes after a reply is one round trip, however many commands it carries (a pipeline is
+/// one), and no two dependent requests can be taken for one. A client that pauses for
+/// longer than `QUIET` in the middle of writing one request would be counted twice;
+/// loopback writes of a few hundred kilobytes never do.
+pub(crate) struct RoundTripProxy {
+    port: u16,
+    round_trips: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl RoundTripProxy {
+    /// How long the client must be silent before a reply is passed on.
+    pub(crate) const QUIET: Duration = Duration::from_millis(25);
+
+    /// Starts a proxy to the Redis at `upstream_port` on a spare loopback port.
+    pub(crate) async fn start(upstream_port: u16) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU64;
+
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let round_trips = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&round_trips);
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) =
+                    tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, upstream_port)).await
+                else {
+                    continue;
+                };
+                tokio::spawn(relay(client, server, Arc::clone(&counter)));
+            }
+        });
+        Self {
+            port,
+            round_trips,
+            accept,
+        }
+    }
+
+    /// The proxy's URL, for a client to connect to instead of the server's.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Round trips made through the proxy so far, by every connection.
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for RoundTripProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Relays one connection both ways, holding replies until the client is quiet.
+async fn relay(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    round_trips: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let last_request = Arc::new(Mutex::new(Instant::now()));
+    let waiting = Arc::new(AtomicBool::new(false));
+    let (sent_at, sent) = (Arc::clone(&last_request), Arc::clone(&waiting));
+    let upstream = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    *sent_at.lock().expect("clock") = Instant::now();
+                    sent.store(true, Ordering::SeqCst);
+                    if server_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = match server_read.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        loop {
+            let quiet_for = last_request.lock().expect("clock").elapsed();
+            if quiet_for >= RoundTripProxy::QUIET {
+                break;
+            }
+            tokio::time::sleep(RoundTripProxy::QUIET - quiet_for).await;
+        }
+        if waiting.swap(false, Ordering::SeqCst) {
+            round_trips.fetch_add(1, Ordering::SeqCst);
+        }
+        if client_write.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    upstream.abort();
+}
