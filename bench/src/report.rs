@@ -603,7 +603,7 @@ pub(crate) fn write_scale(settings: &Settings, lines: &[String]) -> Result<(), S
 /// full report when every store was measured.
 pub(crate) fn write_users(settings: &Settings, lines: &[String]) -> Result<(), String> {
     let mut md = format!(
-        "{}\n\n| store | work | time | store calls | round trips |\n|---|---|---:|---:|---:|\n",
+        "{}\n\n| store | work | time | store calls | server requests |\n|---|---|---:|---:|---:|\n",
         intro(&today(), &machine(), &[], "sessions of users alone")
     );
     for line in lines {

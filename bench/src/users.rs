@@ -7,9 +7,11 @@
 //! - ending those 1,000 sessions (`revoke_user`).
 //!
 //! Each line gives the store calls the manager made (counted by `CountingStore`) and, where
-//! the server can tell, the round trips it saw: client commands on Redis (`MONITOR`,
-//! script-internal commands excluded), client statements on MariaDB (`Questions`), and
-//! transactions on PostgreSQL (`pg_stat_database`, read once the pool has closed).
+//! the server can tell, the requests it served: client commands on Redis (`MONITOR`,
+//! script-internal commands excluded; the commands of one pipeline count one each, though
+//! they travel in one round trip), client statements on MariaDB (`Questions`), and
+//! transactions on PostgreSQL (`pg_stat_database`, read once the pool has closed). The
+//! store crates' own tests assert the round trips.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -112,17 +114,17 @@ impl Server {
     }
 }
 
-/// One measured piece of work: its time, the store calls and the server's round trips.
+/// One measured piece of work: its time, the store calls and the server's requests.
 struct Cost {
     time: Duration,
     calls: u64,
-    round_trips: Option<u64>,
+    requests: Option<u64>,
 }
 
 impl Cost {
     fn describe(&self, per: usize) -> String {
         let per_f = per as f64;
-        let trips = self.round_trips.map_or("–".to_owned(), |trips| {
+        let trips = self.requests.map_or("–".to_owned(), |trips| {
             format!("{:.2}", trips as f64 / per_f)
         });
         format!(
@@ -162,7 +164,7 @@ where
     Ok(Cost {
         time,
         calls,
-        round_trips: after
+        requests: after
             .zip(before)
             .map(|(a, b)| a.saturating_sub(b).saturating_sub(overhead)),
     })
