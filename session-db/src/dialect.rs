@@ -16,7 +16,9 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::lease::{Connections, Lease};
 use crate::options::validate_prefix;
-use crate::sql::{Driver, Merge, Row, RowVersion, SqlCore, db_error, lenient, read_row};
+use crate::sql::{
+    Driver, Listed, Merge, ReadRow, Row, RowVersion, SqlCore, Written, db_error, lenient,
+};
 use crate::{DEFAULT_PREFIX, DbOptions};
 
 /// The statements of one dialect for one table: built once, when the store is created,
@@ -27,17 +29,21 @@ pub(crate) struct Statements {
     pub(crate) table: String,
     /// The DDL `migrate` runs, in order, to create the table and its `expire` index.
     pub(crate) migrate: Vec<String>,
-    /// `id, data, expire, version` of the row at `cookie` unless it has expired (a NULL
-    /// expiry is returned, to be reported as corrupt). Binds: cookie, now.
+    /// What `migrate` adds, after `migrate`, to a table an earlier version of this crate
+    /// created: the owner columns and the `user_id` index, each only if it is missing.
+    pub(crate) upgrades: Vec<Upgrade>,
+    /// `id, data, expire, version, user_id, label` of the row at `cookie` unless it has
+    /// expired (a NULL expiry is returned, to be reported as corrupt). Binds: cookie, now.
     pub(crate) fetch: String,
     /// `fetch` that also locks the row until the transaction ends.
     pub(crate) fetch_locked: String,
-    /// Writes data and expiry if the row at the cookie still has the id and version read
-    /// and has not expired (or has a NULL expiry, which only a corrupt row has). Every
+    /// Writes data, expiry and owner if the row at the cookie still has the id and version
+    /// read and has not expired (or has a NULL expiry, which only a corrupt row has). Every
     /// write bumps the version, so an unchanged version means an unchanged row. Binds:
-    /// data, expire, id, version, cookie, now.
+    /// data, expire, user_id, label, id, version, cookie, now.
     pub(crate) compare_and_set: String,
-    /// Writes data and expiry of a row locked by `fetch_locked`. Binds: data, expire, id.
+    /// Writes data, expiry and owner of a row locked by `fetch_locked`. Binds: data,
+    /// expire, user_id, label, id.
     pub(crate) write_locked: String,
     /// Moves the expiry of a live row. Binds: expire, cookie, now.
     pub(crate) touch: String,
@@ -46,6 +52,25 @@ pub(crate) struct Statements {
     pub(crate) create_and_delete: CreateAndDelete,
     /// Deletes up to a batch of expired rows. Binds: now, limit.
     pub(crate) gc: String,
+    /// `cookie`, the blob's first [`HEAD_LEN`](crate::sql::HEAD_LEN) bytes as `head`,
+    /// `expire` and `label` of the live rows bound to a user, found through the `user_id`
+    /// index. Binds: user_id, now.
+    pub(crate) list: String,
+    /// How many rows are bound to a user, as `entries`. Binds: user_id.
+    pub(crate) count_bound: String,
+    /// `DELETE` of live rows by cookie, up to and including `cookie IN (`: the store
+    /// appends one placeholder per key and the closing parenthesis. Binds: now, then the
+    /// cookies.
+    pub(crate) delete_many: String,
+}
+
+/// One change `migrate` makes to a table an earlier version created.
+#[derive(Debug, Clone)]
+pub(crate) struct Upgrade {
+    /// Returns a row when the change is there already (a query of the catalog).
+    pub(crate) present: String,
+    /// Makes the change.
+    pub(crate) apply: String,
 }
 
 /// How `create` and `delete` deal with a dead row at the cookie, which depends on whether
@@ -103,6 +128,23 @@ pub(crate) trait Dialect: Database {
     /// Whether the store's own writers take turns in process instead of waiting for the
     /// database's lock.
     const ONE_WRITER: bool = false;
+
+    /// Most bind parameters one statement may have.
+    const MAX_PARAMS: usize;
+
+    /// Appends bind parameter `n` (counted from 1) as the dialect writes it.
+    fn push_param(sql: &mut String, n: usize) {
+        let _ = n;
+        sql.push('?');
+    }
+
+    /// Whether `err` says that an upgrade is there already: the dialect has no
+    /// transactional DDL, and a concurrent `migrate` applied it between the check and the
+    /// change.
+    fn already_applied(err: &sqlx::Error) -> bool {
+        let _ = err;
+        false
+    }
 
     /// The statements for table `<prefix>session`; `prefix` has been validated.
     fn statements(prefix: &str) -> Statements;
@@ -178,6 +220,32 @@ impl<D: Dialect> Table<D> {
     }
 }
 
+impl<D: Dialect> Table<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
+    for<'q> i64: Encode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+{
+    /// The rows the query `sql` returns for the read `operation`, with `key` (a cookie or
+    /// a user id) bound, and `now` after it where the statement takes the time.
+    async fn read(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        key: &str,
+        now: Option<i64>,
+    ) -> Result<Vec<D::Row>> {
+        let mut lease = self.lease(operation).await?;
+        let mut query = sqlx::query(sql).bind(key);
+        if let Some(now) = now {
+            query = query.bind(now);
+        }
+        let rows = query.fetch_all(lease.connection()).await;
+        lease.finish(rows).map_err(failed::<D>(operation))
+    }
+}
+
 /// Turns a driver error into the store error of `operation`.
 fn failed<D: Dialect>(operation: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |err| db_error(D::BACKEND, operation, err)
@@ -206,35 +274,37 @@ where
     for<'q> D::Arguments<'q>: IntoArguments<'q, D>,
     for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
     for<'q> &'q [u8]: Encode<'q, D> + Type<D>,
     for<'r> Vec<u8>: Decode<'r, D> + Type<D>,
+    for<'r> String: Decode<'r, D> + Type<D>,
     for<'c> &'c str: ColumnIndex<D::Row>,
 {
     const NAME: &'static str = D::BACKEND;
+
+    const DELETE_BATCH: usize = delete_batch_len(D::MAX_PARAMS);
 
     fn table(&self) -> &str {
         &self.sql.table
     }
 
     async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>> {
-        let mut lease = self.lease("load").await?;
-        let row = sqlx::query(&self.sql.fetch)
-            .bind(cookie)
-            .bind(now)
-            .fetch_optional(lease.connection())
-            .await;
-        let row = lease.finish(row).map_err(failed::<D>("load"))?;
-        row.as_ref().map(read_row).transpose()
+        let rows = self
+            .read("load", &self.sql.fetch, cookie, Some(now))
+            .await?;
+        rows.first().map(ReadRow::session_row).transpose()
     }
 
-    async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool> {
+    async fn insert(&self, cookie: &str, row: &Written, now: i64) -> Result<bool> {
         let (_turn, mut lease) = self.lease_to_write("create").await?;
         let connection = lease.connection();
         let outcome = match &self.sql.create_and_delete {
             CreateAndDelete::Upsert { upsert, .. } => sqlx::query(upsert)
                 .bind(cookie)
-                .bind(data)
-                .bind(expire)
+                .bind(row.data.as_slice())
+                .bind(row.expire)
+                .bind(row.user())
+                .bind(row.label())
                 .bind(now)
                 .execute(connection)
                 .await
@@ -247,7 +317,12 @@ where
                 async {
                     let dead = sqlx::query(delete_dead).bind(cookie).bind(now);
                     dead.execute(&mut *connection).await?;
-                    let insert = sqlx::query(insert).bind(cookie).bind(data).bind(expire);
+                    let insert = sqlx::query(insert)
+                        .bind(cookie)
+                        .bind(row.data.as_slice())
+                        .bind(row.expire)
+                        .bind(row.user())
+                        .bind(row.label());
                     match insert.execute(connection).await {
                         Err(err) if is_unique_violation(&err) => Ok(false),
                         inserted => inserted.map(|done| D::ROWS_AFFECTED(&done) == 1),
@@ -259,15 +334,17 @@ where
         lease.finish(outcome).map_err(failed::<D>("create"))
     }
 
-    async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool> {
+    async fn compare_and_set(&self, expected: RowVersion<'_>, row: &Written) -> Result<bool> {
         let (_turn, lease) = self.lease_to_write("update").await?;
         let query = sqlx::query(&self.sql.compare_and_set)
-            .bind(data)
-            .bind(expire)
-            .bind(row.id)
-            .bind(row.version)
-            .bind(row.cookie)
-            .bind(row.now);
+            .bind(row.data.as_slice())
+            .bind(row.expire)
+            .bind(row.user())
+            .bind(row.label())
+            .bind(expected.id)
+            .bind(expected.version)
+            .bind(expected.cookie)
+            .bind(expected.now);
         let done = lease.execute(query).await.map_err(failed::<D>("update"))?;
         Ok(D::ROWS_AFFECTED(&done) == 1)
     }
@@ -289,14 +366,16 @@ where
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(&fail)?;
-            let Some(row) = row.as_ref().map(read_row).transpose()? else {
+            let Some(row) = row.as_ref().map(ReadRow::session_row).transpose()? else {
                 tx.rollback().await.map_err(&fail)?;
                 return Ok(false);
             };
-            let (data, expire) = merge(&row)?;
+            let written = merge(&row)?;
             sqlx::query(&self.sql.write_locked)
-                .bind(data.as_slice())
-                .bind(expire)
+                .bind(written.data.as_slice())
+                .bind(written.expire)
+                .bind(written.user())
+                .bind(written.label())
                 .bind(row.id)
                 .execute(&mut *tx)
                 .await
@@ -360,25 +439,98 @@ where
         Ok(D::ROWS_AFFECTED(&done))
     }
 
+    async fn delete_batch(&self, cookies: &[&str], now: i64) -> Result<u64> {
+        let Some(last) = cookies.last() else {
+            return Ok(0);
+        };
+        // The list is padded to a power of two with its last key (a key named twice is
+        // deleted once), so a store prepares at most a handful of these statements rather
+        // than one per list length, which would push the hot statements out of sqlx's
+        // per-connection statement cache.
+        let width = cookies.len().next_power_of_two();
+        let mut sql = String::with_capacity(self.sql.delete_many.len() + 6 * width);
+        sql.push_str(&self.sql.delete_many);
+        for n in 0..width {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            D::push_param(&mut sql, n + 2);
+        }
+        sql.push(')');
+        let mut query = sqlx::query(&sql).bind(now);
+        for cookie in cookies.iter().chain(std::iter::repeat(last)).take(width) {
+            query = query.bind(*cookie);
+        }
+        let (_turn, lease) = self.lease_to_write("delete_many").await?;
+        let done = lease
+            .execute(query)
+            .await
+            .map_err(failed::<D>("delete_many"))?;
+        Ok(D::ROWS_AFFECTED(&done))
+    }
+
+    async fn list(&self, user: &str, now: i64) -> Result<Vec<Listed>> {
+        let rows = self.read("sessions_of", &self.sql.list, user, Some(now));
+        Ok(rows.await?.iter().map(ReadRow::listed).collect())
+    }
+
+    async fn count_bound(&self, user: &str) -> Result<u64> {
+        let rows = self.read("user_index_len", &self.sql.count_bound, user, None);
+        let entries = rows
+            .await?
+            .first()
+            .and_then(|row| lenient::<_, i64>(row, "entries"));
+        let entries = entries.ok_or_else(|| Error::decode("the row count is not an integer"))?;
+        Ok(entries.unsigned_abs())
+    }
+
     async fn migrate(&self) -> Result<()> {
         let (_turn, mut lease) = self.lease_to_write("migrate").await?;
         let connection = lease.connection();
         let outcome = async {
-            if !D::TRANSACTIONAL_DDL {
-                for statement in &self.sql.migrate {
-                    sqlx::query(statement).execute(&mut *connection).await?;
-                }
-                return Ok(());
-            }
-            let mut tx = begin::<D>(connection).await?;
+            // Where DDL is transactional, the whole migration is one transaction (which
+            // PostgreSQL's first statement serialises with an advisory lock and SQLite's
+            // `BEGIN IMMEDIATE` with the write lock), so each check below sees the last
+            // migration's changes and no concurrent one can slip in between.
+            let mut tx: Option<Transaction<'_, D>> = None;
+            let executor: &mut D::Connection = if D::TRANSACTIONAL_DDL {
+                &mut *tx.insert(begin::<D>(connection).await?)
+            } else {
+                connection
+            };
             for statement in &self.sql.migrate {
-                sqlx::query(statement).execute(&mut *tx).await?;
+                sqlx::query(statement).execute(&mut *executor).await?;
             }
-            tx.commit().await
+            for upgrade in &self.sql.upgrades {
+                let present = sqlx::query(&upgrade.present).fetch_optional(&mut *executor);
+                if present.await?.is_some() {
+                    continue;
+                }
+                match sqlx::query(&upgrade.apply).execute(&mut *executor).await {
+                    Err(err) if D::already_applied(&err) => {}
+                    applied => {
+                        applied?;
+                    }
+                }
+            }
+            match tx {
+                Some(tx) => tx.commit().await,
+                None => Ok(()),
+            }
         }
         .await;
         lease.finish(outcome).map_err(failed::<D>("migrate"))
     }
+}
+
+/// Keys per `delete_many` statement: the largest power of two that leaves one parameter
+/// (the time) free under the dialect's limit.
+const fn delete_batch_len(max_params: usize) -> usize {
+    let keys = max_params.saturating_sub(1);
+    if keys == 0 {
+        return 1;
+    }
+    1 << (usize::BITS - 1 - keys.leading_zeros())
 }
 
 impl<D: Dialect> SqlCore<Table<D>>
@@ -444,8 +596,8 @@ macro_rules! sql_store {
             use std::fmt;
 
             use session_core::{
-                Capabilities, ChangeSet, Record, Result, Revision, SessionStore, StoreKey,
-                Timestamp, async_trait,
+                Capabilities, ChangeSet, IndexedSession, Record, Result, Revision,
+                SessionStore, StoreKey, Timestamp, UserId, async_trait,
             };
 
             use $crate::dialect::Table;
@@ -500,8 +652,11 @@ macro_rules! sql_store {
                     Ok(Self { core })
                 }
 
-                /// Creates the table and its `expire` index if they are missing (the DDL in
-                /// the crate docs).
+                /// Creates the table and its indexes if they are missing, and adds the
+                /// `user_id` and `label` columns and the `user_id` index to a table an
+                /// earlier version of this crate created, keeping its sessions (the DDL is
+                /// in the crate docs). Each change is made only if it is missing, so
+                /// running it again changes nothing.
                 $(#[doc = $migrate])?
                 ///
                 /// # Errors
@@ -568,8 +723,23 @@ macro_rules! sql_store {
                     self.core.gc().await
                 }
 
+                async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+                    self.core.delete_many(keys).await
+                }
+
+                async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+                    self.core.sessions_of(user).await
+                }
+
+                async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+                    self.core.user_index_len(user).await
+                }
+
                 fn capabilities(&self) -> Capabilities {
-                    Capabilities::new().with_shared(true).with_persistent(true)
+                    Capabilities::new()
+                        .with_shared(true)
+                        .with_persistent(true)
+                        .with_user_index(true)
                 }
             }
         };

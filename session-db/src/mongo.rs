@@ -11,8 +11,8 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use session_core::secrecy::ExposeSecret;
 use session_core::{
-    Capabilities, ChangeSet, Data, Error, ErrorKind, Record, Result, SessionStore, StoreKey,
-    Timestamp, async_trait,
+    Capabilities, ChangeSet, Data, Error, ErrorKind, IndexedSession, Owner, Record, Result,
+    SessionStore, StoreKey, Timestamp, UserId, async_trait, check_label,
 };
 
 use crate::options::validate_prefix;
@@ -24,6 +24,12 @@ pub const DEFAULT_DATABASE: &str = "thinkjs";
 
 /// The sub-document holding the session's values.
 const DATA: &str = "d";
+/// The field naming the user a session is bound to; absent for an unbound session.
+const USER: &str = "user";
+/// The field holding the session's label; absent for an unbound session.
+const LABEL: &str = "label";
+/// Keys per `delete_many` command: far below the 16 MiB a command may take.
+const DELETE_BATCH: usize = 10_000;
 
 /// Sessions in a MongoDB collection, `<prefix>session` (`think_session` by default).
 ///
@@ -33,7 +39,9 @@ const DATA: &str = "d";
 /// { _id: "<store key: 64 hex digits>",
 ///   d: { "<escaped key>": BinData(0, <encoded value>), ... },
 ///   expire: ISODate(...),      // TTL index, expireAfterSeconds: 0
-///   created: ISODate(...) }
+///   created: ISODate(...),
+///   user: "<user id>",         // only when bound; index `user` (partial: bound only)
+///   label: "<label>" }         // only when bound
 /// ```
 ///
 /// Keys are escaped so that `.` and `$` (MongoDB path syntax) and NUL are safe in field
@@ -42,6 +50,13 @@ const DATA: &str = "d";
 /// session replaces `d` whole), filtered on `expire > now`, so it is atomic, merges with
 /// concurrent change sets to other keys, and never revives a deleted or expired session.
 /// Only `create` upserts.
+///
+/// The user index is the `user` field and its index, partial on `user` existing, so that
+/// unbound sessions have no entry: `create` writes the owner with the document, a change
+/// set with an owner sets both fields in the same `update_one`, and
+/// [`sessions_of`](SessionStore::sessions_of) is one `find` on `user` and `expire > now`.
+/// A collection an earlier version created needs no change beyond the index, which
+/// [`migrate`](Self::migrate) creates; its documents read as unbound.
 ///
 /// MongoDB's TTL monitor removes expired documents about once a minute; reads filter on
 /// `expire` so an expired session is never returned in between, and [`gc`](Self::gc)
@@ -105,12 +120,13 @@ impl MongoStore {
         Ok(store)
     }
 
-    /// Creates the TTL index on `expire` (`expireAfterSeconds: 0`) if it is missing.
+    /// Creates the TTL index on `expire` (`expireAfterSeconds: 0`) and the partial index
+    /// on `user` if they are missing; safe to run again and from several processes.
     ///
     /// # Errors
     /// Backend errors.
     pub async fn migrate(&self) -> Result<()> {
-        let index = IndexModel::builder()
+        let ttl = IndexModel::builder()
             .keys(doc! { "expire": 1 })
             .options(
                 IndexOptions::builder()
@@ -119,8 +135,17 @@ impl MongoStore {
                     .build(),
             )
             .build();
+        let users = IndexModel::builder()
+            .keys(doc! { USER: 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("user".to_owned())
+                    .partial_filter_expression(doc! { USER: { "$exists": true } })
+                    .build(),
+            )
+            .build();
         self.collection
-            .create_index(index)
+            .create_indexes([ttl, users])
             .await
             .map_err(|err| mongo_error("migrate", err))?;
         Ok(())
@@ -177,12 +202,15 @@ impl SessionStore for MongoStore {
         for (name, value) in &record.data {
             data.insert(escape_key(name), binary(value));
         }
-        let replacement = doc! {
+        let mut replacement = doc! {
             "_id": key.as_str(),
             DATA: data,
             "expire": date(record.expires_at),
             "created": date(record.created_at),
         };
+        if let Some(owner) = &record.owner {
+            set_owner(&mut replacement, owner);
+        }
         match self
             .collection
             .replace_one(filter, replacement)
@@ -198,6 +226,9 @@ impl SessionStore for MongoStore {
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
         let filter = doc! { "_id": key.as_str(), "expire": { "$gt": date(Timestamp::now()) } };
         let mut set = doc! { "expire": date(changes.expires_at) };
+        if let Some(owner) = &changes.owner {
+            set_owner(&mut set, owner);
+        }
         let mut unset = Document::new();
         if changes.cleared {
             let mut data = Document::new();
@@ -262,12 +293,71 @@ impl SessionStore for MongoStore {
         Ok(result.deleted_count)
     }
 
+    async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        let now = date(Timestamp::now());
+        let mut removed = 0;
+        for batch in keys.chunks(DELETE_BATCH) {
+            let ids: Vec<&str> = batch.iter().map(StoreKey::as_str).collect();
+            let result = self
+                .collection
+                .delete_many(doc! { "_id": { "$in": ids }, "expire": { "$gt": now } })
+                .await
+                .map_err(|err| mongo_error("delete_many", err))?;
+            removed += result.deleted_count;
+        }
+        Ok(removed)
+    }
+
+    async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let filter = doc! { USER: user.as_str(), "expire": { "$gt": date(Timestamp::now()) } };
+        let mut cursor = self
+            .collection
+            .find(filter)
+            .projection(doc! { "_id": 1, "expire": 1, "created": 1, LABEL: 1 })
+            .await
+            .map_err(|err| mongo_error("sessions_of", err))?;
+        let mut sessions = Vec::new();
+        while cursor
+            .advance()
+            .await
+            .map_err(|err| mongo_error("sessions_of", err))?
+        {
+            let document = cursor
+                .deserialize_current()
+                .map_err(|err| mongo_error("sessions_of", err))?;
+            match indexed_session(&document) {
+                Ok(session) => sessions.push(session),
+                // One foreign document must not hide a user's other sessions.
+                Err(err) => tracing::warn!(
+                    backend = "mongodb",
+                    error = %err,
+                    "unreadable session document in a user's listing; left out"
+                ),
+            }
+        }
+        Ok(sessions)
+    }
+
+    async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        self.collection
+            .count_documents(doc! { USER: user.as_str() })
+            .await
+            .map_err(|err| mongo_error("user_index_len", err))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_native_ttl(true)
             .with_shared(true)
             .with_persistent(true)
+            .with_user_index(true)
     }
+}
+
+/// Writes the owner fields into `document` (a replacement or a `$set`).
+fn set_owner(document: &mut Document, owner: &Owner) {
+    document.insert(USER, owner.user.as_str());
+    document.insert(LABEL, owner.label.as_str());
 }
 
 /// The document at `key` whose `expire` meets `condition`, or whose `expire` is missing or
@@ -355,16 +445,61 @@ pub(crate) fn unescape_key(field: &str) -> Result<String> {
     Ok(key)
 }
 
-/// A session document as a record.
-fn decode_document(document: &Document) -> Result<Record> {
-    let instant = |field: &str| match document.get(field) {
+/// The date in `field` of a session document.
+fn instant(document: &Document, field: &str) -> Result<Timestamp> {
+    match document.get(field) {
         Some(Bson::DateTime(at)) => Ok(Timestamp::from_millis(at.timestamp_millis())),
         _ => Err(Error::decode(format!(
             "session document field `{field}` is missing or not a date"
         ))),
+    }
+}
+
+/// The label of a bound session document: absent reads as empty.
+fn label(document: &Document) -> Result<String> {
+    let label = match document.get(LABEL) {
+        None => String::new(),
+        Some(Bson::String(label)) => label.clone(),
+        Some(_) => return Err(Error::decode("session document field `label` is not text")),
     };
-    let expires_at = instant("expire")?;
-    let created_at = instant("created")?;
+    check_label(&label)
+        .map_err(|err| Error::decode("session document label is not valid").with_source(err))?;
+    Ok(label)
+}
+
+/// The owner a session document names, if any.
+fn owner(document: &Document) -> Result<Option<Owner>> {
+    let user = match document.get(USER) {
+        None => return Ok(None),
+        Some(Bson::String(user)) => UserId::new(user.as_str()).map_err(|err| {
+            Error::decode("session document user is not a valid user id").with_source(err)
+        })?,
+        Some(_) => return Err(Error::decode("session document field `user` is not text")),
+    };
+    Ok(Some(Owner {
+        user,
+        label: label(document)?,
+    }))
+}
+
+/// A listed document (`_id`, `expire`, `created`, `label`) as an index entry.
+fn indexed_session(document: &Document) -> Result<IndexedSession> {
+    let key = match document.get("_id") {
+        Some(Bson::String(id)) => StoreKey::parse(id)?,
+        _ => return Err(Error::decode("session document `_id` is not a store key")),
+    };
+    Ok(IndexedSession {
+        key,
+        created_at: instant(document, "created")?,
+        expires_at: instant(document, "expire")?,
+        label: label(document)?,
+    })
+}
+
+/// A session document as a record.
+fn decode_document(document: &Document) -> Result<Record> {
+    let expires_at = instant(document, "expire")?;
+    let created_at = instant(document, "created")?;
     let Some(Bson::Document(fields)) = document.get(DATA) else {
         return Err(Error::decode(
             "session document field `d` is missing or not a document",
@@ -382,7 +517,7 @@ fn decode_document(document: &Document) -> Result<Record> {
         expires_at,
         created_at,
         revision: None,
-        owner: None,
+        owner: owner(document)?,
     })
 }
 
@@ -431,5 +566,52 @@ mod tests {
         assert_eq!(record.expires_at, Timestamp::from_millis(7));
         assert_eq!(record.data.get("a.b"), Some(&b"1".to_vec()));
         assert_eq!(record.data.get(""), Some(&Vec::new()));
+        assert_eq!(record.owner, None, "a document without `user` is unbound");
+    }
+
+    #[test]
+    fn owners_round_trip_through_documents() {
+        let owner = Owner::new(UserId::new("ada@example.org").expect("valid"))
+            .with_label("Firefox on Linux")
+            .expect("valid");
+        let key = session_core::SessionId::generate(32)
+            .expect("id")
+            .store_key();
+        let mut document = doc! {
+            "_id": key.as_str(), "d": {},
+            "expire": DateTime::from_millis(9), "created": DateTime::from_millis(3),
+        };
+        set_owner(&mut document, &owner);
+        assert_eq!(
+            decode_document(&document).expect("valid").owner,
+            Some(owner.clone())
+        );
+        let listed = indexed_session(&document).expect("listed");
+        assert_eq!(listed.key, key);
+        assert_eq!(listed.created_at, Timestamp::from_millis(3));
+        assert_eq!(listed.expires_at, Timestamp::from_millis(9));
+        assert_eq!(listed.label, owner.label);
+
+        document.remove(LABEL);
+        assert_eq!(
+            decode_document(&document).expect("valid").owner,
+            Some(Owner::new(owner.user.clone())),
+            "a bound document without a label has an empty one"
+        );
+        for (field, bad) in [
+            (USER, Bson::Int32(5)),
+            (USER, Bson::String(String::new())),
+            (USER, Bson::String("a\nb".to_owned())),
+            (LABEL, Bson::Int32(5)),
+        ] {
+            let mut corrupt = document.clone();
+            corrupt.insert(field, bad);
+            assert_eq!(
+                decode_document(&corrupt).expect_err("corrupt").kind(),
+                ErrorKind::Decode
+            );
+        }
+        document.insert("_id", "not a key");
+        assert!(indexed_session(&document).is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! The MySQL / MariaDB store: `<prefix>session` through a sqlx `MySqlPool`.
 
-use sqlx::mysql::{MySql, MySqlPool, MySqlQueryResult};
+use session_core::{MAX_LABEL_LEN, MAX_USER_ID_LEN};
+use sqlx::mysql::{MySql, MySqlDatabaseError, MySqlPool, MySqlQueryResult};
 
-use crate::dialect::{CreateAndDelete, Dialect, Statements, sql_store};
+use crate::dialect::{CreateAndDelete, Dialect, Statements, Upgrade, sql_store};
+use crate::sql::HEAD_LEN;
 
 sql_store! {
     /// Sessions in a MySQL or MariaDB table, `<prefix>session` (`think_session` by default).
@@ -27,6 +29,8 @@ sql_store! {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
     pub struct MySqlStore(Table<MySql>, MySqlPool);
+    migrate: "Safe to run concurrently from several processes: a change another process \
+              made meanwhile is taken as made."
 }
 
 impl Dialect for MySql {
@@ -36,6 +40,16 @@ impl Dialect for MySql {
 
     // DDL commits implicitly in MySQL: no transaction around it.
     const TRANSACTIONAL_DDL: bool = false;
+
+    // A prepared statement counts its placeholders in 16 bits.
+    const MAX_PARAMS: usize = u16::MAX as usize;
+
+    fn already_applied(err: &sqlx::Error) -> bool {
+        // ER_DUP_FIELDNAME, ER_DUP_KEYNAME: the column or index exists.
+        err.as_database_error()
+            .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
+            .is_some_and(|db| matches!(db.number(), 1060 | 1061))
+    }
 
     fn statements(prefix: &str) -> Statements {
         let table = format!("`{prefix}session`");
@@ -51,6 +65,21 @@ impl Dialect for MySql {
         // SELECTs need no such hint: an equality on the unique `cookie` makes them a
         // constant lookup (EXPLAIN: `const`) whatever the expiry condition.
         let live = "cookie = ? AND (expire > ? OR expire IS NULL)";
+        // `user_id` is binary, so it compares byte for byte: a `_bin` collation would pad,
+        // and find the sessions of "ada " for "ada". Columns of a binary type or collation
+        // reach sqlx flagged binary, which it will not decode as text: the SELECTs convert
+        // them.
+        let user_column = format!("VARBINARY({MAX_USER_ID_LEN}) NULL");
+        let label_column = format!("VARCHAR({MAX_LABEL_LEN}) CHARACTER SET utf8mb4 NULL");
+        let columns = "id, data, expire, version, CONVERT(user_id USING utf8mb4) AS user_id, label";
+        let user_index = format!("{prefix}session_user");
+        // The catalog row of a column or an index of the table, where it has one.
+        let catalog = |view: &str, field: &str, name: &str| {
+            format!(
+                "SELECT 1 FROM information_schema.{view} WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME = '{prefix}session' AND {field} = '{name}' LIMIT 1"
+            )
+        };
         Statements {
             migrate: vec![format!(
                 "CREATE TABLE IF NOT EXISTS {table} (\
@@ -59,22 +88,42 @@ impl Dialect for MySql {
                  `data` LONGBLOB NOT NULL, \
                  `expire` BIGINT NOT NULL, \
                  `version` BIGINT NOT NULL DEFAULT 0, \
+                 `user_id` {user_column}, \
+                 `label` {label_column}, \
                  PRIMARY KEY (`id`), \
                  UNIQUE KEY `{prefix}session_cookie` (`cookie`), \
-                 KEY `{prefix}session_expire` (`expire`)\
+                 KEY `{prefix}session_expire` (`expire`), \
+                 KEY `{user_index}` (`user_id`)\
                  ) ENGINE=InnoDB"
             )],
-            fetch: format!("SELECT id, data, expire, version FROM {table} WHERE {live}"),
-            fetch_locked: format!(
-                "SELECT id, data, expire, version FROM {table} WHERE {live} FOR UPDATE"
-            ),
+            // Checked first, since MySQL has no ADD COLUMN IF NOT EXISTS (MariaDB has); a
+            // concurrent migration that wins the race makes the change fail as a duplicate,
+            // which `already_applied` accepts.
+            upgrades: vec![
+                Upgrade {
+                    present: catalog("COLUMNS", "COLUMN_NAME", "user_id"),
+                    apply: format!("ALTER TABLE {table} ADD COLUMN `user_id` {user_column}"),
+                },
+                Upgrade {
+                    present: catalog("COLUMNS", "COLUMN_NAME", "label"),
+                    apply: format!("ALTER TABLE {table} ADD COLUMN `label` {label_column}"),
+                },
+                Upgrade {
+                    present: catalog("STATISTICS", "INDEX_NAME", &user_index),
+                    apply: format!("ALTER TABLE {table} ADD KEY `{user_index}` (`user_id`)"),
+                },
+            ],
+            fetch: format!("SELECT {columns} FROM {table} WHERE {live}"),
+            fetch_locked: format!("SELECT {columns} FROM {table} WHERE {live} FOR UPDATE"),
             compare_and_set: format!(
-                "UPDATE {table} SET data = ?, expire = ?, version = version + 1 \
+                "UPDATE {table} SET data = ?, expire = ?, user_id = ?, label = ?, \
+                     version = version + 1 \
                  WHERE id = ? AND version = ? AND cookie = ? \
                    AND (expire + 0 > ? OR expire IS NULL)"
             ),
             write_locked: format!(
-                "UPDATE {table} SET data = ?, expire = ?, version = COALESCE(version, 0) + 1 \
+                "UPDATE {table} SET data = ?, expire = ?, user_id = ?, label = ?, \
+                     version = COALESCE(version, 0) + 1 \
                  WHERE id = ?"
             ),
             touch: format!(
@@ -86,11 +135,21 @@ impl Dialect for MySql {
                     "DELETE FROM {table} WHERE cookie = ? AND (expire + 0 <= ? OR expire IS NULL)"
                 ),
                 insert: format!(
-                    "INSERT INTO {table} (cookie, data, expire, version) VALUES (?, ?, ?, 0)"
+                    "INSERT INTO {table} (cookie, data, expire, user_id, label, version) \
+                     VALUES (?, ?, ?, ?, ?, 0)"
                 ),
                 delete_live: format!("DELETE FROM {table} WHERE cookie = ? AND expire + 0 > ?"),
             },
             gc: format!("DELETE FROM {table} WHERE expire <= ? OR expire IS NULL LIMIT ?"),
+            // `expire + 0` here too: the `user_id` index is the narrow one (a user's
+            // sessions, against every live session for `expire`), and the hint keeps the
+            // optimizer from weighing the other.
+            list: format!(
+                "SELECT CONVERT(cookie USING utf8mb4) AS cookie, SUBSTRING(data, 1, {HEAD_LEN}) \
+                 AS head, expire, label FROM {table} WHERE user_id = ? AND expire + 0 > ?"
+            ),
+            count_bound: format!("SELECT COUNT(*) AS entries FROM {table} WHERE user_id = ?"),
+            delete_many: format!("DELETE FROM {table} WHERE expire + 0 > ? AND cookie IN ("),
             table,
         }
     }

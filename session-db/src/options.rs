@@ -58,7 +58,7 @@ pub enum Concurrency {
 /// max_connections = 10
 /// acquire_timeout = "5s"                # or seconds: 5
 /// test_before_acquire = false           # ping each connection before use
-/// migrate = true                        # create the table and index if missing
+/// migrate = true                        # create (or upgrade) the table and indexes
 /// concurrency = "row_lock"              # or "optimistic"
 /// ```
 #[derive(Clone, Deserialize)]
@@ -94,9 +94,10 @@ pub struct DbOptions {
     /// closed; turn it on to spend the round trip and avoid those failures.
     #[serde(default)]
     pub test_before_acquire: bool,
-    /// Create the table and its index (the MongoDB TTL index) when the store is opened, if
-    /// they are missing (`true` by default). Turn it off when the application's database
-    /// user may not run DDL, and create the table from the DDL in the crate docs.
+    /// Create the table and its indexes (the MongoDB TTL and user indexes) when the store
+    /// is opened, if they are missing, and add the owner columns to a table an earlier
+    /// version made (`true` by default). Turn it off when the application's database user
+    /// may not run DDL, and create or upgrade the table from the DDL in the crate docs.
     #[serde(default = "default_true")]
     pub migrate: bool,
     /// How concurrent change sets to one session are kept apart.

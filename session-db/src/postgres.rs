@@ -1,8 +1,10 @@
 //! The PostgreSQL store: `<prefix>session` through a sqlx `PgPool`.
 
+use session_core::{MAX_LABEL_LEN, MAX_USER_ID_LEN};
 use sqlx::postgres::{PgPool, PgQueryResult, Postgres};
 
-use crate::dialect::{CreateAndDelete, Dialect, Statements, sql_store};
+use crate::dialect::{CreateAndDelete, Dialect, Statements, Upgrade, sql_store};
+use crate::sql::HEAD_LEN;
 
 sql_store! {
     /// Sessions in a PostgreSQL table, `<prefix>session` (`think_session` by default).
@@ -35,10 +37,27 @@ impl Dialect for Postgres {
 
     const ROWS_AFFECTED: fn(&PgQueryResult) -> u64 = PgQueryResult::rows_affected;
 
+    // The protocol counts bind parameters in 16 bits.
+    const MAX_PARAMS: usize = u16::MAX as usize;
+
+    fn push_param(sql: &mut String, n: usize) {
+        sql.push('$');
+        sql.push_str(&n.to_string());
+    }
+
     fn statements(prefix: &str) -> Statements {
         let table = format!("\"{prefix}session\"");
         let index = format!("\"{prefix}session_expire\"");
+        let user_index = format!("\"{prefix}session_user\"");
         let live = "cookie = $1 AND (expire > $2 OR expire IS NULL)";
+        let columns = "id, data, expire, version, user_id, label";
+        // The catalog row of a column of the table, where it has one.
+        let column = |name: &str| {
+            format!(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('{table}') \
+                 AND attname = '{name}' AND NOT attisdropped"
+            )
+        };
         Statements {
             migrate: vec![
                 // Concurrent CREATE TABLE IF NOT EXISTS can fail in PostgreSQL; a transaction
@@ -50,22 +69,52 @@ impl Dialect for Postgres {
                      cookie VARCHAR(64) NOT NULL UNIQUE, \
                      data BYTEA NOT NULL, \
                      expire BIGINT NOT NULL, \
-                     version BIGINT NOT NULL DEFAULT 0)"
+                     version BIGINT NOT NULL DEFAULT 0, \
+                     user_id VARCHAR({MAX_USER_ID_LEN}), \
+                     label VARCHAR({MAX_LABEL_LEN}))"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
             ],
-            fetch: format!("SELECT id, data, expire, version FROM {table} WHERE {live}"),
-            fetch_locked: format!(
-                "SELECT id, data, expire, version FROM {table} WHERE {live} FOR UPDATE"
-            ),
+            // Each checked first: `ALTER TABLE` takes the table's exclusive lock even when
+            // IF NOT EXISTS makes it a no-op, and every process start runs this. Adding a
+            // nullable column without a default rewrites nothing. The index is partial:
+            // unbound sessions, most of them, have no entry, so writing one costs what it
+            // did before the index existed.
+            upgrades: vec![
+                Upgrade {
+                    present: column("user_id"),
+                    apply: format!(
+                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS user_id \
+                         VARCHAR({MAX_USER_ID_LEN})"
+                    ),
+                },
+                Upgrade {
+                    present: column("label"),
+                    apply: format!(
+                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS label \
+                         VARCHAR({MAX_LABEL_LEN})"
+                    ),
+                },
+                Upgrade {
+                    present: format!("SELECT 1 WHERE to_regclass('{user_index}') IS NOT NULL"),
+                    apply: format!(
+                        "CREATE INDEX IF NOT EXISTS {user_index} ON {table} (user_id) \
+                         WHERE user_id IS NOT NULL"
+                    ),
+                },
+            ],
+            fetch: format!("SELECT {columns} FROM {table} WHERE {live}"),
+            fetch_locked: format!("SELECT {columns} FROM {table} WHERE {live} FOR UPDATE"),
             compare_and_set: format!(
-                "UPDATE {table} SET data = $1, expire = $2, version = version + 1 \
-                 WHERE id = $3 AND version = $4 AND cookie = $5 \
-                   AND (expire > $6 OR expire IS NULL)"
+                "UPDATE {table} SET data = $1, expire = $2, user_id = $3, label = $4, \
+                     version = version + 1 \
+                 WHERE id = $5 AND version = $6 AND cookie = $7 \
+                   AND (expire > $8 OR expire IS NULL)"
             ),
             write_locked: format!(
-                "UPDATE {table} SET data = $1, expire = $2, version = COALESCE(version, 0) + 1 \
-                 WHERE id = $3"
+                "UPDATE {table} SET data = $1, expire = $2, user_id = $3, label = $4, \
+                     version = COALESCE(version, 0) + 1 \
+                 WHERE id = $5"
             ),
             touch: format!(
                 "UPDATE {table} SET expire = $1, version = COALESCE(version, 0) + 1 \
@@ -73,11 +122,13 @@ impl Dialect for Postgres {
             ),
             create_and_delete: CreateAndDelete::Upsert {
                 upsert: format!(
-                    "INSERT INTO {table} (cookie, data, expire, version) VALUES ($1, $2, $3, 0) \
+                    "INSERT INTO {table} (cookie, data, expire, user_id, label, version) \
+                 VALUES ($1, $2, $3, $4, $5, 0) \
                  ON CONFLICT (cookie) DO UPDATE \
                  SET data = EXCLUDED.data, expire = EXCLUDED.expire, \
+                     user_id = EXCLUDED.user_id, label = EXCLUDED.label, \
                      version = COALESCE({table}.version, 0) + 1 \
-                 WHERE {table}.expire <= $4 OR {table}.expire IS NULL"
+                 WHERE {table}.expire <= $6 OR {table}.expire IS NULL"
                 ),
                 delete_returning: format!("DELETE FROM {table} WHERE cookie = $1 RETURNING expire"),
             },
@@ -87,6 +138,12 @@ impl Dialect for Postgres {
                 "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
                  WHERE expire <= $1 OR expire IS NULL LIMIT $2 FOR UPDATE SKIP LOCKED)"
             ),
+            list: format!(
+                "SELECT cookie, substr(data, 1, {HEAD_LEN}) AS head, expire, label \
+                 FROM {table} WHERE user_id = $1 AND expire > $2"
+            ),
+            count_bound: format!("SELECT COUNT(*) AS entries FROM {table} WHERE user_id = $1"),
+            delete_many: format!("DELETE FROM {table} WHERE expire > $1 AND cookie IN ("),
             table,
         }
     }

@@ -1,10 +1,11 @@
 //! What the three SQL stores share: the row shape, the statements each dialect writes,
 //! the primitive operations on a table ([`Driver`]), and the store logic on top
-//! (decoding, corruption, the update strategy, gc in batches).
+//! (decoding, corruption, the update strategy, gc in batches, the user index).
 
-use session_core::wire::{decode_record, encode_record};
+use session_core::wire::{decode_expiry, decode_record, encode_record};
 use session_core::{
-    ChangeSet, Error, ErrorKind, Record, Result, Revision, StoreKey, Timestamp, async_trait,
+    ChangeSet, Error, ErrorKind, IndexedSession, Owner, Record, Result, Revision, StoreKey,
+    Timestamp, UserId, async_trait, check_label,
 };
 
 use crate::Concurrency;
@@ -21,7 +22,60 @@ pub(crate) struct Row {
     pub(crate) data: Option<Vec<u8>>,
     pub(crate) expire: Option<i64>,
     pub(crate) version: Option<i64>,
+    /// The `user_id` column: who the session is bound to, NULL for nobody.
+    pub(crate) user: Option<String>,
+    /// The `label` column.
+    pub(crate) label: Option<String>,
 }
+
+/// What a write stores in a row, all taken from one record, so that the blob and the
+/// columns beside it always agree: the encoded record (owner included, as layout 2 has
+/// it), and the expiry and owner columns that the statements filter on.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub(crate) data: Vec<u8>,
+    pub(crate) expire: i64,
+    owner: Option<Owner>,
+}
+
+impl Written {
+    /// The row of `record`.
+    pub(crate) fn of(record: &Record) -> Self {
+        Self {
+            data: encode_record(record),
+            expire: record.expires_at.as_millis(),
+            owner: record.owner.clone(),
+        }
+    }
+
+    /// The `user_id` column: NULL for an unbound session.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.owner.as_ref().map(|owner| owner.user.as_str())
+    }
+
+    /// The `label` column: NULL for an unbound session, the label (maybe empty) otherwise.
+    pub(crate) fn label(&self) -> Option<&str> {
+        self.owner.as_ref().map(|owner| owner.label.as_str())
+    }
+}
+
+/// One row of a user's listing, as read: the key, the start of the blob (enough for the
+/// creation time), the expiry and the label. Columns that are NULL or of a foreign type
+/// read as `None`, and the entry is then skipped.
+#[derive(Debug)]
+pub(crate) struct Listed {
+    pub(crate) cookie: Option<String>,
+    pub(crate) head: Option<Vec<u8>>,
+    pub(crate) expire: Option<i64>,
+    pub(crate) label: Option<String>,
+}
+
+/// Bytes of the blob a listing reads: the wire header up to the creation time (magic 4,
+/// version 1, expiry 8, creation 8), so a listing never carries the sessions' data.
+pub(crate) const HEAD_LEN: usize = 21;
+
+/// Where the creation time sits in the wire header.
+const CREATED_AT: std::ops::Range<usize> = 13..HEAD_LEN;
 
 /// Which state of which row a conditional write expects.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +99,9 @@ fn split_revision(revision: Revision) -> (i64, i64) {
     ((value >> 64) as u64 as i64, value as u64 as i64)
 }
 
-/// Computes a row's new blob, and the expiry to store with it, from the row as read
+/// Computes what a row becomes (its blob and the columns beside it) from the row as read
 /// (under a lock).
-pub(crate) type Merge<'a> = dyn for<'r> Fn(&'r Row) -> Result<(Vec<u8>, i64)> + Send + Sync + 'a;
+pub(crate) type Merge<'a> = dyn for<'r> Fn(&'r Row) -> Result<Written> + Send + Sync + 'a;
 
 /// The primitive operations on one table; [`SqlCore`] builds the store contracts from
 /// them, and [`Table`](crate::dialect::Table) runs them for every dialect. Every method is
@@ -57,6 +111,9 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// The backend's name, for messages.
     const NAME: &'static str;
 
+    /// Most keys one `delete_batch` takes: the dialect's limit on bind parameters.
+    const DELETE_BATCH: usize;
+
     /// The quoted table name, for messages.
     fn table(&self) -> &str;
 
@@ -64,11 +121,11 @@ pub(crate) trait Driver: Send + Sync + 'static {
     async fn fetch(&self, cookie: &str, now: i64) -> Result<Option<Row>>;
 
     /// Stores a new row unless a live one holds the cookie; whether it stored it.
-    async fn insert(&self, cookie: &str, data: &[u8], expire: i64, now: i64) -> Result<bool>;
+    async fn insert(&self, cookie: &str, row: &Written, now: i64) -> Result<bool>;
 
     /// Runs [`Statements::compare_and_set`](crate::dialect::Statements::compare_and_set):
     /// whether the row was still as read.
-    async fn compare_and_set(&self, row: RowVersion<'_>, data: &[u8], expire: i64) -> Result<bool>;
+    async fn compare_and_set(&self, expected: RowVersion<'_>, row: &Written) -> Result<bool>;
 
     /// Locks the live row at `cookie`, computes its new data and expiry with `merge`,
     /// writes them and commits; `false` if there is no live row.
@@ -83,7 +140,18 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Deletes up to `limit` expired rows; how many it deleted.
     async fn gc_batch(&self, now: i64, limit: i64) -> Result<u64>;
 
-    /// Creates the table and index if missing.
+    /// Deletes the live rows at `cookies` (at most [`Self::DELETE_BATCH`]) in one
+    /// statement; how many it deleted.
+    async fn delete_batch(&self, cookies: &[&str], now: i64) -> Result<u64>;
+
+    /// The live rows bound to `user`, in one statement through the `user_id` index.
+    async fn list(&self, user: &str, now: i64) -> Result<Vec<Listed>>;
+
+    /// How many rows are bound to `user`, expired ones included.
+    async fn count_bound(&self, user: &str) -> Result<u64>;
+
+    /// Creates the table and its indexes if missing, and adds what a table made by an
+    /// earlier version lacks.
     async fn migrate(&self) -> Result<()>;
 }
 
@@ -140,10 +208,9 @@ impl<D: Driver> SqlCore<D> {
             version,
             now: Timestamp::now().as_millis(),
         };
-        let data = encode_record(record);
         let written = self
             .driver
-            .compare_and_set(expected, &data, record.expires_at.as_millis())
+            .compare_and_set(expected, &Written::of(record))
             .await?;
         Ok(written.then(|| revision(id, version.wrapping_add(1))))
     }
@@ -185,29 +252,28 @@ impl<D: Driver> SqlCore<D> {
     }
 
     async fn create_once(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-        let data = encode_record(record);
-        let expire = record.expires_at.as_millis();
+        let row = Written::of(record);
         let now = Timestamp::now().as_millis();
-        if self.driver.insert(key.as_str(), &data, expire, now).await? {
+        if self.driver.insert(key.as_str(), &row, now).await? {
             return Ok(true);
         }
         // A row that has not expired holds the key. It is kept unless it is corrupt: a
         // corrupt record counts as absent and is replaced, but only if nobody changed it
         // meanwhile (its version), so concurrent creates still admit exactly one.
         let now = Timestamp::now().as_millis();
-        let Some(row) = self.driver.fetch(key.as_str(), now).await? else {
+        let Some(found) = self.driver.fetch(key.as_str(), now).await? else {
             // It expired or was deleted in between: try once more.
-            return self.driver.insert(key.as_str(), &data, expire, now).await;
+            return self.driver.insert(key.as_str(), &row, now).await;
         };
-        if decode_row(&row).is_ok() {
+        if decode_row(&found).is_ok() {
             return Ok(false);
         }
-        let Some(version) = row.version else {
+        let Some(version) = found.version else {
             return Ok(false);
         };
         let expected = RowVersion {
             cookie: key.as_str(),
-            id: row.id,
+            id: found.id,
             version,
             now,
         };
@@ -217,7 +283,7 @@ impl<D: Driver> SqlCore<D> {
             table = self.driver.table(),
             "replacing a corrupt session row"
         );
-        self.driver.compare_and_set(expected, &data, expire).await
+        self.driver.compare_and_set(expected, &row).await
     }
 
     pub(crate) async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
@@ -228,18 +294,19 @@ impl<D: Driver> SqlCore<D> {
     }
 
     async fn update_once(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-        let merge = |row: &Row| -> Result<(Vec<u8>, i64)> {
+        // The record as the row has it, owner included (from its columns), with the change
+        // set applied: a change set without an owner writes the owner back unchanged.
+        let merge = |row: &Row| -> Result<Written> {
             let mut record = self.decode(key, row)?;
-            changes.apply_to(&mut record.data);
-            record.expires_at = changes.expires_at;
-            Ok((encode_record(&record), changes.expires_at.as_millis()))
+            changes.apply_to_record(&mut record);
+            Ok(Written::of(&record))
         };
         if self.concurrency == Concurrency::Optimistic {
             let now = Timestamp::now().as_millis();
             let Some(row) = self.driver.fetch(key.as_str(), now).await? else {
                 return Ok(false);
             };
-            let (data, expire) = merge(&row)?;
+            let written = merge(&row)?;
             if let Some(version) = row.version {
                 let expected = RowVersion {
                     cookie: key.as_str(),
@@ -247,7 +314,7 @@ impl<D: Driver> SqlCore<D> {
                     version,
                     now: Timestamp::now().as_millis(),
                 };
-                if self.driver.compare_and_set(expected, &data, expire).await? {
+                if self.driver.compare_and_set(expected, &written).await? {
                     return Ok(true);
                 }
             }
@@ -304,6 +371,78 @@ impl<D: Driver> SqlCore<D> {
     pub(crate) async fn migrate(&self) -> Result<()> {
         self.driver.migrate().await
     }
+
+    /// Deletes the live records at `keys` in batches of [`Driver::DELETE_BATCH`] (one
+    /// statement for any list below that), each retried alone if the database picks it as
+    /// a deadlock victim: it was rolled back whole, so counting it again is exact.
+    pub(crate) async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> {
+        let now = Timestamp::now().as_millis();
+        let cookies: Vec<&str> = keys.iter().map(StoreKey::as_str).collect();
+        let mut removed = 0;
+        for batch in cookies.chunks(D::DELETE_BATCH.max(1)) {
+            removed += self
+                .retrying("(delete_many)", "a delete_many batch", || {
+                    self.driver.delete_batch(batch, now)
+                })
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// The user's live sessions, in one statement. An entry whose key or blob header is
+    /// unreadable (a foreign writer's row) is left out with a warning, not an error: one
+    /// bad row must not hide a user's other sessions.
+    pub(crate) async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
+        let now = Timestamp::now().as_millis();
+        let rows = self.driver.list(user.as_str(), now).await?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in rows {
+            match indexed_session(row) {
+                Ok(session) => sessions.push(session),
+                Err(err) => tracing::warn!(
+                    backend = D::NAME,
+                    table = self.driver.table(),
+                    error = %err,
+                    "unreadable session row in a user's listing; left out"
+                ),
+            }
+        }
+        Ok(sessions)
+    }
+
+    /// Rows bound to `user`, expired ones gc has not removed yet included.
+    pub(crate) async fn user_index_len(&self, user: &UserId) -> Result<u64> {
+        self.driver.count_bound(user.as_str()).await
+    }
+}
+
+/// A listed row as an index entry: the `expire` column is the truth for the expiry, the
+/// blob's header gives the creation time.
+fn indexed_session(row: Listed) -> Result<IndexedSession> {
+    let key = StoreKey::parse(row.cookie.as_deref().unwrap_or_default())?;
+    let expire = row
+        .expire
+        .ok_or_else(|| Error::decode("the `expire` column is NULL or not an integer"))?;
+    let head = row
+        .head
+        .ok_or_else(|| Error::decode("the `data` column is NULL or not binary"))?;
+    Ok(IndexedSession {
+        key,
+        created_at: created_at(&head)?,
+        expires_at: Timestamp::from_millis(expire),
+        label: row.label.unwrap_or_default(),
+    })
+}
+
+/// The creation time in the first [`HEAD_LEN`] bytes of a blob, checked (magic, version,
+/// length) by the wire module's own header decoder first.
+fn created_at(head: &[u8]) -> Result<Timestamp> {
+    decode_expiry(head)?;
+    let bytes = head
+        .get(CREATED_AT)
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .ok_or_else(|| Error::decode("the session record header is truncated"))?;
+    Ok(Timestamp::from_millis(i64::from_le_bytes(bytes)))
 }
 
 /// How often a write the database aborted as a deadlock victim (or a serialization
@@ -329,8 +468,10 @@ fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(1 + random % spread.max(1))
 }
 
-/// A row as a record: the blob decoded with [`session_core::wire`], the expiry taken from
-/// the `expire` column, which is the truth.
+/// A row as a record: the blob decoded with [`session_core::wire`], the expiry and the owner
+/// taken from the `expire`, `user_id` and `label` columns, which are the truth (they are
+/// what the statements filter on, and every write sets them from the same record as the
+/// blob).
 pub(crate) fn decode_row(row: &Row) -> Result<Record> {
     let expire = row
         .expire
@@ -341,7 +482,23 @@ pub(crate) fn decode_row(row: &Row) -> Result<Record> {
         .ok_or_else(|| Error::decode("the `data` column is NULL or not binary"))?;
     let mut record = decode_record(data)?;
     record.expires_at = Timestamp::from_millis(expire);
+    record.owner = row_owner(row)?;
     Ok(record)
+}
+
+/// The owner the `user_id` and `label` columns name; a NULL `user_id` is an unbound session
+/// (every row an earlier version of this crate wrote), a NULL `label` an empty one.
+fn row_owner(row: &Row) -> Result<Option<Owner>> {
+    let Some(user) = &row.user else {
+        return Ok(None);
+    };
+    let user = UserId::new(user.as_str()).map_err(|err| {
+        Error::decode("the `user_id` column is not a valid user id").with_source(err)
+    })?;
+    let label = row.label.clone().unwrap_or_default();
+    check_label(&label)
+        .map_err(|err| Error::decode("the `label` column is not a valid label").with_source(err))?;
+    Ok(Some(Owner { user, label }))
 }
 
 /// A driver error as a store error, keeping the driver's error as the source.
@@ -363,64 +520,168 @@ where
     row.try_get::<Option<T>, _>(column).ok().flatten()
 }
 
-/// Reads a row of `fetch` / `fetch_locked`.
-pub(crate) fn read_row<R>(row: &R) -> Result<Row>
+/// Reads the result rows of the statements, for any driver's row type. A column that is
+/// NULL or of a foreign type reads as `None`.
+pub(crate) trait ReadRow {
+    /// A row of `fetch` / `fetch_locked`.
+    fn session_row(&self) -> Result<Row>;
+
+    /// A row of `list`.
+    fn listed(&self) -> Listed;
+}
+
+impl<R> ReadRow for R
 where
     R: sqlx::Row,
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let id = lenient::<R, i64>(row, "id")
-        .ok_or_else(|| Error::decode("the `id` column is NULL or not an integer"))?;
-    Ok(Row {
-        id,
-        data: lenient(row, "data"),
-        expire: lenient(row, "expire"),
-        version: lenient(row, "version"),
-    })
+    fn session_row(&self) -> Result<Row> {
+        let id = lenient::<R, i64>(self, "id")
+            .ok_or_else(|| Error::decode("the `id` column is NULL or not an integer"))?;
+        Ok(Row {
+            id,
+            data: lenient(self, "data"),
+            expire: lenient(self, "expire"),
+            version: lenient(self, "version"),
+            user: lenient(self, "user_id"),
+            label: lenient(self, "label"),
+        })
+    }
+
+    fn listed(&self) -> Listed {
+        Listed {
+            cookie: lenient(self, "cookie"),
+            head: lenient(self, "head"),
+            expire: lenient(self, "expire"),
+            label: lenient(self, "label"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A row with `data` and `expire`, version 0, bound to nobody.
+    fn row(data: Option<Vec<u8>>, expire: Option<i64>) -> Row {
+        Row {
+            id: 1,
+            data,
+            expire,
+            version: Some(0),
+            user: None,
+            label: None,
+        }
+    }
+
+    fn ada() -> Owner {
+        Owner::new(UserId::new("ada").expect("valid"))
+            .with_label("laptop")
+            .expect("valid")
+    }
+
     #[test]
     fn rows_with_null_or_garbage_are_decode_errors() {
         let good = encode_record(&Record::default());
+        let bad_user = Row {
+            user: Some("a\nb".to_owned()),
+            ..row(Some(good.clone()), Some(1))
+        };
+        let bad_label = Row {
+            user: Some("ada".to_owned()),
+            label: Some("x".repeat(session_core::MAX_LABEL_LEN + 1)),
+            ..row(Some(good.clone()), Some(1))
+        };
         for row in [
-            Row {
-                id: 1,
-                data: None,
-                expire: Some(1),
-                version: Some(0),
-            },
-            Row {
-                id: 1,
-                data: Some(good.clone()),
-                expire: None,
-                version: Some(0),
-            },
-            Row {
-                id: 1,
-                data: Some(b"garbage".to_vec()),
-                expire: Some(1),
-                version: Some(0),
-            },
+            row(None, Some(1)),
+            row(Some(good.clone()), None),
+            row(Some(b"garbage".to_vec()), Some(1)),
+            bad_user,
+            bad_label,
         ] {
             let err = decode_row(&row).expect_err("corrupt");
             assert_eq!(err.kind(), ErrorKind::Decode);
         }
         let row = Row {
-            id: 1,
-            data: Some(good),
-            expire: Some(42),
             version: None,
+            ..row(Some(good), Some(42))
         };
         assert_eq!(
             decode_row(&row).expect("valid").expires_at,
             Timestamp::from_millis(42),
             "the column is the truth for expiry"
         );
+    }
+
+    #[test]
+    fn the_columns_are_the_truth_for_the_owner() {
+        let bound = Record::default().with_owner(Some(ada()));
+        let written = Written::of(&bound);
+        assert_eq!(
+            (written.user(), written.label()),
+            (Some("ada"), Some("laptop"))
+        );
+        let unbound = Written::of(&Record::default());
+        assert_eq!((unbound.user(), unbound.label()), (None, None));
+
+        // A blob that names an owner, in a row whose columns name none (say, unbound by
+        // hand in SQL): the row is unbound, as its listing says.
+        let columns_unbound = row(Some(written.data.clone()), Some(1));
+        assert_eq!(decode_row(&columns_unbound).expect("valid").owner, None);
+        // A blob without an owner (an earlier version's row) in a bound row.
+        let columns_bound = Row {
+            user: Some("ada".to_owned()),
+            label: None,
+            ..row(Some(unbound.data), Some(1))
+        };
+        assert_eq!(
+            decode_row(&columns_bound).expect("valid").owner,
+            Some(Owner::new(UserId::new("ada").expect("valid"))),
+            "a NULL label is an empty one"
+        );
+    }
+
+    #[test]
+    fn listings_take_the_creation_time_from_the_header() {
+        let record = Record::new(
+            Default::default(),
+            Timestamp::from_millis(9_000),
+            Timestamp::from_millis(1_234),
+        )
+        .with_owner(Some(ada()));
+        let blob = encode_record(&record);
+        let key = session_core::SessionId::generate(32)
+            .expect("id")
+            .store_key();
+        let listed = |head: &[u8]| Listed {
+            cookie: Some(key.as_str().to_owned()),
+            head: Some(head.to_vec()),
+            expire: Some(10_000),
+            label: Some("laptop".to_owned()),
+        };
+        let session = indexed_session(listed(&blob[..HEAD_LEN])).expect("valid");
+        assert_eq!(session.key, key);
+        assert_eq!(session.created_at, Timestamp::from_millis(1_234));
+        assert_eq!(
+            session.expires_at,
+            Timestamp::from_millis(10_000),
+            "the column, not the blob"
+        );
+        assert_eq!(session.label, "laptop");
+        for bad in [
+            &blob[..HEAD_LEN - 1],
+            b"garbage that is long enough".as_slice(),
+        ] {
+            let err = indexed_session(listed(bad)).expect_err("bad header");
+            assert_eq!(err.kind(), ErrorKind::Decode);
+        }
+        let no_key = Listed {
+            cookie: Some("not a key".to_owned()),
+            ..listed(&blob[..HEAD_LEN])
+        };
+        assert!(indexed_session(no_key).is_err());
     }
 }

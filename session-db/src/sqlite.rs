@@ -9,8 +9,8 @@ use sqlx::sqlite::{
 };
 
 use crate::DbOptions;
-use crate::dialect::{CreateAndDelete, Dialect, Statements, sql_store};
-use crate::sql::SqlCore;
+use crate::dialect::{CreateAndDelete, Dialect, Statements, Upgrade, sql_store};
+use crate::sql::{HEAD_LEN, SqlCore};
 
 sql_store! {
     /// Sessions in a SQLite table, `<prefix>session` (`think_session` by default).
@@ -73,13 +73,21 @@ impl Dialect for Sqlite {
     // One writer at a time per database: the store's writers queue in process.
     const ONE_WRITER: bool = true;
 
+    // SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32.
+    const MAX_PARAMS: usize = 32_766;
+
     fn statements(prefix: &str) -> Statements {
         let table = format!("\"{prefix}session\"");
         let index = format!("\"{prefix}session_expire\"");
+        let user_index = format!("{prefix}session_user");
         let fetch = format!(
-            "SELECT id, data, expire, version FROM {table} \
+            "SELECT id, data, expire, version, user_id, label FROM {table} \
              WHERE cookie = ?1 AND (expire > ?2 OR expire IS NULL)"
         );
+        // The catalog row of a column of the table, where it has one.
+        let column = |name: &str| {
+            format!("SELECT 1 FROM pragma_table_info('{prefix}session') WHERE name = '{name}'")
+        };
         Statements {
             migrate: vec![
                 // AUTOINCREMENT: ids are never reused, so (id, version) never repeats.
@@ -89,22 +97,48 @@ impl Dialect for Sqlite {
                      cookie TEXT NOT NULL UNIQUE, \
                      data BLOB NOT NULL, \
                      expire INTEGER NOT NULL, \
-                     version INTEGER NOT NULL DEFAULT 0)"
+                     version INTEGER NOT NULL DEFAULT 0, \
+                     user_id TEXT, \
+                     label TEXT)"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
+            ],
+            // SQLite has no ADD COLUMN IF NOT EXISTS: each column is checked first, inside
+            // the migration's `BEGIN IMMEDIATE`, so no other process adds it in between.
+            // The index is partial: unbound sessions have no entry.
+            upgrades: vec![
+                Upgrade {
+                    present: column("user_id"),
+                    apply: format!("ALTER TABLE {table} ADD COLUMN user_id TEXT"),
+                },
+                Upgrade {
+                    present: column("label"),
+                    apply: format!("ALTER TABLE {table} ADD COLUMN label TEXT"),
+                },
+                Upgrade {
+                    present: format!(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = '{user_index}'"
+                    ),
+                    apply: format!(
+                        "CREATE INDEX IF NOT EXISTS \"{user_index}\" ON {table} (user_id) \
+                         WHERE user_id IS NOT NULL"
+                    ),
+                },
             ],
             // SQLite has no row locks: `update_locked` takes the database's write lock with
             // `BEGIN IMMEDIATE` before reading.
             fetch_locked: fetch.clone(),
             fetch,
             compare_and_set: format!(
-                "UPDATE {table} SET data = ?1, expire = ?2, version = version + 1 \
-                 WHERE id = ?3 AND version = ?4 AND cookie = ?5 \
-                   AND (expire > ?6 OR expire IS NULL)"
+                "UPDATE {table} SET data = ?1, expire = ?2, user_id = ?3, label = ?4, \
+                     version = version + 1 \
+                 WHERE id = ?5 AND version = ?6 AND cookie = ?7 \
+                   AND (expire > ?8 OR expire IS NULL)"
             ),
             write_locked: format!(
-                "UPDATE {table} SET data = ?1, expire = ?2, version = COALESCE(version, 0) + 1 \
-                 WHERE id = ?3"
+                "UPDATE {table} SET data = ?1, expire = ?2, user_id = ?3, label = ?4, \
+                     version = COALESCE(version, 0) + 1 \
+                 WHERE id = ?5"
             ),
             touch: format!(
                 "UPDATE {table} SET expire = ?1, version = COALESCE(version, 0) + 1 \
@@ -112,11 +146,13 @@ impl Dialect for Sqlite {
             ),
             create_and_delete: CreateAndDelete::Upsert {
                 upsert: format!(
-                    "INSERT INTO {table} (cookie, data, expire, version) VALUES (?1, ?2, ?3, 0) \
+                    "INSERT INTO {table} (cookie, data, expire, user_id, label, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0) \
                  ON CONFLICT (cookie) DO UPDATE \
                  SET data = excluded.data, expire = excluded.expire, \
+                     user_id = excluded.user_id, label = excluded.label, \
                      version = COALESCE({table}.version, 0) + 1 \
-                 WHERE {table}.expire <= ?4 OR {table}.expire IS NULL"
+                 WHERE {table}.expire <= ?6 OR {table}.expire IS NULL"
                 ),
                 delete_returning: format!("DELETE FROM {table} WHERE cookie = ?1 RETURNING expire"),
             },
@@ -124,6 +160,12 @@ impl Dialect for Sqlite {
                 "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} \
                  WHERE expire <= ?1 OR expire IS NULL LIMIT ?2)"
             ),
+            list: format!(
+                "SELECT cookie, substr(data, 1, {HEAD_LEN}) AS head, expire, label \
+                 FROM {table} WHERE user_id = ?1 AND expire > ?2"
+            ),
+            count_bound: format!("SELECT COUNT(*) AS entries FROM {table} WHERE user_id = ?1"),
+            delete_many: format!("DELETE FROM {table} WHERE expire > ? AND cookie IN ("),
             table,
         }
     }

@@ -3,7 +3,8 @@
 //! connections killed by the server under a live pool, idle and under load.
 //!
 //! The corrupt rows go into a hand-made table with nullable `data` and `expire` (as
-//! ThinkJS's own DDL has a nullable `data`), written with raw SQL. Each server test skips
+//! ThinkJS's own DDL has a nullable `data`), written with raw SQL, which the store's
+//! `migrate` then gives the owner columns. Each server test skips
 //! loudly when its server is unreachable, and fails instead under
 //! `SESSION_REQUIRE_SERVICES=1`.
 
@@ -402,6 +403,8 @@ mod postgres {
         .execute(store.pool())
         .await
         .expect("create table");
+        // The store adds the owner columns it reads, as to any table it did not create.
+        store.migrate().await.expect("migrate the hand-made table");
         let rows = corrupt_rows(false);
         for row in &rows {
             let expire = match row.expire {
@@ -603,6 +606,8 @@ mod mysql {
         .execute(store.pool())
         .await
         .expect("create table");
+        // The store adds the owner columns it reads, as to any table it did not create.
+        store.migrate().await.expect("migrate the hand-made table");
         let rows = corrupt_rows(false);
         for row in &rows {
             let expire = match row.expire {
@@ -803,6 +808,8 @@ mod sqlite {
         .execute(store.pool())
         .await
         .expect("create table");
+        // The store adds the owner columns it reads, as to any table it did not create.
+        store.migrate().await.expect("migrate the hand-made table");
         let rows = corrupt_rows(true);
         for row in &rows {
             let query = format!("INSERT INTO {table} (cookie, data, expire) VALUES (?1, ?2, ?3)");
