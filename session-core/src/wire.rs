@@ -3,14 +3,19 @@
 //!
 //! ```text
 //! magic   4 bytes  "SREC"
-//! version 1 byte   2 (1 is still read: it has no owner part)
+//! version 1 byte   1 for an unbound record, 2 for one bound to a user
 //! expires 8 bytes  i64 little-endian, ms since the Unix epoch
 //! created 8 bytes  i64 little-endian, ms since the Unix epoch
 //! count   4 bytes  u32 little-endian
 //! count × (key length u32 LE, key UTF-8 bytes, value length u32 LE, value bytes)
+//! version 2 only: the owner
 //! owner   1 byte   0 (unbound) or 1, then if 1:
 //!         user length u32 LE, user UTF-8 bytes, label length u32 LE, label UTF-8 bytes
 //! ```
+//!
+//! An unbound record is written in layout 1, byte for byte what earlier versions wrote and
+//! read: while old and new processes share a store (a rolling upgrade), only sessions bound
+//! to a user are unreadable to the old ones.
 //!
 //! Decoding checks every length against the bytes actually present before allocating, so
 //! a corrupt or hostile blob costs at most its own size, and is a
@@ -20,9 +25,9 @@ use crate::{Data, Error, Owner, Record, Result, Timestamp, UserId};
 
 /// The first bytes of every encoded record.
 pub const MAGIC: &[u8; 4] = b"SREC";
-/// The layout version written by this crate.
+/// The layout version of a record bound to a user.
 pub const VERSION: u8 = 2;
-/// The first layout, without the owner part; still decoded.
+/// The layout of an unbound record: no owner part.
 const VERSION_1: u8 = 1;
 /// Bytes before the entries: magic, version, expiry, creation, count.
 pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 4;
@@ -33,10 +38,14 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
     let owner = record
         .owner
         .as_ref()
-        .map_or(0, |owner| 8 + owner.user.as_str().len() + owner.label.len());
-    let mut out = Vec::with_capacity(HEADER_LEN + body + 1 + owner);
+        .map_or(0, |owner| 9 + owner.user.as_str().len() + owner.label.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + body + owner);
     out.extend_from_slice(MAGIC);
-    out.push(VERSION);
+    out.push(if record.owner.is_some() {
+        VERSION
+    } else {
+        VERSION_1
+    });
     out.extend_from_slice(&record.expires_at.as_millis().to_le_bytes());
     out.extend_from_slice(&record.created_at.as_millis().to_le_bytes());
     out.extend_from_slice(&len_u32(record.data.len()).to_le_bytes());
@@ -46,14 +55,11 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
         out.extend_from_slice(&len_u32(value.len()).to_le_bytes());
         out.extend_from_slice(value);
     }
-    match &record.owner {
-        None => out.push(0),
-        Some(owner) => {
-            out.push(1);
-            for text in [owner.user.as_str(), &owner.label] {
-                out.extend_from_slice(&len_u32(text.len()).to_le_bytes());
-                out.extend_from_slice(text.as_bytes());
-            }
+    if let Some(owner) = &record.owner {
+        out.push(1);
+        for text in [owner.user.as_str(), &owner.label] {
+            out.extend_from_slice(&len_u32(text.len()).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
         }
     }
     out
@@ -227,17 +233,18 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_first_layout() {
+    fn unbound_records_keep_the_first_layout() {
         let mut record = sample();
         record.owner = None;
-        let mut v1 = encode_record(&record);
-        assert_eq!(
-            v1.pop(),
-            Some(0),
-            "an unbound record ends with the owner flag"
-        );
-        v1[4] = VERSION_1;
-        assert_eq!(decode_record(&v1).expect("decode v1"), record);
+        let v1 = encode_record(&record);
+        assert_eq!(v1[4], VERSION_1, "what earlier versions read");
+        assert_eq!(decode_record(&v1).expect("decode"), record);
+        assert_eq!(encode_record(&sample())[4], VERSION);
+        // A layout-2 record that says "no owner" is read too.
+        let mut v2 = v1;
+        v2[4] = VERSION;
+        v2.push(0);
+        assert_eq!(decode_record(&v2).expect("decode"), record);
     }
 
     #[test]
@@ -266,9 +273,8 @@ mod tests {
         let count_at = HEADER_LEN - 4;
         huge_count[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         let mut bad_owner = encode_record(&Record::default());
-        if let Some(flag) = bad_owner.last_mut() {
-            *flag = 2;
-        }
+        bad_owner[4] = VERSION;
+        bad_owner.push(2);
         let mut control_user = encode_record(&sample());
         let user_at = control_user.len() - 4 - "Firefox on Linux".len() - "ada@example.org".len();
         control_user[user_at] = b'\n';

@@ -192,10 +192,11 @@
 //!
 //! Processes of the earlier version still running beside upgraded ones work on the
 //! migrated table (their statements name their columns and leave `user_id` and `label` as
-//! they are), but they cannot read a session an upgraded process wrote: its blob is in
-//! wire layout 2, which they do not know, so to them it is no session, and the request
-//! starts a new one. Upgrade every process at once, or expect such log-outs while both
-//! versions run.
+//! they are), and read every unbound session an upgraded process wrote (its blob stays in
+//! wire layout 1). A session bound to a user is in layout 2, which they do not know: to
+//! them it is no session, and the request starts a new one. Upgrade every process before
+//! the application starts calling `set_user`, or expect such log-outs while both versions
+//! run.
 //!
 //! The prefix is the only text spliced into SQL, and it is checked to be an identifier
 //! ([`validate_prefix`]); keys, data and times are always bound parameters.

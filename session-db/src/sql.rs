@@ -29,8 +29,8 @@ pub(crate) struct Row {
 }
 
 /// What a write stores in a row, all taken from one record, so that the blob and the
-/// columns beside it always agree: the encoded record (owner included, as layout 2 has
-/// it), and the expiry and owner columns that the statements filter on.
+/// columns beside it always agree: the encoded record (owner included, in layout 2, when
+/// bound), and the expiry and owner columns that the statements filter on.
 #[derive(Debug)]
 pub(crate) struct Written {
     pub(crate) data: Vec<u8>,

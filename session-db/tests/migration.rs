@@ -53,14 +53,9 @@ fn old_session() -> OldSession {
     let data = Data::from([("userInfo".to_owned(), b"\"Ada\"".to_vec())]);
     let expires_at = Timestamp::now() + Duration::from_secs(3600);
     let record = Record::new(data.clone(), expires_at, Timestamp::now());
-    // Layout 1 is layout 2 without the owner flag at the end, under version byte 1.
-    let mut blob = encode_record(&record);
-    assert_eq!(
-        blob.pop(),
-        Some(0),
-        "an unbound record ends with its owner flag"
-    );
-    blob[4] = 1;
+    // An unbound record is written in layout 1, as the earlier version wrote it.
+    let blob = encode_record(&record);
+    assert_eq!(blob[4], 1, "an unbound record keeps layout 1");
     OldSession {
         key: SessionId::generate(32).expect("id").store_key(),
         blob,

@@ -59,8 +59,8 @@
 //! **Existing deployments** need no migration: session files written before the index
 //! (record layout 1) carry no owner, so no session is bound yet; the `users` folder appears
 //! with the first binding. Rolling back to a release without the index leaves the
-//! `users` folder unused (delete it), but such a release cannot read the session files
-//! written since (record layout 2): they are "no session" to it.
+//! `users` folder unused (delete it); it reads every unbound session file as before
+//! (record layout 1), but not one bound to a user (layout 2): that is "no session" to it.
 //!
 //! ```
 //! use std::sync::Arc;
