@@ -13,8 +13,8 @@ impl Session {
     /// `max_sessions_per_user` ends the least recently active ones beyond the limit.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] if the store keeps no user index; a store failure while
-    /// loading.
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) if the store keeps no user
+    /// index; a store failure while loading.
     pub async fn set_user(&self, user: UserId) -> Result<()> {
         self.shared.manager.require_user_index()?;
         let mut state = self.loaded_state().await?;
@@ -38,7 +38,8 @@ impl Session {
     /// before [`set_user`](Self::set_user) is given to the binding it makes.
     ///
     /// # Errors
-    /// [`ErrorKind::TooLarge`] or [`ErrorKind::InvalidId`] for a label
+    /// [`ErrorKind::TooLarge`](crate::ErrorKind::TooLarge) or
+    /// [`ErrorKind::InvalidId`](crate::ErrorKind::InvalidId) for a label
     /// [`check_label`](crate::check_label) refuses; a store failure while loading.
     pub async fn set_label(&self, label: &str) -> Result<()> {
         crate::check_label(label)?;
@@ -97,7 +98,8 @@ impl Session {
     /// one marked [`current`](UserSession::current); empty for a session bound to no user.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] if the store keeps no user index; store failures.
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) if the store keeps no user
+    /// index; store failures.
     pub async fn user_sessions(&self) -> Result<Vec<UserSession>> {
         let (user, current) = self.user_and_key().await?;
         let Some(user) = user else {
@@ -121,7 +123,8 @@ impl Session {
     /// that posts handles needs no ownership check of its own.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] if the store keeps no user index; store failures.
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) if the store keeps no user
+    /// index; store failures.
     pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool> {
         let (user, _) = self.user_and_key().await?;
         let Some(user) = user else {
@@ -134,7 +137,8 @@ impl Session {
     /// returns how many it ended. This one stays.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] if the store keeps no user index; store failures.
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) if the store keeps no user
+    /// index; store failures.
     pub async fn revoke_others(&self) -> Result<u64> {
         let (user, current) = self.user_and_key().await?;
         let Some(user) = user else {

@@ -238,7 +238,7 @@ pub(crate) async fn user_index_stays_bounded(ctx: &Ctx) -> CaseResult {
     for round in 0..4 {
         let key = create_bound(ctx, &ada_owner, &[], in_secs(3600)).await?;
         ctx.store.delete(&key).await?;
-        let expiring = create_bound(ctx, &ada_owner, &[], in_millis(200)).await?;
+        create_bound(ctx, &ada_owner, &[], in_millis(200)).await?;
         let rebound = create_bound(ctx, &ada_owner, &[], in_secs(3600)).await?;
         let mut to_bob = changes(&[], &[], in_secs(3600));
         to_bob.owner = Some(owner(&bob, "")?);
@@ -246,7 +246,6 @@ pub(crate) async fn user_index_stays_bounded(ctx: &Ctx) -> CaseResult {
         if round % 2 == 0 {
             live.push(create_bound(ctx, &ada_owner, &[], in_secs(3600)).await?);
         }
-        let _ = expiring;
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     ctx.store.gc().await?;
