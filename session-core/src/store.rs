@@ -222,7 +222,7 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> {
         let _ = user;
-        Err(no_user_index(std::any::type_name::<Self>()))
+        Err(no_user_index(std::any::type_name::<Self>(), "sessions_of"))
     }
 
     /// How many index entries the store keeps for `user`, stale ones (of sessions deleted,
@@ -237,20 +237,25 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
     async fn user_index_len(&self, user: &UserId) -> Result<u64> {
         let _ = user;
-        Err(no_user_index(std::any::type_name::<Self>()))
+        Err(no_user_index(
+            std::any::type_name::<Self>(),
+            "user_index_len",
+        ))
     }
 
     /// What this store can do; the conformance suite skips cases that need more.
     fn capabilities(&self) -> Capabilities;
 }
 
-/// The error of a user-index call on a store that keeps no index.
-fn no_user_index(store: &str) -> Error {
+/// The error of a user-index call on a store that does not implement `method`: one that
+/// keeps no index, or a wrapper that forwards `capabilities` but not this method.
+fn no_user_index(store: &str, method: &str) -> Error {
     Error::new(
         ErrorKind::Unsupported,
         format!(
-            "the store {store} keeps no index of users' sessions \
-             (Capabilities::user_index is false)"
+            "the store {store} does not implement SessionStore::{method}: it keeps no index \
+             of users' sessions (a store that declares Capabilities::user_index, or forwards \
+             the capabilities of one it wraps, must implement it)"
         ),
     )
 }
