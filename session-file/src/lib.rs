@@ -291,6 +291,19 @@ fn io_error(message: String, err: io::Error) -> Error {
     Error::backend(message, err)
 }
 
+/// The entries of the folder `dir`, none if it does not exist (yet, or any more: another
+/// process may have removed it), every error naming the folder.
+fn dir_entries(dir: &Path) -> Result<impl Iterator<Item = Result<fs::DirEntry>> + '_> {
+    let listing = match fs::read_dir(dir) {
+        Ok(entries) => Some(entries),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
+    };
+    Ok(listing.into_iter().flatten().map(move |entry| {
+        entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))
+    }))
+}
+
 impl Inner {
     fn shard_dir(&self, key: &StoreKey) -> PathBuf {
         let mut dir = self.root.clone();
@@ -509,14 +522,8 @@ impl Inner {
         if level == self.depth {
             return visit(dir);
         }
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
-        };
-        for entry in entries {
-            let entry =
-                entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        for entry in dir_entries(dir)? {
+            let entry = entry?;
             let name = entry.file_name();
             let is_shard = name.len() == 1
                 && name
@@ -537,15 +544,9 @@ impl Inner {
         now: Timestamp,
         unbound: &mut HashMap<UserId, Vec<StoreKey>>,
     ) -> Result<u64> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
-        };
         let mut removed = 0;
-        for entry in entries {
-            let entry =
-                entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        for entry in dir_entries(dir)? {
+            let entry = entry?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };

@@ -46,7 +46,7 @@ use session_core::wire;
 use session_core::{Error, ErrorKind, IndexedSession, Result, StoreKey, Timestamp, UserId};
 use sha2::{Digest as _, Sha256};
 
-use crate::{Inner, LockSet, io_error, temp_file_key};
+use crate::{Inner, LockSet, dir_entries, io_error, temp_file_key};
 
 /// The folder of index files, inside the session folder.
 pub(crate) const USER_DIR: &str = "users";
@@ -336,14 +336,8 @@ impl Inner {
         let now = Timestamp::now();
         let mut keys = Vec::new();
         self.walk(&self.root, 0, &mut |dir| {
-            let entries = match fs::read_dir(dir) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
-            };
-            for entry in entries {
-                let entry =
-                    entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+            for entry in dir_entries(dir)? {
+                let entry = entry?;
                 let Some(key) = entry
                     .file_name()
                     .to_str()
@@ -363,15 +357,9 @@ impl Inner {
     /// Removes the temporary index files a crash left in `dir` (a folder of index files).
     /// Returns how many; they are not sessions, so gc does not count them.
     pub(crate) fn gc_index_dir(&self, dir: &Path) -> Result<u64> {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(err) => return Err(io_error(format!("cannot list {}", dir.display()), err)),
-        };
         let mut removed = 0;
-        for entry in entries {
-            let entry =
-                entry.map_err(|err| io_error(format!("cannot list {}", dir.display()), err))?;
+        for entry in dir_entries(dir)? {
+            let entry = entry?;
             let Some(hash) = entry.file_name().to_str().and_then(temp_file_key) else {
                 continue;
             };

@@ -567,13 +567,25 @@ impl RedisStore {
         {
             return Ok(created);
         }
-        let mut connection = self.connection.clone();
-        let mut command = self.script_command(
-            &layout::CREATE,
-            key,
-            layout::create_args_size(record, binding),
-        );
+        self.create_by_script(key, record, binding, None).await
+    }
+
+    /// Runs the create script, declaring the owner's `index` key when the script files the
+    /// session there itself (a bound session on a single server).
+    async fn create_by_script(
+        &self,
+        key: &StoreKey,
+        record: &Record,
+        binding: Option<Binding<'_>>,
+        index: Option<&str>,
+    ) -> Result<bool> {
+        let argv = layout::create_args_size(record, binding);
+        let mut command = match index {
+            Some(index) => self.script_command_with_index(&layout::CREATE, key, index, argv),
+            None => self.script_command(&layout::CREATE, key, argv),
+        };
         layout::write_create_args(&mut command, record, binding);
+        let mut connection = self.connection.clone();
         let created: i64 = self
             .call(
                 "create",
@@ -717,22 +729,8 @@ impl SessionStore for RedisStore {
         }
         match self.index_writes() {
             IndexWrites::Inline => {
-                let mut connection = self.connection.clone();
-                let mut command = self.script_command_with_index(
-                    &layout::CREATE,
-                    key,
-                    &index,
-                    layout::create_args_size(record, binding),
-                );
-                layout::write_create_args(&mut command, record, binding);
-                let created: i64 = self
-                    .call(
-                        "create",
-                        key,
-                        run_script(&mut connection, &layout::CREATE, &command),
-                    )
-                    .await?;
-                Ok(created == 1)
+                self.create_by_script(key, record, binding, Some(&index))
+                    .await
             }
             IndexWrites::Deferred => {
                 let created = self.create_session(key, record, binding).await?;
