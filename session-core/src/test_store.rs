@@ -86,11 +86,9 @@ impl SessionStore for Counted {
 /// A manager with the configuration `json` over a fresh counted doc store.
 pub(crate) fn manager(json: &str) -> (SessionManager, std::sync::Arc<Counted>) {
     let store = std::sync::Arc::new(Counted::default());
-    // ok: test-only module (compiled under cfg(test)); the configurations are the tests'.
-    let config = SessionConfig::from_json_str(json).expect("test configuration");
-    // ok: test-only module; a configuration that parsed is one the manager accepts.
-    let manager =
-        SessionManager::new(store.clone(), config).expect("a manager over the test store");
+    // This module is compiled under cfg(test) only, for the unit tests' own configurations.
+    let config = SessionConfig::from_json_str(json).expect("test config"); // ok: test-only
+    let manager = SessionManager::new(store.clone(), config).expect("manager"); // ok: test-only
     (manager, store)
 }
 
@@ -100,8 +98,8 @@ pub(crate) fn manager_without_user_index() -> SessionManager {
         no_user_index: true,
         ..Counted::default()
     };
-    // ok: test-only module; the default configuration is valid.
-    SessionManager::new(std::sync::Arc::new(store), SessionConfig::default()).expect("manager")
+    let manager = SessionManager::new(std::sync::Arc::new(store), SessionConfig::default());
+    manager.expect("the default configuration is valid") // ok: test-only module
 }
 
 /// The `Cookie` header that sends `cookie` back.

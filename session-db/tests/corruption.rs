@@ -253,19 +253,6 @@ async fn logged_in(store: &dyn SessionStore) -> (StoreKey, Record) {
     (key, record)
 }
 
-/// The skip of a test whose server is unreachable (the runner makes it a failure under
-/// `SESSION_REQUIRE_SERVICES=1`), with the error's causes: the outermost one alone
-/// ("connect failed") does not say what went wrong.
-fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
-    let mut reason = format!("{server} unreachable: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    TestError::skip(reason)
-}
-
 /// Calls `attempt` until it succeeds, for at most `limit`; returns how many calls failed.
 async fn until_ok<F, Fut>(limit: Duration, mut attempt: F) -> usize
 where
@@ -350,7 +337,7 @@ mod postgres {
         options.max_connections = max_connections;
         PostgresStore::connect(&options)
             .await
-            .map_err(|err| unreachable(&server(), &err))
+            .map_err(|err| common::unreachable(&server(), &err))
     }
 
     async fn drop_table(store: &PostgresStore) {
@@ -377,7 +364,7 @@ mod postgres {
         options.test_before_acquire = test_before_acquire;
         PostgresStore::connect(&options)
             .await
-            .map_err(|err| unreachable(&server(), &err))
+            .map_err(|err| common::unreachable(&server(), &err))
     }
 
     /// Terminates every backend named `name`; says how many.
@@ -470,7 +457,7 @@ mod postgres {
         options.min_connections = 2;
         let store = match PostgresStore::connect(&options).await {
             Ok(store) => store,
-            Err(err) => return Err(unreachable(&server(), &err)),
+            Err(err) => return Err(common::unreachable(&server(), &err)),
         };
         let admin = PgPool::connect(&url()).await.expect("admin pool");
         let open = || async {
@@ -586,7 +573,7 @@ mod mysql {
         options.max_connections = max_connections;
         MySqlStore::connect(&options)
             .await
-            .map_err(|err| unreachable(&server(), &err))
+            .map_err(|err| common::unreachable(&server(), &err))
     }
 
     async fn drop_table(store: &MySqlStore) {
@@ -636,7 +623,7 @@ mod mysql {
     async fn killable_store(max_connections: u32) -> Result<MySqlStore, TestError> {
         let admin = MySqlPool::connect(&url())
             .await
-            .map_err(|err| unreachable(&server(), &err))?;
+            .map_err(|err| common::unreachable(&server(), &err))?;
         let url = url();
         let (scheme, rest) = url.split_once("://").expect("a URL");
         let host = rest.split_once('@').map_or(rest, |(_, host)| host);
@@ -648,7 +635,7 @@ mod mysql {
             format!("GRANT ALL PRIVILEGES ON `{database}`.* TO '{KILL_USER}'@'%'"),
         ] {
             if let Err(err) = sqlx::raw_sql(&statement).execute(&admin).await {
-                return Err(unreachable(
+                return Err(common::unreachable(
                     &format!(
                         "{} as a user that may create users (the kill test needs one)",
                         server()
@@ -724,7 +711,7 @@ mod mysql {
         options.acquire_timeout = Duration::from_secs(2);
         let store = match MySqlStore::connect(&options).await {
             Ok(store) => store,
-            Err(err) => return Err(unreachable(&server(), &err)),
+            Err(err) => return Err(common::unreachable(&server(), &err)),
         };
         // MariaDB has no connection names: the store's connections are the ones running a
         // statement on its table (a random name), which is what "under load" means here.

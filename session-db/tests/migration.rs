@@ -24,7 +24,7 @@ use session_core::wire::encode_record;
 use session_core::{
     ChangeSet, Data, Owner, Record, SessionId, SessionStore, StoreKey, Timestamp, UserId,
 };
-use session_testkit::{TestError, TestResult, Tests, Trial};
+use session_testkit::{TestResult, Tests, Trial};
 
 fn main() -> std::process::ExitCode {
     let mut trials = Vec::new();
@@ -68,17 +68,6 @@ fn ada() -> Owner {
     Owner::new(UserId::new(format!("ada-{}", common::random_prefix())).expect("user"))
         .with_label("laptop")
         .expect("label")
-}
-
-/// The skip of a test whose server is unreachable, with the error's causes.
-fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
-    let mut reason = format!("{server} unreachable: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    TestError::skip(reason)
 }
 
 /// What must hold once `first` has migrated a table holding `old`, checked through `first`
@@ -230,7 +219,7 @@ mod postgres {
 
     async fn old_table_is_migrated_in_place() -> TestResult {
         let admin = PgPool::connect(&url()).await.map_err(|err| {
-            unreachable(&format!("PostgreSQL at {}", common::redacted(&url())), &err)
+            common::unreachable(&format!("PostgreSQL at {}", common::redacted(&url())), &err)
         })?;
         let (prefix, old) = (common::random_prefix(), old_session());
         old_table(&admin, &prefix, &old).await;
@@ -334,7 +323,7 @@ mod mysql {
 
     async fn old_table_is_migrated_in_place() -> TestResult {
         let admin = MySqlPool::connect(&url()).await.map_err(|err| {
-            unreachable(&format!("MariaDB at {}", common::redacted(&url())), &err)
+            common::unreachable(&format!("MariaDB at {}", common::redacted(&url())), &err)
         })?;
         let (prefix, old) = (common::random_prefix(), old_session());
         old_table(&admin, &prefix, &old).await;

@@ -30,7 +30,7 @@ use session_core::{
     Data, Owner, Record, SessionConfig, SessionId, SessionManager, SessionStore, StoreKey,
     Timestamp, UserId,
 };
-use session_testkit::{TestError, TestResult, Tests, Trial};
+use session_testkit::{TestResult, Tests, Trial};
 use tracing::Subscriber;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
@@ -285,17 +285,6 @@ async fn delete_many_past_the_bind_limit_on(backend: &str, store: &dyn SessionSt
     );
 }
 
-/// The skip of a test whose server is unreachable, with the error's causes.
-fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
-    let mut reason = format!("{server} unreachable: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    TestError::skip(reason)
-}
-
 #[cfg(feature = "postgres")]
 mod postgres {
     use session_db::sqlx;
@@ -311,7 +300,7 @@ mod postgres {
         let mut options = DbOptions::new(url.clone());
         options.prefix = common::random_prefix();
         let store = PostgresStore::connect(&options).await.map_err(|err| {
-            unreachable(&format!("PostgreSQL at {}", common::redacted(&url)), &err)
+            common::unreachable(&format!("PostgreSQL at {}", common::redacted(&url)), &err)
         })?;
         figures("postgres", Arc::new(store.clone())).await;
         delete_many_past_the_bind_limit_on("postgres", &store).await;
@@ -336,9 +325,9 @@ mod mysql {
         let url = common::env_url("SESSION_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
         let mut options = DbOptions::new(url.clone());
         options.prefix = common::random_prefix();
-        let store = MySqlStore::connect(&options)
-            .await
-            .map_err(|err| unreachable(&format!("MariaDB at {}", common::redacted(&url)), &err))?;
+        let store = MySqlStore::connect(&options).await.map_err(|err| {
+            common::unreachable(&format!("MariaDB at {}", common::redacted(&url)), &err)
+        })?;
         figures("mysql", Arc::new(store.clone())).await;
         delete_many_past_the_bind_limit_on("mysql", &store).await;
         let drop = format!("DROP TABLE IF EXISTS {}", store.table());

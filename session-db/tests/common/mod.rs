@@ -1,9 +1,11 @@
-//! Helpers shared by the test binaries: server URLs from the environment and random
-//! table prefixes, so concurrent runs never share a table.
+//! Helpers shared by the test binaries: server URLs from the environment, random table
+//! prefixes (so concurrent runs never share a table), and the skip of an unreachable
+//! server.
 
 #![allow(dead_code, unreachable_pub)]
 
 use session_core::SessionId;
+use session_testkit::TestError;
 
 /// The URL in `var`, or `default` (a loopback server) when it is unset.
 pub fn env_url(var: &str, default: &str) -> String {
@@ -29,4 +31,17 @@ pub fn redacted(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// The skip of a test whose server is unreachable (the runner makes it a failure under
+/// `SESSION_REQUIRE_SERVICES=1`), with the error's causes: the outermost one alone
+/// ("connect failed") does not say what went wrong.
+pub fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
+    let mut reason = format!("{server} unreachable: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        reason.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    TestError::skip(reason)
 }
