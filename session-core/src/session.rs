@@ -373,7 +373,7 @@ impl Session {
             return Ok(());
         }
         let expires_at = manager.expiry.for_new(now, state.timeout_override);
-        let lent = Lent::new(&mut state.data, expires_at, now, state.owner.as_ref());
+        let lent = Lent::new(&mut state.data, &mut state.owner, expires_at, now);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
         state.persisted = Some(Persisted {
@@ -413,12 +413,7 @@ impl Session {
                 .expiry
                 .target(now, old.created_at, old.expires_at, state.timeout_override);
         let created_at = old.created_at;
-        let lent = Lent::new(
-            &mut state.data,
-            expires_at,
-            created_at,
-            state.owner.as_ref(),
-        );
+        let lent = Lent::new(&mut state.data, &mut state.owner, expires_at, created_at);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
         state.persisted = Some(Persisted {
@@ -468,7 +463,7 @@ impl Session {
         if changes_data && let Some(loaded) = persisted.revision {
             // One conditional write of the whole working data, for the common case of a
             // request that changed a session nobody else touched meanwhile.
-            let lent = Lent::new(data, expires_at, persisted.created_at, owner.as_ref());
+            let lent = Lent::new(data, owner, expires_at, persisted.created_at);
             revision = manager
                 .store
                 .update_if_unchanged(&persisted.key, loaded, &lent.record)
@@ -575,38 +570,43 @@ impl Session {
     }
 }
 
-/// The session's working data, lent to a record for one store call, and given back when
-/// the lender is dropped: after the call, on an error, or when the flush is cancelled
-/// mid-call (its future dropped). A flush sends the data without copying it, and a
+/// The session's working data and owner, lent to a record for one store call, and given
+/// back when the lender is dropped: after the call, on an error, or when the flush is
+/// cancelled mid-call (its future dropped). A flush sends them without copying, and a
 /// cancelled flush leaves the session holding all of it for a later one.
 struct Lent<'a> {
     home: &'a mut Data,
+    owner_home: &'a mut Option<Owner>,
     record: Record,
 }
 
 impl<'a> Lent<'a> {
-    /// Lends `home` to a record with the given expiry, creation time and owner (cloned:
-    /// two short strings, and only for a session bound to a user).
+    /// Lends `home` and `owner_home` to a record with the given expiry and creation time.
     fn new(
         home: &'a mut Data,
+        owner_home: &'a mut Option<Owner>,
         expires_at: Timestamp,
         created_at: Timestamp,
-        owner: Option<&Owner>,
     ) -> Self {
         let record = Record {
             data: std::mem::take(home),
             expires_at,
             created_at,
             revision: None,
-            owner: owner.cloned(),
+            owner: owner_home.take(),
         };
-        Self { home, record }
+        Self {
+            home,
+            owner_home,
+            record,
+        }
     }
 }
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
         std::mem::swap(self.home, &mut self.record.data);
+        std::mem::swap(self.owner_home, &mut self.record.owner);
     }
 }
 
