@@ -81,7 +81,23 @@ pub struct SessionConfig {
     /// ([`Session::set_user`](crate::Session::set_user)) ends that user's least recently
     /// active other sessions (no limit by default; needs a store with a user index).
     pub max_sessions_per_user: Option<usize>,
+    /// Whether requests hold their session's lock ([`LockMode::Exclusive`](crate::LockMode))
+    /// from its first use until the flush, so that requests of one session run one at a
+    /// time (`false` by default; needs a store with [`Capabilities::lock`](crate::Capabilities)).
+    pub lock: bool,
+    /// How long a request waits for its session's lock before failing with
+    /// [`ErrorKind::Locked`](crate::ErrorKind::Locked) (5 seconds by default).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub lock_timeout: Duration,
+    /// How long a lease on the lock lives without renewal (10 seconds by default). The
+    /// holder renews it every third of this while it holds it, so a crashed or stalled
+    /// holder blocks the others for at most this long.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub lock_ttl: Duration,
 }
+
+/// The shortest `lock_ttl` accepted: the holder renews every third of it.
+pub const MIN_LOCK_TTL: Duration = Duration::from_millis(30);
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -99,6 +115,9 @@ impl Default for SessionConfig {
             codec: Codec::default(),
             max_value_size: 4 * 1024 * 1024,
             max_sessions_per_user: None,
+            lock: false,
+            lock_timeout: Duration::from_secs(5),
+            lock_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -442,6 +461,18 @@ impl SessionConfig {
             return Err(Error::config(
                 "max_sessions_per_user",
                 "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+        if self.lock_timeout.is_zero() {
+            return Err(Error::config("lock_timeout", "must be longer than zero"));
+        }
+        if self.lock_ttl < MIN_LOCK_TTL {
+            return Err(Error::config(
+                "lock_ttl",
+                format!(
+                    "must be at least {} ms: the holder renews its lease every third of it",
+                    MIN_LOCK_TTL.as_millis()
+                ),
             ));
         }
         Ok(())

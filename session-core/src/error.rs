@@ -28,6 +28,20 @@ pub enum ErrorKind {
     Random,
     /// The requested operation or store type is not available.
     Unsupported,
+    /// The session's lock was not granted within `lock_timeout`: another request of the
+    /// same session held it all along. Worth retrying later (web layers answer 503 with
+    /// `Retry-After`).
+    Locked,
+    /// This request's lease on the session lock lapsed (it was not renewed within
+    /// `lock_ttl`: a stalled process, a store unreachable for renewals) or the session
+    /// changed under it; its changes were not written, so that they cannot overwrite the
+    /// next holder's work.
+    LockLost,
+    /// [`Session::update`](crate::Session::update) met a concurrent change of the session
+    /// on every one of its bounded attempts.
+    Conflict,
+    /// A write through a session opened in [`LockMode::ReadOnly`](crate::LockMode::ReadOnly).
+    ReadOnly,
 }
 
 impl fmt::Display for ErrorKind {
@@ -42,6 +56,10 @@ impl fmt::Display for ErrorKind {
             Self::Timeout => "store timeout",
             Self::Random => "random number generator error",
             Self::Unsupported => "unsupported",
+            Self::Locked => "session locked",
+            Self::LockLost => "session lock lost",
+            Self::Conflict => "concurrent updates conflict",
+            Self::ReadOnly => "read-only session",
         })
     }
 }

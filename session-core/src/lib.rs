@@ -94,6 +94,8 @@ mod error;
 mod expiry;
 mod gc;
 mod id;
+mod lease;
+mod lock;
 mod manager;
 mod record;
 mod registry;
@@ -110,12 +112,13 @@ pub mod wire;
 
 pub use codec::Codec;
 pub use config::{
-    CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, SameSite, Secrets, SessionConfig,
+    CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite, Secrets, SessionConfig,
     deserialize_duration,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use gc::GcHandle;
 pub use id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH, SessionId, StoreKey};
+pub use lock::{LOCK_TOKEN_LEN, LockMode, LockToken};
 pub use manager::SessionManager;
 pub use record::{ChangeSet, Data, Record, Revision};
 pub use registry::{AdapterOptions, Registry};

@@ -11,10 +11,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_
 use crate::config::SameSite;
 use crate::expiry::ExpiryPolicy;
 use crate::gc::GcHandle;
+use crate::lease::Gates;
 use crate::session::CookieAction;
 use crate::{
-    ErrorKind, Record, Registry, Result, Session, SessionConfig, SessionId, SessionStore, Signer,
-    StoreKey, Timestamp,
+    Error, ErrorKind, Record, Registry, Result, Session, SessionConfig, SessionId, SessionStore,
+    Signer, StoreKey, Timestamp,
 };
 
 /// The longest cookie value looked at. A signed id of the maximum length, percent-encoded,
@@ -76,6 +77,8 @@ pub(crate) struct ManagerInner {
     /// The configuration's timeouts, applied by every load and flush.
     pub(crate) expiry: ExpiryPolicy,
     signer: Option<Signer>,
+    /// The in-process queues of locked sessions.
+    pub(crate) gates: Arc<Gates>,
 }
 
 impl SessionManager {
@@ -85,6 +88,13 @@ impl SessionManager {
     /// [`ErrorKind::Config`] naming the offending key.
     pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self> {
         config.validate()?;
+        if config.lock && !store.capabilities().lock {
+            return Err(Error::config(
+                "lock",
+                "this store keeps no session locks (its Capabilities::lock is false); \
+                 Session::update still gives atomic read-modify-writes without the lock",
+            ));
+        }
         let signer = if config.secret.is_empty() {
             None
         } else {
@@ -96,6 +106,7 @@ impl SessionManager {
                 expiry: ExpiryPolicy::new(&config),
                 config,
                 signer,
+                gates: Arc::default(),
             }),
         })
     }

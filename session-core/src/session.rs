@@ -8,13 +8,15 @@ use futures_util::lock::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod locking;
 mod users;
 
 use crate::expiry::NextExpiry;
+use crate::lease::{self, Lease};
 use crate::manager::ManagerInner;
 use crate::{
-    ChangeSet, Data, Error, ErrorKind, Owner, Record, Result, Revision, SessionId, StoreKey,
-    Timestamp,
+    ChangeSet, Data, Error, ErrorKind, LockMode, Owner, Record, Result, Revision, SessionId,
+    StoreKey, Timestamp,
 };
 
 /// How many fresh ids a new session tries before giving up. A collision of two 192-bit ids
@@ -98,6 +100,10 @@ struct State {
     cookie: CookieAction,
     /// The first store failure of this request, kept for the framework integration.
     store_error: Option<(ErrorKind, String)>,
+    /// How this request treats the session lock.
+    lock_mode: LockMode,
+    /// The session lock, while this request holds it.
+    lease: Option<Lease>,
 }
 
 /// What the response must do with the session cookie.
@@ -120,10 +126,11 @@ impl Session {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                manager,
+                manager: Arc::clone(&manager),
                 state: Mutex::new(State {
                     incoming,
                     had_cookie,
+                    lock_mode: LockMode::from_config(manager.config.lock),
                     ..State::default()
                 }),
             }),
@@ -151,28 +158,8 @@ impl Session {
         let bytes = self
             .codec()
             .encode(value, self.shared.manager.config.max_value_size)?;
-        let mut state = self.loaded_state().await?;
-        let state = &mut *state;
-        // A session not stored yet is written whole at flush: only a stored one needs its
-        // changes tracked.
-        if state.persisted.is_some() {
-            if !state.pending.removed.is_empty() {
-                state.pending.removed.remove(key);
-            }
-            // Setting a key again (a counter, a cart) reuses the key strings already there.
-            match state.pending.set.get_mut(key) {
-                Some(slot) => slot.clone_from(&bytes),
-                None => {
-                    state.pending.set.insert(key.to_owned(), bytes.clone());
-                }
-            }
-        }
-        match state.data.get_mut(key) {
-            Some(slot) => *slot = bytes,
-            None => {
-                state.data.insert(key.to_owned(), bytes);
-            }
-        }
+        let mut state = self.writable_state().await?;
+        state.set_bytes(key, bytes);
         Ok(())
     }
 
@@ -198,7 +185,7 @@ impl Session {
     /// # Errors
     /// A store failure while loading.
     pub async fn remove(&self, key: &str) -> Result<bool> {
-        let mut state = self.loaded_state().await?;
+        let mut state = self.writable_state().await?;
         state.pending.set.remove(key);
         let present = state.data.remove(key).is_some();
         if present && state.persisted.is_some() {
@@ -272,7 +259,7 @@ impl Session {
     /// # Errors
     /// A store failure while loading.
     pub async fn cycle_id(&self) -> Result<()> {
-        let mut state = self.loaded_state().await?;
+        let mut state = self.writable_state().await?;
         // A new session gets a fresh id at its first flush anyway.
         state.cycle = state.persisted.is_some();
         Ok(())
@@ -304,6 +291,10 @@ impl Session {
     pub async fn flush(&self) -> Result<Option<cookie::Cookie<'static>>> {
         let mut state = self.shared.state.lock().await;
         let result = self.flush_locked(&mut state).await;
+        if let Some(lease) = state.lease.take() {
+            // The lock ends with the flush. Boxed: only locked requests pay for its room.
+            Box::pin(lease.release()).await;
+        }
         if let Err(err) = &result {
             state
                 .store_error
@@ -397,6 +388,9 @@ impl Session {
         let Some(old) = &state.persisted else {
             return Ok(());
         };
+        if let Some(lease) = &state.lease {
+            lease.check()?;
+        }
         // Delete first: if the old record is already gone (a logout won the race), the
         // session must stay gone rather than reappear under a new id.
         if !manager.store.delete(&old.key).await? {
@@ -442,6 +436,7 @@ impl Session {
             timeout_override,
             cookie,
             owner,
+            lease,
             ..
         } = state
         else {
@@ -459,6 +454,11 @@ impl Session {
             *timeout_override,
         );
         let changes_data = pending.changes_data();
+        if let Some(lease) = lease
+            && (changes_data || refresh)
+        {
+            lease.check()?;
+        }
         let mut revision = None;
         if changes_data && let Some(loaded) = persisted.revision {
             // One conditional write of the whole working data, for the common case of a
@@ -478,6 +478,10 @@ impl Session {
         }
         let applied = if revision.is_some() {
             true
+        } else if changes_data && lease.is_some() && persisted.revision.is_some() {
+            // Under the lock nobody else writes: the record was deleted (a logout), or this
+            // request's lease lapsed and the next holder wrote. Boxed: it is rare.
+            Box::pin(refused_under_lease(manager, &persisted.key)).await?
         } else if changes_data {
             pending.expires_at = expires_at;
             manager.store.update(&persisted.key, pending).await?
@@ -535,6 +539,19 @@ impl Session {
         self.shared.manager.config.codec
     }
 
+    /// [`Session::loaded_state`] for a change: refused in a read-only request.
+    async fn writable_state(&self) -> Result<MutexGuard<'_, State>> {
+        let state = self.loaded_state().await?;
+        if state.lock_mode == LockMode::ReadOnly {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                "this request opened its session read-only (LockMode::ReadOnly), so it holds \
+                 no lock and may not change it",
+            ));
+        }
+        Ok(state)
+    }
+
     /// Locks the state, loading the session from the store first if this request has not.
     async fn loaded_state(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = self.shared.state.lock().await;
@@ -542,15 +559,23 @@ impl Session {
             let manager = &self.shared.manager;
             if let Some(id) = state.incoming.clone() {
                 let key = id.store_key();
+                if state.lock_mode == LockMode::Exclusive && state.lease.is_none() {
+                    // Boxed: only locked requests pay for the wait's room.
+                    match Box::pin(manager.lease(&key)).await {
+                        Ok(lease) => state.lease = Some(lease),
+                        Err(err) => return Err(state.failed(err)),
+                    }
+                }
                 let loaded = match manager.load_live(&key).await {
                     Ok(loaded) => loaded,
-                    Err(err) => {
-                        state
-                            .store_error
-                            .get_or_insert_with(|| (err.kind(), err.message().to_owned()));
-                        return Err(err);
-                    }
+                    Err(err) => return Err(state.failed(err)),
                 };
+                if loaded.is_none()
+                    && let Some(lease) = state.lease.take()
+                {
+                    // Nothing to protect: this request's writes go to a fresh id.
+                    Box::pin(lease.release()).await;
+                }
                 if let Some(record) = loaded {
                     state.persisted = Some(Persisted {
                         id,
@@ -610,7 +635,53 @@ impl Drop for Lent<'_> {
     }
 }
 
+/// What a flush under the lock does when its conditional write was refused: `false` (drop
+/// the changes) if the session was deleted meanwhile, a [`ErrorKind::LockLost`] error if
+/// it was written.
+async fn refused_under_lease(manager: &ManagerInner, key: &StoreKey) -> Result<bool> {
+    match manager.load_live(key).await? {
+        None => Ok(false),
+        Some(_) => Err(lease::lost(
+            "the session was written while this request held its lock (its lease lapsed and \
+             the next holder wrote, or a request without the lock did); its changes were not \
+             written",
+        )),
+    }
+}
+
 impl State {
+    /// Sets `key` to `bytes` in the working data and, for a stored session, in the pending
+    /// change set.
+    fn set_bytes(&mut self, key: &str, bytes: Vec<u8>) {
+        // A session not stored yet is written whole at flush: only a stored one needs its
+        // changes tracked.
+        if self.persisted.is_some() {
+            if !self.pending.removed.is_empty() {
+                self.pending.removed.remove(key);
+            }
+            // Setting a key again (a counter, a cart) reuses the key strings already there.
+            match self.pending.set.get_mut(key) {
+                Some(slot) => slot.clone_from(&bytes),
+                None => {
+                    self.pending.set.insert(key.to_owned(), bytes.clone());
+                }
+            }
+        }
+        match self.data.get_mut(key) {
+            Some(slot) => *slot = bytes,
+            None => {
+                self.data.insert(key.to_owned(), bytes);
+            }
+        }
+    }
+
+    /// Keeps the first store failure of the request for the framework, and returns it.
+    fn failed(&mut self, err: Error) -> Error {
+        self.store_error
+            .get_or_insert_with(|| (err.kind(), err.message().to_owned()));
+        err
+    }
+
     /// Forgets a session the store no longer has, so later writes start a new one.
     fn forget(&mut self) {
         self.persisted = None;

@@ -1,12 +1,13 @@
 //! The contract between the session handle and a storage backend.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::{
-    ChangeSet, Error, ErrorKind, IndexedSession, Record, Result, Revision, StoreKey, Timestamp,
-    UserId,
+    ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Record, Result, Revision, StoreKey,
+    Timestamp, UserId,
 };
 
 /// A session storage backend.
@@ -87,6 +88,21 @@ use crate::{
 /// - The index stays bounded: after a `gc` and a listing, [`user_index_len`](Self::user_index_len)
 ///   counts no more entries than the user's live sessions (`user_index_stays_bounded`).
 ///
+/// Session locks, for stores that declare [`Capabilities::lock`] (the cases skip for the
+/// others, and the manager refuses `lock = true` on them with an [`ErrorKind::Config`]
+/// error). A lease is kept apart from the record: locking neither creates, changes nor
+/// needs one.
+/// - [`lock`](Self::lock) grants a key to one token at a time: refused while another
+///   token's lease is unexpired, of concurrent attempts exactly one wins, and a lapsed
+///   lease (its `ttl` passed without renewal) is granted to the next token
+///   (`lock_is_exclusive`, `lock_concurrent_attempts_admit_one`, `lock_lapses_after_ttl`).
+/// - [`renew_lock`](Self::renew_lock) extends only the holder's unexpired lease, and
+///   [`unlock`](Self::unlock) releases only the holder's: another token can do neither
+///   (`lock_renew_extends_the_lease`, `unlock_needs_the_holders_token`).
+/// - Leases of different keys are independent, leave records alone, and on a shared store
+///   one handle's lease holds for every other (`lock_leaves_records_and_other_keys_alone`,
+///   `lock_shared_between_handles`).
+///
 /// The session-level cases (`session_*`, `torture_*`) drive a [`SessionManager`](crate::SessionManager)
 /// over the store and check what these rules add up to: strict ids, no resurrection by a
 /// slow request racing a logout, one load and no write for a read-only request, and so on;
@@ -99,7 +115,16 @@ use crate::{
 /// `session_revoke_racing_slow_request_does_not_resurrect`,
 /// `session_max_sessions_per_user_ends_the_oldest`,
 /// `session_concurrent_logins_are_listed_and_capped`,
-/// `session_binding_costs_no_extra_round_trip`).
+/// `session_binding_costs_no_extra_round_trip`); for locks and atomic updates, 50
+/// concurrent read-modify-writes of one key losing nothing with the lock and with
+/// [`Session::update`](crate::Session::update), on one handle and on two, a dropped request
+/// releasing the lock, a lapsed holder's late flush refused, a bounded wait, and sessions
+/// never waiting on each other (`session_lock_serializes_read_modify_writes`,
+/// `session_lock_serializes_across_handles`, `session_update_is_atomic_without_the_lock`,
+/// `session_update_is_atomic_across_handles`, `session_lock_released_when_request_dropped`,
+/// `session_lock_lapsed_holder_cannot_write`, `session_lock_timeout_is_a_typed_error`,
+/// `session_locks_of_different_sessions_never_wait`,
+/// `session_read_only_request_does_not_wait`).
 ///
 /// # Wrappers must implement every method
 ///
@@ -243,8 +268,58 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         ))
     }
 
+    /// Grants the lock of `key` to `token` for `ttl` if no other token holds an unexpired
+    /// lease on it; returns whether `token` holds it now. A lease whose `ttl` passed
+    /// without renewal has lapsed and is granted to the next caller.
+    ///
+    /// Leases are apart from records: locking a key neither needs, creates nor changes a
+    /// record there. For stores that declare [`Capabilities::lock`]; the manager calls it
+    /// for requests in [`LockMode::Exclusive`](crate::LockMode::Exclusive), polling with a
+    /// backoff while it is refused.
+    ///
+    /// # Errors
+    /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let _ = (key, token, ttl);
+        Err(no_lock(std::any::type_name::<Self>(), "lock"))
+    }
+
+    /// Extends `token`'s lease on `key` to `ttl` from now if `token` still holds it
+    /// unexpired; returns whether it did. A lapsed lease is not revived, and another
+    /// token's lease is left alone.
+    ///
+    /// # Errors
+    /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let _ = (key, token, ttl);
+        Err(no_lock(std::any::type_name::<Self>(), "renew_lock"))
+    }
+
+    /// Releases `token`'s lease on `key`; returns whether `token` held it. Another
+    /// token's lease is left alone (a compare-and-delete), so a late release by a holder
+    /// whose lease lapsed never frees the lock of the holder after it.
+    ///
+    /// # Errors
+    /// Backend failures; the default is an [`ErrorKind::Unsupported`] error.
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        let _ = (key, token);
+        Err(no_lock(std::any::type_name::<Self>(), "unlock"))
+    }
+
     /// What this store can do; the conformance suite skips cases that need more.
     fn capabilities(&self) -> Capabilities;
+}
+
+/// The error of a lock call on a store that does not implement `method`.
+fn no_lock(store: &str, method: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "the store {store} does not implement SessionStore::{method}: it keeps no \
+             session locks (a store that declares Capabilities::lock, or forwards the \
+             capabilities of one it wraps, must implement it)"
+        ),
+    )
 }
 
 /// The error of a user-index call on a store that does not implement `method`: one that
@@ -279,6 +354,11 @@ pub struct Capabilities {
     /// sessions: [`SessionStore::sessions_of`] and [`SessionStore::user_index_len`] work,
     /// and sessions can be bound to users.
     pub user_index: bool,
+    /// The store keeps session locks: [`SessionStore::lock`], [`SessionStore::renew_lock`]
+    /// and [`SessionStore::unlock`] work, so requests can hold their session's lock
+    /// (`lock = true`). On a [`shared`](Self::shared) store the lock holds across
+    /// processes.
+    pub lock: bool,
 }
 
 impl Capabilities {
@@ -289,6 +369,7 @@ impl Capabilities {
             shared: false,
             persistent: false,
             user_index: false,
+            lock: false,
         }
     }
 
@@ -317,6 +398,13 @@ impl Capabilities {
     #[must_use]
     pub const fn with_user_index(mut self, user_index: bool) -> Self {
         self.user_index = user_index;
+        self
+    }
+
+    /// Sets [`Capabilities::lock`].
+    #[must_use]
+    pub const fn with_lock(mut self, lock: bool) -> Self {
+        self.lock = lock;
         self
     }
 }

@@ -77,6 +77,28 @@ impl SessionStore for Counted {
         self.count();
         self.inner.user_index_len(user).await
     }
+    async fn lock(
+        &self,
+        key: &StoreKey,
+        token: &crate::LockToken,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        self.count();
+        self.inner.lock(key, token, ttl).await
+    }
+    async fn renew_lock(
+        &self,
+        key: &StoreKey,
+        token: &crate::LockToken,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        self.count();
+        self.inner.renew_lock(key, token, ttl).await
+    }
+    async fn unlock(&self, key: &StoreKey, token: &crate::LockToken) -> Result<bool> {
+        self.count();
+        self.inner.unlock(key, token).await
+    }
     fn capabilities(&self) -> Capabilities {
         let capabilities = self.inner.capabilities();
         capabilities.with_user_index(capabilities.user_index && !self.no_user_index)

@@ -8,6 +8,8 @@
 //! - Optionally bounded ([`MemoryStore::with_max_sessions`]): when full, a new session
 //!   evicts the soonest-to-expire session of its shard (expired ones first).
 //! - Every change set is applied under its shard's lock, so it is atomic.
+//! - Keeps session locks ([`Capabilities::lock`]) in the same shards, next to the records
+//!   and apart from them: a lease is a token and a monotonic deadline.
 //! - Keeps a user index ([`Capabilities::user_index`]): the sessions of one user are listed
 //!   without looking at anyone else's, and sessions that do not change their binding never
 //!   touch it.
@@ -48,12 +50,13 @@ mod users;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use session_core::{
-    Capabilities, ChangeSet, Error, IndexedSession, Owner, Record, Registry, Result, SessionStore,
-    StoreKey, Timestamp, UserId, async_trait,
+    Capabilities, ChangeSet, Error, IndexedSession, LockToken, Owner, Record, Registry, Result,
+    SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
 
 use crate::users::UserIndex;
@@ -83,6 +86,8 @@ struct Shard {
     records: FxHashMap<Digest, Record>,
     /// The same sessions ordered by expiry: gc and eviction take from the front.
     by_expiry: BTreeSet<(Timestamp, Digest)>,
+    /// Session locks: the holder's token and when its lease lapses.
+    leases: FxHashMap<Digest, (LockToken, Instant)>,
 }
 
 /// Options of `adapter.memory`.
@@ -183,6 +188,13 @@ impl MemoryStore {
 }
 
 impl Shard {
+    /// The unexpired lease on `digest`, if any.
+    fn lease_mut(&mut self, digest: &Digest, now: Instant) -> Option<&mut (LockToken, Instant)> {
+        self.leases
+            .get_mut(digest)
+            .filter(|(_, until)| *until > now)
+    }
+
     /// The live record for `digest`, if any.
     fn live_mut(&mut self, digest: &Digest, now: Timestamp) -> Option<&mut Record> {
         self.records
@@ -320,6 +332,14 @@ impl SessionStore for MemoryStore {
                 removed += 1;
             }
         }
+        for shard in &self.shards {
+            // Leases of holders that never released them (a runtime shut down mid-request).
+            let now = Instant::now();
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            if !shard.leases.is_empty() {
+                shard.leases.retain(|_, (_, until)| *until > now);
+            }
+        }
         for (user, digest) in unbound {
             self.users.remove(&user, &StoreKey::from_digest(digest));
         }
@@ -350,8 +370,46 @@ impl SessionStore for MemoryStore {
         Ok(u64::try_from(self.users.len(user)).unwrap_or(u64::MAX))
     }
 
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        if let Some((holder, _)) = shard.lease_mut(key.digest(), now) {
+            return Ok(holder == token);
+        }
+        shard
+            .leases
+            .insert(*key.digest(), (token.clone(), now + ttl));
+        Ok(true)
+    }
+
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        match shard.lease_mut(key.digest(), now) {
+            Some((holder, until)) if holder == token => {
+                *until = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        let now = Instant::now();
+        let mut shard = self.shard(key);
+        let digest = key.digest();
+        match shard.leases.get(digest) {
+            Some((holder, until)) if holder == token => {
+                let held = *until > now;
+                shard.leases.remove(digest);
+                Ok(held)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_user_index(true)
+        Capabilities::new().with_user_index(true).with_lock(true)
     }
 }
 

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use session_core::{
-    Capabilities, ChangeSet, IndexedSession, Record, Result, Revision, SessionStore, StoreKey,
-    Timestamp, UserId, async_trait,
+    Capabilities, ChangeSet, IndexedSession, LockToken, Record, Result, Revision, SessionStore,
+    StoreKey, Timestamp, UserId, async_trait,
 };
 
 /// Wraps a real store and counts the calls that reach it. Everything is delegated: this is
@@ -17,6 +18,9 @@ pub struct CountingStore {
     /// network does: an in-process store answers within one poll, so without this a case
     /// that cancels a flush at its first wait would cancel nothing.
     yield_first: bool,
+    /// Whether `renew_lock` never returns, as for a process stalled while it holds a lock:
+    /// its lease lapses after its ttl.
+    stall_renewals: bool,
     loads: AtomicU64,
     creates: AtomicU64,
     updates: AtomicU64,
@@ -25,6 +29,9 @@ pub struct CountingStore {
     deletes: AtomicU64,
     bulk_deletes: AtomicU64,
     listings: AtomicU64,
+    locks: AtomicU64,
+    renewals: AtomicU64,
+    unlocks: AtomicU64,
 }
 
 /// A snapshot of a [`CountingStore`]'s counters.
@@ -46,6 +53,12 @@ pub struct OperationCounts {
     pub bulk_deletes: u64,
     /// Calls to `sessions_of`.
     pub listings: u64,
+    /// Calls to `lock`.
+    pub locks: u64,
+    /// Calls to `renew_lock`.
+    pub renewals: u64,
+    /// Calls to `unlock`.
+    pub unlocks: u64,
 }
 
 impl OperationCounts {
@@ -61,7 +74,7 @@ impl OperationCounts {
 
     /// Every call (except `gc` and `user_index_len`, which no request makes).
     pub fn total(&self) -> u64 {
-        self.loads + self.listings + self.writes()
+        self.loads + self.listings + self.writes() + self.locks + self.renewals + self.unlocks
     }
 }
 
@@ -71,6 +84,7 @@ impl CountingStore {
         Self {
             inner,
             yield_first: false,
+            stall_renewals: false,
             loads: AtomicU64::new(0),
             creates: AtomicU64::new(0),
             updates: AtomicU64::new(0),
@@ -79,6 +93,18 @@ impl CountingStore {
             deletes: AtomicU64::new(0),
             bulk_deletes: AtomicU64::new(0),
             listings: AtomicU64::new(0),
+            locks: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
+            unlocks: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts the calls made to `inner`, whose lock renewals never return: a lock taken
+    /// through it lapses after its ttl, as a stalled holder's does.
+    pub(crate) fn stalling_renewals(inner: Arc<dyn SessionStore>) -> Self {
+        Self {
+            stall_renewals: true,
+            ..Self::new(inner)
         }
     }
 
@@ -110,6 +136,9 @@ impl CountingStore {
             deletes: self.deletes.load(Ordering::SeqCst),
             bulk_deletes: self.bulk_deletes.load(Ordering::SeqCst),
             listings: self.listings.load(Ordering::SeqCst),
+            locks: self.locks.load(Ordering::SeqCst),
+            renewals: self.renewals.load(Ordering::SeqCst),
+            unlocks: self.unlocks.load(Ordering::SeqCst),
         }
     }
 }
@@ -178,6 +207,24 @@ impl SessionStore for CountingStore {
             tokio::task::yield_now().await;
         }
         self.inner.user_index_len(user).await
+    }
+
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        self.enter(&self.locks).await;
+        self.inner.lock(key, token, ttl).await
+    }
+
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        self.enter(&self.renewals).await;
+        if self.stall_renewals {
+            std::future::pending::<()>().await;
+        }
+        self.inner.renew_lock(key, token, ttl).await
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        self.enter(&self.unlocks).await;
+        self.inner.unlock(key, token).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -17,7 +17,7 @@ impl Session {
     /// index; a store failure while loading.
     pub async fn set_user(&self, user: UserId) -> Result<()> {
         self.shared.manager.require_user_index()?;
-        let mut state = self.loaded_state().await?;
+        let mut state = self.writable_state().await?;
         let state = &mut *state;
         if state.owner.as_ref().is_some_and(|owner| owner.user == user) {
             return Ok(());
@@ -43,7 +43,7 @@ impl Session {
     /// [`check_label`](crate::check_label) refuses; a store failure while loading.
     pub async fn set_label(&self, label: &str) -> Result<()> {
         crate::check_label(label)?;
-        let mut state = self.loaded_state().await?;
+        let mut state = self.writable_state().await?;
         let state = &mut *state;
         match &state.owner {
             Some(owner) if owner.label == label => {}

@@ -9,8 +9,9 @@ pub(crate) use std::time::Duration;
 pub(crate) use serde::{Deserialize, Serialize};
 pub(crate) use session_core::cookie::Cookie;
 pub(crate) use session_core::{
-    ChangeSet, Data, Owner, Record, Revision, Session, SessionConfig, SessionHandle, SessionId,
-    SessionManager, SessionStore, StoreKey, Timestamp, UserId,
+    ChangeSet, Data, ErrorKind, LockMode, LockToken, Owner, Record, Revision, Session,
+    SessionConfig, SessionHandle, SessionId, SessionManager, SessionStore, StoreKey, Timestamp,
+    UserId,
 };
 pub(crate) use tokio::task::JoinSet;
 
@@ -274,6 +275,20 @@ impl App {
         Self::over(CountingStore::yielding(Arc::clone(&ctx.store)), config)
     }
 
+    /// An application on `store` (another handle on the backend under test).
+    pub(crate) fn on(store: Arc<dyn SessionStore>, config: &str) -> Result<Self, CaseError> {
+        Self::over(CountingStore::new(store), config)
+    }
+
+    /// An application whose lock renewals never reach the store: its leases lapse after
+    /// `lock_ttl`, as a stalled process's do.
+    pub(crate) fn stalling_renewals(ctx: &Ctx, config: &str) -> Result<Self, CaseError> {
+        Self::over(
+            CountingStore::stalling_renewals(Arc::clone(&ctx.store)),
+            config,
+        )
+    }
+
     fn over(counter: CountingStore, config: &str) -> Result<Self, CaseError> {
         let counter = Arc::new(counter);
         let config = SessionConfig::from_json_str(config)?;
@@ -346,4 +361,32 @@ pub(crate) async fn join_all<T: Send + 'static>(
         results.push(result?);
     }
     Ok(results)
+}
+
+/// Skips the case unless the store keeps session locks.
+pub(crate) fn require_lock(ctx: &Ctx) -> CaseResult {
+    if ctx.store.capabilities().lock {
+        Ok(())
+    } else {
+        Err(CaseError::Skip(
+            "the store keeps no session locks (Capabilities::lock is false)".into(),
+        ))
+    }
+}
+
+/// The fixture's second handle on the same backend, or a skip saying why there is none.
+pub(crate) fn second_handle(ctx: &Ctx) -> Result<Arc<dyn SessionStore>, CaseError> {
+    if !ctx.store.capabilities().shared {
+        return Err(CaseError::Skip(
+            "not shared: the store lives in one process".into(),
+        ));
+    }
+    ctx.second.clone().ok_or_else(|| {
+        CaseError::Skip("the fixture offers no second handle on the same namespace".into())
+    })
+}
+
+/// A fresh lock token.
+pub(crate) fn token() -> Result<LockToken, CaseError> {
+    Ok(LockToken::generate()?)
 }

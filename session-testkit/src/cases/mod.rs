@@ -140,10 +140,10 @@ mod session;
 mod store;
 mod torture;
 
-use self::session::{cookies::*, expiry::*, lifecycle::*, races::*, users::*};
+use self::session::{cookies::*, expiry::*, lifecycle::*, locking::*, races::*, users::*};
 use self::store::{
-    concurrency::*, conditional::*, create_load::*, errors::*, gc::*, touch_delete::*, update::*,
-    user_index::*,
+    concurrency::*, conditional::*, create_load::*, errors::*, gc::*, lock::*, touch_delete::*,
+    update::*, user_index::*,
 };
 use self::torture::*;
 
@@ -206,6 +206,13 @@ cases![
     user_index_stays_bounded,
     user_index_lists_concurrent_binds,
     user_index_shared_between_handles,
+    lock_is_exclusive,
+    lock_concurrent_attempts_admit_one,
+    lock_lapses_after_ttl,
+    lock_renew_extends_the_lease,
+    unlock_needs_the_holders_token,
+    lock_leaves_records_and_other_keys_alone,
+    lock_shared_between_handles,
     unreachable_backend_returns_errors,
     session_round_trips_typed_values,
     session_new_empty_session_is_not_stored,
@@ -232,6 +239,15 @@ cases![
     session_max_sessions_per_user_ends_the_oldest,
     session_concurrent_logins_are_listed_and_capped,
     session_binding_costs_no_extra_round_trip,
+    session_lock_serializes_read_modify_writes,
+    session_lock_serializes_across_handles,
+    session_update_is_atomic_without_the_lock,
+    session_update_is_atomic_across_handles,
+    session_lock_released_when_request_dropped,
+    session_lock_lapsed_holder_cannot_write,
+    session_lock_timeout_is_a_typed_error,
+    session_locks_of_different_sessions_never_wait,
+    session_read_only_request_does_not_wait,
     torture_tampered_cookies_are_rejected_without_lookups,
     torture_never_issued_ids_are_never_adopted,
     torture_oversize_values_are_refused,

@@ -5,5 +5,6 @@
 pub(super) mod cookies;
 pub(super) mod expiry;
 pub(super) mod lifecycle;
+pub(super) mod locking;
 pub(super) mod races;
 pub(super) mod users;
