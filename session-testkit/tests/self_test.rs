@@ -5,11 +5,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_core::{
-    Capabilities, ChangeSet, IndexedSession, Owner, Record, Result, Revision, SessionStore,
-    StoreKey, Timestamp, UserId, async_trait,
+    Capabilities, ChangeSet, IndexedSession, LockToken, Owner, Record, Result, Revision,
+    SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
 use session_testkit::{CASES, Fixture, Outcome, Report, Suite};
 
@@ -38,6 +38,12 @@ enum Flaw {
     ForgetsCycledIds,
     /// Index entries are never removed: listings filter them, but the index only grows.
     NeverPrunes,
+    /// `lock` grants every token, held or not.
+    LockNotExclusive,
+    /// `unlock` says it released the lease but keeps it, so only its ttl frees the lock.
+    LockNeverReleased,
+    /// Leases never lapse: a holder that stopped renewing blocks everyone else for good.
+    LockNeverLapses,
 }
 
 /// A deliberately plain store: one map behind one lock, a user index beside it, with an
@@ -46,6 +52,8 @@ enum Flaw {
 struct ReferenceStore {
     records: Mutex<HashMap<StoreKey, Record>>,
     users: Mutex<HashMap<UserId, HashSet<StoreKey>>>,
+    /// Session locks: the holder's token and the end of its lease.
+    leases: Mutex<HashMap<StoreKey, (LockToken, Instant)>>,
     /// The last revision given out: every write takes the next one.
     revisions: AtomicU64,
     flaw: Flaw,
@@ -56,6 +64,7 @@ impl ReferenceStore {
         Self {
             records: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
             revisions: AtomicU64::new(0),
             flaw,
         }
@@ -89,6 +98,15 @@ impl ReferenceStore {
         {
             keys.remove(key);
         }
+    }
+
+    fn leases(&self) -> MutexGuard<'_, HashMap<StoreKey, (LockToken, Instant)>> {
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a lease that ends at `until` still holds.
+    fn holds(&self, until: Instant) -> bool {
+        self.flaw == Flaw::LockNeverLapses || until > Instant::now()
     }
 
     fn live(&self, record: &Record) -> bool {
@@ -287,8 +305,45 @@ impl SessionStore for ReferenceStore {
         Ok(u64::try_from(len).unwrap_or(u64::MAX))
     }
 
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let mut leases = self.leases();
+        if let Some((holder, until)) = leases.get(key)
+            && self.holds(*until)
+            && self.flaw != Flaw::LockNotExclusive
+        {
+            return Ok(holder == token);
+        }
+        leases.insert(key.clone(), (token.clone(), Instant::now() + ttl));
+        Ok(true)
+    }
+
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let mut leases = self.leases();
+        match leases.get_mut(key) {
+            Some((holder, until)) if holder == token && self.holds(*until) => {
+                *until = Instant::now() + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        let mut leases = self.leases();
+        match leases.get(key) {
+            Some((holder, until)) if holder == token => {
+                let held = self.holds(*until);
+                if self.flaw != Flaw::LockNeverReleased {
+                    leases.remove(key);
+                }
+                Ok(held)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_user_index(true)
+        Capabilities::new().with_user_index(true).with_lock(true)
     }
 }
 
@@ -334,7 +389,10 @@ async fn a_correct_store_passes_every_case_it_can_run() {
         [
             "shared_handles_see_each_other",
             "user_index_shared_between_handles",
-            "unreachable_backend_returns_errors"
+            "lock_shared_between_handles",
+            "unreachable_backend_returns_errors",
+            "session_lock_serializes_across_handles",
+            "session_update_is_atomic_across_handles",
         ]
     );
 }
@@ -457,6 +515,45 @@ async fn catches_an_index_that_never_prunes() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_lock_that_is_not_exclusive() {
+    assert_caught(
+        Flaw::LockNotExclusive,
+        &[
+            "lock_is_exclusive",
+            "lock_concurrent_attempts_admit_one",
+            "session_lock_serializes_read_modify_writes",
+            "session_lock_timeout_is_a_typed_error",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_lock_that_is_never_released() {
+    assert_caught(
+        Flaw::LockNeverReleased,
+        &[
+            "lock_is_exclusive",
+            "unlock_needs_the_holders_token",
+            "session_lock_released_when_request_dropped",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_lease_that_never_lapses() {
+    assert_caught(
+        Flaw::LockNeverLapses,
+        &[
+            "lock_lapses_after_ttl",
+            "session_lock_lapsed_holder_cannot_write",
+        ],
+    )
+    .await;
+}
+
 fn case(name: &str) -> &'static session_testkit::Case {
     CASES
         .iter()
@@ -533,10 +630,20 @@ impl SessionStore for Down {
     async fn user_index_len(&self, _: &UserId) -> Result<u64> {
         self.answer("user_index_len", 0)
     }
+    async fn lock(&self, _: &StoreKey, _: &LockToken, _: Duration) -> Result<bool> {
+        self.answer("lock", true)
+    }
+    async fn renew_lock(&self, _: &StoreKey, _: &LockToken, _: Duration) -> Result<bool> {
+        self.answer("renew_lock", true)
+    }
+    async fn unlock(&self, _: &StoreKey, _: &LockToken) -> Result<bool> {
+        self.answer("unlock", true)
+    }
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_native_ttl(self.native_ttl)
             .with_user_index(true)
+            .with_lock(true)
     }
 }
 
@@ -566,6 +673,9 @@ async fn catches_a_down_backend_that_pretends_any_call_succeeded() {
         "delete_many",
         "sessions_of",
         "user_index_len",
+        "lock",
+        "renew_lock",
+        "unlock",
     ];
     for method in every {
         let down = Down {

@@ -38,7 +38,7 @@ const CORRECT_IMPL: &str = r#"//! A `foo` store that keeps sessions in the memor
 use std::sync::Arc;
 
 use serde::Deserialize;
-use session_core::{Capabilities, ChangeSet, IndexedSession, Record, Registry, Result, SessionStore, StoreKey, Timestamp, UserId, async_trait};
+use session_core::{Capabilities, ChangeSet, IndexedSession, LockToken, Record, Registry, Result, SessionStore, StoreKey, Timestamp, UserId, async_trait};
 use session_memory::MemoryStore;
 
 /// Options of `adapter.foo`.
@@ -72,6 +72,9 @@ impl SessionStore for FooStore {
     async fn delete_many(&self, keys: &[StoreKey]) -> Result<u64> { self.inner.delete_many(keys).await }
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> { self.inner.sessions_of(user).await }
     async fn user_index_len(&self, user: &UserId) -> Result<u64> { self.inner.user_index_len(user).await }
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<bool> { self.inner.lock(key, token, ttl).await }
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<bool> { self.inner.renew_lock(key, token, ttl).await }
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> { self.inner.unlock(key, token).await }
     fn capabilities(&self) -> Capabilities { self.inner.capabilities() }
 }
 

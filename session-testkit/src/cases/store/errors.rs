@@ -4,7 +4,8 @@ use crate::cases::helpers::*;
 
 /// Against a backend that is down, every method returns an error: no panic, no hang past
 /// 30 s, no pretend success. Every async method is called (the user-index ones on stores
-/// that declare [`Capabilities::user_index`](session_core::Capabilities::user_index)).
+/// that declare [`Capabilities::user_index`](session_core::Capabilities::user_index), the
+/// lock ones on stores that declare [`Capabilities::lock`](session_core::Capabilities::lock)).
 /// Two answers without the
 /// backend are honest and accepted: `update_if_unchanged` may say it wrote nothing
 /// (`Ok(None)`, the default of a store that keeps no revisions), and a store with native TTL
@@ -65,6 +66,19 @@ pub(crate) async fn unreachable_backend_returns_errors(ctx: &Ctx) -> CaseResult 
         }
         if let Some(len) = answer("user_index_len", limit, down.user_index_len(&user)).await? {
             succeeded.push(format!("user_index_len ({len})"));
+        }
+    }
+    if down.capabilities().lock {
+        let (token, ttl) = (token()?, Duration::from_secs(60));
+        if let Some(granted) = answer("lock", limit, down.lock(&key, &token, ttl)).await? {
+            succeeded.push(format!("lock ({granted})"));
+        }
+        let renewal = down.renew_lock(&key, &token, ttl);
+        if let Some(renewed) = answer("renew_lock", limit, renewal).await? {
+            succeeded.push(format!("renew_lock ({renewed})"));
+        }
+        if let Some(released) = answer("unlock", limit, down.unlock(&key, &token)).await? {
+            succeeded.push(format!("unlock ({released})"));
         }
     }
     let native_ttl = down.capabilities().native_ttl;
