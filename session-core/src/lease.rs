@@ -138,6 +138,7 @@ impl ManagerInner {
 /// it (a cancelled request), it is released by a task of its own.
 pub(crate) struct Lease {
     held: Option<Held>,
+    ttl: Duration,
     standing: Arc<Standing>,
     renewal: Option<JoinHandle<()>>,
 }
@@ -217,6 +218,7 @@ impl Lease {
                 token,
                 gate,
             }),
+            ttl,
             standing,
             renewal,
         })
@@ -234,6 +236,35 @@ impl Lease {
             Err(lost(
                 "this request's lease on the session lock lapsed (it was not renewed within \
                  lock_ttl); its changes were not written",
+            ))
+        }
+    }
+
+    /// Asks the store whether the lease is still this request's, renewing it: for a flush
+    /// whose conditional write was refused, which may merge its changes only if so.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LockLost`] if the store says the lease lapsed; store failures.
+    pub(crate) async fn confirm(&self) -> Result<()> {
+        self.check()?;
+        let Some(held) = &self.held else {
+            return Err(lost(
+                "this request's lease on the session lock was released",
+            ));
+        };
+        let sent = Instant::now();
+        if held
+            .store
+            .renew_lock(&held.key, &held.token, self.ttl)
+            .await?
+        {
+            self.standing.extend(sent, self.ttl);
+            Ok(())
+        } else {
+            self.standing.lost.store(true, Ordering::Release);
+            Err(lost(
+                "the session was written while this request's lease on its lock had lapsed \
+                 (the next holder wrote); its changes were not written",
             ))
         }
     }

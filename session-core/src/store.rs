@@ -121,7 +121,8 @@ use crate::{
 /// releasing the lock, a lapsed holder's late flush refused, a bounded wait, and sessions
 /// never waiting on each other (`session_lock_serializes_read_modify_writes`,
 /// `session_lock_serializes_across_handles`, `session_update_is_atomic_without_the_lock`,
-/// `session_update_is_atomic_across_handles`, `session_lock_released_when_request_dropped`,
+/// `session_update_is_atomic_across_handles`, `session_update_sees_the_requests_own_changes`,
+/// `session_lock_released_when_request_dropped`,
 /// `session_lock_lapsed_holder_cannot_write`, `session_lock_timeout_is_a_typed_error`,
 /// `session_locks_of_different_sessions_never_wait`,
 /// `session_read_only_request_does_not_wait`).

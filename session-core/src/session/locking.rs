@@ -106,12 +106,7 @@ impl Session {
         F: FnMut(Option<T>) -> T,
     {
         let manager = &*self.shared.manager;
-        // An earlier `set` or `remove` of `key` in this request is what `f` starts from.
-        let own: Option<Option<Vec<u8>>> = match state.pending.set.get(key) {
-            Some(bytes) => Some(Some(bytes.clone())),
-            None if state.pending.removed.contains(key) => Some(None),
-            None => None,
-        };
+        let own = state.own_change(key);
         let mut backoff = Duration::from_micros(250);
         for _ in 0..UPDATE_ATTEMPTS {
             let Some(persisted) = &state.persisted else {
@@ -133,11 +128,7 @@ impl Session {
             let Some(revision) = record.revision else {
                 return Box::pin(self.update_under_lease(state, key, f)).await;
             };
-            let current = match &own {
-                Some(own) => own.as_ref(),
-                None => record.data.get(key),
-            };
-            let new = f(self.decode_value(current)?);
+            let new = f(self.decode_value(own.current(&record.data, key))?);
             let bytes = self.encode_value(&new)?;
             let now = Timestamp::now();
             let NextExpiry { expires_at, moved } = manager.expiry.after_request(
@@ -195,6 +186,7 @@ impl Session {
             ));
         };
         let store_key = persisted.key.clone();
+        let own = state.own_change(key);
         let lease: Lease = manager
             .lease(&store_key)
             .await
@@ -203,7 +195,7 @@ impl Session {
             let Some(record) = manager.load_live(&store_key).await? else {
                 return Ok(None);
             };
-            let new = f(self.decode_value(record.data.get(key))?);
+            let new = f(self.decode_value(own.current(&record.data, key))?);
             let bytes = self.encode_value(&new)?;
             let NextExpiry { expires_at, moved } = manager.expiry.after_request(
                 Timestamp::now(),
@@ -257,7 +249,34 @@ impl Session {
     }
 }
 
+/// What this request did to a key before updating it.
+enum OwnChange {
+    /// Nothing: the update starts from the stored value.
+    None,
+    /// It set the key to these bytes, or removed it (`None`).
+    Changed(Option<Vec<u8>>),
+}
+
+impl OwnChange {
+    /// The bytes the update starts from, given the stored `data`.
+    fn current<'a>(&'a self, data: &'a crate::Data, key: &str) -> Option<&'a Vec<u8>> {
+        match self {
+            Self::None => data.get(key),
+            Self::Changed(bytes) => bytes.as_ref(),
+        }
+    }
+}
+
 impl State {
+    /// This request's earlier `set` or `remove` of `key`, which an update starts from.
+    fn own_change(&self, key: &str) -> OwnChange {
+        match self.pending.set.get(key) {
+            Some(bytes) => OwnChange::Changed(Some(bytes.clone())),
+            None if self.pending.removed.contains(key) => OwnChange::Changed(None),
+            None => OwnChange::None,
+        }
+    }
+
     /// Takes `record`, just written at `revision`, as the session's stored state.
     fn adopt(&mut self, record: crate::Record, revision: crate::Revision, moved: bool) {
         if let Some(persisted) = &mut self.persisted {

@@ -168,6 +168,57 @@ pub(crate) async fn session_update_is_atomic_without_the_lock(ctx: &Ctx) -> Case
     Ok(())
 }
 
+/// `update` starts from the request's own earlier `set` or `remove` of the key, writes at
+/// once (another request sees the new value before this one flushes), updates a new
+/// session in place, and keeps the request's other changes for its flush.
+pub(crate) async fn session_update_sees_the_requests_own_changes(ctx: &Ctx) -> CaseResult {
+    let app = App::plain(ctx)?;
+    let header = app.login(&[("user", "ada")]).await?;
+    require_update(&app, &header).await?;
+
+    let session = app.request(Some(&header));
+    session.set("n", &5u64).await?;
+    session.set("cart", "book").await?;
+    let n = session
+        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    ensure_eq!(n, 6, "an update after this request's own set");
+    ensure_eq!(
+        counter(&app, &header).await?,
+        6,
+        "the value another request sees before the flush"
+    );
+    session.remove("n").await?;
+    let n = session
+        .update("n", |n: Option<u64>| n.unwrap_or(40) + 2)
+        .await?;
+    ensure_eq!(n, 42, "an update after this request's own remove");
+    session.flush().await?;
+    let after = app.request(Some(&header));
+    ensure_eq!(
+        after.get::<u64>("n").await?,
+        Some(42),
+        "the counter after the flush"
+    );
+    expect_text(&after, "cart", Some("book"), "the request's other change").await?;
+
+    let fresh = app.request(None);
+    let n = fresh
+        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    ensure_eq!(n, 1, "an update of a new session");
+    let cookie = fresh
+        .flush()
+        .await?
+        .ok_or_else(|| CaseError::Fail("a new session updated got no cookie".into()))?;
+    ensure_eq!(
+        counter(&app, &cookie_header(&cookie)).await?,
+        1,
+        "the new session's counter"
+    );
+    Ok(())
+}
+
 /// The same through two managers on two handles of one shared backend.
 pub(crate) async fn session_update_is_atomic_across_handles(ctx: &Ctx) -> CaseResult {
     let second = second_handle(ctx)?;
@@ -221,7 +272,7 @@ pub(crate) async fn session_lock_released_when_request_dropped(ctx: &Ctx) -> Cas
 /// `LockLost`, leaving the next holder's write in place.
 pub(crate) async fn session_lock_lapsed_holder_cannot_write(ctx: &Ctx) -> CaseResult {
     require_lock(ctx)?;
-    let config = locked("5s", "300ms");
+    let config = locked("5s", "200ms");
     let stalled = App::stalling_renewals(ctx, &config)?;
     let next = App::new(ctx, &config)?;
     let header = next.login(&[("user", "ada")]).await?;
@@ -229,7 +280,7 @@ pub(crate) async fn session_lock_lapsed_holder_cannot_write(ctx: &Ctx) -> CaseRe
     let slow = stalled.request(Some(&header));
     ensure_eq!(slow.get::<u64>("n").await?, None, "the counter at first");
     ensure!(slow.holds_lock().await, "a locked request holds no lock");
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
 
     let started = Instant::now();
     let fresh = next.request(Some(&header));
@@ -338,10 +389,17 @@ pub(crate) async fn session_locks_of_different_sessions_never_wait(ctx: &Ctx) ->
 
 /// A read-only request (`LockMode::ReadOnly`) neither takes nor waits for the lock: it reads
 /// while another request holds it, and its writes are refused with `ErrorKind::ReadOnly`.
+/// Its refresh of the rolling expiry, written while the holder holds the lock, does not
+/// make the holder's write fail.
 pub(crate) async fn session_read_only_request_does_not_wait(ctx: &Ctx) -> CaseResult {
     require_lock(ctx)?;
-    let app = App::new(ctx, &locked("5s", "10s"))?;
+    let app = App::new(
+        ctx,
+        r#"{"type": "conformance", "lock": true, "lock_timeout": "5s", "touch_after": "300ms"}"#,
+    )?;
     let header = app.login(&[("user", "ada")]).await?;
+    // Old enough that the read-only request below refreshes the expiry.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let holder = app.request(Some(&header));
     holder.get::<String>("user").await?;
 
@@ -372,13 +430,17 @@ pub(crate) async fn session_read_only_request_does_not_wait(ctx: &Ctx) -> CaseRe
         [Some(ErrorKind::ReadOnly); 3],
         "set, update and remove in a read-only request"
     );
-    reader.flush().await?;
+    ensure!(
+        reader.flush().await?.is_some(),
+        "the read-only request did not refresh the expiry"
+    );
+    holder.set("user", "grace").await?;
     holder.flush().await?;
     expect_text(
         &app.request(Some(&header)),
         "user",
-        Some("ada"),
-        "the session after a read-only request",
+        Some("grace"),
+        "the holder's write after a read-only refresh",
     )
     .await
 }

@@ -59,7 +59,7 @@ pub(crate) async fn lock_lapses_after_ttl(ctx: &Ctx) -> CaseResult {
     let (key, stalled, next, third) = (key()?, token()?, token()?, token()?);
     ensure!(
         ctx.store
-            .lock(&key, &stalled, Duration::from_millis(300))
+            .lock(&key, &stalled, Duration::from_millis(200))
             .await?,
         "a free lock was refused"
     );
@@ -67,10 +67,10 @@ pub(crate) async fn lock_lapses_after_ttl(ctx: &Ctx) -> CaseResult {
         !ctx.store.lock(&key, &next, LONG).await?,
         "a fresh lease was granted to another token"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     ensure!(
         ctx.store.lock(&key, &next, LONG).await?,
-        "the lock was still refused 400 ms after its lease lapsed"
+        "the lock was still refused 300 ms after its lease lapsed"
     );
     ensure!(
         !ctx.store.renew_lock(&key, &stalled, LONG).await?,
@@ -94,11 +94,11 @@ pub(crate) async fn lock_renew_extends_the_lease(ctx: &Ctx) -> CaseResult {
     let (key, holder, other) = (key()?, token()?, token()?);
     ensure!(
         ctx.store
-            .lock(&key, &holder, Duration::from_millis(500))
+            .lock(&key, &holder, Duration::from_millis(300))
             .await?,
         "a free lock was refused"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     ensure!(
         ctx.store.renew_lock(&key, &holder, LONG).await?,
         "the holder's renewal of its unexpired lease was refused"
@@ -107,7 +107,7 @@ pub(crate) async fn lock_renew_extends_the_lease(ctx: &Ctx) -> CaseResult {
         !ctx.store.renew_lock(&key, &other, LONG).await?,
         "another token renewed the holder's lease"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     ensure!(
         !ctx.store.lock(&key, &other, LONG).await?,
         "the lease lapsed at its first ttl although it was renewed"
