@@ -19,6 +19,9 @@
 //!   session at log-in and every later request cost no extra round trip; a listing is two
 //!   round trips and a `delete_many` one, for 1 or 1,000 sessions (see
 //!   [User index](#user-index)).
+//! - Session locks ([`Capabilities::lock`], `lock = true`): a lease key per locked
+//!   session, next to its record, taken with `SET NX PX` and renewed and released only by
+//!   its holder, one script each (see [Locks](#locks)).
 //! - When `RESTORE` finds something at the key (never the case for a fresh id unless a
 //!   record is corrupt), the create script decides: a live session stays, anything else
 //!   is replaced. A server that refuses `RESTORE` (older than Redis 5.0, or an ACL
@@ -100,6 +103,7 @@
 //! | Redis key | type | content |
 //! |-----------|------|---------|
 //! | `<prefix><store key>` | hash | `m:created`: creation time (ms since the epoch, decimal); `m:expires`: expiry (the same); `d:<key>`: the encoded value of session key `<key>`; for a bound session also `m:user` (the user id), `m:label` (the session's label) and `m:index` (the key of the user's index) |
+//! | `<prefix>lock:<store key>` | string | while a request holds the session's lock: the holder's token (32 hex digits); the key's TTL is the lease's |
 //! | `<prefix>user:{<32 hex digits>}` | sorted set | a user's index: the store keys (64 hex digits) of the user's bound sessions, scored by their expiry (ms since the epoch); the digits are the first half of the SHA-256 of the user id |
 //!
 //! The key's TTL is the session's expiry too, so Redis removes it then; the `m:expires`
@@ -150,6 +154,26 @@
 //! (which no version of this store writes, and which a load already reports as corrupt)
 //! now leaves it alone, like a missing session, where it used to write into it.
 //!
+//! # Locks
+//!
+//! With `lock = true` the manager holds a lease on a session's lock from a request's
+//! first use of the session until its flush. In Redis a lease is the string
+//! [`RedisStore::lock_key`], `<prefix>lock:<store key>`, holding the holder's token, with
+//! the lease's TTL as the key's own. Each call is one `EVALSHA` over that one key, bounded
+//! by [`RedisConfig::response_timeout`] like every other call:
+//! - `lock`: `SET <lease> <token> NX PX <ttl>`; if the key is taken, a `GET` in the same
+//!   script grants the holder asking again and refuses anyone else;
+//! - `renew_lock`: `PEXPIRE` only if the key still holds the caller's token;
+//! - `unlock`: `DEL` only if the key still holds the caller's token, so a holder whose
+//!   lease lapsed never frees the lock of the holder after it.
+//!
+//! Redis expires a lapsed lease itself: a holder that stalls (or whose Redis was paused)
+//! past `lock_ttl` loses the lease, the next request gets it, and the manager refuses the
+//! stalled holder's flush with [`ErrorKind::LockLost`]. The lease is apart from the record
+//! (deleting a session keeps its lease; locking creates no record), and every script
+//! names one key only, so locks work on Redis Cluster unchanged. Pick prefixes of stores
+//! sharing one Redis so that none is another's followed by `lock:`.
+//!
 //! # Features
 //!
 //! | feature   | default | what it adds |
@@ -165,6 +189,7 @@
 mod config;
 mod connection;
 mod layout;
+mod lock;
 mod users;
 
 use std::fmt;
@@ -177,7 +202,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, RedisWrite, Script, Value};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, Record, Registry, Result,
+    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Record, Registry, Result,
     SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
 
@@ -821,7 +846,23 @@ impl SessionStore for RedisStore {
         self.index_len(user).await
     }
 
-    /// Redis expires keys on its own: nothing to do.
+    /// One script: `SET NX PX` of the lease key, or a `GET` that tells the holder asking
+    /// again from another token (see [Locks](crate#locks)).
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        self.take_lease(key, token, ttl).await
+    }
+
+    /// One script: `PEXPIRE` of the lease key if it still holds `token`.
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        self.renew_lease(key, token, ttl).await
+    }
+
+    /// One script: `DEL` of the lease key if it still holds `token`.
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        self.release_lease(key, token).await
+    }
+
+    /// Redis expires keys on its own (sessions and leases): nothing to do.
     async fn gc(&self) -> Result<u64> {
         Ok(0)
     }
@@ -829,13 +870,14 @@ impl SessionStore for RedisStore {
     /// Native TTL (Redis expires sessions), shared (every process that connects to the
     /// same Redis and prefix sees the same sessions), persistent (sessions outlive the
     /// application; whether they outlive a restart of Redis depends on its persistence
-    /// settings) and a user index.
+    /// settings), a user index and session locks (a lease holds for every process).
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_native_ttl(true)
             .with_shared(true)
             .with_persistent(true)
             .with_user_index(true)
+            .with_lock(true)
     }
 }
 
@@ -1013,7 +1055,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(store.gc().await.expect("gc"), 0);
         let caps = store.capabilities();
-        assert!(caps.native_ttl && caps.shared && caps.persistent);
+        assert!(caps.native_ttl && caps.shared && caps.persistent && caps.lock);
         assert!(store.redis_key(&key).starts_with(DEFAULT_PREFIX));
         assert_eq!(store.redis_key(&key).len(), DEFAULT_PREFIX.len() + 64);
     }

@@ -1,6 +1,7 @@
 //! Redis paused, killed and restarted under a live store: calls fail within the response
 //! timeout (never hang, never panic), and the store recovers on its own once Redis is back,
-//! both around single calls and for five seconds under a load of concurrent requests.
+//! both around single calls and for five seconds under a load of concurrent requests; a
+//! lock holder whose Redis is paused past `lock_ttl` loses its lease and its flush.
 //!
 //! Each test starts its own `redis-server` on a spare loopback port, so stopping it
 //! disturbs nobody; the server is killed when the test ends, pass or fail.
@@ -12,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use session_core::{
-    ChangeSet, Data, Record, SessionConfig, SessionId, SessionManager, SessionStore, StoreKey,
-    Timestamp,
+    ChangeSet, Data, ErrorKind, LockToken, Record, SessionConfig, SessionId, SessionManager,
+    SessionStore, StoreKey, Timestamp,
 };
-use session_redis::{RedisConfig, RedisStore};
+use session_redis::{RedisConfig, RedisStore, redis};
 use session_testkit::{Load, LoadReport, TestResult, Tests, Trial};
 use support::RedisServer;
 
@@ -34,6 +35,11 @@ fn main() -> std::process::ExitCode {
         Trial::tokio(
             "lazy_store_opened_while_redis_is_down_works_once_it_starts",
             lazy_store_opened_while_redis_is_down_works_once_it_starts,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "lock_holder_paused_past_lock_ttl_loses_the_lease_and_its_flush",
+            lock_holder_paused_past_lock_ttl_loses_the_lease_and_its_flush,
         )
         .multi_thread(2),
         Trial::tokio(
@@ -253,6 +259,96 @@ async fn lazy_store_opened_while_redis_is_down_works_once_it_starts() -> TestRes
         "figure: redis | started after the app | first success {recovery:?} after the server started"
     );
     Ok(())
+}
+
+/// A request holds its session's lock while its Redis is paused for twice `lock_ttl`:
+/// every lock call fails within the timeout meanwhile, Redis lets the lease lapse, the
+/// holder's flush is refused with `LockLost` (its change is not written), and the next
+/// request gets the lock at once and sees the data as it was.
+async fn lock_holder_paused_past_lock_ttl_loses_the_lease_and_its_flush() -> TestResult {
+    const LOCK_TTL: Duration = Duration::from_millis(900);
+    let server = RedisServer::start().ok_or_else(support::no_redis_server)?;
+    let store = Arc::new(store_for(&server).await);
+    let mut config = SessionConfig::default();
+    config.lock = true;
+    config.lock_ttl = LOCK_TTL;
+    config.lock_timeout = Duration::from_secs(5);
+    let manager =
+        SessionManager::new(Arc::clone(&store) as Arc<dyn SessionStore>, config).expect("manager");
+    let first = manager.session_from_cookie_header(None);
+    first.set("n", &1u64).await.expect("set");
+    let cookie = first.flush().await.expect("flush").expect("a cookie");
+    let header = format!("thinkjs={}", cookie.value());
+    let key = SessionId::parse(cookie.value()).expect("id").store_key();
+
+    let holder = manager.session_from_cookie_header(Some(&header));
+    assert_eq!(holder.get::<u64>("n").await.expect("get"), Some(1));
+    assert!(holder.holds_lock().await, "the request holds the lock");
+    let lease = store.lock_key(&key);
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut direct = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    assert_eq!(
+        key_exists(&mut direct, &lease).await,
+        1,
+        "the lease key while held"
+    );
+
+    server.signal("STOP");
+    let paused = Instant::now();
+    // On another session: a call that timed out still reaches Redis when it resumes, and
+    // a `lock` of this session's key would then take the lapsed lease.
+    let (elsewhere, other) = (self::key(), LockToken::generate().expect("token"));
+    let slowest = [
+        time_failure("lock", store.lock(&elsewhere, &other, LOCK_TTL)).await,
+        time_failure("renew_lock", store.renew_lock(&elsewhere, &other, LOCK_TTL)).await,
+        time_failure("unlock", store.unlock(&elsewhere, &other)).await,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or_default();
+    holder.set("n", &2u64).await.expect("set while paused");
+    tokio::time::sleep((2 * LOCK_TTL).saturating_sub(paused.elapsed())).await;
+    server.signal("CONT");
+
+    assert_eq!(
+        key_exists(&mut direct, &lease).await,
+        0,
+        "Redis let the lease lapse during the pause"
+    );
+    let err = holder.flush().await.expect_err("the lapsed holder's flush");
+    assert_eq!(err.kind(), ErrorKind::LockLost, "{err}");
+    let started = Instant::now();
+    let next = manager.session_from_cookie_header(Some(&header));
+    assert_eq!(
+        next.get::<u64>("n").await.expect("get"),
+        Some(1),
+        "the refused flush wrote nothing"
+    );
+    let waited = started.elapsed();
+    assert!(next.holds_lock().await, "the next request holds the lock");
+    assert!(
+        waited < Duration::from_secs(1),
+        "the next request waited {waited:?} for a lapsed lease"
+    );
+    next.set("n", &3u64).await.expect("set");
+    next.flush().await.expect("the next holder's flush");
+    println!(
+        "figure: redis | lock holder paused 2 x lock_ttl ({LOCK_TTL:?}) | lock calls failed within {slowest:?} \
+         (timeout {TIMEOUT:?}); holder's flush LockLost; next request locked in {waited:?}"
+    );
+    Ok(())
+}
+
+/// Whether `key` exists, asked on a connection of the test's own.
+async fn key_exists(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .expect("EXISTS")
 }
 
 /// Runs the load for a second, breaks Redis with `fault` for [`OUTAGE`], repairs it with
