@@ -605,9 +605,12 @@ async fn the_layer_and_a_route_can_lock_what_the_configuration_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_not_granted_in_time_is_a_503_with_retry_after() {
-    for (policy, status, retry_after) in [
+    let keep = OnStoreError::KeepResponse;
+    let fail = OnStoreError::InternalServerError;
+    for (policy, on_error, status, retry_after) in [
         (
             OnLockTimeout::default(),
+            keep,
             StatusCode::SERVICE_UNAVAILABLE,
             Some("1"),
         ),
@@ -615,19 +618,28 @@ async fn a_lock_not_granted_in_time_is_a_503_with_retry_after() {
             OnLockTimeout::ServiceUnavailable {
                 retry_after: Duration::from_millis(2500),
             },
+            fail,
             StatusCode::SERVICE_UNAVAILABLE,
             Some("3"),
         ),
         (
             OnLockTimeout::SameAsStoreError,
+            fail,
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
+        ),
+        // The handler's own answer: its `SessionError` for `ErrorKind::Locked`.
+        (
+            OnLockTimeout::SameAsStoreError,
+            keep,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("1"),
         ),
     ] {
         let app = LockApp::with(
             Arc::new(MemoryStore::new()),
             r#"{"lock": true, "lock_timeout": "100ms"}"#,
-            |layer| layer.on_lock_timeout(policy),
+            |layer| layer.on_lock_timeout(policy).on_store_error(on_error),
         );
         let cookie = app.session().await;
         let holder = {
