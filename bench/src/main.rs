@@ -4,7 +4,7 @@
 //! ```text
 //! session-bench [--rounds 5] [--duration 10] [--connections 50] [--sessions 1000]
 //!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick]
-//!               [--scale | --scale-only | --users-only] [--no-docs]
+//!               [--scale | --scale-only | --users-only | --lock-only] [--no-docs]
 //! session-bench --check | --update-readme
 //! ```
 //!
@@ -17,13 +17,17 @@
 //! Results go to `target/bench/` as Markdown, JSON and an SVG chart of the ratios. A full
 //! run (no `--quick`, `--stores` or `--no-docs`) also replaces the generated sections of
 //! `docs/benchmarks.md`, the chart `docs/bench-ratios.svg` and the README's summary table;
-//! `--scale-only` replaces the scale section and `--users-only` the section on sessions of
-//! users (log-in with and without a binding, listing and revoking 1,000 sessions). `--check` tells whether the README's summary
+//! `--scale-only` replaces the scale section, `--users-only` the section on sessions of
+//! users (log-in with and without a binding, listing and revoking 1,000 sessions) and
+//! `--lock-only` the section on same-session concurrency (one hot session: increments
+//! lost with the lock off, with it on, and with `update`; the lock's cost on distinct
+//! sessions). `--check` tells whether the README's summary
 //! matches `docs/benchmarks.md`, and `--update-readme` rewrites it from there; neither
 //! measures anything.
 
 mod cpu;
 mod loadgen;
+mod lock;
 mod report;
 mod scale;
 mod users;
@@ -69,6 +73,8 @@ pub(crate) struct Settings {
     scale_only: bool,
     /// Only the costs of sessions bound to users, no HTTP benchmark.
     users_only: bool,
+    /// Only same-session concurrency and the lock's cost, no comparison with the peer.
+    lock_only: bool,
     /// Whether the results replace the figures in `docs/` and the README: only a full run's
     /// do, so a quick or partial run never leaves the published report incomplete.
     writes_docs: bool,
@@ -85,6 +91,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
         scale: false,
         scale_only: false,
         users_only: false,
+        lock_only: false,
         writes_docs: true,
         task: Task::Measure,
     };
@@ -125,6 +132,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
                 settings.scale_only = true;
             }
             "--users-only" => settings.users_only = true,
+            "--lock-only" => settings.lock_only = true,
             "--no-docs" => no_docs = true,
             "--check" => settings.task = Task::Check,
             "--update-readme" => settings.task = Task::UpdateReadme,
@@ -172,13 +180,13 @@ pub(crate) struct Run {
 }
 
 /// A running server process, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Server {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -295,6 +303,30 @@ pub(crate) fn our_store(
 }
 
 async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String> {
+    start_with(side, store, scratch, &Launch::default()).await
+}
+
+/// How [`start_with`] changes a server's start.
+#[derive(Debug, Default)]
+pub(crate) struct Launch<'a> {
+    /// Environment variables on top of the store's configuration (`SESSION__LOCK`, ...).
+    pub(crate) env: &'a [(&'a str, &'a str)],
+    /// A file for the server's standard error instead of ours: a server that logs a
+    /// warning per request under load would flood the progress lines, and a server that
+    /// refuses to start leaves its reason there.
+    pub(crate) stderr: Option<&'a Path>,
+}
+
+/// Starts `side` on `store` with the changes of `launch`, and waits until it answers.
+///
+/// # Errors
+/// If it cannot be started, exits before it answers, or does not answer within 30 s.
+pub(crate) async fn start_with(
+    side: Side,
+    store: &str,
+    scratch: &Path,
+    launch: &Launch<'_>,
+) -> Result<Server, String> {
     let addr = free_addr()?;
     let dir = release_dir()?;
     let mut command = match side {
@@ -334,6 +366,11 @@ async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String
             command
         }
     };
+    command.envs(launch.env.iter().copied());
+    if let Some(path) = launch.stderr {
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        command.stderr(file);
+    }
     let child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -341,13 +378,19 @@ async fn start(side: Side, store: &str, scratch: &Path) -> Result<Server, String
         .map_err(|e| {
             format!("cannot start {side:?}: {e} (run through `cargo xtask bench`, which builds it)")
         })?;
-    let server = Server { child, addr };
+    let mut server = Server { child, addr };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok((status, _, _)) = loadgen::get(addr, "/healthz", None).await
             && status.is_success()
         {
             return Ok(server);
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!(
+                "{} on {store} exited at start ({status})",
+                side.label()
+            ));
         }
         if Instant::now() > deadline {
             return Err(format!("{} on {store} did not start", side.label()));
@@ -681,6 +724,17 @@ async fn run(settings: Settings) -> Result<(), String> {
         let lines = users::run(&settings.stores).await?;
         return report::write_users(&settings, &lines);
     }
+    if settings.lock_only {
+        println!(
+            "same-session concurrency and the lock's cost: {} connections, {} s per run, {} round(s); stores {:?}",
+            settings.connections,
+            settings.duration.as_secs(),
+            settings.rounds,
+            settings.stores
+        );
+        let results = lock::run(&settings).await?;
+        return report::write_lock(&settings, &results);
+    }
     if settings.scale_only {
         println!("scale: memory, file and PostgreSQL stores");
         let lines = scale::run().await?;
@@ -785,6 +839,9 @@ and a full run also to docs/benchmarks.md, its chart and the README's summary ta
   --scale             also the scale figures (memory, file and PostgreSQL at size)
   --scale-only        only the scale figures, no HTTP benchmark
   --users-only        only the costs of sessions bound to users (log-in, list, revoke)
+  --lock-only         only same-session concurrency: one hot session with the lock off,
+                      on, and with update (lost increments), and the lock's cost on
+                      distinct sessions (throughput, lock on / off)
   --no-docs           write only to target/bench/, leave docs/ and the README alone
   --check             check that the README's table matches docs/benchmarks.md
   --update-readme     rewrite the README's table from docs/benchmarks.md

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
+use crate::lock::{LockResults, target};
 use crate::{RoundTrips, Run, SEQUENTIAL_REQUESTS, Settings, Side};
 
 /// A generated section of a file that is otherwise written by hand: the text between two
@@ -41,6 +42,13 @@ const USERS: Block = Block {
     file: "docs/benchmarks.md",
     begin: "<!-- users: written by `cargo xtask bench --users-only` -->",
     end: "<!-- end of users -->",
+};
+
+/// Same-session concurrency and the lock's cost, in the full report.
+const LOCK: Block = Block {
+    file: "docs/benchmarks.md",
+    begin: "<!-- lock: written by `cargo xtask bench --lock-only` -->",
+    end: "<!-- end of lock -->",
 };
 
 /// The README's summary table, derived from [`RESULTS`].
@@ -614,6 +622,111 @@ pub(crate) fn write_users(settings: &Settings, lines: &[String]) -> Result<(), S
     println!("written: {}", path.display());
     if settings.writes_docs {
         USERS.write(&workspace_root(), &md)?;
+    }
+    Ok(())
+}
+
+/// The same-session concurrency section: the hot session's increments, acknowledged and
+/// counted, and the lock's cost on distinct sessions. Pure, so the tests can feed it
+/// made-up results.
+fn lock_markdown(intro: &str, results: &LockResults) -> String {
+    let mut md = format!(
+        "{intro}\n\n#### One hot session\n\n\
+         | store | workload | req/s | acknowledged | counted | lost | other responses |\n\
+         |---|---|---:|---:|---:|---:|---:|\n"
+    );
+    for hot in &results.hot {
+        let _ = match &hot.outcome {
+            Ok(f) => writeln!(
+                md,
+                "| {} | {} | {:.0} | {} | {} | {} | {} |",
+                hot.store,
+                hot.workload.label(),
+                f.rps,
+                f.acknowledged,
+                f.counted,
+                f.lost(),
+                f.refused
+            ),
+            Err(err) => writeln!(
+                md,
+                "| {} | {} | – | – | – | – | not run: {} |",
+                hot.store,
+                hot.workload.label(),
+                cell(err)
+            ),
+        };
+    }
+    let _ = write!(
+        md,
+        "\n#### The lock's cost on distinct sessions\n\n\
+         | store | lock off req/s | lock on req/s | on / off | on / off by round | target | lost (off / on) | other responses (off / on) |\n\
+         |---|---:|---:|---:|---:|---|---:|---:|\n"
+    );
+    for cost in &results.cost {
+        let _ = match &cost.outcome {
+            Ok(f) => {
+                let ratios = f.ratios();
+                let ratio = (!ratios.is_empty()).then(|| median(ratios.clone()));
+                let verdict = match (target(&cost.store), ratio) {
+                    (Some(t), Some(r)) if r >= t => format!("≥ {t:.2}: met"),
+                    (Some(t), Some(_)) => format!("≥ {t:.2}: **missed**"),
+                    (Some(t), None) => format!("≥ {t:.2}"),
+                    (None, _) => "–".to_owned(),
+                };
+                writeln!(
+                    md,
+                    "| {} | {:.0} | {:.0} | {} | {} | {verdict} | {} / {} | {} / {} |",
+                    cost.store,
+                    median(f.unlocked.clone()),
+                    median(f.locked.clone()),
+                    ratio.map_or("–".into(), |r| format!("**{r:.2}×**")),
+                    list(&ratios, 1.0, 2),
+                    f.lost[0],
+                    f.lost[1],
+                    f.errors[0],
+                    f.errors[1],
+                )
+            }
+            Err(err) => writeln!(
+                md,
+                "| {} | – | – | – | – | {} | – | not run: {} |",
+                cost.store,
+                target(&cost.store).map_or("–".into(), |t| format!("≥ {t:.2}")),
+                cell(err)
+            ),
+        };
+    }
+    md
+}
+
+/// `text` as one Markdown table cell: no line breaks, no column separators.
+fn cell(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").replace('|', "\\|")
+}
+
+/// Writes same-session concurrency and the lock's cost to `target/bench/lock.md`, and into
+/// the full report after a full run of every store.
+pub(crate) fn write_lock(settings: &Settings, results: &LockResults) -> Result<(), String> {
+    let describe = format!(
+        "same-session concurrency alone, {} connections, {} s per run; the lock's cost over \
+         {} existing sessions, {} round(s) of lock off and on",
+        settings.connections,
+        settings.duration.as_secs(),
+        settings.sessions,
+        settings.rounds
+    );
+    let md = lock_markdown(&intro(&today(), &machine(), &[], &describe), results);
+    let path = results_dir()?.join("lock.md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("\n{md}\nwritten: {}", path.display());
+    if settings.writes_docs {
+        LOCK.write(&workspace_root(), &md)?;
+    } else {
+        println!(
+            "{} left as it was: only a full run of every store (no --quick, --stores or --no-docs) replaces its figures",
+            LOCK.file
+        );
     }
     Ok(())
 }

@@ -23,6 +23,19 @@ fn only_a_full_run_replaces_the_published_figures() {
 }
 
 #[test]
+fn lock_only_measures_the_lock_and_publishes_only_a_full_run() {
+    let settings = parse(&["--lock-only"]);
+    assert!(settings.lock_only && settings.writes_docs);
+    assert_eq!(settings.duration, Duration::from_secs(10));
+    assert_eq!(settings.connections, 50);
+    let quick = parse(&["--lock-only", "--quick"]);
+    assert!(quick.lock_only && !quick.writes_docs);
+    assert_eq!(quick.duration, Duration::from_secs(3));
+    assert!(!parse(&["--lock-only", "--stores", "memory"]).writes_docs);
+    assert!(!parse(&[]).lock_only);
+}
+
+#[test]
 fn baseline_cookies_have_the_shape_of_ours() {
     let cookies = baseline_cookies(100).expect("cookies");
     assert_eq!(cookies.len(), 100);

@@ -11,7 +11,8 @@ use cli::{answers_help, help, refuses};
 fn the_benchmark_answers_help() {
     let program = env!("CARGO_BIN_EXE_session-bench");
     answers_help(program, "session-bench", &["--quick", "--stores", "memory"]);
-    assert!(help(program, &["--help"], "session-bench").contains("--scale-only"));
+    let usage = help(program, &["--help"], "session-bench");
+    assert!(usage.contains("--scale-only") && usage.contains("--lock-only"));
 }
 
 #[test]

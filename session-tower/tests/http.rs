@@ -1,4 +1,6 @@
-//! HTTP behaviour of the layer, through a real axum router and real stores (memory, file).
+//! HTTP behaviour of the layer, through a real axum router and real stores (memory, file):
+//! cookies, store failures, and same-session concurrency (the lock, `update`, per-route
+//! lock modes, lock timeouts).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,14 +9,20 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::get;
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use session_core::{SessionConfig, SessionId, SessionManager, SessionStore};
+use session_core::{
+    Capabilities, ChangeSet, IndexedSession, LockMode, LockToken, Record, Revision, SessionConfig,
+    SessionId, SessionManager, SessionStore, StoreKey, Timestamp, UserId, async_trait,
+};
 use session_file::{FileStore, FileStoreOptions};
 use session_memory::MemoryStore;
 use session_testkit::CountingStore;
-use session_tower::{OnStoreError, Session, SessionError, SessionLayer};
+use session_tower::{
+    OnLockTimeout, OnStoreError, Session, SessionError, SessionLayer, SessionLock,
+};
+use tokio::sync::Notify;
 use tower::ServiceExt as _;
 
 async fn read(session: Session) -> Result<String, SessionError> {
@@ -353,4 +361,382 @@ async fn the_extractor_without_the_layer_is_a_500() {
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(text(response).await.contains("SessionLayer"));
+}
+
+// Same-session concurrency.
+
+/// Requests of one session sent at once in each concurrency test.
+const CONCURRENT: usize = 50;
+
+/// A plain read-modify-write with a pause between the read and the write, so that
+/// concurrent requests interleave there.
+async fn incr_slowly(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    session.set("n", &(n + 1)).await?;
+    Ok((n + 1).to_string())
+}
+
+/// The same increment through `Session::update`, after a pause with the session loaded.
+async fn count(session: Session) -> Result<String, SessionError> {
+    let _seen: Option<u64> = session.get("n").await?;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let n = session
+        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
+    Ok(n.to_string())
+}
+
+async fn start(session: Session) -> Result<&'static str, SessionError> {
+    session.set("n", &0u64).await?;
+    Ok("started")
+}
+
+async fn read_n(session: Session) -> Result<String, SessionError> {
+    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+}
+
+/// Increments with the session's lock held for a long while, and says when it holds it.
+async fn hold(session: Session, held: Arc<Notify>) -> Result<&'static str, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0);
+    held.notify_one();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    session.set("n", &(n + 1)).await?;
+    Ok("held")
+}
+
+/// A memory store that says it keeps no locks: the manager must not use them.
+#[derive(Debug, Default)]
+struct NoLocks(MemoryStore);
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl SessionStore for NoLocks {
+    async fn load(&self, key: &StoreKey) -> session_core::Result<Option<Record>> {
+        self.0.load(key).await
+    }
+    async fn create(&self, key: &StoreKey, record: &Record) -> session_core::Result<bool> {
+        self.0.create(key, record).await
+    }
+    async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> session_core::Result<bool> {
+        self.0.update(key, changes).await
+    }
+    async fn update_if_unchanged(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+    ) -> session_core::Result<Option<Revision>> {
+        self.0.update_if_unchanged(key, revision, record).await
+    }
+    async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> session_core::Result<bool> {
+        self.0.touch(key, expires_at).await
+    }
+    async fn delete(&self, key: &StoreKey) -> session_core::Result<bool> {
+        self.0.delete(key).await
+    }
+    async fn gc(&self) -> session_core::Result<u64> {
+        self.0.gc().await
+    }
+    async fn delete_many(&self, keys: &[StoreKey]) -> session_core::Result<u64> {
+        self.0.delete_many(keys).await
+    }
+    async fn sessions_of(&self, user: &UserId) -> session_core::Result<Vec<IndexedSession>> {
+        self.0.sessions_of(user).await
+    }
+    async fn user_index_len(&self, user: &UserId) -> session_core::Result<u64> {
+        self.0.user_index_len(user).await
+    }
+    async fn lock(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> session_core::Result<bool> {
+        self.0.lock(key, token, ttl).await
+    }
+    async fn renew_lock(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> session_core::Result<bool> {
+        self.0.renew_lock(key, token, ttl).await
+    }
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> session_core::Result<bool> {
+        self.0.unlock(key, token).await
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities().with_lock(false)
+    }
+}
+
+/// The concurrency routes, as a layer over `store` with `config` serves them.
+struct LockApp {
+    router: Router,
+    /// Told by `/hold` once it holds the lock.
+    held: Arc<Notify>,
+}
+
+impl LockApp {
+    fn new(config: &str) -> Self {
+        Self::with(
+            Arc::new(MemoryStore::new()),
+            config,
+            |layer: SessionLayer| layer,
+        )
+    }
+
+    fn with(
+        store: Arc<dyn SessionStore>,
+        config: &str,
+        layer: impl FnOnce(SessionLayer) -> SessionLayer,
+    ) -> Self {
+        let config = SessionConfig::from_json_str(config).expect("config");
+        let manager = SessionManager::new(store, config).expect("manager");
+        let held = Arc::new(Notify::new());
+        let signal = Arc::clone(&held);
+        let router = Router::new()
+            .route("/start", get(start))
+            .route("/incr", get(incr_slowly))
+            .route("/count", get(count))
+            .route("/n", get(read_n))
+            .route(
+                "/n-read-only",
+                get(read_n).route_layer(SessionLock::new(LockMode::ReadOnly)),
+            )
+            .route(
+                "/incr-read-only",
+                get(incr).route_layer(SessionLock::new(LockMode::ReadOnly)),
+            )
+            .route(
+                "/incr-exclusive",
+                get(incr_slowly).route_layer(SessionLock::new(LockMode::Exclusive)),
+            )
+            .route(
+                "/hold",
+                get(move |session: Session| hold(session, Arc::clone(&signal))),
+            )
+            .layer(layer(SessionLayer::new(manager)));
+        Self { router, held }
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
+        get_from(&self.router, path, cookie).await
+    }
+
+    /// A session with `n = 0`; its `Cookie` header.
+    async fn session(&self) -> String {
+        let response = self.get("/start", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        cookie_pair(&response).expect("a session cookie")
+    }
+
+    /// Sends [`CONCURRENT`] requests of `path` with `cookie` at once; their statuses.
+    async fn concurrently(&self, path: &'static str, cookie: &str) -> Vec<StatusCode> {
+        let requests: Vec<_> = (0..CONCURRENT)
+            .map(|_| {
+                let (router, cookie) = (self.router.clone(), cookie.to_owned());
+                tokio::spawn(async move { get_from(&router, path, Some(&cookie)).await.status() })
+            })
+            .collect();
+        let mut statuses = Vec::with_capacity(requests.len());
+        for request in requests {
+            statuses.push(request.await.expect("request task"));
+        }
+        statuses
+    }
+
+    async fn counter(&self, cookie: &str) -> String {
+        text(self.get("/n", Some(cookie)).await).await
+    }
+}
+
+async fn get_from(router: &Router, path: &str, cookie: Option<&str>) -> Response<Body> {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    router
+        .clone()
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible")
+}
+
+fn all_ok(statuses: &[StatusCode]) -> bool {
+    statuses.iter().all(|s| *s == StatusCode::OK)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_lock_concurrent_read_modify_writes_of_one_session_all_land() {
+    let app = LockApp::new(r#"{"lock": true}"#);
+    let cookie = app.session().await;
+    let statuses = app.concurrently("/incr", &cookie).await;
+    assert!(all_ok(&statuses), "{statuses:?}");
+    assert_eq!(app.counter(&cookie).await, CONCURRENT.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_without_the_lock_loses_no_increment() {
+    let app = LockApp::new("{}");
+    let cookie = app.session().await;
+    let statuses = app.concurrently("/count", &cookie).await;
+    assert!(all_ok(&statuses), "{statuses:?}");
+    assert_eq!(app.counter(&cookie).await, CONCURRENT.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_and_a_route_can_lock_what_the_configuration_does_not() {
+    let app = LockApp::with(Arc::new(MemoryStore::new()), "{}", |layer| {
+        layer.lock_mode(LockMode::Exclusive)
+    });
+    let cookie = app.session().await;
+    let statuses = app.concurrently("/incr", &cookie).await;
+    assert!(all_ok(&statuses), "{statuses:?}");
+    assert_eq!(app.counter(&cookie).await, CONCURRENT.to_string());
+
+    let app = LockApp::new("{}");
+    let cookie = app.session().await;
+    let statuses = app.concurrently("/incr-exclusive", &cookie).await;
+    assert!(all_ok(&statuses), "{statuses:?}");
+    assert_eq!(app.counter(&cookie).await, CONCURRENT.to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_not_granted_in_time_is_a_503_with_retry_after() {
+    let keep = OnStoreError::KeepResponse;
+    let fail = OnStoreError::InternalServerError;
+    for (policy, on_error, status, retry_after) in [
+        (
+            OnLockTimeout::default(),
+            keep,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("1"),
+        ),
+        (
+            OnLockTimeout::ServiceUnavailable {
+                retry_after: Duration::from_millis(2500),
+            },
+            fail,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("3"),
+        ),
+        (
+            OnLockTimeout::SameAsStoreError,
+            fail,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+        ),
+        // The handler's own answer: its `SessionError` for `ErrorKind::Locked`.
+        (
+            OnLockTimeout::SameAsStoreError,
+            keep,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("1"),
+        ),
+    ] {
+        let app = LockApp::with(
+            Arc::new(MemoryStore::new()),
+            r#"{"lock": true, "lock_timeout": "100ms"}"#,
+            |layer| layer.on_lock_timeout(policy).on_store_error(on_error),
+        );
+        let cookie = app.session().await;
+        let holder = {
+            let (router, cookie) = (app.router.clone(), cookie.clone());
+            tokio::spawn(async move { get_from(&router, "/hold", Some(&cookie)).await })
+        };
+        app.held.notified().await;
+        let refused = app.get("/incr", Some(&cookie)).await;
+        assert_eq!(refused.status(), status, "{policy:?}");
+        assert_eq!(
+            refused
+                .headers()
+                .get(RETRY_AFTER)
+                .map(|v| v.to_str().expect("ascii")),
+            retry_after,
+            "{policy:?}"
+        );
+        assert!(set_cookie(&refused).is_none());
+        assert!(!holder.is_finished(), "the holder ended before the timeout");
+        let holder = holder.await.expect("holder");
+        assert_eq!(holder.status(), StatusCode::OK);
+        assert_eq!(app.counter(&cookie).await, "1", "the refused request wrote");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_route_answers_while_another_request_holds_the_lock() {
+    let app = LockApp::new(r#"{"lock": true}"#);
+    let cookie = app.session().await;
+    let holder = {
+        let (router, cookie) = (app.router.clone(), cookie.clone());
+        tokio::spawn(async move { get_from(&router, "/hold", Some(&cookie)).await })
+    };
+    app.held.notified().await;
+    let began = std::time::Instant::now();
+    let read = tokio::time::timeout(
+        Duration::from_millis(600),
+        app.get("/n-read-only", Some(&cookie)),
+    )
+    .await
+    .expect("the read-only route waited for the lock");
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(text(read).await, "0", "it reads what was stored");
+    assert!(
+        !holder.is_finished(),
+        "the holder ended first: nothing was shown"
+    );
+    // The same read without the route's mode waits for the holder's flush.
+    let waited = app.get("/n", Some(&cookie)).await;
+    assert_eq!(text(waited).await, "1");
+    assert!(
+        began.elapsed() >= Duration::from_millis(400),
+        "a locked read did not wait: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(holder.await.expect("holder").status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_read_only_route_that_writes_is_an_error() {
+    for config in ["{}", r#"{"lock": true}"#] {
+        let app = LockApp::new(config);
+        let cookie = app.session().await;
+        let response = app.get("/incr-read-only", Some(&cookie)).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(set_cookie(&response).is_none());
+        assert_eq!(app.counter(&cookie).await, "0", "a read-only route wrote");
+    }
+}
+
+#[tokio::test]
+async fn an_exclusive_lock_over_a_store_without_locks_is_a_500() {
+    let app = LockApp::with(Arc::new(NoLocks::default()), "{}", |layer| layer);
+    let cookie = app.session().await;
+    let response = app.get("/incr-exclusive", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(app.counter(&cookie).await, "0");
+    // Nor can `update` work without locks on a store that keeps no revisions.
+    let response = app.get("/count", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(app.counter(&cookie).await, "0");
+
+    let app = LockApp::with(Arc::new(NoLocks::default()), "{}", |layer| {
+        layer.lock_mode(LockMode::Exclusive)
+    });
+    assert_eq!(
+        app.get("/start", None).await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}
+
+#[tokio::test]
+async fn a_session_lock_without_the_session_layer_is_a_500() {
+    let router = Router::new().route(
+        "/n",
+        get(read_n).route_layer(SessionLock::new(LockMode::ReadOnly)),
+    );
+    let response = get_from(&router, "/n", None).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }

@@ -177,3 +177,78 @@ fn civil_dates_follow_the_gregorian_calendar() {
     assert_eq!(civil_date(11_017), "2000-03-01");
     assert_eq!(civil_date(20_788), "2026-12-01");
 }
+
+#[test]
+fn the_lock_section_shows_lost_increments_targets_and_stores_without_locks() {
+    use crate::lock::{Cost, CostFigures, Hot, HotFigures, LockResults, Workload};
+    let figures = |acknowledged, counted, refused| {
+        Ok(HotFigures {
+            rps: 1000.0,
+            acknowledged,
+            counted,
+            refused,
+        })
+    };
+    let results = LockResults {
+        hot: vec![
+            Hot {
+                store: "memory".into(),
+                workload: Workload::IncrUnlocked,
+                outcome: figures(10_000, 9_000, 0),
+            },
+            Hot {
+                store: "memory".into(),
+                workload: Workload::IncrLocked,
+                outcome: figures(8_000, 8_000, 3),
+            },
+            Hot {
+                store: "file".into(),
+                workload: Workload::IncrLocked,
+                outcome: Err("ours on file exited at start: `lock`: no | locks\nhere".into()),
+            },
+        ],
+        cost: vec![
+            Cost {
+                store: "memory".into(),
+                outcome: Ok(CostFigures {
+                    unlocked: vec![1000.0, 1000.0, 1000.0],
+                    locked: vec![950.0, 850.0, 920.0],
+                    lost: [0, 0],
+                    errors: [0, 1],
+                }),
+            },
+            Cost {
+                store: "redis".into(),
+                outcome: Ok(CostFigures {
+                    unlocked: vec![1000.0],
+                    locked: vec![800.0],
+                    ..CostFigures::default()
+                }),
+            },
+            Cost {
+                store: "postgres".into(),
+                outcome: Err("not run here".into()),
+            },
+        ],
+    };
+    let md = lock_markdown("Run of 2026-12-01 on a test.", &results);
+    assert!(md.starts_with("Run of 2026-12-01 on a test.\n"), "{md}");
+    for row in [
+        "| memory | `/incr`, lock off | 1000 | 10000 | 9000 | 1000 | 0 |",
+        "| memory | `/incr`, lock on | 1000 | 8000 | 8000 | 0 | 3 |",
+        // One line, no column separator of its own.
+        "| file | `/incr`, lock on | – | – | – | – | not run: ours on file exited at start: `lock`: no \\| locks here |",
+        // Ratios by round 0.95, 0.85, 0.92: median 0.92.
+        "| memory | 1000 | 920 | **0.92×** | 0.95, 0.85, 0.92 | ≥ 0.90: met | 0 / 0 | 0 / 1 |",
+        "| redis | 1000 | 800 | **0.80×** | 0.80 | ≥ 0.85: **missed** | 0 / 0 | 0 / 0 |",
+        "| postgres | – | – | – | – | ≥ 0.85 | – | not run: not run here |",
+    ] {
+        assert!(md.contains(row), "missing {row} in\n{md}");
+    }
+}
+
+#[test]
+fn the_full_report_has_its_lock_section() {
+    let report = LOCK.read(&workspace_root()).expect("docs/benchmarks.md");
+    assert!(LOCK.content(&report).is_ok(), "markers");
+}

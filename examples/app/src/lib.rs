@@ -1,11 +1,22 @@
 //! The example application: a login form, a greeting with a visit counter, "Your
 //! sessions" (every session of the user, each of which can be ended), logout, and
-//! `GET /incr` and `GET /read` for benchmarks, on whichever store the configuration picks.
+//! `GET /incr`, `GET /count` and `GET /read` for benchmarks, on whichever store the
+//! configuration picks.
 //!
 //! `cargo run -p session-example` serves it on <http://127.0.0.1:3000> with the file store
 //! (`./runtime/session`). A TOML file (`--config session.toml`) or `SESSION__*`
 //! environment variables switch the store, e.g. `SESSION__TYPE=memory`, or
-//! `SESSION__TYPE=redis SESSION__ADAPTER__REDIS__URL=redis://127.0.0.1:6379`.
+//! `SESSION__TYPE=redis SESSION__ADAPTER__REDIS__URL=redis://127.0.0.1:6379`, and set any
+//! other key, e.g. `SESSION__LOCK=true` (requests of one session one at a time, on a
+//! store that keeps locks) with `SESSION__LOCK_TIMEOUT=2s`.
+//!
+//! Same-session concurrency: `/incr` is a plain read-modify-write (`get`, then `set`), so
+//! concurrent requests of one session can lose increments unless the configuration's
+//! `lock` is on; `/count` does the same with `Session::update`, which loses none either
+//! way. The routes that only read (`/read`, `/sessions`) are read-only
+//! ([`LockMode::ReadOnly`]) whatever the configuration says: they never wait for the lock,
+//! and a write from them would be refused. With the lock off that changes nothing but the
+//! refusal, so they are read-only unconditionally rather than only when `lock` is on.
 
 mod devices;
 
@@ -15,8 +26,8 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use session_core::{Registry, SessionManager, UserId};
-use session_tower::{Session, SessionError, SessionLayer};
+use session_core::{LockMode, Registry, SessionManager, UserId};
+use session_tower::{Session, SessionError, SessionLayer, SessionLock};
 
 /// Every store this build can open, by configuration `type`.
 pub fn registry() -> Registry {
@@ -36,13 +47,20 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
-        .route("/sessions", get(devices::list))
+        .route("/sessions", get(devices::list).route_layer(read_only()))
         .route("/sessions/revoke", post(devices::revoke))
         .route("/sessions/revoke-others", post(devices::revoke_others))
         .route("/incr", get(incr))
-        .route("/read", get(read))
+        .route("/count", get(count))
+        .route("/read", get(read).route_layer(read_only()))
         .route("/healthz", get(|| async { "ok" }))
         .layer(SessionLayer::new(manager))
+}
+
+/// The lock mode of the routes that only read: they neither take nor wait for the
+/// session's lock.
+fn read_only() -> SessionLock {
+    SessionLock::new(LockMode::ReadOnly)
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}\
@@ -84,9 +102,11 @@ async fn home(session: Session) -> Result<Html<String>, SessionError> {
     };
     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
     session.set("visits", &visits).await?;
+    let counter: u64 = session.get("n").await?.unwrap_or(0);
     Ok(page(&format!(
         "<h1 id=\"greeting\">Hello, {}!</h1>\
          <p id=\"visits\">Visits this session: {visits}</p>\
+         <p id=\"counter\">Counter (<code>GET /incr</code>, <code>GET /count</code>): {counter}</p>\
          <p><a href=\"/sessions\" id=\"your-sessions\">Your sessions</a></p>\
          <form method=\"post\" action=\"/logout\"><button type=\"submit\" id=\"logout\">Log out</button></form>",
         escape(&user)
@@ -137,10 +157,21 @@ async fn read(session: Session) -> Result<String, SessionError> {
     Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
 }
 
-/// Reads an integer from the session, adds one, stores it, returns it.
+/// Reads an integer from the session, adds one, stores it, returns it: a plain
+/// read-modify-write, which concurrent requests of one session can interleave unless the
+/// configuration's `lock` is on.
 async fn incr(session: Session) -> Result<String, SessionError> {
     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
     session.set("n", &n).await?;
+    Ok(n.to_string())
+}
+
+/// Adds one to the `/incr` counter with `Session::update`, returns it: atomic, so no
+/// concurrent request of the session loses an increment, with or without the lock.
+async fn count(session: Session) -> Result<String, SessionError> {
+    let n = session
+        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+        .await?;
     Ok(n.to_string())
 }
 

@@ -1,4 +1,5 @@
-//! The example's routes in-process, on the memory and file stores.
+//! The example's routes in-process, on the memory and file stores: logging in and out,
+//! "Your sessions", and concurrent requests of one session.
 
 use axum::body::Body;
 use http_body_util::BodyExt as _;
@@ -252,6 +253,103 @@ async fn your_sessions_on_the_file_store() {
 async fn on_the_file_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     login_visit_logout(file(&dir)).await;
+}
+
+/// Requests of one session sent at once in the concurrency tests.
+const CONCURRENT: usize = 50;
+
+/// Sends [`CONCURRENT`] requests of `path` with `cookie` at once; their statuses.
+async fn at_once(app: &axum::Router, path: &str, cookie: &str) -> Vec<axum::http::StatusCode> {
+    let requests: Vec<_> = (0..CONCURRENT)
+        .map(|_| {
+            let (app, request) = (app.clone(), get(path, Some(cookie)));
+            tokio::spawn(async move { send(&app, request).await.0 })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(CONCURRENT);
+    for request in requests {
+        statuses.push(request.await.expect("request task"));
+    }
+    statuses
+}
+
+/// A session whose counter is 1, made by `path`; its cookie.
+async fn counting_session(app: &axum::Router, path: &str) -> String {
+    let (status, cookie, n) = send(app, get(path, None)).await;
+    assert_eq!((status.as_u16(), n.as_str()), (200, "1"));
+    cookie.expect("the first increment starts a session")
+}
+
+/// `GET /count` ([`session_core::Session::update`]) from many requests of one session at
+/// once, without the lock: none is lost.
+async fn concurrent_counts(config: SessionConfig) {
+    let manager = SessionManager::from_config(config, &session_example::registry())
+        .await
+        .expect("manager");
+    let locks = manager.store().capabilities().lock;
+    let app = session_example::app(manager);
+    let cookie = counting_session(&app, "/count").await;
+    let statuses = at_once(&app, "/count", &cookie).await;
+    if !locks {
+        // Neither the memory store nor the file store reports revisions, so `update` needs
+        // the store's locks; a store without them refuses it (a 500), and writes nothing.
+        eprintln!("this store keeps no session locks: /count must be refused");
+        assert!(statuses.iter().all(|s| *s == 500), "{statuses:?}");
+        let (_, _, n) = send(&app, get("/read", Some(&cookie))).await;
+        assert_eq!(n, "1");
+        return;
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let (_, _, n) = send(&app, get("/read", Some(&cookie))).await;
+    assert_eq!(n, (CONCURRENT + 1).to_string(), "increments were lost");
+}
+
+/// `GET /incr` (a plain `get` then `set`) from many requests of one session at once, with
+/// the configuration's `lock` on: none is lost.
+async fn concurrent_increments_under_the_lock(mut config: SessionConfig) {
+    config.lock = true;
+    let manager = match SessionManager::from_config(config, &session_example::registry()).await {
+        Ok(manager) => manager,
+        Err(err) => {
+            // A store without locks refuses `lock = true` when the application starts.
+            eprintln!("lock = true refused: {err}");
+            assert_eq!(err.kind(), session_core::ErrorKind::Config, "{err}");
+            assert!(err.to_string().contains("keeps no session locks"), "{err}");
+            return;
+        }
+    };
+    let app = session_example::app(manager);
+    let cookie = counting_session(&app, "/incr").await;
+    let statuses = at_once(&app, "/incr", &cookie).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let (status, _, n) = send(&app, get("/read", Some(&cookie))).await;
+    assert_eq!(status, 200);
+    assert_eq!(n, (CONCURRENT + 1).to_string(), "increments were lost");
+    // A read-only route answers under the lock too (no user here: it sends us home).
+    let (status, _, body) = send(&app, get("/sessions", Some(&cookie))).await;
+    assert_eq!(status, 303, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_counts_on_the_memory_store() {
+    concurrent_counts(memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_counts_on_the_file_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    concurrent_counts(file(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_under_the_lock_on_the_memory_store() {
+    concurrent_increments_under_the_lock(memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_under_the_lock_on_the_file_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    concurrent_increments_under_the_lock(file(&dir)).await;
 }
 
 #[tokio::test]
