@@ -91,8 +91,9 @@ impl SessionManager {
         if config.lock && !store.capabilities().lock {
             return Err(Error::config(
                 "lock",
-                "this store keeps no session locks (its Capabilities::lock is false); \
-                 Session::update still gives atomic read-modify-writes without the lock",
+                "this store keeps no session locks (its Capabilities::lock is false); on a \
+                 store that reports revisions, Session::update still gives atomic \
+                 read-modify-writes without the lock",
             ));
         }
         let signer = if config.secret.is_empty() {
