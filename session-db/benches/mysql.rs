@@ -31,7 +31,11 @@ fn main() {
     common::bench_backend(&mut criterion, &runtime, "mysql", &stores);
     common::compare_strategies(&runtime, "mysql", &stores);
     runtime.block_on(async {
-        let drop = format!("DROP TABLE IF EXISTS {}", store.table());
+        let drop = format!(
+            "DROP TABLE IF EXISTS {}, {}",
+            store.table(),
+            store.lock_table()
+        );
         let _ = session_db::sqlx::query(&drop).execute(store.pool()).await;
     });
     criterion.final_summary();

@@ -27,7 +27,9 @@ use crate::{DEFAULT_PREFIX, DbOptions};
 pub(crate) struct Statements {
     /// The quoted table name, for messages.
     pub(crate) table: String,
-    /// The DDL `migrate` runs, in order, to create the table and its `expire` index.
+    /// The DDL `migrate` runs, in order, to create the table and its `expire` index, and
+    /// the lease table (which is how a database an earlier version made gets it: every
+    /// statement is `CREATE ... IF NOT EXISTS`).
     pub(crate) migrate: Vec<String>,
     /// What `migrate` adds, after `migrate`, to a table an earlier version of this crate
     /// created: the owner columns and the `user_id` index, each only if it is missing.
@@ -62,6 +64,52 @@ pub(crate) struct Statements {
     /// appends one placeholder per key and the closing parenthesis. Binds: now, then the
     /// cookies.
     pub(crate) delete_many: String,
+    /// The statements on the lease table, `<prefix>session_locks`.
+    pub(crate) locks: LockStatements,
+}
+
+/// The statements on the lease table `<prefix>session_locks`: one row per held (or lapsed,
+/// not yet replaced or swept) session lock, `key` (the store key, primary key), `token`
+/// and `expires_at` (milliseconds since the Unix epoch, by the application's clock, as for
+/// the sessions' `expire`). Every call is one statement on the primary key, so the
+/// database's own row lock makes it atomic; `unlock` on MySQL takes a second one only when
+/// the first found no live lease.
+#[derive(Debug, Clone)]
+pub(crate) struct LockStatements {
+    /// The quoted table name, for messages.
+    pub(crate) table: String,
+    /// Inserts the lease, or takes over the row at the key if its lease has lapsed or
+    /// belongs to the same token; whether it did is [`Dialect::lock_granted`]. Binds: key,
+    /// token, expires_at, now.
+    pub(crate) lock: String,
+    /// Moves the expiry of the token's unexpired lease. Binds: expires_at, key, token, now.
+    pub(crate) renew: String,
+    /// Deletes the token's lease, telling whether it was unexpired.
+    pub(crate) unlock: Unlock,
+    /// Deletes every lapsed lease. Binds: now.
+    pub(crate) gc: String,
+}
+
+/// How `unlock` deletes the token's lease and tells whether it had not lapsed, which
+/// depends on whether the dialect has `DELETE ... RETURNING`.
+#[derive(Debug, Clone)]
+#[cfg_attr(
+    not(all(feature = "mysql", any(feature = "postgres", feature = "sqlite"))),
+    allow(dead_code, reason = "each variant serves only some dialects")
+)]
+pub(crate) enum Unlock {
+    /// One `DELETE ... WHERE key = ? AND token = ? RETURNING expires_at` (PostgreSQL,
+    /// SQLite); the store compares the expiry with now. Binds: key, token.
+    Returning(String),
+    /// MySQL: a `DELETE` of the unexpired lease (the answer, and the whole call when the
+    /// token held the lock), then, only if that deleted nothing, one of the token's lapsed
+    /// lease, so that none is left behind.
+    LiveThenLapsed {
+        /// Binds: key, token, now.
+        delete_live: String,
+        /// Binds: key, token.
+        delete_any: String,
+    },
 }
 
 /// One change `migrate` makes to a table an earlier version created.
@@ -146,7 +194,15 @@ pub(crate) trait Dialect: Database {
         false
     }
 
-    /// The statements for table `<prefix>session`; `prefix` has been validated.
+    /// Whether the `lock` statement of [`LockStatements`] granted the lease: by default,
+    /// whether it inserted or updated the row (`ON CONFLICT ... DO UPDATE ... WHERE`
+    /// affects no row when the `WHERE` refuses).
+    fn lock_granted(done: &Self::QueryResult) -> bool {
+        Self::ROWS_AFFECTED(done) == 1
+    }
+
+    /// The statements for table `<prefix>session` and its lease table
+    /// `<prefix>session_locks`; `prefix` has been validated.
     fn statements(prefix: &str) -> Statements;
 
     /// The backend's own settings on top of the connect options the URL gave.
@@ -194,6 +250,11 @@ impl<D: Dialect> Table<D> {
         validate_prefix(prefix)?;
         self.sql = D::statements(prefix);
         Ok(())
+    }
+
+    /// The quoted name of the lease table.
+    pub(crate) fn lock_table(&self) -> &str {
+        &self.sql.locks.table
     }
 
     /// The pool the connections come from.
@@ -521,6 +582,71 @@ where
         .await;
         lease.finish(outcome).map_err(failed::<D>("migrate"))
     }
+
+    async fn lock(&self, key: &str, token: &str, until: i64, now: i64) -> Result<bool> {
+        let (_turn, lease) = self.lease_to_write("lock").await?;
+        let query = sqlx::query(&self.sql.locks.lock)
+            .bind(key)
+            .bind(token)
+            .bind(until)
+            .bind(now);
+        let done = lease.execute(query).await.map_err(failed::<D>("lock"))?;
+        Ok(D::lock_granted(&done))
+    }
+
+    async fn renew_lock(&self, key: &str, token: &str, until: i64, now: i64) -> Result<bool> {
+        let (_turn, lease) = self.lease_to_write("renew_lock").await?;
+        let query = sqlx::query(&self.sql.locks.renew)
+            .bind(until)
+            .bind(key)
+            .bind(token)
+            .bind(now);
+        let done = lease
+            .execute(query)
+            .await
+            .map_err(failed::<D>("renew_lock"))?;
+        Ok(D::ROWS_AFFECTED(&done) > 0)
+    }
+
+    async fn unlock(&self, key: &str, token: &str, now: i64) -> Result<bool> {
+        let (_turn, mut lease) = self.lease_to_write("unlock").await?;
+        let connection = lease.connection();
+        let outcome = match &self.sql.locks.unlock {
+            Unlock::Returning(delete) => {
+                let row = sqlx::query(delete)
+                    .bind(key)
+                    .bind(token)
+                    .fetch_optional(connection);
+                row.await.map(|row| {
+                    let until = row.and_then(|row| lenient::<_, i64>(&row, "expires_at"));
+                    until.is_some_and(|until| until > now)
+                })
+            }
+            Unlock::LiveThenLapsed {
+                delete_live,
+                delete_any,
+            } => {
+                let live = sqlx::query(delete_live).bind(key).bind(token).bind(now);
+                match live.execute(&mut *connection).await {
+                    Ok(done) if D::ROWS_AFFECTED(&done) > 0 => Ok(true),
+                    // The token held no live lease: remove a lapsed one it left, if any.
+                    Ok(_) => {
+                        let lapsed = sqlx::query(delete_any).bind(key).bind(token);
+                        lapsed.execute(connection).await.map(|_| false)
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+        };
+        lease.finish(outcome).map_err(failed::<D>("unlock"))
+    }
+
+    async fn gc_locks(&self, now: i64) -> Result<u64> {
+        let (_turn, lease) = self.lease_to_write("gc").await?;
+        let query = sqlx::query(&self.sql.locks.gc).bind(now);
+        let done = lease.execute(query).await.map_err(failed::<D>("gc"))?;
+        Ok(D::ROWS_AFFECTED(&done))
+    }
 }
 
 /// Keys per `delete_many` statement: the largest power of two that leaves one parameter
@@ -594,9 +720,10 @@ macro_rules! sql_store {
 
         const _: () = {
             use std::fmt;
+            use std::time::Duration;
 
             use session_core::{
-                Capabilities, ChangeSet, IndexedSession, Record, Result, Revision,
+                Capabilities, ChangeSet, IndexedSession, LockToken, Record, Result, Revision,
                 SessionStore, StoreKey, Timestamp, UserId, async_trait,
             };
 
@@ -652,11 +779,12 @@ macro_rules! sql_store {
                     Ok(Self { core })
                 }
 
-                /// Creates the table and its indexes if they are missing, and adds the
-                /// `user_id` and `label` columns and the `user_id` index to a table an
-                /// earlier version of this crate created, keeping its sessions (the DDL is
-                /// in the crate docs). Each change is made only if it is missing, so
-                /// running it again changes nothing.
+                /// Creates the table and its indexes, and the lease table of the session
+                /// locks, if they are missing, and adds the `user_id` and `label` columns
+                /// and the `user_id` index to a table an earlier version of this crate
+                /// created, keeping its sessions (the DDL is in the crate docs). Each
+                /// change is made only if it is missing, so running it again changes
+                /// nothing.
                 $(#[doc = $migrate])?
                 ///
                 /// # Errors
@@ -676,6 +804,12 @@ macro_rules! sql_store {
                 /// The quoted table name.
                 pub fn table(&self) -> &str {
                     $crate::sql::Driver::table(&self.core.driver)
+                }
+
+                /// The quoted name of the lease table that holds the session locks,
+                /// `<prefix>session_locks`.
+                pub fn lock_table(&self) -> &str {
+                    self.core.driver.lock_table()
                 }
             }
 
@@ -735,11 +869,34 @@ macro_rules! sql_store {
                     self.core.user_index_len(user).await
                 }
 
+                async fn lock(
+                    &self,
+                    key: &StoreKey,
+                    token: &LockToken,
+                    ttl: Duration,
+                ) -> Result<bool> {
+                    self.core.lock(key, token, ttl).await
+                }
+
+                async fn renew_lock(
+                    &self,
+                    key: &StoreKey,
+                    token: &LockToken,
+                    ttl: Duration,
+                ) -> Result<bool> {
+                    self.core.renew_lock(key, token, ttl).await
+                }
+
+                async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+                    self.core.unlock(key, token).await
+                }
+
                 fn capabilities(&self) -> Capabilities {
                     Capabilities::new()
                         .with_shared(true)
                         .with_persistent(true)
                         .with_user_index(true)
+                        .with_lock(true)
                 }
             }
         };

@@ -11,8 +11,8 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use session_core::secrecy::ExposeSecret;
 use session_core::{
-    Capabilities, ChangeSet, Data, Error, ErrorKind, IndexedSession, Owner, Record, Result,
-    SessionStore, StoreKey, Timestamp, UserId, async_trait, check_label,
+    Capabilities, ChangeSet, Data, Error, ErrorKind, IndexedSession, LockToken, Owner, Record,
+    Result, SessionStore, StoreKey, Timestamp, UserId, async_trait, check_label,
 };
 
 use crate::options::validate_prefix;
@@ -30,6 +30,16 @@ const USER: &str = "user";
 const LABEL: &str = "label";
 /// Keys per `delete_many` command: far below the 16 MiB a command may take.
 const DELETE_BATCH: usize = 10_000;
+/// The field of a lease document holding its holder's token.
+const TOKEN: &str = "token";
+/// The field of a lease document holding its expiry.
+const EXPIRES_AT: &str = "expires_at";
+/// How long after a lease lapsed the TTL index of the lease collection removes it: long
+/// enough that the server's clock, which the TTL monitor goes by, never decides a lease's
+/// fate (the store judges leases by the application's clock); short enough that the leases
+/// of keys nobody locks again do not pile up (the manager runs no gc on a store with
+/// native TTL).
+const LAPSED_LEASE_KEPT: Duration = Duration::from_secs(3600);
 
 /// Sessions in a MongoDB collection, `<prefix>session` (`think_session` by default).
 ///
@@ -61,18 +71,45 @@ const DELETE_BATCH: usize = 10_000;
 /// MongoDB's TTL monitor removes expired documents about once a minute; reads filter on
 /// `expire` so an expired session is never returned in between, and [`gc`](Self::gc)
 /// removes them on demand.
+///
+/// Session locks are leases in a collection of their own, `<prefix>session_locks`, one
+/// document per locked key, apart from the session documents:
+///
+/// ```text
+/// { _id: "<store key>", token: "<lock token>", expires_at: ISODate(...) }
+/// ```
+///
+/// - [`lock`](SessionStore::lock) is one `update_one` with `upsert`, filtered on `_id` and
+///   on the lease having lapsed or being this token's. A free key is inserted; a lapsed or
+///   own lease matches and is taken over; another token's unexpired lease does not match,
+///   so the upsert's insert hits the unique `_id` (E11000): refused. The unique `_id`
+///   makes concurrent attempts admit exactly one.
+/// - [`renew_lock`](SessionStore::renew_lock) is one `update_one` filtered on `_id`, the
+///   token and `expires_at > now`; [`unlock`](SessionStore::unlock) one
+///   `find_one_and_delete` on `_id` and the token, which returns the expiry to tell
+///   whether the lease was still good.
+/// - Leases are judged by the application's clock, as sessions are. A TTL index removes a
+///   lapsed lease an hour after it lapsed (so that the server's clock never decides a
+///   live one), and [`gc`](Self::gc) removes lapsed leases at once (not counted).
 #[derive(Clone)]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub struct MongoStore {
     collection: Collection<Document>,
+    locks: Collection<Document>,
 }
 
 impl MongoStore {
     /// A store on `database` with the default prefix (`think_session`). Call
     /// [`migrate`](Self::migrate) to create the TTL index.
     pub fn new(database: &Database) -> Self {
+        Self::on(database, DEFAULT_PREFIX)
+    }
+
+    /// The store on `database` with collections named with `prefix` (validated).
+    fn on(database: &Database, prefix: &str) -> Self {
         Self {
-            collection: database.collection(&format!("{DEFAULT_PREFIX}session")),
+            collection: database.collection(&format!("{prefix}session")),
+            locks: database.collection(&format!("{prefix}session_locks")),
         }
     }
 
@@ -86,9 +123,7 @@ impl MongoStore {
             .collection
             .client()
             .database(self.collection.namespace().db.as_str());
-        Ok(Self {
-            collection: database.collection(&format!("{prefix}session")),
-        })
+        Ok(Self::on(&database, prefix))
     }
 
     /// Connects as `options` say (the pool size, and `acquire_timeout` as the server
@@ -120,8 +155,9 @@ impl MongoStore {
         Ok(store)
     }
 
-    /// Creates the TTL index on `expire` (`expireAfterSeconds: 0`) and the partial index
-    /// on `user` if they are missing; safe to run again and from several processes.
+    /// Creates the TTL index on `expire` (`expireAfterSeconds: 0`), the partial index on
+    /// `user`, and the TTL index of the lease collection (`expires_at`, an hour after a
+    /// lease lapsed) if they are missing; safe to run again and from several processes.
     ///
     /// # Errors
     /// Backend errors.
@@ -148,6 +184,19 @@ impl MongoStore {
             .create_indexes([ttl, users])
             .await
             .map_err(|err| mongo_error("migrate", err))?;
+        let lapsed = IndexModel::builder()
+            .keys(doc! { EXPIRES_AT: 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("expires_at_ttl".to_owned())
+                    .expire_after(LAPSED_LEASE_KEPT)
+                    .build(),
+            )
+            .build();
+        self.locks
+            .create_index(lapsed)
+            .await
+            .map_err(|err| mongo_error("migrate", err))?;
         Ok(())
     }
 
@@ -155,12 +204,18 @@ impl MongoStore {
     pub fn collection(&self) -> &Collection<Document> {
         &self.collection
     }
+
+    /// The collection of the session locks' leases, `<prefix>session_locks`.
+    pub fn lock_collection(&self) -> &Collection<Document> {
+        &self.locks
+    }
 }
 
 impl fmt::Debug for MongoStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoStore")
             .field("namespace", &self.collection.namespace().to_string())
+            .field("locks", &self.locks.namespace().to_string())
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +345,12 @@ impl SessionStore for MongoStore {
             .delete_many(doc! { "expire": { "$lte": date(Timestamp::now()) } })
             .await
             .map_err(|err| mongo_error("gc", err))?;
+        // Lapsed leases go too (the TTL index would take an hour); they are no sessions,
+        // so they are not counted.
+        self.locks
+            .delete_many(doc! { EXPIRES_AT: { "$lte": date(Timestamp::now()) } })
+            .await
+            .map_err(|err| mongo_error("gc", err))?;
         Ok(result.deleted_count)
     }
 
@@ -345,12 +406,67 @@ impl SessionStore for MongoStore {
             .map_err(|err| mongo_error("user_index_len", err))
     }
 
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let now = Timestamp::now();
+        // A lease that lapsed, or whose expiry is missing or not a date (only a foreign
+        // document has such a one), is taken over; so is this token's own.
+        let filter = doc! {
+            "_id": key.as_str(),
+            "$or": [
+                { EXPIRES_AT: { "$lte": date(now) } },
+                { EXPIRES_AT: { "$not": { "$type": "date" } } },
+                { TOKEN: token.as_str() },
+            ],
+        };
+        let update = doc! { "$set": { TOKEN: token.as_str(), EXPIRES_AT: date(now + ttl) } };
+        match self.locks.update_one(filter, update).upsert(true).await {
+            // Matched: taken over (or asked again by the holder, which may change
+            // nothing). Upserted: the key was free.
+            Ok(result) => Ok(result.matched_count == 1 || result.upserted_id.is_some()),
+            // Another token's unexpired lease holds the `_id` the upsert would insert.
+            Err(err) if is_duplicate_key(&err) => Ok(false),
+            Err(err) => Err(mongo_error("lock", err)),
+        }
+    }
+
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let now = Timestamp::now();
+        let filter = doc! {
+            "_id": key.as_str(),
+            TOKEN: token.as_str(),
+            EXPIRES_AT: { "$gt": date(now) },
+        };
+        let result = self
+            .locks
+            .update_one(filter, doc! { "$set": { EXPIRES_AT: date(now + ttl) } })
+            .await
+            .map_err(|err| mongo_error("renew_lock", err))?;
+        Ok(result.matched_count == 1)
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        let now = Timestamp::now();
+        let removed = self
+            .locks
+            .find_one_and_delete(doc! { "_id": key.as_str(), TOKEN: token.as_str() })
+            .projection(doc! { EXPIRES_AT: 1 })
+            .await
+            .map_err(|err| mongo_error("unlock", err))?;
+        Ok(removed
+            .and_then(|document| match document.get(EXPIRES_AT) {
+                Some(Bson::DateTime(until)) => Some(until.timestamp_millis()),
+                _ => None,
+            })
+            .is_some_and(|until| until > now.as_millis()))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_native_ttl(true)
             .with_shared(true)
             .with_persistent(true)
             .with_user_index(true)
+            .with_lock(true)
     }
 }
 

@@ -3,7 +3,9 @@
 use session_core::{MAX_LABEL_LEN, MAX_USER_ID_LEN};
 use sqlx::mysql::{MySql, MySqlDatabaseError, MySqlPool, MySqlQueryResult};
 
-use crate::dialect::{CreateAndDelete, Dialect, Statements, Upgrade, sql_store};
+use crate::dialect::{
+    CreateAndDelete, Dialect, LockStatements, Statements, Unlock, Upgrade, sql_store,
+};
 use crate::sql::HEAD_LEN;
 
 sql_store! {
@@ -33,6 +35,11 @@ sql_store! {
               made meanwhile is taken as made."
 }
 
+/// The insert id the `lock` statement reports when it took over the row at the key.
+const GRANTED: u64 = 2;
+/// The insert id the `lock` statement reports when it kept another token's lease.
+const REFUSED: u64 = 1;
+
 impl Dialect for MySql {
     const BACKEND: &'static str = "mysql";
 
@@ -43,6 +50,16 @@ impl Dialect for MySql {
 
     // A prepared statement counts its placeholders in 16 bits.
     const MAX_PARAMS: usize = u16::MAX as usize;
+
+    /// The `lock` statement inserted the lease (insert id 0, one row) or took over the
+    /// row (insert id [`GRANTED`]); [`REFUSED`] means the row was kept.
+    fn lock_granted(done: &MySqlQueryResult) -> bool {
+        match done.last_insert_id() {
+            GRANTED => true,
+            0 => done.rows_affected() == 1,
+            _ => false,
+        }
+    }
 
     fn already_applied(err: &sqlx::Error) -> bool {
         // ER_DUP_FIELDNAME, ER_DUP_KEYNAME: the column or index exists.
@@ -73,6 +90,7 @@ impl Dialect for MySql {
         let label_column = format!("VARCHAR({MAX_LABEL_LEN}) CHARACTER SET utf8mb4 NULL");
         let columns = "id, data, expire, version, CONVERT(user_id USING utf8mb4) AS user_id, label";
         let user_index = format!("{prefix}session_user");
+        let locks = format!("`{prefix}session_locks`");
         // The catalog row of a column or an index of the table, where it has one.
         let catalog = |view: &str, field: &str, name: &str| {
             format!(
@@ -81,21 +99,31 @@ impl Dialect for MySql {
             )
         };
         Statements {
-            migrate: vec![format!(
-                "CREATE TABLE IF NOT EXISTS {table} (\
-                 `id` BIGINT NOT NULL AUTO_INCREMENT, \
-                 `cookie` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
-                 `data` LONGBLOB NOT NULL, \
-                 `expire` BIGINT NOT NULL, \
-                 `version` BIGINT NOT NULL DEFAULT 0, \
-                 `user_id` {user_column}, \
-                 `label` {label_column}, \
-                 PRIMARY KEY (`id`), \
-                 UNIQUE KEY `{prefix}session_cookie` (`cookie`), \
-                 KEY `{prefix}session_expire` (`expire`), \
-                 KEY `{user_index}` (`user_id`)\
-                 ) ENGINE=InnoDB"
-            )],
+            migrate: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (\
+                     `id` BIGINT NOT NULL AUTO_INCREMENT, \
+                     `cookie` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
+                     `data` LONGBLOB NOT NULL, \
+                     `expire` BIGINT NOT NULL, \
+                     `version` BIGINT NOT NULL DEFAULT 0, \
+                     `user_id` {user_column}, \
+                     `label` {label_column}, \
+                     PRIMARY KEY (`id`), \
+                     UNIQUE KEY `{prefix}session_cookie` (`cookie`), \
+                     KEY `{prefix}session_expire` (`expire`), \
+                     KEY `{user_index}` (`user_id`)\
+                     ) ENGINE=InnoDB"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {locks} (\
+                     `key` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
+                     `token` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
+                     `expires_at` BIGINT NOT NULL, \
+                     PRIMARY KEY (`key`)\
+                     ) ENGINE=InnoDB"
+                ),
+            ],
             // Checked first, since MySQL has no ADD COLUMN IF NOT EXISTS (MariaDB has); a
             // concurrent migration that wins the race makes the change fail as a duplicate,
             // which `already_applied` accepts.
@@ -150,6 +178,43 @@ impl Dialect for MySql {
             ),
             count_bound: format!("SELECT COUNT(*) AS entries FROM {table} WHERE user_id = ?"),
             delete_many: format!("DELETE FROM {table} WHERE expire + 0 > ? AND cookie IN ("),
+            locks: LockStatements {
+                // `ON DUPLICATE KEY UPDATE` applies its assignments left to right, each
+                // seeing the ones before. `token` goes first, judged on the row as it was
+                // (lapsed, or this token's); `expires_at` then follows it: the token is
+                // this one's exactly when the lease was granted (a refusal means it was
+                // another's, and kept). Whether it was granted is not in the affected
+                // rows: sqlx connects with CLIENT_FOUND_ROWS, which counts an insert and
+                // an unchanged row (a refusal) both as 1. So the grant is passed back in
+                // the OK packet's insert id: `LAST_INSERT_ID(n)` sets it to n (the table
+                // has no AUTO_INCREMENT, so an insert reports 0); see `lock_granted`.
+                // Checked against MariaDB 10.11 statement by statement: insert 0, refusal
+                // 1, take-over 2, also for a take-over that leaves the row as it was (the
+                // holder asking again within the millisecond), which reports 1 affected
+                // row like a refusal. The connection's `LAST_INSERT_ID()` is left at 1 or
+                // 2; nothing else of the store reads it.
+                lock: format!(
+                    "INSERT INTO {locks} (`key`, `token`, `expires_at`) VALUES (?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE \
+                     `token` = IF(LAST_INSERT_ID(IF(`expires_at` <= ? \
+                         OR `token` = VALUES(`token`), {GRANTED}, {REFUSED})) = {GRANTED}, \
+                         VALUES(`token`), `token`), \
+                     `expires_at` = IF(`token` = VALUES(`token`), \
+                         VALUES(`expires_at`), `expires_at`)"
+                ),
+                renew: format!(
+                    "UPDATE {locks} SET `expires_at` = ? \
+                     WHERE `key` = ? AND `token` = ? AND `expires_at` > ?"
+                ),
+                unlock: Unlock::LiveThenLapsed {
+                    delete_live: format!(
+                        "DELETE FROM {locks} WHERE `key` = ? AND `token` = ? AND `expires_at` > ?"
+                    ),
+                    delete_any: format!("DELETE FROM {locks} WHERE `key` = ? AND `token` = ?"),
+                },
+                gc: format!("DELETE FROM {locks} WHERE `expires_at` <= ?"),
+                table: locks,
+            },
             table,
         }
     }

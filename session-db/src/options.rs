@@ -94,9 +94,9 @@ pub struct DbOptions {
     /// closed; turn it on to spend the round trip and avoid those failures.
     #[serde(default)]
     pub test_before_acquire: bool,
-    /// Create the table and its indexes (the MongoDB TTL and user indexes) when the store
-    /// is opened, if they are missing, and add the owner columns to a table an earlier
-    /// version made (`true` by default). Turn it off when the application's database user
+    /// Create the table and its indexes (the MongoDB TTL and user indexes) and the lease
+    /// table of the session locks when the store is opened, if they are missing, and add
+    /// the owner columns to a table an earlier version made (`true` by default). Turn it off when the application's database user
     /// may not run DDL, and create or upgrade the table from the DDL in the crate docs.
     #[serde(default = "default_true")]
     pub migrate: bool,

@@ -3,7 +3,9 @@
 use session_core::{MAX_LABEL_LEN, MAX_USER_ID_LEN};
 use sqlx::postgres::{PgPool, PgQueryResult, Postgres};
 
-use crate::dialect::{CreateAndDelete, Dialect, Statements, Upgrade, sql_store};
+use crate::dialect::{
+    CreateAndDelete, Dialect, LockStatements, Statements, Unlock, Upgrade, sql_store,
+};
 use crate::sql::HEAD_LEN;
 
 sql_store! {
@@ -49,6 +51,7 @@ impl Dialect for Postgres {
         let table = format!("\"{prefix}session\"");
         let index = format!("\"{prefix}session_expire\"");
         let user_index = format!("\"{prefix}session_user\"");
+        let locks = format!("\"{prefix}session_locks\"");
         let live = "cookie = $1 AND (expire > $2 OR expire IS NULL)";
         let columns = "id, data, expire, version, user_id, label";
         // The catalog row of a column of the table, where it has one.
@@ -74,6 +77,12 @@ impl Dialect for Postgres {
                      label VARCHAR({MAX_LABEL_LEN}))"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {locks} (\
+                     \"key\" VARCHAR(64) PRIMARY KEY, \
+                     token TEXT NOT NULL, \
+                     expires_at BIGINT NOT NULL)"
+                ),
             ],
             // Each checked first: `ALTER TABLE` takes the table's exclusive lock even when
             // IF NOT EXISTS makes it a no-op, and every process start runs this. Adding a
@@ -144,6 +153,25 @@ impl Dialect for Postgres {
             ),
             count_bound: format!("SELECT COUNT(*) AS entries FROM {table} WHERE user_id = $1"),
             delete_many: format!("DELETE FROM {table} WHERE expire > $1 AND cookie IN ("),
+            // The conflict makes the statement wait for a concurrent `lock` of the key and
+            // then judge the row that one left: of concurrent attempts, one wins.
+            locks: LockStatements {
+                lock: format!(
+                    "INSERT INTO {locks} (\"key\", token, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (\"key\") DO UPDATE \
+                     SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at \
+                     WHERE {locks}.expires_at <= $4 OR {locks}.token = EXCLUDED.token"
+                ),
+                renew: format!(
+                    "UPDATE {locks} SET expires_at = $1 \
+                     WHERE \"key\" = $2 AND token = $3 AND expires_at > $4"
+                ),
+                unlock: Unlock::Returning(format!(
+                    "DELETE FROM {locks} WHERE \"key\" = $1 AND token = $2 RETURNING expires_at"
+                )),
+                gc: format!("DELETE FROM {locks} WHERE expires_at <= $1"),
+                table: locks,
+            },
             table,
         }
     }

@@ -2,10 +2,12 @@
 //! the primitive operations on a table ([`Driver`]), and the store logic on top
 //! (decoding, corruption, the update strategy, gc in batches, the user index).
 
+use std::time::Duration;
+
 use session_core::wire::{decode_expiry, decode_record, encode_record};
 use session_core::{
-    ChangeSet, Error, ErrorKind, IndexedSession, Owner, Record, Result, Revision, StoreKey,
-    Timestamp, UserId, async_trait, check_label,
+    ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Owner, Record, Result, Revision,
+    StoreKey, Timestamp, UserId, async_trait, check_label,
 };
 
 use crate::Concurrency;
@@ -153,6 +155,20 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Creates the table and its indexes if missing, and adds what a table made by an
     /// earlier version lacks.
     async fn migrate(&self) -> Result<()>;
+
+    /// Grants the lease at `key` to `token` until `until` unless another token's lease is
+    /// unexpired at `now`; whether `token` holds it now.
+    async fn lock(&self, key: &str, token: &str, until: i64, now: i64) -> Result<bool>;
+
+    /// Moves `token`'s lease at `key` to expire at `until` if it is unexpired at `now`;
+    /// whether it did.
+    async fn renew_lock(&self, key: &str, token: &str, until: i64, now: i64) -> Result<bool>;
+
+    /// Deletes `token`'s lease at `key`; whether it was unexpired at `now`.
+    async fn unlock(&self, key: &str, token: &str, now: i64) -> Result<bool>;
+
+    /// Deletes the leases that lapsed by `now`; how many.
+    async fn gc_locks(&self, now: i64) -> Result<u64>;
 }
 
 /// The store logic shared by the SQL dialects.
@@ -365,7 +381,64 @@ impl<D: Driver> SqlCore<D> {
                 "gc removed expired sessions"
             );
         }
+        // Lapsed leases (of holders that stopped without unlocking) are swept too; they are
+        // no sessions, so they are not counted. `lock` replaces a lapsed lease anyway, so
+        // this only keeps the table from growing with keys nobody locks again.
+        let now = Timestamp::now().as_millis();
+        let lapsed = self
+            .retrying("(gc)", "the lease sweep", || self.driver.gc_locks(now))
+            .await?;
+        if lapsed > 0 {
+            tracing::debug!(
+                backend = D::NAME,
+                table = self.driver.table(),
+                removed = lapsed,
+                "gc removed lapsed session locks"
+            );
+        }
         Ok(total)
+    }
+
+    /// Grants the lock of `key` to `token` for `ttl`: one statement, retried if the
+    /// database picks it as a deadlock victim (it was rolled back whole).
+    pub(crate) async fn lock(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.retrying(key.short(), "a lock", || {
+            let now = Timestamp::now();
+            let until = (now + ttl).as_millis();
+            self.driver
+                .lock(key.as_str(), token.as_str(), until, now.as_millis())
+        })
+        .await
+    }
+
+    /// Extends `token`'s unexpired lease on `key` to `ttl` from now.
+    pub(crate) async fn renew_lock(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.retrying(key.short(), "a lock renewal", || {
+            let now = Timestamp::now();
+            let until = (now + ttl).as_millis();
+            self.driver
+                .renew_lock(key.as_str(), token.as_str(), until, now.as_millis())
+        })
+        .await
+    }
+
+    /// Releases `token`'s lease on `key`; whether it was unexpired.
+    pub(crate) async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        self.retrying(key.short(), "an unlock", || {
+            let now = Timestamp::now().as_millis();
+            self.driver.unlock(key.as_str(), token.as_str(), now)
+        })
+        .await
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {

@@ -9,7 +9,9 @@ use sqlx::sqlite::{
 };
 
 use crate::DbOptions;
-use crate::dialect::{CreateAndDelete, Dialect, Statements, Upgrade, sql_store};
+use crate::dialect::{
+    CreateAndDelete, Dialect, LockStatements, Statements, Unlock, Upgrade, sql_store,
+};
 use crate::sql::{HEAD_LEN, SqlCore};
 
 sql_store! {
@@ -80,6 +82,7 @@ impl Dialect for Sqlite {
         let table = format!("\"{prefix}session\"");
         let index = format!("\"{prefix}session_expire\"");
         let user_index = format!("{prefix}session_user");
+        let locks = format!("\"{prefix}session_locks\"");
         let fetch = format!(
             "SELECT id, data, expire, version, user_id, label FROM {table} \
              WHERE cookie = ?1 AND (expire > ?2 OR expire IS NULL)"
@@ -102,6 +105,14 @@ impl Dialect for Sqlite {
                      label TEXT)"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
+                // WITHOUT ROWID: the rows are looked up by key only, so the key is the
+                // table's B-tree and no second index is kept.
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {locks} (\
+                     \"key\" TEXT PRIMARY KEY NOT NULL, \
+                     token TEXT NOT NULL, \
+                     expires_at INTEGER NOT NULL) WITHOUT ROWID"
+                ),
             ],
             // SQLite has no ADD COLUMN IF NOT EXISTS: each column is checked first, inside
             // the migration's `BEGIN IMMEDIATE`, so no other process adds it in between.
@@ -166,6 +177,23 @@ impl Dialect for Sqlite {
             ),
             count_bound: format!("SELECT COUNT(*) AS entries FROM {table} WHERE user_id = ?1"),
             delete_many: format!("DELETE FROM {table} WHERE expire > ? AND cookie IN ("),
+            locks: LockStatements {
+                lock: format!(
+                    "INSERT INTO {locks} (\"key\", token, expires_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (\"key\") DO UPDATE \
+                     SET token = excluded.token, expires_at = excluded.expires_at \
+                     WHERE {locks}.expires_at <= ?4 OR {locks}.token = excluded.token"
+                ),
+                renew: format!(
+                    "UPDATE {locks} SET expires_at = ?1 \
+                     WHERE \"key\" = ?2 AND token = ?3 AND expires_at > ?4"
+                ),
+                unlock: Unlock::Returning(format!(
+                    "DELETE FROM {locks} WHERE \"key\" = ?1 AND token = ?2 RETURNING expires_at"
+                )),
+                gc: format!("DELETE FROM {locks} WHERE expires_at <= ?1"),
+                table: locks,
+            },
             table,
         }
     }

@@ -61,8 +61,10 @@ async fn open(url: String) -> Result<Fixture, Unavailable> {
     let cleanup = {
         let store = store.clone();
         async move {
-            if let Err(err) = store.collection().drop().await {
-                eprintln!("cleanup: {err}");
+            for collection in [store.collection(), store.lock_collection()] {
+                if let Err(err) = collection.drop().await {
+                    eprintln!("cleanup: {err}");
+                }
             }
         }
     };

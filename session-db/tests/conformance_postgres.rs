@@ -95,7 +95,11 @@ async fn open(url: String, concurrency: Concurrency) -> Result<Fixture, Unavaila
     let cleanup = {
         let (store, second) = (store.clone(), second.clone());
         async move {
-            let drop = format!("DROP TABLE IF EXISTS {}", store.table());
+            let drop = format!(
+                "DROP TABLE IF EXISTS {}, {}",
+                store.table(),
+                store.lock_table()
+            );
             if let Err(err) = session_db::sqlx::query(&drop).execute(store.pool()).await {
                 eprintln!("cleanup: {err}");
             }

@@ -73,9 +73,11 @@ async fn open(concurrency: Concurrency) -> Result<Fixture, Unavailable> {
     let cleanup = {
         let (store, second) = (store.clone(), second.clone());
         async move {
-            let drop = format!("DROP TABLE IF EXISTS {}", store.table());
-            if let Err(err) = session_db::sqlx::query(&drop).execute(store.pool()).await {
-                eprintln!("cleanup: {err}");
+            for table in [store.table(), store.lock_table()] {
+                let drop = format!("DROP TABLE IF EXISTS {table}");
+                if let Err(err) = session_db::sqlx::query(&drop).execute(store.pool()).await {
+                    eprintln!("cleanup: {err}");
+                }
             }
             second.pool().close().await;
             store.pool().close().await;

@@ -341,7 +341,11 @@ mod postgres {
     }
 
     async fn drop_table(store: &PostgresStore) {
-        let sql = format!("DROP TABLE IF EXISTS {}", store.table());
+        let sql = format!(
+            "DROP TABLE IF EXISTS {}, {}",
+            store.table(),
+            store.lock_table()
+        );
         sqlx::query(&sql).execute(store.pool()).await.expect("drop");
         store.pool().close().await;
     }
@@ -577,7 +581,11 @@ mod mysql {
     }
 
     async fn drop_table(store: &MySqlStore) {
-        let sql = format!("DROP TABLE IF EXISTS {}", store.table());
+        let sql = format!(
+            "DROP TABLE IF EXISTS {}, {}",
+            store.table(),
+            store.lock_table()
+        );
         sqlx::query(&sql).execute(store.pool()).await.expect("drop");
         store.pool().close().await;
     }

@@ -1,6 +1,7 @@
-//! Tables made by an earlier version of this crate, without the owner columns: `migrate`
-//! adds the columns and the `user_id` index in place, keeps the sessions already stored,
-//! and changes nothing the second time, nor when several stores open the table at once.
+//! Tables made by an earlier version of this crate, without the owner columns and without
+//! the lease table of the session locks: `migrate` adds the columns and the `user_id`
+//! index in place and creates the lease table, keeps the sessions already stored, and
+//! changes nothing the second time, nor when several stores open the table at once.
 //! The listing of a user then goes through the index (checked with the dialect's EXPLAIN).
 //!
 //! Each old table is made with the DDL this crate ran before the user index (as in its
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use session_core::wire::encode_record;
 use session_core::{
-    ChangeSet, Data, Owner, Record, SessionId, SessionStore, StoreKey, Timestamp, UserId,
+    ChangeSet, Data, LockToken, Owner, Record, SessionId, SessionStore, StoreKey, Timestamp, UserId,
 };
 use session_testkit::{TestResult, Tests, Trial};
 
@@ -130,6 +131,30 @@ async fn check_migrated(
         "{backend}: delete_many on the migrated table"
     );
     assert_eq!(again.user_index_len(&owner.user).await.expect("len"), 0);
+
+    // The lease table, which the earlier version did not have, was created on open: a
+    // lock taken through one store holds for the other.
+    assert!(
+        first.capabilities().lock,
+        "{backend}: the migrated store keeps locks"
+    );
+    let (holder, other) = (
+        LockToken::generate().expect("token"),
+        LockToken::generate().expect("token"),
+    );
+    let ttl = Duration::from_secs(60);
+    assert!(
+        first.lock(&old.key, &holder, ttl).await.expect("lock"),
+        "{backend}: locking a session of the migrated table"
+    );
+    assert!(
+        !again.lock(&old.key, &other, ttl).await.expect("lock"),
+        "{backend}: the other store was granted a held lock"
+    );
+    assert!(
+        again.unlock(&old.key, &holder).await.expect("unlock"),
+        "{backend}: the holder's unlock through the other store"
+    );
 }
 
 /// Opens `CONCURRENT_OPENS` stores on one old table at once; all must succeed and see the
@@ -255,7 +280,8 @@ mod postgres {
             store.pool().close().await;
         }
         for prefix in [&prefix, &racing] {
-            let drop = format!("DROP TABLE IF EXISTS \"{prefix}session\"");
+            let drop =
+                format!("DROP TABLE IF EXISTS \"{prefix}session\", \"{prefix}session_locks\"");
             sqlx::query(&drop).execute(&admin).await.expect("drop");
         }
         first.pool().close().await;
@@ -355,7 +381,7 @@ mod mysql {
             store.pool().close().await;
         }
         for prefix in [&prefix, &racing] {
-            let drop = format!("DROP TABLE IF EXISTS `{prefix}session`");
+            let drop = format!("DROP TABLE IF EXISTS `{prefix}session`, `{prefix}session_locks`");
             sqlx::query(&drop).execute(&admin).await.expect("drop");
         }
         first.pool().close().await;

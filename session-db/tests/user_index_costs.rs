@@ -304,7 +304,11 @@ mod postgres {
         })?;
         figures("postgres", Arc::new(store.clone())).await;
         delete_many_past_the_bind_limit_on("postgres", &store).await;
-        let drop = format!("DROP TABLE IF EXISTS {}", store.table());
+        let drop = format!(
+            "DROP TABLE IF EXISTS {}, {}",
+            store.table(),
+            store.lock_table()
+        );
         sqlx::query(&drop)
             .execute(store.pool())
             .await
@@ -330,7 +334,11 @@ mod mysql {
         })?;
         figures("mysql", Arc::new(store.clone())).await;
         delete_many_past_the_bind_limit_on("mysql", &store).await;
-        let drop = format!("DROP TABLE IF EXISTS {}", store.table());
+        let drop = format!(
+            "DROP TABLE IF EXISTS {}, {}",
+            store.table(),
+            store.lock_table()
+        );
         sqlx::query(&drop)
             .execute(store.pool())
             .await
