@@ -4,52 +4,73 @@
 //!
 //! Requests of one session in one process queue at an in-process gate (FIFO, woken at
 //! once when the holder releases), so only the head of each process's queue asks the
-//! store; it polls [`SessionStore::lock`] with a jittered backoff while another process
-//! holds the lease. The whole wait is bounded by `lock_timeout`.
+//! store; it polls [`SessionStore::lock_and_load`] with a jittered backoff while another
+//! process holds the lease. The whole wait is bounded by `lock_timeout`. An uncontended
+//! request (the gate free, the store granting at once) takes the lock and loads the
+//! session in one store call, without arming a timer.
+//!
+//! One task per manager renews every lease held longer than a third of `lock_ttl`, so a
+//! request that holds the lock briefly (nearly all of them) costs no task and no timer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
-use tokio::task::JoinHandle;
 
 use crate::manager::ManagerInner;
-use crate::{Error, ErrorKind, LockToken, Result, SessionStore, StoreKey};
+use crate::{Error, ErrorKind, LockToken, Record, Result, SessionStore, StoreKey};
 
 /// The first wait between two refused `lock` calls; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 /// The longest wait between two refused `lock` calls.
 const MAX_BACKOFF: Duration = Duration::from_millis(25);
 
+/// A store key's digest: what the gates are keyed by (no allocation).
+type Digest = [u8; 32];
+
 /// One in-process queue per locked session, so that only one request per process and
 /// session asks the store at a time.
 #[derive(Debug, Default)]
 pub(crate) struct Gates {
-    queues: Mutex<HashMap<StoreKey, Arc<AsyncMutex<()>>>>,
+    queues: Mutex<HashMap<Digest, Arc<AsyncMutex<()>>>>,
 }
 
 /// A place at the head of a session's in-process queue.
 struct Gate {
     gates: Arc<Gates>,
-    key: StoreKey,
+    digest: Digest,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
 impl Gates {
+    /// The queue of `key`, made if there is none.
+    fn queue(&self, key: &StoreKey) -> Arc<AsyncMutex<()>> {
+        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(queues.entry(*key.digest()).or_default())
+    }
+
+    /// The head of `key`'s queue if nobody holds or waits for it, at once.
+    fn try_enter(self: &Arc<Self>, key: &StoreKey) -> Option<Gate> {
+        let guard = self.queue(key).try_lock_owned().ok();
+        // On `None`, the queue this call may have made is someone else's: the holder's
+        // release removes it once unused.
+        guard.map(|guard| self.gate(key, guard))
+    }
+
     /// Waits for the head of `key`'s queue.
     async fn enter(self: &Arc<Self>, key: &StoreKey) -> Gate {
-        let queue = {
-            let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(queues.entry(key.clone()).or_default())
-        };
-        // If this future is dropped while waiting, `queue` is dropped with it, and the
-        // next holder's release finds the queue unused and removes it.
-        let guard = queue.lock_owned().await;
+        // If this future is dropped while waiting, the queue's handle is dropped with it,
+        // and the next holder's release finds the queue unused and removes it.
+        let guard = self.queue(key).lock_owned().await;
+        self.gate(key, guard)
+    }
+
+    fn gate(self: &Arc<Self>, key: &StoreKey, guard: OwnedMutexGuard<()>) -> Gate {
         Gate {
             gates: Arc::clone(self),
-            key: key.clone(),
+            digest: *key.digest(),
             guard: Some(guard),
         }
     }
@@ -74,17 +95,20 @@ impl Drop for Gate {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if queues
-            .get(&self.key)
+            .get(&self.digest)
             .is_some_and(|queue| Arc::strong_count(queue) == 1)
         {
-            queues.remove(&self.key);
+            queues.remove(&self.digest);
         }
     }
 }
 
-/// How the holder sees its lease: lost (a renewal was refused) or good until a deadline.
+/// One held lease as its holder and the renewal task see it: lost (a renewal was refused)
+/// or good until a deadline.
 #[derive(Debug)]
 struct Standing {
+    key: StoreKey,
+    token: LockToken,
     started: Instant,
     /// Milliseconds after `started` when the lease lapses unless renewed.
     deadline_ms: AtomicU64,
@@ -92,8 +116,10 @@ struct Standing {
 }
 
 impl Standing {
-    fn new(sent: Instant, ttl: Duration) -> Self {
+    fn new(key: StoreKey, token: LockToken, sent: Instant, ttl: Duration) -> Self {
         let standing = Self {
+            key,
+            token,
             started: sent,
             deadline_ms: AtomicU64::new(0),
             lost: AtomicBool::new(false),
@@ -106,122 +132,244 @@ impl Standing {
     /// after that, at the earliest moment the store may have counted from.
     fn extend(&self, sent: Instant, ttl: Duration) {
         let deadline = sent.saturating_duration_since(self.started) + ttl;
-        let millis = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
-        self.deadline_ms.fetch_max(millis, Ordering::AcqRel);
+        self.deadline_ms
+            .fetch_max(millis(deadline), Ordering::AcqRel);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        millis(self.started.elapsed())
     }
 
     fn is_good(&self) -> bool {
-        let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        !self.lost.load(Ordering::Acquire) && elapsed < self.deadline_ms.load(Ordering::Acquire)
+        !self.lost.load(Ordering::Acquire)
+            && self.elapsed_ms() < self.deadline_ms.load(Ordering::Acquire)
+    }
+
+    /// Whether the last grant or renewal is a third of `ttl` old or more.
+    fn is_due(&self, ttl: Duration) -> bool {
+        let left = self
+            .deadline_ms
+            .load(Ordering::Acquire)
+            .saturating_sub(self.elapsed_ms());
+        left <= millis(ttl * 2 / 3)
     }
 }
 
-impl ManagerInner {
-    /// Waits for the lock of `key`, as the configuration's `lock_timeout` and `lock_ttl`
-    /// say.
-    ///
-    /// # Errors
-    /// As [`Lease::acquire`].
-    pub(crate) async fn lease(&self, key: &StoreKey) -> Result<Lease> {
-        Lease::acquire(
-            &self.store,
-            &self.gates,
-            key,
-            self.config.lock_timeout,
-            self.config.lock_ttl,
-        )
-        .await
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The leases a manager holds, and the one task that renews them.
+#[derive(Debug)]
+pub(crate) struct Renewals {
+    store: Arc<dyn SessionStore>,
+    ttl: Duration,
+    state: Mutex<Held>,
+    next_id: AtomicU64,
+}
+
+/// What [`Renewals`] guards.
+#[derive(Debug, Default)]
+struct Held {
+    leases: HashMap<u64, Arc<Standing>>,
+    /// Whether the renewal task runs: it stops when it finds no lease held.
+    running: bool,
+}
+
+impl Renewals {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            state: Mutex::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Renews `standing` until [`Renewals::forget`]; returns its registration.
+    fn hold(self: &Arc<Self>, standing: &Arc<Standing>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state();
+        state.leases.insert(id, Arc::clone(standing));
+        if !state.running
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            state.running = true;
+            runtime.spawn(renew(Arc::downgrade(self)));
+        }
+        id
+    }
+
+    fn forget(&self, id: u64) {
+        self.state().leases.remove(&id);
+    }
+}
+
+/// Renews, every sixth of `lock_ttl`, the leases whose last grant or renewal is a third of
+/// it old; stops when no lease is held (the next one held starts it again) or when the
+/// manager is gone.
+async fn renew(renewals: Weak<Renewals>) {
+    loop {
+        let Some(tick) = renewals.upgrade().map(|r| r.ttl / 6) else {
+            return;
+        };
+        tokio::time::sleep(tick).await;
+        let Some(renewals) = renewals.upgrade() else {
+            return;
+        };
+        let due: Vec<Arc<Standing>> = {
+            let mut state = renewals.state();
+            if state.leases.is_empty() {
+                state.running = false;
+                return;
+            }
+            state
+                .leases
+                .values()
+                .filter(|standing| standing.is_due(renewals.ttl))
+                .cloned()
+                .collect()
+        };
+        let ttl = renewals.ttl;
+        let store = &renewals.store;
+        futures_util::future::join_all(due.iter().map(|standing| async move {
+            let sent = Instant::now();
+            match store.renew_lock(&standing.key, &standing.token, ttl).await {
+                Ok(true) => standing.extend(sent, ttl),
+                Ok(false) => {
+                    standing.lost.store(true, Ordering::Release);
+                    tracing::warn!(
+                        session = standing.key.short(),
+                        "the session's lease lapsed while held; this request's changes will be refused"
+                    );
+                }
+                Err(err) => tracing::warn!(
+                    session = standing.key.short(),
+                    error = %err,
+                    "renewing the session lock failed"
+                ),
+            }
+        }))
+        .await;
     }
 }
 
 /// A held session lock. Released by [`Lease::release`] after the flush; dropped without
 /// it (a cancelled request), it is released by a task of its own.
 pub(crate) struct Lease {
-    held: Option<Held>,
+    /// Until released: the gate, opened after the store's lease is released.
+    gate: Option<Gate>,
+    store: Arc<dyn SessionStore>,
     ttl: Duration,
     standing: Arc<Standing>,
-    renewal: Option<JoinHandle<()>>,
+    renewals: Arc<Renewals>,
+    registration: u64,
 }
 
-/// What releasing a lease needs.
-struct Held {
-    store: Arc<dyn SessionStore>,
-    key: StoreKey,
-    token: LockToken,
-    gate: Gate,
+impl ManagerInner {
+    /// Waits for the lock of `key`, as the configuration's `lock_timeout` and `lock_ttl`
+    /// say, and loads the session once it holds it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Locked`] when the wait times out; store failures. A record that cannot
+    /// be decoded is `None`, as for [`ManagerInner::load_live`].
+    pub(crate) async fn lease_and_load(&self, key: &StoreKey) -> Result<(Lease, Option<Record>)> {
+        let (lease, loaded) = Lease::acquire(
+            &self.store,
+            &self.gates,
+            &self.renewals,
+            key,
+            self.config.lock_timeout,
+        )
+        .await?;
+        Ok((lease, self.usable(key, loaded)?))
+    }
 }
 
 impl Lease {
-    /// Waits for the lock of `key` in `store`, for at most `timeout`; the lease lives
-    /// `ttl` between renewals.
+    /// Waits for the lock of `key` in `store` for at most `timeout`, and loads the record
+    /// there once granted; the lease is renewed through `renewals`.
     ///
     /// # Errors
-    /// [`ErrorKind::Locked`] when the wait times out; store failures.
-    pub(crate) async fn acquire(
+    /// [`ErrorKind::Locked`] when the wait times out; store failures. The load's own
+    /// [`ErrorKind::Decode`] error comes with the lease, in the second half.
+    async fn acquire(
         store: &Arc<dyn SessionStore>,
         gates: &Arc<Gates>,
+        renewals: &Arc<Renewals>,
         key: &StoreKey,
         timeout: Duration,
-        ttl: Duration,
-    ) -> Result<Self> {
+    ) -> Result<(Self, Result<Option<Record>>)> {
+        let ttl = renewals.ttl;
         let token = LockToken::generate()?;
-        // Until the lease is handed over, a cancelled or failed wait (a `lock` call whose
-        // answer never arrived may still have been granted) releases the token.
+        // Until the lease is handed over, a cancelled or failed wait (a call whose answer
+        // never arrived may still have been granted) releases the token.
         let mut pending = Pending {
             store: Some(Arc::clone(store)),
             key,
             token: &token,
         };
-        let granted = tokio::time::timeout(timeout, async {
-            let gate = gates.enter(key).await;
-            let mut backoff = FIRST_BACKOFF;
-            loop {
-                let sent = Instant::now();
-                if store.lock(key, &token, ttl).await? {
-                    return Ok::<_, Error>((gate, sent));
-                }
-                tokio::time::sleep(jittered(backoff)).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+        // The common case first: nobody of this process waits, the store grants at once.
+        let mut first = gates.try_enter(key);
+        let mut granted = None;
+        if let Some(gate) = first.take() {
+            let sent = Instant::now();
+            match attempt(store, key, &token, ttl).await? {
+                Some(loaded) => granted = Some((gate, sent, loaded)),
+                None => first = Some(gate),
             }
-        })
-        .await;
-        let (gate, sent) = match granted {
-            Ok(Ok(granted)) => granted,
-            Ok(Err(err)) => return Err(err),
-            Err(_elapsed) => {
-                return Err(Error::new(
-                    ErrorKind::Locked,
-                    format!(
-                        "the session's lock was held by another request for all of \
-                         lock_timeout ({} ms)",
-                        timeout.as_millis()
-                    ),
-                ));
+        }
+        let (gate, sent, loaded) = match granted {
+            Some(granted) => granted,
+            None => {
+                let waited = tokio::time::timeout(timeout, async {
+                    let gate = match first {
+                        Some(gate) => gate,
+                        None => gates.enter(key).await,
+                    };
+                    let mut backoff = FIRST_BACKOFF;
+                    loop {
+                        let sent = Instant::now();
+                        if let Some(loaded) = attempt(store, key, &token, ttl).await? {
+                            return Ok::<_, Error>((gate, sent, loaded));
+                        }
+                        tokio::time::sleep(jittered(backoff)).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                })
+                .await;
+                match waited {
+                    Ok(granted) => granted?,
+                    Err(_elapsed) => {
+                        return Err(Error::new(
+                            ErrorKind::Locked,
+                            format!(
+                                "the session's lock was held by another request for all of \
+                                 lock_timeout ({} ms)",
+                                timeout.as_millis()
+                            ),
+                        ));
+                    }
+                }
             }
         };
         pending.store = None;
         drop(pending);
-        let standing = Arc::new(Standing::new(sent, ttl));
-        let renewal = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            runtime.spawn(renew(
-                Arc::clone(store),
-                key.clone(),
-                token.clone(),
-                ttl,
-                Arc::clone(&standing),
-            ))
-        });
-        Ok(Self {
-            held: Some(Held {
-                store: Arc::clone(store),
-                key: key.clone(),
-                token,
-                gate,
-            }),
+        let standing = Arc::new(Standing::new(key.clone(), token, sent, ttl));
+        let registration = renewals.hold(&standing);
+        let lease = Self {
+            gate: Some(gate),
+            store: Arc::clone(store),
             ttl,
             standing,
-            renewal,
-        })
+            renewals: Arc::clone(renewals),
+            registration,
+        };
+        Ok((lease, loaded))
     }
 
     /// Whether the lease is still this request's: not refused at a renewal, and renewed
@@ -247,21 +395,17 @@ impl Lease {
     /// [`ErrorKind::LockLost`] if the store says the lease lapsed; store failures.
     pub(crate) async fn confirm(&self) -> Result<()> {
         self.check()?;
-        let Some(held) = &self.held else {
-            return Err(lost(
-                "this request's lease on the session lock was released",
-            ));
-        };
+        let standing = &self.standing;
         let sent = Instant::now();
-        if held
+        if self
             .store
-            .renew_lock(&held.key, &held.token, self.ttl)
+            .renew_lock(&standing.key, &standing.token, self.ttl)
             .await?
         {
-            self.standing.extend(sent, self.ttl);
+            standing.extend(sent, self.ttl);
             Ok(())
         } else {
-            self.standing.lost.store(true, Ordering::Release);
+            standing.lost.store(true, Ordering::Release);
             Err(lost(
                 "the session was written while this request's lease on its lock had lapsed \
                  (the next holder wrote); its changes were not written",
@@ -273,51 +417,65 @@ impl Lease {
     /// process at its next poll. A failed release is logged: the lease then lapses after
     /// `lock_ttl`.
     pub(crate) async fn release(mut self) {
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
-        }
-        if let Some(held) = self.held.take() {
-            held.release().await;
+        self.renewals.forget(self.registration);
+        if let Some(gate) = self.gate.take() {
+            unlock(Arc::clone(&self.store), Arc::clone(&self.standing), gate).await;
         }
     }
 }
 
-impl Held {
-    async fn release(self) {
-        match self.store.unlock(&self.key, &self.token).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                session = self.key.short(),
-                "the session's lease had lapsed before its release"
-            ),
-            Err(err) => tracing::warn!(
-                session = self.key.short(),
-                error = %err,
-                "the session lock could not be released; it lapses after lock_ttl"
-            ),
-        }
-        // The gate opens only now, so the next waiter in this process finds the store's
-        // lease free.
-        drop(self.gate);
+/// Releases the store's lease of `standing`, then opens `gate`, so that the next waiter in
+/// this process finds the store's lease free.
+async fn unlock(store: Arc<dyn SessionStore>, standing: Arc<Standing>, gate: Gate) {
+    match store.unlock(&standing.key, &standing.token).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            session = standing.key.short(),
+            "the session's lease had lapsed before its release"
+        ),
+        Err(err) => tracing::warn!(
+            session = standing.key.short(),
+            error = %err,
+            "the session lock could not be released; it lapses after lock_ttl"
+        ),
     }
+    drop(gate);
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
-        }
-        if let Some(held) = self.held.take() {
+        self.renewals.forget(self.registration);
+        if let Some(gate) = self.gate.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime.spawn(held.release());
+                    runtime.spawn(unlock(
+                        Arc::clone(&self.store),
+                        Arc::clone(&self.standing),
+                        gate,
+                    ));
                 }
                 Err(_) => tracing::warn!(
-                    session = held.key.short(),
+                    session = self.standing.key.short(),
                     "session lock dropped outside a runtime; it lapses after lock_ttl"
                 ),
             }
         }
+    }
+}
+
+/// One `lock_and_load`: `Some` with the load's outcome if granted, `None` if refused. A
+/// decode error means the lock was granted and the record is corrupt.
+async fn attempt(
+    store: &Arc<dyn SessionStore>,
+    key: &StoreKey,
+    token: &LockToken,
+    ttl: Duration,
+) -> Result<Option<Result<Option<Record>>>> {
+    match store.lock_and_load(key, token, ttl).await {
+        Ok(Some(loaded)) => Ok(Some(Ok(loaded))),
+        Ok(None) => Ok(None),
+        Err(err) if err.kind() == ErrorKind::Decode => Ok(Some(Err(err))),
+        Err(err) => Err(err),
     }
 }
 
@@ -344,39 +502,6 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// Renews the lease every third of `ttl` until aborted, or until a renewal is refused or
-/// the lease lapses while renewals fail.
-async fn renew(
-    store: Arc<dyn SessionStore>,
-    key: StoreKey,
-    token: LockToken,
-    ttl: Duration,
-    standing: Arc<Standing>,
-) {
-    let every = ttl / 3;
-    loop {
-        tokio::time::sleep(every).await;
-        let sent = Instant::now();
-        match store.renew_lock(&key, &token, ttl).await {
-            Ok(true) => standing.extend(sent, ttl),
-            Ok(false) => {
-                standing.lost.store(true, Ordering::Release);
-                tracing::warn!(
-                    session = key.short(),
-                    "the session's lease lapsed while held; this request's changes will be refused"
-                );
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(session = key.short(), error = %err, "renewing the session lock failed");
-                if !standing.is_good() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// A [`ErrorKind::LockLost`] error.
 pub(crate) fn lost(message: &str) -> Error {
     Error::new(ErrorKind::LockLost, message)
@@ -394,11 +519,16 @@ pub(crate) fn jittered(base: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    fn key() -> StoreKey {
+        crate::SessionId::generate(32).expect("id").store_key() // ok: test
+    }
+
     #[tokio::test]
     async fn a_gate_queue_is_forgotten_once_nobody_holds_or_waits() {
         let gates = Arc::new(Gates::default());
-        let key = crate::SessionId::generate(32).expect("id").store_key(); // ok: test
-        let first = gates.enter(&key).await;
+        let key = key();
+        let first = gates.try_enter(&key).expect("a free gate"); // ok: test
+        assert!(gates.try_enter(&key).is_none(), "a held gate is not free");
         let waiting = tokio::spawn({
             let gates = Arc::clone(&gates);
             let key = key.clone();
@@ -413,15 +543,20 @@ mod tests {
 
     #[test]
     fn a_lease_is_good_until_its_deadline_or_a_refused_renewal() {
-        let standing = Standing::new(Instant::now(), Duration::from_secs(60));
+        let token = || LockToken::generate().expect("token"); // ok: test
+        let standing = Standing::new(key(), token(), Instant::now(), Duration::from_secs(60));
         assert!(standing.is_good());
+        assert!(!standing.is_due(Duration::from_secs(60)), "just granted");
         standing.lost.store(true, Ordering::Release);
         assert!(!standing.is_good());
         let lapsed = Standing::new(
+            key(),
+            token(),
             Instant::now() - Duration::from_millis(50),
             Duration::from_millis(10),
         );
         assert!(!lapsed.is_good());
+        assert!(lapsed.is_due(Duration::from_millis(10)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_
 use crate::config::SameSite;
 use crate::expiry::ExpiryPolicy;
 use crate::gc::GcHandle;
-use crate::lease::Gates;
+use crate::lease::{Gates, Renewals};
 use crate::session::CookieAction;
 use crate::{
     Error, ErrorKind, Record, Registry, Result, Session, SessionConfig, SessionId, SessionStore,
@@ -79,6 +79,8 @@ pub(crate) struct ManagerInner {
     signer: Option<Signer>,
     /// The in-process queues of locked sessions.
     pub(crate) gates: Arc<Gates>,
+    /// The leases this manager holds, renewed by one task.
+    pub(crate) renewals: Arc<Renewals>,
 }
 
 impl SessionManager {
@@ -101,6 +103,7 @@ impl SessionManager {
         } else {
             Some(Signer::new(config.secret.iter().cloned())?)
         };
+        let renewals = Arc::new(Renewals::new(Arc::clone(&store), config.lock_ttl));
         Ok(Self {
             inner: Arc::new(ManagerInner {
                 store,
@@ -108,6 +111,7 @@ impl SessionManager {
                 config,
                 signer,
                 gates: Arc::default(),
+                renewals,
             }),
         })
     }
@@ -229,7 +233,17 @@ impl ManagerInner {
 
     /// Loads a record the session may use: live, within its absolute lifetime, decodable.
     pub(crate) async fn load_live(&self, key: &StoreKey) -> Result<Option<Record>> {
-        let record = match self.store.load(key).await {
+        self.usable(key, self.store.load(key).await)
+    }
+
+    /// The record of a load the session may use: a corrupt one is absent (with a
+    /// warning), and one past its expiry or absolute lifetime too.
+    pub(crate) fn usable(
+        &self,
+        key: &StoreKey,
+        loaded: Result<Option<Record>>,
+    ) -> Result<Option<Record>> {
+        let record = match loaded {
             Ok(record) => record,
             Err(err) if err.kind() == ErrorKind::Decode => {
                 tracing::warn!(session = key.short(), error = %err, "corrupt session record treated as absent");

@@ -563,23 +563,26 @@ impl Session {
             let manager = &self.shared.manager;
             if let Some(id) = state.incoming.clone() {
                 let key = id.store_key();
-                if state.lock_mode == LockMode::Exclusive && state.lease.is_none() {
+                let loaded = if state.lock_mode == LockMode::Exclusive {
                     // Boxed: only locked requests pay for the wait's room.
-                    match Box::pin(manager.lease(&key)).await {
-                        Ok(lease) => state.lease = Some(lease),
+                    match Box::pin(manager.lease_and_load(&key)).await {
+                        Ok((lease, Some(record))) => {
+                            state.lease = Some(lease);
+                            Some(record)
+                        }
+                        Ok((lease, None)) => {
+                            // Nothing to protect: this request's writes go to a fresh id.
+                            Box::pin(lease.release()).await;
+                            None
+                        }
                         Err(err) => return Err(state.failed(err)),
                     }
-                }
-                let loaded = match manager.load_live(&key).await {
-                    Ok(loaded) => loaded,
-                    Err(err) => return Err(state.failed(err)),
+                } else {
+                    match manager.load_live(&key).await {
+                        Ok(loaded) => loaded,
+                        Err(err) => return Err(state.failed(err)),
+                    }
                 };
-                if loaded.is_none()
-                    && let Some(lease) = state.lease.take()
-                {
-                    // Nothing to protect: this request's writes go to a fresh id.
-                    Box::pin(lease.release()).await;
-                }
                 if let Some(record) = loaded {
                     state.persisted = Some(Persisted {
                         id,

@@ -102,6 +102,8 @@ use crate::{
 /// - Leases of different keys are independent, leave records alone, and on a shared store
 ///   one handle's lease holds for every other (`lock_leaves_records_and_other_keys_alone`,
 ///   `lock_shared_between_handles`).
+/// - [`lock_and_load`](Self::lock_and_load) is `lock` then `load` in one step: the record
+///   when granted, nothing loaded when refused (`lock_and_load_loads_only_when_granted`).
 ///
 /// The session-level cases (`session_*`, `torture_*`) drive a [`SessionManager`](crate::SessionManager)
 /// over the store and check what these rules add up to: strict ids, no resurrection by a
@@ -283,6 +285,30 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
         let _ = (key, token, ttl);
         Err(no_lock(std::any::type_name::<Self>(), "lock"))
+    }
+
+    /// Takes the lock of `key` for `token` as [`lock`](Self::lock) does and, if it was
+    /// granted, loads the record there as [`load`](Self::load) does: `None` if the lock
+    /// was refused (nothing loaded), `Some` with the live record or `None` if granted.
+    ///
+    /// The manager takes every session lock through this method, so a store that can do
+    /// both in one round trip (one script, one statement) overrides the default, which
+    /// makes the two calls.
+    ///
+    /// # Errors
+    /// As [`lock`](Self::lock); an [`ErrorKind::Decode`](crate::ErrorKind::Decode) error
+    /// means the lock was granted and the record could not be decoded.
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        if self.lock(key, token, ttl).await? {
+            Ok(Some(self.load(key).await?))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Extends `token`'s lease on `key` to `ttl` from now if `token` still holds it

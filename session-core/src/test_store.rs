@@ -86,6 +86,15 @@ impl SessionStore for Counted {
         self.count();
         self.inner.lock(key, token, ttl).await
     }
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &crate::LockToken,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Option<Record>>> {
+        self.count();
+        self.inner.lock_and_load(key, token, ttl).await
+    }
     async fn renew_lock(
         &self,
         key: &StoreKey,

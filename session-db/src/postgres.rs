@@ -77,8 +77,12 @@ impl Dialect for Postgres {
                      label VARCHAR({MAX_LABEL_LEN}))"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {table} (expire)"),
+                // Unlogged: a lease is written and deleted by every locked request, and is
+                // worth nothing after a crash or on a promoted standby (where the table is
+                // empty). Skipping the WAL keeps the lock off the commit's fsync; a holder
+                // whose lease vanished that way is still fenced by the record's revision.
                 format!(
-                    "CREATE TABLE IF NOT EXISTS {locks} (\
+                    "CREATE UNLOGGED TABLE IF NOT EXISTS {locks} (\
                      \"key\" VARCHAR(64) PRIMARY KEY, \
                      token TEXT NOT NULL, \
                      expires_at BIGINT NOT NULL)"

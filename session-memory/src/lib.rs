@@ -382,6 +382,32 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
+    /// Both under one shard lock.
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        let (now, instant) = (Timestamp::now(), Instant::now());
+        let digest = key.digest();
+        let mut shard = self.shard(key);
+        match shard.lease_mut(digest, instant) {
+            Some((holder, _)) if holder != token => return Ok(None),
+            Some(_) => {}
+            None => {
+                shard.leases.insert(*digest, (token.clone(), instant + ttl));
+            }
+        }
+        Ok(Some(
+            shard
+                .records
+                .get(digest)
+                .filter(|record| !record.is_expired(now))
+                .cloned(),
+        ))
+    }
+
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
         let now = Instant::now();
         let mut shard = self.shard(key);

@@ -852,6 +852,16 @@ impl SessionStore for RedisStore {
         self.take_lease(key, token, ttl).await
     }
 
+    /// One script on a single server: the lease's `SET NX PX` and the session's `HGETALL`.
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        self.take_lease_and_load(key, token, ttl).await
+    }
+
     /// One script: `PEXPIRE` of the lease key if it still holds `token`.
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
         self.renew_lease(key, token, ttl).await

@@ -3,6 +3,9 @@
 //!
 //! Each call is one `EVALSHA` of a script over that one key, so it works unchanged on a
 //! Redis Cluster (any slot will do: no script joins the lease with the record):
+//! - `lock_and_load`, the call behind every lock a request takes, is `lock` and the
+//!   session's `HGETALL` in one script on a single server (two on a cluster, where the lease
+//!   and the session live in different slots);
 //! - `lock` is `SET lease token NX PX ttl`, and when the key is taken, a `GET` that tells
 //!   the holder asking again (granted) from another token (refused), in one round trip;
 //! - `renew_lock` moves the TTL (`PEXPIRE`) only if the key still holds the caller's token;
@@ -18,9 +21,10 @@ use std::io::Write as _;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Cmd, RedisWrite, Script};
-use session_core::{LockToken, Result, StoreKey};
+use redis::{Cmd, RedisWrite, Script, Value};
+use session_core::{Error, LockToken, Record, Result, SessionStore, StoreKey, Timestamp};
 
+use crate::layout::{self, IndexWrites};
 use crate::{RedisStore, run_script};
 
 /// What comes between the prefix and the store key in a lease key.
@@ -39,6 +43,23 @@ static LOCK: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
 return 0
+",
+    )
+});
+
+/// [`LOCK`] on the lease `KEYS[1]`, then, if granted, the session hash `KEYS[2]` in the
+/// same call: replies 0 when refused, `{1, fields...}` when granted (`HGETALL`, empty for
+/// no session), and `{1}` alone when the key holds something other than a hash. Two keys
+/// in two slots: on a single server only.
+static LOCK_AND_LOAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+end
+local kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'hash' and kind ~= 'none' then return {1} end
+return {1, redis.call('HGETALL', KEYS[2])}
 ",
     )
 });
@@ -92,6 +113,59 @@ impl RedisStore {
         self.run_lease("lock", &LOCK, key, token, Some(ttl)).await
     }
 
+    /// [`SessionStore::lock_and_load`](session_core::SessionStore::lock_and_load): one
+    /// script on a single server; on a cluster (the lease and the session in two slots),
+    /// `lock` then `load`.
+    pub(crate) async fn take_lease_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        if self.index_writes() == IndexWrites::Deferred {
+            if !self.take_lease(key, token, ttl).await? {
+                return Ok(None);
+            }
+            return self.load(key).await.map(Some);
+        }
+        let script = &*LOCK_AND_LOAD;
+        let hash = script.get_hash();
+        let mut command = Cmd::with_capacity(
+            7,
+            "EVALSHA".len()
+                + hash.len()
+                + 1
+                + self.lock_key_len()
+                + self.lock_key_len()
+                + token.as_str().len()
+                + 20,
+        );
+        command.arg("EVALSHA").arg(hash).arg(2);
+        self.write_lock_key(&mut command, key);
+        self.write_redis_key(&mut command, key);
+        command.arg(token.as_str()).arg(lease_millis(ttl));
+        let mut connection = self.connection.clone();
+        let reply: Value = self
+            .call(
+                "lock_and_load",
+                key,
+                run_script(&mut connection, script, &command),
+            )
+            .await?;
+        let Value::Array(mut parts) = reply else {
+            // 0: another token holds the lease.
+            return Ok(None);
+        };
+        match (parts.len(), parts.pop()) {
+            (2, Some(fields)) => {
+                layout::decode_load(fields, Timestamp::now(), |user| self.index_key(user)).map(Some)
+            }
+            _ => Err(Error::decode(
+                "the session key holds something other than a hash",
+            )),
+        }
+    }
+
     /// [`SessionStore::renew_lock`](session_core::SessionStore::renew_lock): one script.
     pub(crate) async fn renew_lease(
         &self,
@@ -125,13 +199,7 @@ impl RedisStore {
             "EVALSHA".len() + hash.len() + 1 + self.lock_key_len() + token.as_str().len() + 20,
         );
         command.arg("EVALSHA").arg(hash).arg(1);
-        {
-            let mut arg = command.writer_for_next_arg();
-            // Writing to a command's buffer cannot fail.
-            let _ = arg.write_all(self.prefix().as_bytes());
-            let _ = arg.write_all(LOCK_MARK.as_bytes());
-            let _ = arg.write_all(key.as_str().as_bytes());
-        }
+        self.write_lock_key(&mut command, key);
         command.arg(token.as_str());
         if let Some(ttl) = ttl {
             command.arg(lease_millis(ttl));
@@ -145,6 +213,15 @@ impl RedisStore {
             )
             .await?;
         Ok(held == 1)
+    }
+
+    /// Writes [`RedisStore::lock_key`] straight into the command, without a String.
+    fn write_lock_key(&self, command: &mut Cmd, key: &StoreKey) {
+        let mut arg = command.writer_for_next_arg();
+        // Writing to a command's buffer cannot fail.
+        let _ = arg.write_all(self.prefix().as_bytes());
+        let _ = arg.write_all(LOCK_MARK.as_bytes());
+        let _ = arg.write_all(key.as_str().as_bytes());
     }
 
     fn lock_key_len(&self) -> usize {

@@ -53,7 +53,7 @@ pub struct OperationCounts {
     pub bulk_deletes: u64,
     /// Calls to `sessions_of`.
     pub listings: u64,
-    /// Calls to `lock`.
+    /// Calls to `lock` and `lock_and_load`.
     pub locks: u64,
     /// Calls to `renew_lock`.
     pub renewals: u64,
@@ -212,6 +212,16 @@ impl SessionStore for CountingStore {
     async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
         self.enter(&self.locks).await;
         self.inner.lock(key, token, ttl).await
+    }
+
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        self.enter(&self.locks).await;
+        self.inner.lock_and_load(key, token, ttl).await
     }
 
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {

@@ -633,6 +633,14 @@ impl SessionStore for Down {
     async fn lock(&self, _: &StoreKey, _: &LockToken, _: Duration) -> Result<bool> {
         self.answer("lock", true)
     }
+    async fn lock_and_load(
+        &self,
+        _: &StoreKey,
+        _: &LockToken,
+        _: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        self.answer("lock_and_load", Some(None))
+    }
     async fn renew_lock(&self, _: &StoreKey, _: &LockToken, _: Duration) -> Result<bool> {
         self.answer("renew_lock", true)
     }
@@ -674,6 +682,7 @@ async fn catches_a_down_backend_that_pretends_any_call_succeeded() {
         "sessions_of",
         "user_index_len",
         "lock",
+        "lock_and_load",
         "renew_lock",
         "unlock",
     ];

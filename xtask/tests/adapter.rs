@@ -73,6 +73,7 @@ impl SessionStore for FooStore {
     async fn sessions_of(&self, user: &UserId) -> Result<Vec<IndexedSession>> { self.inner.sessions_of(user).await }
     async fn user_index_len(&self, user: &UserId) -> Result<u64> { self.inner.user_index_len(user).await }
     async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<bool> { self.inner.lock(key, token, ttl).await }
+    async fn lock_and_load(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<Option<Option<Record>>> { self.inner.lock_and_load(key, token, ttl).await }
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<bool> { self.inner.renew_lock(key, token, ttl).await }
     async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> { self.inner.unlock(key, token).await }
     fn capabilities(&self) -> Capabilities { self.inner.capabilities() }

@@ -187,12 +187,12 @@ impl Session {
         };
         let store_key = persisted.key.clone();
         let own = state.own_change(key);
-        let lease: Lease = manager
-            .lease(&store_key)
+        let (lease, loaded): (Lease, _) = manager
+            .lease_and_load(&store_key)
             .await
             .map_err(|err| state.failed(err))?;
         let result = async {
-            let Some(record) = manager.load_live(&store_key).await? else {
+            let Some(record) = loaded else {
                 return Ok(None);
             };
             let new = f(self.decode_value(own.current(&record.data, key))?);

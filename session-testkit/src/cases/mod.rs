@@ -213,6 +213,7 @@ cases![
     unlock_needs_the_holders_token,
     lock_leaves_records_and_other_keys_alone,
     lock_shared_between_handles,
+    lock_and_load_loads_only_when_granted,
     unreachable_backend_returns_errors,
     session_round_trips_typed_values,
     session_new_empty_session_is_not_stored,

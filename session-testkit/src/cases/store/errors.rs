@@ -73,6 +73,10 @@ pub(crate) async fn unreachable_backend_returns_errors(ctx: &Ctx) -> CaseResult 
         if let Some(granted) = answer("lock", limit, down.lock(&key, &token, ttl)).await? {
             succeeded.push(format!("lock ({granted})"));
         }
+        let both = down.lock_and_load(&key, &token, ttl);
+        if let Some(granted) = answer("lock_and_load", limit, both).await? {
+            succeeded.push(format!("lock_and_load (granted: {})", granted.is_some()));
+        }
         let renewal = down.renew_lock(&key, &token, ttl);
         if let Some(renewed) = answer("renew_lock", limit, renewal).await? {
             succeeded.push(format!("renew_lock ({renewed})"));

@@ -237,6 +237,45 @@ pub(crate) async fn lock_shared_between_handles(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// `lock_and_load` is `lock` then `load` in one step: granted, it returns the record (or
+/// `None` for a key without one); refused, it loads nothing; the lease it takes is the
+/// lease `lock` takes.
+pub(crate) async fn lock_and_load_loads_only_when_granted(ctx: &Ctx) -> CaseResult {
+    require_lock(ctx)?;
+    let key = create_live(ctx, &[("a", b"1")]).await?;
+    let (holder, other) = (token()?, token()?);
+    let granted = ctx.store.lock_and_load(&key, &holder, LONG).await?;
+    ensure_eq!(
+        granted.map(|record| record.map(|r| r.data)),
+        Some(Some(data(&[("a", b"1")]))),
+        "a free lock with its record"
+    );
+    ensure_eq!(
+        ctx.store.lock_and_load(&key, &other, LONG).await?,
+        None,
+        "a lock another token holds"
+    );
+    ensure!(
+        !ctx.store.lock(&key, &other, LONG).await?,
+        "the lease lock_and_load took does not hold for lock"
+    );
+    ensure!(
+        ctx.store.unlock(&key, &holder).await?,
+        "the lease lock_and_load took is not the holder's to release"
+    );
+    let empty = key_for_nothing()?;
+    ensure_eq!(
+        ctx.store.lock_and_load(&empty, &other, LONG).await?,
+        Some(None),
+        "a free lock on a key without a record"
+    );
+    ensure!(
+        ctx.store.unlock(&empty, &other).await?,
+        "the lease on a key without a record"
+    );
+    Ok(())
+}
+
 /// A key no record and no lease was ever made for.
 fn key_for_nothing() -> Result<StoreKey, CaseError> {
     key()
