@@ -12,8 +12,9 @@
 //!   (an fs4/`flock` lock on one of 256 lock files, striped by key, plus an in-process
 //!   mutex), re-reads the file, merges the change set and writes. Reads take no lock.
 //! - **gc** walks the shard folders entry by entry (never the whole directory in memory),
-//!   removes expired and unreadable session files and temporary files left by a crash,
-//!   and reports how many it removed.
+//!   removes expired and corrupt session files and temporary files left by a crash,
+//!   and reports how many it removed. Anything else in the folder (other names, folders,
+//!   links, pipes) is left alone.
 //! - A truncated, empty, garbage or foreign file is "no session" (a decode error the
 //!   session logs), and the next create of that key replaces it. A full disk or a denied
 //!   permission is an error that leaves every existing session as it was.
@@ -547,6 +548,11 @@ impl Inner {
         let mut removed = 0;
         for entry in dir_entries(dir)? {
             let entry = entry?;
+            // Only regular files: a folder, a link or a pipe someone put here is left alone
+            // (and never opened: reading a pipe would wait forever).
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
@@ -581,7 +587,8 @@ impl Inner {
         Ok(removed)
     }
 
-    /// Whether the file at `path` is expired or unreadable, reading only its header.
+    /// Whether the file at `path` is expired or corrupt (shorter than a header, or a header
+    /// that does not decode), reading only its header.
     fn dead(&self, path: &Path, now: Timestamp) -> bool {
         let mut header = [0u8; HEADER_LEN];
         let read = File::open(path).and_then(|mut file| file.read_exact(&mut header));
@@ -589,10 +596,11 @@ impl Inner {
             Ok(()) => {
                 wire::decode_expiry(&header).map_or(true, |expires_at| expires_at.is_reached(now))
             }
-            // Gone already: nothing to remove.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
             // Shorter than a header: a truncated or foreign file.
-            Err(_) => true,
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => true,
+            // Gone already (nothing to remove), or unreadable now (a permission, no file
+            // descriptor left): kept, since it may be a live session; the next gc retries.
+            Err(_) => false,
         }
     }
 }
