@@ -23,6 +23,25 @@
 //!   file, and the user's index file lists its store key, so that listing or ending a
 //!   user's sessions reads one index file and that user's session files, never anyone
 //!   else's. Details below.
+//! - **Session locks** ([`Capabilities::lock`], `lock = true`): a lease file per locked
+//!   session, held across every process sharing the folder. Details below.
+//!
+//! # Session locks
+//!
+//! ```text
+//! <path>/leases/<shard digits>/<store key, 64 hex digits>
+//! ```
+//!
+//! A lease is a small text file apart from the session file ([`FileStore::lease_path`]):
+//! a header line (`session-file lease 1`), the holder's token and the wall-clock instant
+//! (milliseconds) it lapses. `lock`, `renew_lock` and `unlock` each hold the session's
+//! lock stripe (the fs4 lock its writes take) while they read the lease file, decide and
+//! replace or delete it, so two processes never both get one lock; `unlock` deletes only
+//! the caller's lease. A lease not renewed in time lapses and goes to the next `lock`; an
+//! unparsable lease file counts as lapsed. Lease writes are atomic (temporary file and
+//! rename) but never fsynced: a lease lost to a machine crash is harmless, its holders
+//! died with it. A released lease leaves no file; gc removes the lapsed ones (a holder
+//! that crashed) without counting them as sessions.
 //!
 //! # The user index
 //!
@@ -115,6 +134,7 @@ compile_error!(
      over open files); on this platform use session-memory, session-db or session-redis"
 );
 
+mod leases;
 mod users;
 
 use std::collections::HashMap;
@@ -123,11 +143,12 @@ use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::Deserialize;
 use session_core::wire::{self, HEADER_LEN};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, Record, Registry, Result,
+    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Record, Registry, Result,
     SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
 
@@ -274,6 +295,12 @@ impl FileStore {
     /// `users/<shard digits>/<SHA-256 of the user id in hex>` under the session folder.
     pub fn user_index_path(&self, user: &UserId) -> PathBuf {
         self.inner.index_path(&IndexName::of(user))
+    }
+
+    /// The file that holds the lease on the session lock of `key` (whether or not it
+    /// exists): `leases/<shard digits>/<key>` under the session folder.
+    pub fn lease_path(&self, key: &StoreKey) -> PathBuf {
+        self.inner.lease_path(key)
     }
 
     async fn blocking<T, F>(&self, operation: F) -> Result<T>
@@ -427,6 +454,19 @@ impl Inner {
     /// same folder, written, fsynced, renamed over it, and the folder fsynced (the fsyncs
     /// only with [`FileStoreOptions::fsync`]). `what` names the file in errors.
     fn replace_file(&self, dir: &Path, name: &str, bytes: &[u8], what: &str) -> Result<()> {
+        self.replace_file_with(dir, name, bytes, what, self.fsync)
+    }
+
+    /// [`Inner::replace_file`], with the fsyncs only if `fsync`: still atomic without them,
+    /// but a crash of the machine may lose the new version.
+    fn replace_file_with(
+        &self,
+        dir: &Path,
+        name: &str,
+        bytes: &[u8],
+        what: &str,
+        fsync: bool,
+    ) -> Result<()> {
         let temp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", random_suffix()?));
         let mut file = match create_new(&temp) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -446,10 +486,10 @@ impl Inner {
         })?;
         let written = file
             .write_all(bytes)
-            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
+            .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
             .and_then(|()| fs::rename(&temp, dir.join(name)))
             .and_then(|()| {
-                if self.fsync {
+                if fsync {
                     File::open(dir)?.sync_all()
                 } else {
                     Ok(())
@@ -737,6 +777,8 @@ impl SessionStore for FileStore {
             })?;
             let index_root = inner.root.join(USER_DIR);
             inner.walk(&index_root, 0, &mut |dir| inner.gc_index_dir(dir).map(drop))?;
+            // Lapsed leases are not sessions: they are not counted.
+            inner.gc_leases(now)?;
             Ok(removed)
         })
         .await
@@ -775,11 +817,30 @@ impl SessionStore for FileStore {
         self.blocking(move |inner| inner.index_len(&user)).await
     }
 
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| inner.lock_lease(&key, &token, ttl))
+            .await
+    }
+
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| inner.renew_lease(&key, &token, ttl))
+            .await
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| inner.unlock_lease(&key, &token))
+            .await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_shared(true)
             .with_persistent(true)
             .with_user_index(true)
+            .with_lock(true)
     }
 }
 
