@@ -12,8 +12,9 @@
 //!   (an fs4/`flock` lock on one of 256 lock files, striped by key, plus an in-process
 //!   mutex), re-reads the file, merges the change set and writes. Reads take no lock.
 //! - **gc** walks the shard folders entry by entry (never the whole directory in memory),
-//!   removes expired and unreadable session files and temporary files left by a crash,
-//!   and reports how many it removed.
+//!   removes expired and corrupt session files and temporary files left by a crash,
+//!   and reports how many it removed. Anything else in the folder (other names, folders,
+//!   links, pipes) is left alone.
 //! - A truncated, empty, garbage or foreign file is "no session" (a decode error the
 //!   session logs), and the next create of that key replaces it. A full disk or a denied
 //!   permission is an error that leaves every existing session as it was.
@@ -22,6 +23,25 @@
 //!   file, and the user's index file lists its store key, so that listing or ending a
 //!   user's sessions reads one index file and that user's session files, never anyone
 //!   else's. Details below.
+//! - **Session locks** ([`Capabilities::lock`], `lock = true`): a lease file per locked
+//!   session, held across every process sharing the folder. Details below.
+//!
+//! # Session locks
+//!
+//! ```text
+//! <path>/leases/<shard digits>/<store key, 64 hex digits>
+//! ```
+//!
+//! A lease is a small text file apart from the session file ([`FileStore::lease_path`]):
+//! a header line (`session-file lease 1`), the holder's token and the wall-clock instant
+//! (milliseconds) it lapses. `lock`, `renew_lock` and `unlock` each hold the session's
+//! lock stripe (the fs4 lock its writes take) while they read the lease file, decide and
+//! replace or delete it, so two processes never both get one lock; `unlock` deletes only
+//! the caller's lease. A lease not renewed in time lapses and goes to the next `lock`; an
+//! unparsable lease file counts as lapsed. Lease writes are atomic (temporary file and
+//! rename) but never fsynced: a lease lost to a machine crash is harmless, its holders
+//! died with it. A released lease leaves no file; gc removes the lapsed ones (a holder
+//! that crashed) without counting them as sessions.
 //!
 //! # The user index
 //!
@@ -114,6 +134,7 @@ compile_error!(
      over open files); on this platform use session-memory, session-db or session-redis"
 );
 
+mod leases;
 mod users;
 
 use std::collections::HashMap;
@@ -122,11 +143,12 @@ use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::Deserialize;
 use session_core::wire::{self, HEADER_LEN};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, Record, Registry, Result,
+    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Record, Registry, Result,
     SessionStore, StoreKey, Timestamp, UserId, async_trait,
 };
 
@@ -273,6 +295,12 @@ impl FileStore {
     /// `users/<shard digits>/<SHA-256 of the user id in hex>` under the session folder.
     pub fn user_index_path(&self, user: &UserId) -> PathBuf {
         self.inner.index_path(&IndexName::of(user))
+    }
+
+    /// The file that holds the lease on the session lock of `key` (whether or not it
+    /// exists): `leases/<shard digits>/<key>` under the session folder.
+    pub fn lease_path(&self, key: &StoreKey) -> PathBuf {
+        self.inner.lease_path(key)
     }
 
     async fn blocking<T, F>(&self, operation: F) -> Result<T>
@@ -426,6 +454,19 @@ impl Inner {
     /// same folder, written, fsynced, renamed over it, and the folder fsynced (the fsyncs
     /// only with [`FileStoreOptions::fsync`]). `what` names the file in errors.
     fn replace_file(&self, dir: &Path, name: &str, bytes: &[u8], what: &str) -> Result<()> {
+        self.replace_file_with(dir, name, bytes, what, self.fsync)
+    }
+
+    /// [`Inner::replace_file`], with the fsyncs only if `fsync`: still atomic without them,
+    /// but a crash of the machine may lose the new version.
+    fn replace_file_with(
+        &self,
+        dir: &Path,
+        name: &str,
+        bytes: &[u8],
+        what: &str,
+        fsync: bool,
+    ) -> Result<()> {
         let temp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", random_suffix()?));
         let mut file = match create_new(&temp) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -445,10 +486,10 @@ impl Inner {
         })?;
         let written = file
             .write_all(bytes)
-            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) })
+            .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
             .and_then(|()| fs::rename(&temp, dir.join(name)))
             .and_then(|()| {
-                if self.fsync {
+                if fsync {
                     File::open(dir)?.sync_all()
                 } else {
                     Ok(())
@@ -547,6 +588,11 @@ impl Inner {
         let mut removed = 0;
         for entry in dir_entries(dir)? {
             let entry = entry?;
+            // Only regular files: a folder, a link or a pipe someone put here is left alone
+            // (and never opened: reading a pipe would wait forever).
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
@@ -581,7 +627,8 @@ impl Inner {
         Ok(removed)
     }
 
-    /// Whether the file at `path` is expired or unreadable, reading only its header.
+    /// Whether the file at `path` is expired or corrupt (shorter than a header, or a header
+    /// that does not decode), reading only its header.
     fn dead(&self, path: &Path, now: Timestamp) -> bool {
         let mut header = [0u8; HEADER_LEN];
         let read = File::open(path).and_then(|mut file| file.read_exact(&mut header));
@@ -589,10 +636,11 @@ impl Inner {
             Ok(()) => {
                 wire::decode_expiry(&header).map_or(true, |expires_at| expires_at.is_reached(now))
             }
-            // Gone already: nothing to remove.
-            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
             // Shorter than a header: a truncated or foreign file.
-            Err(_) => true,
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => true,
+            // Gone already (nothing to remove), or unreadable now (a permission, no file
+            // descriptor left): kept, since it may be a live session; the next gc retries.
+            Err(_) => false,
         }
     }
 }
@@ -729,6 +777,8 @@ impl SessionStore for FileStore {
             })?;
             let index_root = inner.root.join(USER_DIR);
             inner.walk(&index_root, 0, &mut |dir| inner.gc_index_dir(dir).map(drop))?;
+            // Lapsed leases are not sessions: they are not counted.
+            inner.gc_leases(now)?;
             Ok(removed)
         })
         .await
@@ -767,11 +817,30 @@ impl SessionStore for FileStore {
         self.blocking(move |inner| inner.index_len(&user)).await
     }
 
+    async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| inner.lock_lease(&key, &token, ttl))
+            .await
+    }
+
+    async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| inner.renew_lease(&key, &token, ttl))
+            .await
+    }
+
+    async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| inner.unlock_lease(&key, &token))
+            .await
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
             .with_shared(true)
             .with_persistent(true)
             .with_user_index(true)
+            .with_lock(true)
     }
 }
 

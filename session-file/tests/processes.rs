@@ -9,7 +9,10 @@
 //!   and are replaced by the next write;
 //! - two processes binding, ending and rebinding sessions of one user concurrently lose no
 //!   index entry, and a binder killed at random points leaves every index file whole and
-//!   no live bound session missing from it.
+//!   no live bound session missing from it;
+//! - two processes each running 25 concurrent read-modify-write increments of one session
+//!   lose none, under the session lock and with `Session::update` without it (the lease
+//!   files hold the lock across the processes).
 //!
 //! The binary is its own child: with `SESSION_FILE_CHILD` set it runs one child role
 //! instead of the scenarios. `SESSION_TORTURE=long` runs 1,000 kill trials instead of 40.
@@ -146,6 +149,25 @@ fn child_main(role: &str) -> ExitCode {
                 let user = UserId::new(args[1].as_str()).expect("user");
                 bind_loop(&store, &user, None).await
             }
+            // args: folder, cookie header, mode (lock | update | plain), count, start
+            // (wall-clock ms); runs `count` concurrent increments of the session from then.
+            "incrementer" => {
+                let store = Arc::new(open(Path::new(&args[0])));
+                let mode = Increment::parse(&args[2]);
+                let count: u32 = args[3].parse().expect("count");
+                let start = Timestamp::from_millis(args[4].parse().expect("start"));
+                let manager = Arc::new(SessionManager::new(store, mode.config())?);
+                tokio::time::sleep(start.saturating_duration_since(Timestamp::now())).await;
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..count {
+                    let (manager, header) = (Arc::clone(&manager), args[1].clone());
+                    tasks.spawn(async move { mode.run(&manager, &header).await });
+                }
+                while let Some(done) = tasks.join_next().await {
+                    done.expect("an increment panicked")?;
+                }
+                Ok(())
+            }
             other => panic!("unknown child role {other}"),
         }
     });
@@ -188,6 +210,59 @@ async fn bind_loop(
 }
 
 const OTHER_USER: &str = "someone else";
+
+/// How an `incrementer` child adds one to the counter `n` of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Increment {
+    /// Read, pause, write, with `lock = true`: the lease serializes the requests.
+    Locked,
+    /// `Session::update` without the lock.
+    Update,
+    /// Read, pause, write, with neither: the control, which loses increments.
+    Plain,
+}
+
+impl Increment {
+    const ALL: [Self; 3] = [Self::Locked, Self::Update, Self::Plain];
+
+    fn parse(text: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.name() == text)
+            .expect("an increment mode")
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Locked => "lock",
+            Self::Update => "update",
+            Self::Plain => "plain",
+        }
+    }
+
+    fn config(self) -> SessionConfig {
+        let lock = self == Self::Locked;
+        // Generous: 50 requests queue for one lease on a machine that may be busy.
+        SessionConfig::from_json_str(&format!(r#"{{"lock": {lock}, "lock_timeout": "60s"}}"#))
+            .expect("config")
+    }
+
+    async fn run(self, manager: &SessionManager, header: &str) -> session_core::Result<()> {
+        let session = manager.session_from_cookie_header(Some(header));
+        if self == Self::Update {
+            session
+                .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .await?;
+        } else {
+            let n: u64 = session.get("n").await?.unwrap_or(0);
+            // Other tasks run meanwhile, as while a handler awaits a database.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            session.set("n", &(n + 1)).await?;
+        }
+        session.flush().await?;
+        Ok(())
+    }
+}
 
 /// How many sessions [`bind_loop`] leaves bound to its user and to `OTHER_USER` after
 /// `count` binds.
@@ -695,6 +770,80 @@ fn killed_binder_leaves_whole_index_files(rt: &tokio::runtime::Runtime) {
     );
 }
 
+fn two_processes_incrementing_one_session_lose_nothing(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let manager =
+        SessionManager::new(Arc::new(store.clone()), SessionConfig::default()).expect("manager");
+    let per_process = 25u32;
+    let total = u64::from(2 * per_process);
+    let mut figures = Vec::new();
+    for mode in Increment::ALL {
+        let header = rt.block_on(async {
+            let session = manager.session_from_cookie_header(None);
+            session.set("n", &0u64).await.expect("set");
+            let cookie = session.flush().await.expect("flush").expect("a cookie");
+            format!("{}={}", cookie.name(), cookie.value())
+        });
+        // Both start at one instant, well after either process is up.
+        let start = Timestamp::now() + Duration::from_millis(500);
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                child(
+                    "incrementer",
+                    &[
+                        dir.path().display().to_string(),
+                        header.clone(),
+                        mode.name().to_owned(),
+                        per_process.to_string(),
+                        start.as_millis().to_string(),
+                    ],
+                )
+                .spawn()
+                .expect("spawn incrementer")
+            })
+            .collect();
+        for mut child in children {
+            assert!(
+                child.wait().expect("wait").success(),
+                "an incrementer process failed ({})",
+                mode.name()
+            );
+        }
+        let took = Timestamp::now().saturating_duration_since(start);
+        let n: u64 = rt
+            .block_on(manager.session_from_cookie_header(Some(&header)).get("n"))
+            .expect("get")
+            .expect("the counter");
+        let lost = total.saturating_sub(n);
+        match mode {
+            Increment::Locked => {
+                assert_eq!(n, total, "the counter after {total} locked increments");
+                let leases = files_under(&dir.path().join("leases"));
+                assert!(leases.is_empty(), "lease files left: {}", leases.len());
+                figures.push(format!(
+                    "2 × {per_process} locked increments: {lost} of {total} lost, {took:.0?}"
+                ));
+            }
+            Increment::Update => {
+                assert_eq!(n, total, "the counter after {total} updates");
+                figures.push(format!(
+                    "2 × {per_process} Session::update without the lock: {lost} of {total} \
+                     lost, {took:.0?}"
+                ));
+            }
+            // Not asserted: how many a race loses is up to the scheduler.
+            Increment::Plain => {
+                figures.push(format!("control without either: {lost} of {total} lost"))
+            }
+        }
+    }
+    println!(
+        "figure: file | two processes, one session | {}",
+        figures.join("; ")
+    );
+}
+
 fn main() -> ExitCode {
     if let Ok(role) = std::env::var(CHILD_ENV) {
         return child_main(&role);
@@ -713,6 +862,7 @@ fn main() -> ExitCode {
     corrupt_files_are_no_session_and_get_replaced(&rt);
     two_processes_binding_one_user_lose_no_entry(&rt);
     killed_binder_leaves_whole_index_files(&rt);
+    two_processes_incrementing_one_session_lose_nothing(&rt);
     println!(
         "file store process tests passed in {:.1?}",
         started.elapsed()
