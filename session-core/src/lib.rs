@@ -14,6 +14,10 @@
 //!   [`Session::user_sessions`], [`Session::revoke`], [`SessionManager::revoke_user`] and
 //!   `max_sessions_per_user`, over stores that keep a user index
 //!   ([`Capabilities::user_index`]); listings hand out [`SessionHandle`]s, never ids.
+//! - Many concurrent requests of one session: [`Session::update`] for an atomic
+//!   read-modify-write of one key, and the opt-in session lock (`lock = true`,
+//!   [`LockMode`], [`Session::set_lock_mode`]) over stores that keep leases
+//!   ([`Capabilities::lock`]), fenced so a holder whose lease lapsed cannot write.
 //! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
 //!   ([`GcHandle`]).
 //! - [`wire`]: a versioned, bounded binary layout for stores that keep a record as one blob.

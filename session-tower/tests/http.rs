@@ -455,6 +455,14 @@ impl SessionStore for NoLocks {
     ) -> session_core::Result<bool> {
         self.0.lock(key, token, ttl).await
     }
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> session_core::Result<Option<Option<Record>>> {
+        self.0.lock_and_load(key, token, ttl).await
+    }
     async fn renew_lock(
         &self,
         key: &StoreKey,
