@@ -413,6 +413,19 @@ impl Lease {
         }
     }
 
+    /// The token the store keeps for this lease, for a write that releases it.
+    pub(crate) fn token(&self) -> &LockToken {
+        &self.standing.token
+    }
+
+    /// The store released the lease with the request's last write
+    /// ([`SessionStore::update_and_unlock`]): stops renewing it and lets the next waiter of
+    /// this process in.
+    pub(crate) fn released_by_write(mut self) {
+        self.renewals.forget(self.registration);
+        drop(self.gate.take());
+    }
+
     /// Releases the lock: the next waiter of this process gets it at once, of another
     /// process at its next poll. A failed release is logged: the lease then lapses after
     /// `lock_ttl`.

@@ -460,14 +460,28 @@ impl Session {
             lease.check()?;
         }
         let mut revision = None;
+        // Whether the write released this request's lock with it.
+        let mut released = false;
         if changes_data && let Some(loaded) = persisted.revision {
             // One conditional write of the whole working data, for the common case of a
             // request that changed a session nobody else touched meanwhile.
             let lent = Lent::new(data, owner, expires_at, persisted.created_at);
-            revision = manager
-                .store
-                .update_if_unchanged(&persisted.key, loaded, &lent.record)
-                .await?;
+            let store = &manager.store;
+            revision = match lease {
+                Some(lease) => {
+                    let token = lease.token();
+                    let written = store
+                        .update_if_unchanged_and_unlock(&persisted.key, loaded, &lent.record, token)
+                        .await?;
+                    released = written.is_some();
+                    written
+                }
+                None => {
+                    store
+                        .update_if_unchanged(&persisted.key, loaded, &lent.record)
+                        .await?
+                }
+            };
             drop(lent);
             if revision.is_none() {
                 tracing::debug!(
@@ -488,12 +502,25 @@ impl Session {
                 Box::pin(lease.confirm()).await?;
             }
             pending.expires_at = expires_at;
-            manager.store.update(&persisted.key, pending).await?
+            match lease {
+                Some(lease) => {
+                    let token = lease.token();
+                    released = manager
+                        .store
+                        .update_and_unlock(&persisted.key, pending, token)
+                        .await?;
+                    released
+                }
+                None => manager.store.update(&persisted.key, pending).await?,
+            }
         } else if refresh {
             manager.store.touch(&persisted.key, expires_at).await?
         } else {
             return Ok(());
         };
+        if released && let Some(lease) = lease.take() {
+            lease.released_by_write();
+        }
         if !applied {
             // Deleted meanwhile (a logout, gc of an expired record): never bring it back.
             tracing::debug!(

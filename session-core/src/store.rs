@@ -103,7 +103,11 @@ use crate::{
 ///   one handle's lease holds for every other (`lock_leaves_records_and_other_keys_alone`,
 ///   `lock_shared_between_handles`).
 /// - [`lock_and_load`](Self::lock_and_load) is `lock` then `load` in one step: the record
-///   when granted, nothing loaded when refused (`lock_and_load_loads_only_when_granted`).
+///   when granted, nothing loaded when refused (`lock_and_load_loads_only_when_granted`);
+///   [`update_and_unlock`](Self::update_and_unlock) and
+///   [`update_if_unchanged_and_unlock`](Self::update_if_unchanged_and_unlock) are the write
+///   then `unlock`, releasing only after a write that happened
+///   (`write_and_unlock_releases_only_after_writing`).
 ///
 /// The session-level cases (`session_*`, `torture_*`) drive a [`SessionManager`](crate::SessionManager)
 /// over the store and check what these rules add up to: strict ids, no resurrection by a
@@ -309,6 +313,49 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         } else {
             Ok(None)
         }
+    }
+
+    /// [`update`](Self::update) and then, if it applied, [`unlock`](Self::unlock) of
+    /// `token`'s lease on `key`: the last write of a locked request releases its lock in
+    /// the same step, where the backend allows (one script, one statement). Returns what
+    /// `update` returns; when it returns `false` or fails, the lease is left as it was
+    /// (the request releases it as usual).
+    ///
+    /// The default makes the two calls.
+    ///
+    /// # Errors
+    /// As [`update`](Self::update) and [`unlock`](Self::unlock).
+    async fn update_and_unlock(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        token: &LockToken,
+    ) -> Result<bool> {
+        let applied = self.update(key, changes).await?;
+        if applied {
+            self.unlock(key, token).await?;
+        }
+        Ok(applied)
+    }
+
+    /// [`update_if_unchanged`](Self::update_if_unchanged) and then, if it wrote,
+    /// [`unlock`](Self::unlock) of `token`'s lease on `key`, in one step where the backend
+    /// allows; as [`update_and_unlock`](Self::update_and_unlock) for a conditional write.
+    ///
+    /// # Errors
+    /// As [`update_if_unchanged`](Self::update_if_unchanged) and [`unlock`](Self::unlock).
+    async fn update_if_unchanged_and_unlock(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+        token: &LockToken,
+    ) -> Result<Option<Revision>> {
+        let written = self.update_if_unchanged(key, revision, record).await?;
+        if written.is_some() {
+            self.unlock(key, token).await?;
+        }
+        Ok(written)
     }
 
     /// Extends `token`'s lease on `key` to `ttl` from now if `token` still holds it

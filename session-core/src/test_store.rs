@@ -95,6 +95,27 @@ impl SessionStore for Counted {
         self.count();
         self.inner.lock_and_load(key, token, ttl).await
     }
+    async fn update_and_unlock(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        token: &crate::LockToken,
+    ) -> Result<bool> {
+        self.count();
+        self.inner.update_and_unlock(key, changes, token).await
+    }
+    async fn update_if_unchanged_and_unlock(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+        token: &crate::LockToken,
+    ) -> Result<Option<Revision>> {
+        self.count();
+        self.inner
+            .update_if_unchanged_and_unlock(key, revision, record, token)
+            .await
+    }
     async fn renew_lock(
         &self,
         key: &StoreKey,

@@ -44,6 +44,11 @@ pub(crate) struct Statements {
     /// write bumps the version, so an unchanged version means an unchanged row. Binds:
     /// data, expire, user_id, label, id, version, cookie, now.
     pub(crate) compare_and_set: String,
+    /// [`compare_and_set`](Self::compare_and_set) that also deletes the writer's lease,
+    /// only if the row was written, in one statement, reporting `written` (0 or 1).
+    /// Binds: those of `compare_and_set`, then the token. `None` where the dialect has no
+    /// such statement: the write and the unlock are two.
+    pub(crate) compare_and_set_and_unlock: Option<String>,
     /// Writes data, expiry and owner of a row locked by `fetch_locked`. Binds: data,
     /// expire, user_id, label, id.
     pub(crate) write_locked: String,
@@ -408,6 +413,38 @@ where
             .bind(expected.now);
         let done = lease.execute(query).await.map_err(failed::<D>("update"))?;
         Ok(D::ROWS_AFFECTED(&done) == 1)
+    }
+
+    async fn compare_and_set_and_unlock(
+        &self,
+        expected: RowVersion<'_>,
+        row: &Written,
+        token: &str,
+    ) -> Result<bool> {
+        let Some(statement) = &self.sql.compare_and_set_and_unlock else {
+            let (cookie, now) = (expected.cookie, expected.now);
+            let written = self.compare_and_set(expected, row).await?;
+            if written {
+                self.unlock(cookie, token, now).await?;
+            }
+            return Ok(written);
+        };
+        let (_turn, mut lease) = self.lease_to_write("update").await?;
+        let query = sqlx::query(statement)
+            .bind(row.data.as_slice())
+            .bind(row.expire)
+            .bind(row.user())
+            .bind(row.label())
+            .bind(expected.id)
+            .bind(expected.version)
+            .bind(expected.cookie)
+            .bind(expected.now)
+            .bind(token);
+        let outcome = query
+            .fetch_one(lease.connection())
+            .await
+            .map(|row| lenient::<_, i64>(&row, "written").is_some_and(|written| written > 0));
+        lease.finish(outcome).map_err(failed::<D>("update"))
     }
 
     async fn update_locked(&self, cookie: &str, now: i64, merge: &Merge<'_>) -> Result<bool> {
@@ -843,6 +880,18 @@ macro_rules! sql_store {
                     record: &Record,
                 ) -> Result<Option<Revision>> {
                     self.core.update_if_unchanged(key, revision, record).await
+                }
+
+                async fn update_if_unchanged_and_unlock(
+                    &self,
+                    key: &StoreKey,
+                    revision: Revision,
+                    record: &Record,
+                    token: &LockToken,
+                ) -> Result<Option<Revision>> {
+                    self.core
+                        .update_if_unchanged_and_unlock(key, revision, record, token)
+                        .await
                 }
 
                 async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {

@@ -143,6 +143,7 @@ impl Dialect for MySql {
             ],
             fetch: format!("SELECT {columns} FROM {table} WHERE {live}"),
             fetch_locked: format!("SELECT {columns} FROM {table} WHERE {live} FOR UPDATE"),
+            compare_and_set_and_unlock: None,
             compare_and_set: format!(
                 "UPDATE {table} SET data = ?, expire = ?, user_id = ?, label = ?, \
                      version = version + 1 \

@@ -124,6 +124,20 @@ impl Dialect for Postgres {
                  WHERE id = $5 AND version = $6 AND cookie = $7 \
                    AND (expire > $8 OR expire IS NULL)"
             ),
+            // The lease goes with the write only if the write happened: a refused write
+            // leaves the request holding its lock, to merge or to fail as it must.
+            compare_and_set_and_unlock: Some(format!(
+                "WITH written AS (\
+                   UPDATE {table} SET data = $1, expire = $2, user_id = $3, label = $4, \
+                       version = version + 1 \
+                   WHERE id = $5 AND version = $6 AND cookie = $7 \
+                     AND (expire > $8 OR expire IS NULL) \
+                   RETURNING 1), \
+                 released AS (\
+                   DELETE FROM {locks} WHERE \"key\" = $7 AND token = $9 \
+                     AND EXISTS (SELECT 1 FROM written)) \
+                 SELECT COUNT(*) AS written FROM written"
+            )),
             write_locked: format!(
                 "UPDATE {table} SET data = $1, expire = $2, user_id = $3, label = $4, \
                      version = COALESCE(version, 0) + 1 \

@@ -129,6 +129,16 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// whether the row was still as read.
     async fn compare_and_set(&self, expected: RowVersion<'_>, row: &Written) -> Result<bool>;
 
+    /// Runs [`Statements::compare_and_set_and_unlock`](crate::dialect::Statements) (or the
+    /// write then the unlock): whether the row was still as read; the lease of `token` at
+    /// the same key is deleted only if it was.
+    async fn compare_and_set_and_unlock(
+        &self,
+        expected: RowVersion<'_>,
+        row: &Written,
+        token: &str,
+    ) -> Result<bool>;
+
     /// Locks the live row at `cookie`, computes its new data and expiry with `merge`,
     /// writes them and commits; `false` if there is no live row.
     async fn update_locked(&self, cookie: &str, now: i64, merge: &Merge<'_>) -> Result<bool>;
@@ -227,6 +237,27 @@ impl<D: Driver> SqlCore<D> {
         let written = self
             .driver
             .compare_and_set(expected, &Written::of(record))
+            .await?;
+        Ok(written.then(|| revision(id, version.wrapping_add(1))))
+    }
+
+    pub(crate) async fn update_if_unchanged_and_unlock(
+        &self,
+        key: &StoreKey,
+        loaded: Revision,
+        record: &Record,
+        token: &LockToken,
+    ) -> Result<Option<Revision>> {
+        let (id, version) = split_revision(loaded);
+        let expected = RowVersion {
+            cookie: key.as_str(),
+            id,
+            version,
+            now: Timestamp::now().as_millis(),
+        };
+        let written = self
+            .driver
+            .compare_and_set_and_unlock(expected, &Written::of(record), token.as_str())
             .await?;
         Ok(written.then(|| revision(id, version.wrapping_add(1))))
     }

@@ -140,6 +140,7 @@ impl Dialect for Sqlite {
             // `BEGIN IMMEDIATE` before reading.
             fetch_locked: fetch.clone(),
             fetch,
+            compare_and_set_and_unlock: None,
             compare_and_set: format!(
                 "UPDATE {table} SET data = ?1, expire = ?2, user_id = ?3, label = ?4, \
                      version = version + 1 \

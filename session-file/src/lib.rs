@@ -823,6 +823,26 @@ impl SessionStore for FileStore {
             .await
     }
 
+    /// Both in one trip to the blocking pool.
+    async fn lock_and_load(
+        &self,
+        key: &StoreKey,
+        token: &LockToken,
+        ttl: Duration,
+    ) -> Result<Option<Option<Record>>> {
+        let (key, token) = (key.clone(), token.clone());
+        self.blocking(move |inner| {
+            if !inner.lock_lease(&key, &token, ttl)? {
+                return Ok(None);
+            }
+            let now = Timestamp::now();
+            Ok(Some(
+                inner.read(&key)?.filter(|record| !record.is_expired(now)),
+            ))
+        })
+        .await
+    }
+
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
         let (key, token) = (key.clone(), token.clone());
         self.blocking(move |inner| inner.renew_lease(&key, &token, ttl))

@@ -155,6 +155,26 @@ pub(crate) fn update_script(writes: IndexWrites) -> &'static Script {
     }
 }
 
+/// [`update_script`] on a single server, then the release of a locked request's lease:
+/// `KEYS[2]` is the lease key and the last argument the holder's token (the update's own
+/// arguments end one before it). The lease is deleted only if the update applied and the
+/// lease still holds the token. Replies as the update does.
+pub(crate) fn update_and_unlock_script() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+        let body = format!(
+            "local function apply()\n{}\nend\n\
+             local result = apply()\n\
+             if result ~= 0 and redis.call('GET', KEYS[2]) == ARGV[#ARGV] then\n\
+             \x20 redis.call('DEL', KEYS[2])\n\
+             end\n\
+             return result\n",
+            UPDATE_BODY.replace("#ARGV)", "#ARGV - 1)")
+        );
+        variant(&body, IndexWrites::Inline)
+    });
+    &SCRIPT
+}
+
 const UPDATE_BODY: &str = r"
 local key = KEYS[1]
 local meta = redis.pcall('HMGET', key, 'm:expires', 'm:index')

@@ -862,6 +862,16 @@ impl SessionStore for RedisStore {
         self.take_lease_and_load(key, token, ttl).await
     }
 
+    /// One script on a single server: the change set, then the lease's release.
+    async fn update_and_unlock(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.update_releasing(key, changes, token).await
+    }
+
     /// One script: `PEXPIRE` of the lease key if it still holds `token`.
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
         self.renew_lease(key, token, ttl).await

@@ -6,6 +6,8 @@
 //! - `lock_and_load`, the call behind every lock a request takes, is `lock` and the
 //!   session's `HGETALL` in one script on a single server (two on a cluster, where the lease
 //!   and the session live in different slots);
+//! - `update_and_unlock`, a locked request's write, is the update script with the release
+//!   at its end on a single server (the update then `unlock` on a cluster);
 //! - `lock` is `SET lease token NX PX ttl`, and when the key is taken, a `GET` that tells
 //!   the holder asking again (granted) from another token (refused), in one round trip;
 //! - `renew_lock` moves the TTL (`PEXPIRE`) only if the key still holds the caller's token;
@@ -22,7 +24,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::{Cmd, RedisWrite, Script, Value};
-use session_core::{Error, LockToken, Record, Result, SessionStore, StoreKey, Timestamp};
+use session_core::{
+    ChangeSet, Error, LockToken, Record, Result, SessionStore, StoreKey, Timestamp,
+};
 
 use crate::layout::{self, IndexWrites};
 use crate::{RedisStore, run_script};
@@ -163,6 +167,59 @@ impl RedisStore {
             _ => Err(Error::decode(
                 "the session key holds something other than a hash",
             )),
+        }
+    }
+
+    /// [`SessionStore::update_and_unlock`](session_core::SessionStore::update_and_unlock):
+    /// the update script with the release in it on a single server; on a cluster (the
+    /// lease in another slot), `update` then `unlock`.
+    pub(crate) async fn update_releasing(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        token: &LockToken,
+    ) -> Result<bool> {
+        if self.index_writes() == IndexWrites::Deferred || changes.owner.is_some() {
+            // A binding (a log-in, rare) takes the usual path, whose index writes the
+            // update script handles on its own.
+            let applied = self.update(key, changes).await?;
+            if applied {
+                self.release_lease(key, token).await?;
+            }
+            return Ok(applied);
+        }
+        let script = layout::update_and_unlock_script();
+        let (arguments, bytes) = layout::update_args_size(changes, None);
+        let hash = script.get_hash();
+        let mut command = Cmd::with_capacity(
+            6 + arguments,
+            "EVALSHA".len()
+                + hash.len()
+                + 1
+                + 2 * self.lock_key_len()
+                + bytes
+                + token.as_str().len(),
+        );
+        command.arg("EVALSHA").arg(hash).arg(2);
+        self.write_redis_key(&mut command, key);
+        self.write_lock_key(&mut command, key);
+        layout::write_update_args(&mut command, changes, None);
+        command.arg(token.as_str());
+        let mut connection = self.connection.clone();
+        let reply: Value = self
+            .call(
+                "update_and_unlock",
+                key,
+                run_script(&mut connection, script, &command),
+            )
+            .await?;
+        match reply {
+            Value::Int(0) => Ok(false),
+            Value::Int(_) => Ok(true),
+            other => Err(Error::decode(format!(
+                "a session script replied with {}",
+                layout::shape(&other)
+            ))),
         }
     }
 

@@ -41,9 +41,9 @@ pub struct OperationCounts {
     pub loads: u64,
     /// Calls to `create`.
     pub creates: u64,
-    /// Calls to `update`.
+    /// Calls to `update` and `update_and_unlock`.
     pub updates: u64,
-    /// Calls to `update_if_unchanged`.
+    /// Calls to `update_if_unchanged` and `update_if_unchanged_and_unlock`.
     pub conditional_updates: u64,
     /// Calls to `touch`.
     pub touches: u64,
@@ -57,7 +57,7 @@ pub struct OperationCounts {
     pub locks: u64,
     /// Calls to `renew_lock`.
     pub renewals: u64,
-    /// Calls to `unlock`.
+    /// Calls to `unlock`, `update_and_unlock` and `update_if_unchanged_and_unlock`.
     pub unlocks: u64,
 }
 
@@ -222,6 +222,31 @@ impl SessionStore for CountingStore {
     ) -> Result<Option<Option<Record>>> {
         self.enter(&self.locks).await;
         self.inner.lock_and_load(key, token, ttl).await
+    }
+
+    async fn update_and_unlock(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        token: &LockToken,
+    ) -> Result<bool> {
+        self.enter(&self.updates).await;
+        self.unlocks.fetch_add(1, Ordering::SeqCst);
+        self.inner.update_and_unlock(key, changes, token).await
+    }
+
+    async fn update_if_unchanged_and_unlock(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+        token: &LockToken,
+    ) -> Result<Option<Revision>> {
+        self.enter(&self.conditional_updates).await;
+        self.unlocks.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .update_if_unchanged_and_unlock(key, revision, record, token)
+            .await
     }
 
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {

@@ -641,6 +641,18 @@ impl SessionStore for Down {
     ) -> Result<Option<Option<Record>>> {
         self.answer("lock_and_load", Some(None))
     }
+    async fn update_and_unlock(&self, _: &StoreKey, _: &ChangeSet, _: &LockToken) -> Result<bool> {
+        self.answer("update_and_unlock", false)
+    }
+    async fn update_if_unchanged_and_unlock(
+        &self,
+        _: &StoreKey,
+        revision: Revision,
+        _: &Record,
+        _: &LockToken,
+    ) -> Result<Option<Revision>> {
+        self.answer("update_if_unchanged_and_unlock", Some(revision))
+    }
     async fn renew_lock(&self, _: &StoreKey, _: &LockToken, _: Duration) -> Result<bool> {
         self.answer("renew_lock", true)
     }
@@ -683,6 +695,8 @@ async fn catches_a_down_backend_that_pretends_any_call_succeeded() {
         "user_index_len",
         "lock",
         "lock_and_load",
+        "update_and_unlock",
+        "update_if_unchanged_and_unlock",
         "renew_lock",
         "unlock",
     ];

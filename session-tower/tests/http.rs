@@ -463,6 +463,25 @@ impl SessionStore for NoLocks {
     ) -> session_core::Result<Option<Option<Record>>> {
         self.0.lock_and_load(key, token, ttl).await
     }
+    async fn update_and_unlock(
+        &self,
+        key: &StoreKey,
+        changes: &ChangeSet,
+        token: &LockToken,
+    ) -> session_core::Result<bool> {
+        self.0.update_and_unlock(key, changes, token).await
+    }
+    async fn update_if_unchanged_and_unlock(
+        &self,
+        key: &StoreKey,
+        revision: Revision,
+        record: &Record,
+        token: &LockToken,
+    ) -> session_core::Result<Option<Revision>> {
+        self.0
+            .update_if_unchanged_and_unlock(key, revision, record, token)
+            .await
+    }
     async fn renew_lock(
         &self,
         key: &StoreKey,

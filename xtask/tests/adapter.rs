@@ -74,6 +74,8 @@ impl SessionStore for FooStore {
     async fn user_index_len(&self, user: &UserId) -> Result<u64> { self.inner.user_index_len(user).await }
     async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<bool> { self.inner.lock(key, token, ttl).await }
     async fn lock_and_load(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<Option<Option<Record>>> { self.inner.lock_and_load(key, token, ttl).await }
+    async fn update_and_unlock(&self, key: &StoreKey, changes: &ChangeSet, token: &LockToken) -> Result<bool> { self.inner.update_and_unlock(key, changes, token).await }
+    async fn update_if_unchanged_and_unlock(&self, key: &StoreKey, revision: session_core::Revision, record: &Record, token: &LockToken) -> Result<Option<session_core::Revision>> { self.inner.update_if_unchanged_and_unlock(key, revision, record, token).await }
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: std::time::Duration) -> Result<bool> { self.inner.renew_lock(key, token, ttl).await }
     async fn unlock(&self, key: &StoreKey, token: &LockToken) -> Result<bool> { self.inner.unlock(key, token).await }
     fn capabilities(&self) -> Capabilities { self.inner.capabilities() }

@@ -214,6 +214,7 @@ cases![
     lock_leaves_records_and_other_keys_alone,
     lock_shared_between_handles,
     lock_and_load_loads_only_when_granted,
+    write_and_unlock_releases_only_after_writing,
     unreachable_backend_returns_errors,
     session_round_trips_typed_values,
     session_new_empty_session_is_not_stored,

@@ -77,6 +77,18 @@ pub(crate) async fn unreachable_backend_returns_errors(ctx: &Ctx) -> CaseResult 
         if let Some(granted) = answer("lock_and_load", limit, both).await? {
             succeeded.push(format!("lock_and_load (granted: {})", granted.is_some()));
         }
+        let merged = down.update_and_unlock(&key, &changes, &token);
+        if let Some(updated) = answer("update_and_unlock", limit, merged).await? {
+            succeeded.push(format!("update_and_unlock ({updated})"));
+        }
+        let written = down.update_if_unchanged_and_unlock(&key, revision, &record, &token);
+        if let Some(Some(written)) =
+            answer("update_if_unchanged_and_unlock", limit, written).await?
+        {
+            succeeded.push(format!(
+                "update_if_unchanged_and_unlock (wrote revision {written:?})"
+            ));
+        }
         let renewal = down.renew_lock(&key, &token, ttl);
         if let Some(renewed) = answer("renew_lock", limit, renewal).await? {
             succeeded.push(format!("renew_lock ({renewed})"));

@@ -276,6 +276,101 @@ pub(crate) async fn lock_and_load_loads_only_when_granted(ctx: &Ctx) -> CaseResu
     Ok(())
 }
 
+/// `update_and_unlock` and `update_if_unchanged_and_unlock` write, then release the
+/// writer's lease: after a write that happened the lock is free; after one that did not
+/// (no record, a stale revision) the lease is still held; another token's lease is never
+/// released.
+pub(crate) async fn write_and_unlock_releases_only_after_writing(ctx: &Ctx) -> CaseResult {
+    require_lock(ctx)?;
+    let (holder, other) = (token()?, token()?);
+    let key = create_live(ctx, &[("a", b"1")]).await?;
+    ensure!(
+        ctx.store.lock(&key, &holder, LONG).await?,
+        "a free lock was refused"
+    );
+    let set_b = changes(&[("b", b"2")], &[], in_secs(3600));
+    ensure!(
+        ctx.store.update_and_unlock(&key, &set_b, &other).await?,
+        "an update of a live record was refused"
+    );
+    ensure!(
+        !ctx.store.lock(&key, &other, LONG).await?,
+        "a write with another token's name released the holder's lease"
+    );
+    expect_data(
+        ctx,
+        &key,
+        &[("a", b"1"), ("b", b"2")],
+        "after the other token's write",
+    )
+    .await?;
+    ensure!(
+        ctx.store.update_and_unlock(&key, &set_b, &holder).await?,
+        "the holder's update of a live record was refused"
+    );
+    ensure!(
+        ctx.store.lock(&key, &other, LONG).await?,
+        "the lock was still held after the holder's update_and_unlock"
+    );
+    ensure!(
+        ctx.store.unlock(&key, &other).await?,
+        "the next holder's lease"
+    );
+
+    let missing = key_for_nothing()?;
+    ensure!(
+        ctx.store.lock(&missing, &holder, LONG).await?,
+        "a free lock was refused"
+    );
+    ensure!(
+        !ctx.store
+            .update_and_unlock(&missing, &set_b, &holder)
+            .await?,
+        "update_and_unlock of a missing record said it applied"
+    );
+    ensure!(
+        !ctx.store.lock(&missing, &other, LONG).await?,
+        "an update that applied nothing released the lease"
+    );
+
+    let Some(loaded) = ctx.store.load(&key).await? else {
+        return Err(CaseError::Fail("the record vanished".into()));
+    };
+    let Some(revision) = loaded.revision else {
+        return Ok(());
+    };
+    ensure!(
+        ctx.store.lock(&key, &holder, LONG).await?,
+        "a free lock was refused"
+    );
+    let mut next = loaded.clone();
+    next.data.insert("c".into(), b"3".to_vec());
+    let stale = Revision::new(revision.get().wrapping_add(1_000_003));
+    ensure!(
+        ctx.store
+            .update_if_unchanged_and_unlock(&key, stale, &next, &holder)
+            .await?
+            .is_none(),
+        "a conditional write at a stale revision wrote"
+    );
+    ensure!(
+        !ctx.store.lock(&key, &other, LONG).await?,
+        "a refused conditional write released the lease"
+    );
+    ensure!(
+        ctx.store
+            .update_if_unchanged_and_unlock(&key, revision, &next, &holder)
+            .await?
+            .is_some(),
+        "a conditional write at the loaded revision was refused"
+    );
+    ensure!(
+        ctx.store.lock(&key, &other, LONG).await?,
+        "the lock was still held after the holder's conditional write"
+    );
+    Ok(())
+}
+
 /// A key no record and no lease was ever made for.
 fn key_for_nothing() -> Result<StoreKey, CaseError> {
     key()
