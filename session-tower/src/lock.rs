@@ -115,7 +115,7 @@ pub(crate) fn set_lock_mode_now(
 ///     .route("/cart", get(cart).route_layer(SessionLock::new(LockMode::ReadOnly)))
 ///     .layer(SessionLayer::new(manager));
 /// # Ok(app) }
-/// # build().unwrap();
+/// # build().unwrap(); // ok: doc example
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionLock {

@@ -249,6 +249,6 @@ fn the_lock_section_shows_lost_increments_targets_and_stores_without_locks() {
 
 #[test]
 fn the_full_report_has_its_lock_section() {
-    let report = LOCK.read(&workspace_root()).expect("docs/benchmarks.md");
+    let report = LOCK.read(&workspace_root()).expect("docs/benchmarks.md"); // ok: test
     assert!(LOCK.content(&report).is_ok(), "markers");
 }
