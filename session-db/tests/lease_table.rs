@@ -216,31 +216,14 @@ mod postgres {
     use super::*;
 
     pub(super) async fn lease_table() -> TestResult {
-        let url = common::env_url(
-            "SESSION_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
-        let mut options = DbOptions::new(url.clone());
-        options.prefix = common::random_prefix();
-        let store = PostgresStore::connect(&options).await.map_err(|err| {
-            common::unreachable(&format!("PostgreSQL at {}", common::redacted(&url)), &err)
-        })?;
+        let store = common::postgres_store().await?;
         let count = format!("SELECT COUNT(*) FROM {}", store.lock_table());
         let leases = || async {
             let count = sqlx::query_scalar::<_, i64>(&count).fetch_one(store.pool());
             count.await.expect("count")
         };
         check("postgres", &store, leases).await;
-        let drop = format!(
-            "DROP TABLE IF EXISTS {}, {}",
-            store.table(),
-            store.lock_table()
-        );
-        sqlx::query(&drop)
-            .execute(store.pool())
-            .await
-            .expect("drop");
-        store.pool().close().await;
+        common::drop_postgres(&store).await;
         Ok(())
     }
 }
@@ -253,28 +236,14 @@ mod mysql {
     use super::*;
 
     pub(super) async fn lease_table() -> TestResult {
-        let url = common::env_url("SESSION_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
-        let mut options = DbOptions::new(url.clone());
-        options.prefix = common::random_prefix();
-        let store = MySqlStore::connect(&options).await.map_err(|err| {
-            common::unreachable(&format!("MariaDB at {}", common::redacted(&url)), &err)
-        })?;
+        let store = common::mysql_store().await?;
         let count = format!("SELECT COUNT(*) FROM {}", store.lock_table());
         let leases = || async {
             let count = sqlx::query_scalar::<_, i64>(&count).fetch_one(store.pool());
             count.await.expect("count")
         };
         check("mysql", &store, leases).await;
-        let drop = format!(
-            "DROP TABLE IF EXISTS {}, {}",
-            store.table(),
-            store.lock_table()
-        );
-        sqlx::query(&drop)
-            .execute(store.pool())
-            .await
-            .expect("drop");
-        store.pool().close().await;
+        common::drop_mysql(&store).await;
         Ok(())
     }
 }

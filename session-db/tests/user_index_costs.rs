@@ -293,27 +293,10 @@ mod postgres {
     use super::*;
 
     pub(super) async fn user_index_costs() -> TestResult {
-        let url = common::env_url(
-            "SESSION_TEST_POSTGRES_URL",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
-        let mut options = DbOptions::new(url.clone());
-        options.prefix = common::random_prefix();
-        let store = PostgresStore::connect(&options).await.map_err(|err| {
-            common::unreachable(&format!("PostgreSQL at {}", common::redacted(&url)), &err)
-        })?;
+        let store = common::postgres_store().await?;
         figures("postgres", Arc::new(store.clone())).await;
         delete_many_past_the_bind_limit_on("postgres", &store).await;
-        let drop = format!(
-            "DROP TABLE IF EXISTS {}, {}",
-            store.table(),
-            store.lock_table()
-        );
-        sqlx::query(&drop)
-            .execute(store.pool())
-            .await
-            .expect("drop");
-        store.pool().close().await;
+        common::drop_postgres(&store).await;
         Ok(())
     }
 }
@@ -326,24 +309,10 @@ mod mysql {
     use super::*;
 
     pub(super) async fn user_index_costs() -> TestResult {
-        let url = common::env_url("SESSION_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
-        let mut options = DbOptions::new(url.clone());
-        options.prefix = common::random_prefix();
-        let store = MySqlStore::connect(&options).await.map_err(|err| {
-            common::unreachable(&format!("MariaDB at {}", common::redacted(&url)), &err)
-        })?;
+        let store = common::mysql_store().await?;
         figures("mysql", Arc::new(store.clone())).await;
         delete_many_past_the_bind_limit_on("mysql", &store).await;
-        let drop = format!(
-            "DROP TABLE IF EXISTS {}, {}",
-            store.table(),
-            store.lock_table()
-        );
-        sqlx::query(&drop)
-            .execute(store.pool())
-            .await
-            .expect("drop");
-        store.pool().close().await;
+        common::drop_mysql(&store).await;
         Ok(())
     }
 }

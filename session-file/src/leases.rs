@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use session_core::{LockToken, Result, StoreKey, Timestamp};
 
-use crate::{Inner, dir_entries, io_error, temp_file_key};
+use crate::{GcEntry, Inner, gc_entries, io_error};
 
 /// The folder of lease files, inside the session folder.
 pub(crate) const LEASE_DIR: &str = "leases";
@@ -220,35 +220,23 @@ impl Inner {
 
     fn gc_lease_dir(&self, dir: &Path, now: Timestamp) -> Result<u64> {
         let mut removed = 0;
-        for entry in dir_entries(dir)? {
-            let entry = entry?;
-            // Only regular files: a folder, a link or a pipe someone put here is left alone
-            // (and never opened).
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if let Some(key) = temp_file_key(&name) {
+        for entry in gc_entries(dir)? {
+            removed += u64::from(match entry? {
                 // Lease files are only written under their stripe lock: holding it, no
                 // writer is using a temporary file, so any left is debris from a crash.
-                removed += u64::from(self.locked(&key, || self.remove(&entry.path()))?);
-            } else if let Ok(key) = StoreKey::parse(&name) {
-                removed += u64::from(self.locked(&key, || {
-                    match read_lease_file(&entry.path()) {
-                        Ok(Found::Lease(lease)) if !lease.is_lapsed(now) => Ok(false),
-                        Ok(Found::Nothing) => Ok(false),
-                        Ok(Found::Lease(_) | Found::Corrupt) => self.remove(&entry.path()),
-                        // Unreadable now (a permission, a passing failure): kept, since it
-                        // may be a live lease; the next gc tries again.
-                        Err(err) => {
-                            tracing::debug!(session = key.short(), error = %err, "gc skipped an unreadable lease file");
-                            Ok(false)
-                        }
+                GcEntry::Temp(key, path) => self.locked(&key, || self.remove(&path))?,
+                GcEntry::Key(key, path) => self.locked(&key, || match read_lease_file(&path) {
+                    Ok(Found::Lease(lease)) if !lease.is_lapsed(now) => Ok(false),
+                    Ok(Found::Nothing) => Ok(false),
+                    Ok(Found::Lease(_) | Found::Corrupt) => self.remove(&path),
+                    // Unreadable now (a permission, a passing failure): kept, since it may
+                    // be a live lease; the next gc tries again.
+                    Err(err) => {
+                        tracing::debug!(session = key.short(), error = %err, "gc skipped an unreadable lease file");
+                        Ok(false)
                     }
-                })?);
-            }
+                })?,
+            });
         }
         Ok(removed)
     }

@@ -332,6 +332,36 @@ fn dir_entries(dir: &Path) -> Result<impl Iterator<Item = Result<fs::DirEntry>> 
     }))
 }
 
+/// What gc looks at in a folder: a regular file named like a session key, or a temporary
+/// file left by a write for that key.
+enum GcEntry {
+    Key(StoreKey, PathBuf),
+    Temp(StoreKey, PathBuf),
+}
+
+/// The [`GcEntry`]s of the folder `dir`. Only regular files: a folder, a link or a pipe
+/// someone put there is left alone (and never opened: reading a pipe would wait forever),
+/// and so is a file of any other name.
+fn gc_entries(dir: &Path) -> Result<impl Iterator<Item = Result<GcEntry>> + '_> {
+    Ok(dir_entries(dir)?.filter_map(|entry| {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => return Some(Err(err)),
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            return None;
+        }
+        let name = entry.file_name();
+        let name = name.to_str()?;
+        match temp_file_key(name) {
+            Some(key) => Some(Ok(GcEntry::Temp(key, entry.path()))),
+            None => StoreKey::parse(name)
+                .ok()
+                .map(|key| Ok(GcEntry::Key(key, entry.path()))),
+        }
+    }))
+}
+
 impl Inner {
     fn shard_dir(&self, key: &StoreKey) -> PathBuf {
         let mut dir = self.root.clone();
@@ -586,41 +616,35 @@ impl Inner {
         unbound: &mut HashMap<UserId, Vec<StoreKey>>,
     ) -> Result<u64> {
         let mut removed = 0;
-        for entry in dir_entries(dir)? {
-            let entry = entry?;
-            // Only regular files: a folder, a link or a pipe someone put here is left alone
-            // (and never opened: reading a pipe would wait forever).
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if let Some(key) = temp_file_key(&name) {
-                // Temporary files are only written under their stripe lock: holding it,
-                // no writer is using one, so any left is debris from a crash.
-                if self.locked(&key, || self.remove(&entry.path()))? {
-                    removed += 1;
-                }
-            } else if let Ok(key) = StoreKey::parse(&name) {
-                if !self.dead(&entry.path(), now) {
+        for entry in gc_entries(dir)? {
+            let (key, path) = match entry? {
+                GcEntry::Temp(key, path) => {
+                    // Temporary files are only written under their stripe lock: holding it,
+                    // no writer is using one, so any left is debris from a crash.
+                    if self.locked(&key, || self.remove(&path))? {
+                        removed += 1;
+                    }
                     continue;
                 }
-                // Re-check under the lock: a writer may have just renewed the session.
-                let gone = self.locked(&key, || {
-                    let path = self.file_path(&key);
-                    if !self.dead(&path, now) {
-                        return Ok(None);
-                    }
-                    // The whole file only for the dead ones: the owner is at its end.
-                    let owner = fs::read(&path).ok().as_deref().and_then(owner_of);
-                    Ok(self.remove(&path)?.then_some(owner))
-                })?;
-                if let Some(owner) = gone {
-                    removed += 1;
-                    if let Some(user) = owner {
-                        unbound.entry(user).or_default().push(key);
-                    }
+                GcEntry::Key(key, path) => (key, path),
+            };
+            if !self.dead(&path, now) {
+                continue;
+            }
+            // Re-check under the lock: a writer may have just renewed the session.
+            let gone = self.locked(&key, || {
+                let path = self.file_path(&key);
+                if !self.dead(&path, now) {
+                    return Ok(None);
+                }
+                // The whole file only for the dead ones: the owner is at its end.
+                let owner = fs::read(&path).ok().as_deref().and_then(owner_of);
+                Ok(self.remove(&path)?.then_some(owner))
+            })?;
+            if let Some(owner) = gone {
+                removed += 1;
+                if let Some(user) = owner {
+                    unbound.entry(user).or_default().push(key);
                 }
             }
         }

@@ -45,3 +45,55 @@ pub fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
     }
     TestError::skip(reason)
 }
+
+/// A PostgreSQL store on tables of its own (a random prefix), at `SESSION_TEST_POSTGRES_URL`
+/// or the loopback server; a skip when the server is unreachable. Drop its tables with
+/// [`drop_postgres`].
+#[cfg(feature = "postgres")]
+pub async fn postgres_store() -> Result<session_db::PostgresStore, TestError> {
+    let url = env_url(
+        "SESSION_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    );
+    let mut options = session_db::DbOptions::new(url.clone());
+    options.prefix = random_prefix();
+    session_db::PostgresStore::connect(&options)
+        .await
+        .map_err(|err| unreachable(&format!("PostgreSQL at {}", redacted(&url)), &err))
+}
+
+/// A MySQL or MariaDB store on tables of its own, at `SESSION_TEST_MYSQL_URL` or the
+/// loopback server; a skip when the server is unreachable. Drop its tables with
+/// [`drop_mysql`].
+#[cfg(feature = "mysql")]
+pub async fn mysql_store() -> Result<session_db::MySqlStore, TestError> {
+    let url = env_url("SESSION_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
+    let mut options = session_db::DbOptions::new(url.clone());
+    options.prefix = random_prefix();
+    session_db::MySqlStore::connect(&options)
+        .await
+        .map_err(|err| unreachable(&format!("MariaDB at {}", redacted(&url)), &err))
+}
+
+/// The statement that drops a store's sessions table and lease table.
+fn drop_statement(table: &str, lock_table: &str) -> String {
+    format!("DROP TABLE IF EXISTS {table}, {lock_table}")
+}
+
+/// Drops the tables of `store` (sessions and leases) and closes its pool.
+#[cfg(feature = "postgres")]
+pub async fn drop_postgres(store: &session_db::PostgresStore) {
+    let drop = drop_statement(store.table(), store.lock_table());
+    let dropped = session_db::sqlx::query(&drop).execute(store.pool()).await;
+    dropped.expect("drop the test tables");
+    store.pool().close().await;
+}
+
+/// Drops the tables of `store` (sessions and leases) and closes its pool.
+#[cfg(feature = "mysql")]
+pub async fn drop_mysql(store: &session_db::MySqlStore) {
+    let drop = drop_statement(store.table(), store.lock_table());
+    let dropped = session_db::sqlx::query(&drop).execute(store.pool()).await;
+    dropped.expect("drop the test tables");
+    store.pool().close().await;
+}
