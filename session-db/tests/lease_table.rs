@@ -211,7 +211,6 @@ where
 #[cfg(feature = "postgres")]
 mod postgres {
     use session_db::sqlx;
-    use session_db::{DbOptions, PostgresStore};
 
     use super::*;
 
@@ -231,7 +230,6 @@ mod postgres {
 #[cfg(feature = "mysql")]
 mod mysql {
     use session_db::sqlx;
-    use session_db::{DbOptions, MySqlStore};
 
     use super::*;
 

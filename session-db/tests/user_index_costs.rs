@@ -287,9 +287,6 @@ async fn delete_many_past_the_bind_limit_on(backend: &str, store: &dyn SessionSt
 
 #[cfg(feature = "postgres")]
 mod postgres {
-    use session_db::sqlx;
-    use session_db::{DbOptions, PostgresStore};
-
     use super::*;
 
     pub(super) async fn user_index_costs() -> TestResult {
@@ -303,9 +300,6 @@ mod postgres {
 
 #[cfg(feature = "mysql")]
 mod mysql {
-    use session_db::sqlx;
-    use session_db::{DbOptions, MySqlStore};
-
     use super::*;
 
     pub(super) async fn user_index_costs() -> TestResult {
