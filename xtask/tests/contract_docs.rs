@@ -66,6 +66,9 @@ fn every_store_case_is_named_in_the_contract_and_every_named_case_exists() {
             ![
                 "update_if_unchanged",
                 "user_index_len",
+                "lock_and_load",
+                "update_and_unlock",
+                "update_if_unchanged_and_unlock",
                 "missing_trait_methods",
                 "max_sessions_per_user",
             ]
