@@ -209,11 +209,19 @@ impl Session {
             };
             changes.set.insert(key.to_owned(), bytes.clone());
             lease.check()?;
-            let applied = manager.store.update(&store_key, &changes).await?;
+            // The write releases the lock with it where the store can: one call, not two.
+            let applied = manager
+                .store
+                .update_and_unlock(&store_key, &changes, lease.token())
+                .await?;
             Ok(applied.then_some((new, bytes, expires_at, moved)))
         }
         .await;
-        lease.release().await;
+        if matches!(result, Ok(Some(_))) {
+            lease.released_by_write();
+        } else {
+            lease.release().await;
+        }
         match result.map_err(|err| state.failed(err))? {
             Some((new, bytes, expires_at, moved)) => {
                 state.pending.set.remove(key);
