@@ -21,13 +21,13 @@
 
 mod common;
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use session_core::{LockToken, SessionId, SessionStore, StoreKey, Timestamp};
 use session_testkit::{TestResult, Tests, Trial};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::common::statements::{Statements, statements};
 
 fn main() -> std::process::ExitCode {
     if let Err(err) =
@@ -45,26 +45,6 @@ fn main() -> std::process::ExitCode {
         Trial::tokio("sqlite::lease_table", sqlite::lease_table),
     ];
     Tests::new(trials).main()
-}
-
-thread_local! {
-    /// Statements sqlx ran on this thread.
-    static STATEMENTS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts sqlx's statement log events.
-struct Statements;
-
-impl<S: Subscriber> Layer<S> for Statements {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() == "sqlx::query" {
-            STATEMENTS.with(|count| count.set(count.get() + 1));
-        }
-    }
-}
-
-fn statements() -> u64 {
-    STATEMENTS.with(Cell::get)
 }
 
 /// Same-token calls in a row in the re-lock and renewal checks.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod statements;
+
 use session_core::SessionId;
 use session_testkit::TestError;
 
