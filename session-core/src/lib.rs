@@ -20,6 +20,9 @@
 //!   ([`Capabilities::lock`]), fenced so a holder whose lease lapsed cannot write.
 //! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
 //!   ([`GcHandle`]).
+//! - [`web`]: the request path of a framework integration, written once for every
+//!   framework: the session from the `Cookie` headers, the flush, `Set-Cookie`, and the
+//!   answers to store failures and lock timeouts.
 //! - [`wire`]: a versioned, bounded binary layout for stores that keep a record as one blob.
 //!
 //! # Example
@@ -112,6 +115,7 @@ mod test_store;
 mod time;
 mod user;
 mod user_index;
+pub mod web;
 pub mod wire;
 
 pub use codec::Codec;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::DEFAULT_RETRY_AFTER;
+use session_core::web::Reply;
 
 /// The request's session, as an axum extractor. Dereferences to
 /// [`session_core::Session`], so `session.get(..)`, `session.set(..)` and
@@ -61,7 +61,7 @@ impl IntoResponse for MissingSessionLayer {
 
 /// A session error as a handler's error type: `?` on any session call, and the client
 /// gets a 500 without internal details; a 413 for a value over `max_value_size`, and a
-/// `503 Service Unavailable` with `Retry-After` ([`DEFAULT_RETRY_AFTER`]) for a lock not
+/// `503 Service Unavailable` with `Retry-After` ([`DEFAULT_RETRY_AFTER`](crate::DEFAULT_RETRY_AFTER)) for a lock not
 /// granted within `lock_timeout` ([`ErrorKind::Locked`](session_core::ErrorKind::Locked)).
 /// After a lock timeout, [`SessionLayer`](crate::SessionLayer) answers as its
 /// [`OnLockTimeout`](crate::OnLockTimeout) says, whatever the handler returned.
@@ -88,15 +88,6 @@ impl std::error::Error for SessionError {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        let status = match self.0.kind() {
-            session_core::ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            session_core::ErrorKind::Locked => {
-                tracing::warn!(error = %self.0, "session lock not granted to a handler");
-                return crate::lock::service_unavailable(DEFAULT_RETRY_AFTER);
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        tracing::error!(error = %self.0, "session error in a handler");
-        status.into_response()
+        crate::reply_response(Reply::for_handler_error(&self.0))
     }
 }

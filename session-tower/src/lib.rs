@@ -84,9 +84,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::TryFutureExt as _;
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use session_core::{ErrorKind, LockMode, SessionManager};
+use session_core::{LockMode, SessionManager};
+use session_core::web::{Finish, Middleware, Reply};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -96,39 +97,14 @@ mod lock;
 
 #[cfg(feature = "axum")]
 pub use extract::{MissingSessionLayer, Session, SessionError};
-pub use lock::{DEFAULT_RETRY_AFTER, OnLockTimeout, SessionLock, SessionLockService};
-
-/// What the layer does when the store fails while loading or flushing a session.
-///
-/// A lock timeout has a policy of its own, [`OnLockTimeout`]; a lease on the lock that
-/// lapsed ([`ErrorKind::LockLost`]) or an update that kept meeting concurrent changes
-/// ([`ErrorKind::Conflict`]) is a store failure like any other: the changes were not
-/// written, and the response must not say they were.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OnStoreError {
-    /// Replace the handler's response with an empty `500 Internal Server Error` (default):
-    /// a client must not believe a write happened when it did not.
-    #[default]
-    InternalServerError,
-    /// Log the error and keep the handler's response (for handlers that deal with store
-    /// failures themselves).
-    KeepResponse,
-}
-
-/// The layer's answers to failures, copied into each request's future.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Policy {
-    on_error: OnStoreError,
-    on_lock_timeout: OnLockTimeout,
-}
+pub use lock::{SessionLock, SessionLockService};
+/// The answers to failures, shared with every integration: see [`session_core::web`].
+pub use session_core::web::{DEFAULT_RETRY_AFTER, OnLockTimeout, OnStoreError};
 
 /// The tower layer that manages sessions. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
-    manager: SessionManager,
-    policy: Policy,
-    lock_mode: Option<LockMode>,
+    middleware: Middleware,
 }
 
 impl SessionLayer {
@@ -137,16 +113,14 @@ impl SessionLayer {
     /// `lock`.
     pub fn new(manager: SessionManager) -> Self {
         Self {
-            manager,
-            policy: Policy::default(),
-            lock_mode: None,
+            middleware: Middleware::new(manager),
         }
     }
 
     /// Sets what happens on a store failure.
     #[must_use]
     pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
-        self.policy.on_error = policy;
+        self.middleware = self.middleware.on_store_error(policy);
         self
     }
 
@@ -164,7 +138,7 @@ impl SessionLayer {
     /// ```
     #[must_use]
     pub fn on_lock_timeout(mut self, policy: OnLockTimeout) -> Self {
-        self.policy.on_lock_timeout = policy;
+        self.middleware = self.middleware.on_lock_timeout(policy);
         self
     }
 
@@ -176,15 +150,7 @@ impl SessionLayer {
     /// is answered with a 500 (and the reason logged).
     #[must_use]
     pub fn lock_mode(mut self, mode: LockMode) -> Self {
-        if mode == LockMode::Exclusive && !self.manager.store().capabilities().lock {
-            tracing::error!(
-                "SessionLayer::lock_mode(LockMode::Exclusive) over a store that keeps no \
-                 session locks: every request will fail"
-            );
-        }
-        // The configuration's own mode is what every session starts with: nothing to set.
-        self.lock_mode =
-            (mode != LockMode::from_config(self.manager.config().lock)).then_some(mode);
+        self.middleware = self.middleware.lock_mode(mode);
         self
     }
 }
@@ -195,9 +161,7 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            manager: self.manager.clone(),
-            policy: self.policy,
-            lock_mode: self.lock_mode,
+            middleware: self.middleware.clone(),
         }
     }
 }
@@ -206,9 +170,7 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    manager: SessionManager,
-    policy: Policy,
-    lock_mode: Option<LockMode>,
+    middleware: Middleware,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -229,109 +191,67 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let session = self.manager.session(
-            request
-                .headers()
-                .get_all(COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
-        if let Some(mode) = self.lock_mode {
-            // No other task has seen this session, so setting its mode never waits.
-            match lock::set_lock_mode_now(&session, mode) {
-                Some(Ok(())) => {}
-                Some(Err(err)) => return lock::answer(lock::refused(&err)),
-                None => {
-                    let err = session_core::Error::new(
-                        ErrorKind::Unsupported,
-                        "a session made for this request was busy before the request began",
-                    );
-                    return lock::answer(lock::refused(&err));
-                }
-            }
-        }
+        let cookies = request.headers().get_all(COOKIE);
+        let session = match self
+            .middleware
+            .start(cookies.iter().map(HeaderValue::as_bytes))
+        {
+            Ok(session) => session,
+            Err(reply) => return lock::answer(reply_response(reply)),
+        };
         request.extensions_mut().insert(session.clone());
         // Nothing here waits before the inner service takes the request, so the service
         // that `poll_ready` drove to readiness takes it now: no clone of the inner service
         // per request, and only its future is kept until the response.
-        let policy = self.policy;
+        let finish = self.middleware.finish(session);
         // `and_then` keeps either the inner service's future or the flush's, never both: an
         // `async` block would keep room for the first beside the second, and the future
         // is allocated for every request.
         Box::pin(
             self.inner
                 .call(request)
-                .and_then(move |response| finish(session, response, policy)),
+                .and_then(move |response| apply(finish, response)),
         )
     }
 }
 
-/// After the handler: checks the session for a failed load, flushes it, and adds
-/// `Set-Cookie` to the response, or replaces the response as `policy` says on a failure.
+/// Awaits the flush, then adds `Set-Cookie` to `response` or replaces it, as `finish`
+/// says.
 ///
-/// Not an `async fn`: one would copy its arguments into its body, and keep room for both
-/// (1,032 bytes instead of 872 for the whole request future).
+/// Not an `async fn`: one would copy its arguments into its body, and keep room for both.
 #[allow(clippy::manual_async_fn)]
-fn finish<B: Default, E>(
-    session: session_core::Session,
+fn apply<B: Default, E>(
+    finish: impl Future<Output = Finish>,
     mut response: Response<B>,
-    policy: Policy,
 ) -> impl Future<Output = Result<Response<B>, E>> {
     async move {
-        // Logged now rather than kept across the flush: the error would take room in this
-        // future, allocated for every request. Only its kind is kept.
-        let load_failed = session.store_error().await.map(|err| {
-            log_failure(&err, "while loading the session");
-            err.kind()
-        });
-        let flushed = session.flush().await;
-        // After a failed load, the flush's outcome (even a cookie) is not used.
-        let failure = load_failed.or_else(|| match flushed {
-            Err(err) => {
-                log_failure(&err, "while saving the session");
-                Some(err.kind())
-            }
-            Ok(Some(cookie)) => {
-                match HeaderValue::try_from(session_core::set_cookie_header(&cookie)) {
-                    Ok(value) => {
-                        response.headers_mut().append(SET_COOKIE, value);
-                        None
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "session cookie is not a valid header value");
-                        Some(ErrorKind::Encode)
-                    }
+        Ok(match finish.await {
+            Finish::Respond { set_cookie: None } => response,
+            Finish::Respond {
+                set_cookie: Some(value),
+            } => match HeaderValue::try_from(value) {
+                Ok(value) => {
+                    response.headers_mut().append(SET_COOKIE, value);
+                    response
                 }
-            }
-            Ok(None) => None,
-        });
-        Ok(match (failure, policy) {
-            (None, _) => response,
-            (
-                Some(ErrorKind::Locked),
-                Policy {
-                    on_lock_timeout: OnLockTimeout::ServiceUnavailable { retry_after },
-                    ..
-                },
-            ) => lock::service_unavailable(retry_after),
-            (
-                Some(_),
-                Policy {
-                    on_error: OnStoreError::InternalServerError,
-                    ..
-                },
-            ) => lock::empty(StatusCode::INTERNAL_SERVER_ERROR),
-            (Some(_), _) => response,
+                // `Finish` promises a valid header value; should it not be one, the client
+                // must not believe its session was saved.
+                Err(_) => reply_response(Reply::INTERNAL_SERVER_ERROR),
+            },
+            Finish::Replace(reply) => reply_response(reply),
         })
     }
 }
 
-/// Logs a session failure: a lock timeout is contention, worth a warning; anything else
-/// is an error.
-fn log_failure(err: &session_core::Error, when: &str) {
-    if err.kind() == ErrorKind::Locked {
-        tracing::warn!(error = %err, "the session's lock was not granted in time {when}");
-    } else {
-        tracing::error!(error = %err, "session store failed {when}");
+/// An empty response with the status (and `Retry-After`) of `reply`.
+pub(crate) fn reply_response<B: Default>(reply: Reply) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(seconds) = reply.retry_after() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
     }
+    response
 }

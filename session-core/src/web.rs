@@ -1,0 +1,370 @@
+//! The request path of a web framework integration, without the framework: what
+//! `session-tower` and `session-actix` both do around a handler, written once.
+//!
+//! A [`Middleware`] is built from a [`SessionManager`] and the answers to failures
+//! ([`OnStoreError`], [`OnLockTimeout`]). For each request, [`Middleware::start`] makes the
+//! session from the request's `Cookie` headers (in the lock mode asked for); after the
+//! handler, [`Middleware::finish`] checks the load, flushes, and says what to do with the
+//! handler's response: send it, with a `Set-Cookie` value or without, or replace it with
+//! an empty [`Reply`]. An integration only moves headers and statuses between this and its
+//! framework's types.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use session_core::web::{Finish, Middleware};
+//! use session_core::{SessionConfig, SessionManager};
+//! use session_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> session_core::Result<()> {
+//! let manager = SessionManager::new(Arc::new(MemoryStore::new()), SessionConfig::default())?;
+//! let middleware = Middleware::new(manager);
+//!
+//! // A request without a cookie; its handler stores something.
+//! let session = middleware.start(std::iter::empty()).expect("no lock mode to set");
+//! session.set("n", &1u64).await?;
+//! match middleware.finish(session).await {
+//!     Finish::Respond { set_cookie } => {
+//!         let header = set_cookie.expect("a new session with data sends its cookie");
+//!         assert!(header.starts_with("thinkjs="));
+//!     }
+//!     Finish::Replace(reply) => panic!("the store failed: answer {}", reply.status()),
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::{Error, ErrorKind, LockMode, Session, SessionManager, set_cookie_header};
+
+/// The `Retry-After` of a `503 Service Unavailable` for a lock timeout, unless the
+/// integration is told otherwise ([`OnLockTimeout::ServiceUnavailable`]), and always that
+/// of a handler's own [`ErrorKind::Locked`] error ([`Reply::for_handler_error`]): one
+/// second.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What the integration does when the store fails while loading or flushing a session.
+///
+/// A lock timeout has a policy of its own, [`OnLockTimeout`]; a lease on the lock that
+/// lapsed ([`ErrorKind::LockLost`]) or an update that kept meeting concurrent changes
+/// ([`ErrorKind::Conflict`]) is a store failure like any other: the changes were not
+/// written, and the response must not say they were.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnStoreError {
+    /// Replace the handler's response with an empty `500 Internal Server Error` (default):
+    /// a client must not believe a write happened when it did not.
+    #[default]
+    InternalServerError,
+    /// Log the error and keep the handler's response (for handlers that deal with store
+    /// failures themselves).
+    KeepResponse,
+}
+
+/// What the integration answers when a request's session lock was not granted within the
+/// configuration's `lock_timeout` ([`ErrorKind::Locked`]): another request of the same
+/// session held it all along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnLockTimeout {
+    /// Replace the handler's response with an empty `503 Service Unavailable` carrying
+    /// `Retry-After` (whole seconds, rounded up): the request did nothing, and trying it
+    /// again later is likely to work. The default, with [`DEFAULT_RETRY_AFTER`].
+    ServiceUnavailable {
+        /// How long the client is asked to wait before it tries again.
+        retry_after: Duration,
+    },
+    /// Treat it as any other store failure: [`OnStoreError`] decides.
+    SameAsStoreError,
+}
+
+impl Default for OnLockTimeout {
+    fn default() -> Self {
+        Self::ServiceUnavailable {
+            retry_after: DEFAULT_RETRY_AFTER,
+        }
+    }
+}
+
+/// An empty response an integration sends instead of the handler's: a status, and for a
+/// `503` the seconds of its `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    status: u16,
+    retry_after: Option<u64>,
+}
+
+impl Reply {
+    /// `500 Internal Server Error`.
+    pub const INTERNAL_SERVER_ERROR: Self = Self {
+        status: 500,
+        retry_after: None,
+    };
+
+    /// `413 Payload Too Large`.
+    pub const PAYLOAD_TOO_LARGE: Self = Self {
+        status: 413,
+        retry_after: None,
+    };
+
+    /// `503 Service Unavailable`, asking the client to come back after `retry_after`,
+    /// rounded up to whole seconds so that it never comes back before the time asked for.
+    pub fn service_unavailable(retry_after: Duration) -> Self {
+        Self {
+            status: 503,
+            retry_after: Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)),
+        }
+    }
+
+    /// The answer to a handler that returned `err`: `413` for a value over
+    /// `max_value_size`, `503` with [`DEFAULT_RETRY_AFTER`] for a lock not granted in time,
+    /// `500` for anything else, with no internal details. Logs the error.
+    pub fn for_handler_error(err: &Error) -> Self {
+        match err.kind() {
+            ErrorKind::Locked => {
+                tracing::warn!(error = %err, "session lock not granted to a handler");
+                Self::service_unavailable(DEFAULT_RETRY_AFTER)
+            }
+            ErrorKind::TooLarge => {
+                tracing::error!(error = %err, "session value too large in a handler");
+                Self::PAYLOAD_TOO_LARGE
+            }
+            _ => {
+                tracing::error!(error = %err, "session error in a handler");
+                Self::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The HTTP status code.
+    pub const fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The value of the `Retry-After` header in seconds, if the reply has one.
+    pub const fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+}
+
+/// What to do with the handler's response once the session is flushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// Send the handler's response, adding a `Set-Cookie` header with this value if there
+    /// is one (a new session with data, a cycled id, a cleared session, a refreshed
+    /// rolling expiry). The value is a valid header value: visible ASCII and spaces.
+    Respond {
+        /// The `Set-Cookie` header's value.
+        set_cookie: Option<String>,
+    },
+    /// Send this empty reply instead: the session was not loaded or not written.
+    Replace(Reply),
+}
+
+/// The framework-independent half of a session middleware. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Middleware {
+    manager: SessionManager,
+    on_store_error: OnStoreError,
+    on_lock_timeout: OnLockTimeout,
+    lock_mode: Option<LockMode>,
+}
+
+impl Middleware {
+    /// Middleware over `manager`, with [`OnStoreError::InternalServerError`],
+    /// [`OnLockTimeout::ServiceUnavailable`] and the lock mode of the configuration's
+    /// `lock`.
+    pub fn new(manager: SessionManager) -> Self {
+        Self {
+            manager,
+            on_store_error: OnStoreError::default(),
+            on_lock_timeout: OnLockTimeout::default(),
+            lock_mode: None,
+        }
+    }
+
+    /// The manager sessions come from.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
+    /// Sets what happens on a store failure.
+    #[must_use]
+    pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
+        self.on_store_error = policy;
+        self
+    }
+
+    /// Sets what a request answers when its session's lock was not granted within the
+    /// configuration's `lock_timeout`.
+    #[must_use]
+    pub fn on_lock_timeout(mut self, policy: OnLockTimeout) -> Self {
+        self.on_lock_timeout = policy;
+        self
+    }
+
+    /// Sets the lock mode of every request, overriding the configuration's `lock`
+    /// ([`LockMode::Exclusive`] for `true`, [`LockMode::Off`] for `false`).
+    ///
+    /// [`LockMode::Exclusive`] needs a store with locks: over one without, every request
+    /// is answered with a 500 (and the reason logged).
+    #[must_use]
+    pub fn lock_mode(mut self, mode: LockMode) -> Self {
+        if mode == LockMode::Exclusive && !self.manager.store().capabilities().lock {
+            tracing::error!(
+                "lock mode Exclusive over a store that keeps no session locks: every \
+                 request will fail"
+            );
+        }
+        // The configuration's own mode is what every session starts with: nothing to set.
+        self.lock_mode =
+            (mode != LockMode::from_config(self.manager.config().lock)).then_some(mode);
+        self
+    }
+
+    /// The session of a request whose `Cookie` headers are `cookie_headers`, in the lock
+    /// mode asked for; nothing is loaded yet. `Err` with the reply to send if the lock
+    /// mode cannot be set (a server-side mistake, logged).
+    pub fn start<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Session, Reply> {
+        let session = self.manager.session(cookie_headers);
+        if let Some(mode) = self.lock_mode {
+            // No other task has seen this session, so setting its mode never waits.
+            match set_lock_mode_now(&session, mode) {
+                Some(Ok(())) => {}
+                Some(Err(err)) => return Err(lock_mode_refused(&err)),
+                None => {
+                    let err = Error::new(
+                        ErrorKind::Unsupported,
+                        "a session made for this request was busy before the request began",
+                    );
+                    return Err(lock_mode_refused(&err));
+                }
+            }
+        }
+        Ok(session)
+    }
+
+    /// After the handler: checks the session for a failed load, flushes it, logs any
+    /// failure, and says what to send.
+    ///
+    /// Not an `async fn`: one would copy its arguments into its body and keep room for
+    /// both, and the integrations allocate this future for every request.
+    #[allow(clippy::manual_async_fn)]
+    pub fn finish(&self, session: Session) -> impl Future<Output = Finish> + Send + 'static {
+        let (on_store_error, on_lock_timeout) = (self.on_store_error, self.on_lock_timeout);
+        async move {
+            // Logged now rather than kept across the flush: the error would take room in
+            // this future. Only its kind is kept.
+            let load_failed = session.store_error().await.map(|err| {
+                log_failure(&err, "while loading the session");
+                err.kind()
+            });
+            let flushed = session.flush().await;
+            // After a failed load, the flush's outcome (even a cookie) is not used.
+            let failure = match (load_failed, flushed) {
+                (Some(kind), _) => kind,
+                (None, Ok(cookie)) => {
+                    let set_cookie = cookie.map(|cookie| set_cookie_header(&cookie));
+                    match set_cookie {
+                        Some(value) if !is_header_value(&value) => {
+                            tracing::error!("session cookie is not a valid header value");
+                            ErrorKind::Encode
+                        }
+                        set_cookie => return Finish::Respond { set_cookie },
+                    }
+                }
+                (None, Err(err)) => {
+                    log_failure(&err, "while saving the session");
+                    err.kind()
+                }
+            };
+            match (failure, on_lock_timeout, on_store_error) {
+                (ErrorKind::Locked, OnLockTimeout::ServiceUnavailable { retry_after }, _) => {
+                    Finish::Replace(Reply::service_unavailable(retry_after))
+                }
+                (_, _, OnStoreError::InternalServerError) => {
+                    Finish::Replace(Reply::INTERNAL_SERVER_ERROR)
+                }
+                (_, _, OnStoreError::KeepResponse) => Finish::Respond { set_cookie: None },
+            }
+        }
+    }
+}
+
+/// Runs [`Session::set_lock_mode`] if it finishes without waiting, which it does unless
+/// another task is using the session at that very moment (a session the middleware has
+/// just made has been seen by no other task). `None` if it would have to wait.
+///
+/// Choosing the mode before the handler runs, rather than in the response future, lets a
+/// middleware hand the request on as soon as it arrives.
+pub fn set_lock_mode_now(session: &Session, mode: LockMode) -> Option<crate::Result<()>> {
+    let future = pin!(session.set_lock_mode(mode));
+    match future.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => Some(result),
+        Poll::Pending => None,
+    }
+}
+
+/// The reply to a request whose lock mode could not be set ([`LockMode::Exclusive`] on a
+/// store without locks): a server-side mistake, logged, answered with a 500.
+pub fn lock_mode_refused(err: &Error) -> Reply {
+    tracing::error!(error = %err, "cannot set the session lock mode of the request");
+    Reply::INTERNAL_SERVER_ERROR
+}
+
+/// Logs a session failure: a lock timeout is contention, worth a warning; anything else
+/// is an error.
+fn log_failure(err: &Error, when: &str) {
+    if err.kind() == ErrorKind::Locked {
+        tracing::warn!(error = %err, "the session's lock was not granted in time {when}");
+    } else {
+        tracing::error!(error = %err, "session store failed {when}");
+    }
+}
+
+/// Whether `value` may be sent as an HTTP header value: tabs, and visible ASCII and
+/// spaces (RFC 9110's field-vchar without obsolete text).
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|byte| byte == b'\t' || (b' '..=b'~').contains(&byte))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let seconds = |d| Reply::service_unavailable(d).retry_after();
+        assert_eq!(seconds(Duration::from_secs(1)), Some(1));
+        assert_eq!(seconds(Duration::from_millis(1500)), Some(2));
+        assert_eq!(seconds(Duration::from_millis(1)), Some(1));
+        assert_eq!(seconds(Duration::ZERO), Some(0));
+        assert_eq!(Reply::service_unavailable(Duration::ZERO).status(), 503);
+    }
+
+    #[test]
+    fn handler_errors_map_to_statuses() {
+        let reply = |kind| Reply::for_handler_error(&Error::new(kind, "test"));
+        assert_eq!(reply(ErrorKind::TooLarge), Reply::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            reply(ErrorKind::Locked),
+            Reply::service_unavailable(DEFAULT_RETRY_AFTER)
+        );
+        assert_eq!(reply(ErrorKind::Backend), Reply::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn header_values_are_checked() {
+        assert!(is_header_value("thinkjs=abc; Path=/; HttpOnly"));
+        assert!(!is_header_value("thinkjs=abc\r\nX-Evil: 1"));
+        assert!(!is_header_value("thinkjs=é"));
+    }
+}
