@@ -173,6 +173,41 @@ async fn text_at(client: &Client, url: &str, id: &str) -> Result<String, CmdErro
         .await
 }
 
+/// The text of the element `id` of the current page once `done` holds for it, or its last
+/// text after 10 s; an element that went stale while the page changed is looked up again.
+async fn text_once(
+    client: &Client,
+    id: &str,
+    done: impl Fn(&str) -> bool,
+) -> Result<String, CmdError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = match client.find(Locator::Id(id)).await {
+            Ok(element) => match element.text().await {
+                Ok(text) => Some(text),
+                Err(err) if is_stale(&err) => None,
+                Err(err) => return Err(err),
+            },
+            Err(err) if is_stale(&err) => None,
+            Err(err) => return Err(err),
+        };
+        match text {
+            Some(text) if done(&text) || Instant::now() > deadline => return Ok(text),
+            _ if Instant::now() > deadline => {
+                return client.find(Locator::Id(id)).await?.text().await;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Whether `err` says an element was looked up on a page that has since been replaced, or
+/// is not on the page (yet).
+fn is_stale(err: &CmdError) -> bool {
+    use fantoccini::error::ErrorStatus::{NoSuchElement, StaleElementReference};
+    matches!(err, CmdError::Standard(e) if matches!(e.error, StaleElementReference | NoSuchElement))
+}
+
 async fn end_another_browsers_session_in_headless_chromium(framework: &str) -> TestResult {
     let rig = Rig::start(framework).await?;
     let laptop = rig.browser("laptop").await;
@@ -190,8 +225,12 @@ async fn end_another_browsers_session_in_headless_chromium(framework: &str) -> T
         let ends = laptop.find_all(Locator::Css("button.revoke")).await?;
         assert_eq!(ends.len(), 1, "one other session to end");
         ends[0].clone().click().await?;
-        laptop.wait().for_element(Locator::Id("sessions")).await?;
-        let table = laptop.find(Locator::Id("sessions")).await?.text().await?;
+        // The form posts and the page reloads: until it has, the old table is still there
+        // (or gone stale under the finder), so wait for the new one's contents.
+        let table = text_once(&laptop, "sessions", |table| {
+            table.matches("Chrome on Linux").count() == 1
+        })
+        .await?;
         assert_eq!(table.matches("Chrome on Linux").count(), 1, "{table}");
 
         // The phone is logged out on its next request; the laptop stays in.
