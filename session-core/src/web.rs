@@ -42,7 +42,7 @@ use crate::{Error, ErrorKind, LockMode, Session, SessionManager, set_cookie_head
 
 /// The `Retry-After` of a `503 Service Unavailable` for a lock timeout, unless the
 /// integration is told otherwise ([`OnLockTimeout::ServiceUnavailable`]), and always that
-/// of a handler's own [`ErrorKind::Locked`] error ([`Reply::for_handler_error`]): one
+/// of a handler's own [`ErrorKind::Locked`] error ([`handler_error`]): one
 /// second.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -121,21 +121,12 @@ impl Reply {
 
     /// The answer to a handler that returned `err`: `413` for a value over
     /// `max_value_size`, `503` with [`DEFAULT_RETRY_AFTER`] for a lock not granted in time,
-    /// `500` for anything else, with no internal details. Logs the error.
+    /// `500` for anything else, with no internal details. [`handler_error`] also logs it.
     pub fn for_handler_error(err: &Error) -> Self {
         match err.kind() {
-            ErrorKind::Locked => {
-                tracing::warn!(error = %err, "session lock not granted to a handler");
-                Self::service_unavailable(DEFAULT_RETRY_AFTER)
-            }
-            ErrorKind::TooLarge => {
-                tracing::error!(error = %err, "session value too large in a handler");
-                Self::PAYLOAD_TOO_LARGE
-            }
-            _ => {
-                tracing::error!(error = %err, "session error in a handler");
-                Self::INTERNAL_SERVER_ERROR
-            }
+            ErrorKind::Locked => Self::service_unavailable(DEFAULT_RETRY_AFTER),
+            ErrorKind::TooLarge => Self::PAYLOAD_TOO_LARGE,
+            _ => Self::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -164,12 +155,21 @@ pub enum Finish {
     Replace(Reply),
 }
 
+/// The answers to failures, as [`Middleware::finish`] applies them: small and `Copy`, so
+/// that an integration can keep it in a request's future instead of the middleware.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// What a store failure answers.
+    pub on_store_error: OnStoreError,
+    /// What a lock timeout answers.
+    pub on_lock_timeout: OnLockTimeout,
+}
+
 /// The framework-independent half of a session middleware. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Middleware {
     manager: SessionManager,
-    on_store_error: OnStoreError,
-    on_lock_timeout: OnLockTimeout,
+    policy: Policy,
     lock_mode: Option<LockMode>,
 }
 
@@ -180,8 +180,7 @@ impl Middleware {
     pub fn new(manager: SessionManager) -> Self {
         Self {
             manager,
-            on_store_error: OnStoreError::default(),
-            on_lock_timeout: OnLockTimeout::default(),
+            policy: Policy::default(),
             lock_mode: None,
         }
     }
@@ -191,10 +190,15 @@ impl Middleware {
         &self.manager
     }
 
+    /// The answers to failures.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// Sets what happens on a store failure.
     #[must_use]
     pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
-        self.on_store_error = policy;
+        self.policy.on_store_error = policy;
         self
     }
 
@@ -202,7 +206,7 @@ impl Middleware {
     /// configuration's `lock_timeout`.
     #[must_use]
     pub fn on_lock_timeout(mut self, policy: OnLockTimeout) -> Self {
-        self.on_lock_timeout = policy;
+        self.policy.on_lock_timeout = policy;
         self
     }
 
@@ -251,13 +255,24 @@ impl Middleware {
     }
 
     /// After the handler: checks the session for a failed load, flushes it, logs any
+    /// failure, and says what to send ([`Policy::finish`] with this middleware's policy).
+    pub fn finish(&self, session: Session) -> impl Future<Output = Finish> + Send + 'static {
+        self.policy.finish(session)
+    }
+}
+
+impl Policy {
+    /// After the handler: checks the session for a failed load, flushes it, logs any
     /// failure, and says what to send.
     ///
     /// Not an `async fn`: one would copy its arguments into its body and keep room for
     /// both, and the integrations allocate this future for every request.
     #[allow(clippy::manual_async_fn)]
-    pub fn finish(&self, session: Session) -> impl Future<Output = Finish> + Send + 'static {
-        let (on_store_error, on_lock_timeout) = (self.on_store_error, self.on_lock_timeout);
+    pub fn finish(self, session: Session) -> impl Future<Output = Finish> + Send + 'static {
+        let Self {
+            on_store_error,
+            on_lock_timeout,
+        } = self;
         async move {
             // Logged now rather than kept across the flush: the error would take room in
             // this future. Only its kind is kept.
@@ -295,6 +310,17 @@ impl Middleware {
             }
         }
     }
+}
+
+/// Logs `err`, returned by a handler, and gives the reply for it
+/// ([`Reply::for_handler_error`]): what an integration's handler error type answers.
+pub fn handler_error(err: &Error) -> Reply {
+    if err.kind() == ErrorKind::Locked {
+        tracing::warn!(error = %err, "session lock not granted to a handler");
+    } else {
+        tracing::error!(error = %err, "session error in a handler");
+    }
+    Reply::for_handler_error(err)
 }
 
 /// Runs [`Session::set_lock_mode`] if it finishes without waiting, which it does unless

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use session_core::web::Reply;
+use session_core::web::handler_error;
 
 /// The request's session, as an axum extractor. Dereferences to
 /// [`session_core::Session`], so `session.get(..)`, `session.set(..)` and
@@ -88,6 +88,6 @@ impl std::error::Error for SessionError {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        crate::reply_response(Reply::for_handler_error(&self.0))
+        crate::reply_response(handler_error(&self.0))
     }
 }

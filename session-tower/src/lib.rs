@@ -86,8 +86,8 @@ use std::task::{Context, Poll};
 use futures_util::TryFutureExt as _;
 use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
+use session_core::web::{Finish, Middleware, Policy, Reply};
 use session_core::{LockMode, SessionManager};
-use session_core::web::{Finish, Middleware, Reply};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -203,29 +203,32 @@ where
         // Nothing here waits before the inner service takes the request, so the service
         // that `poll_ready` drove to readiness takes it now: no clone of the inner service
         // per request, and only its future is kept until the response.
-        let finish = self.middleware.finish(session);
+        let policy = self.middleware.policy();
         // `and_then` keeps either the inner service's future or the flush's, never both: an
         // `async` block would keep room for the first beside the second, and the future
         // is allocated for every request.
         Box::pin(
             self.inner
                 .call(request)
-                .and_then(move |response| apply(finish, response)),
+                .and_then(move |response| apply(session, policy, response)),
         )
     }
 }
 
-/// Awaits the flush, then adds `Set-Cookie` to `response` or replaces it, as `finish`
+/// Flushes `session`, then adds `Set-Cookie` to `response` or replaces it, as `policy`
 /// says.
 ///
 /// Not an `async fn`: one would copy its arguments into its body, and keep room for both.
+/// The flush's future is made here, not when the request arrives: made earlier, it would
+/// take its full size beside the inner service's future.
 #[allow(clippy::manual_async_fn)]
 fn apply<B: Default, E>(
-    finish: impl Future<Output = Finish>,
+    session: session_core::Session,
+    policy: Policy,
     mut response: Response<B>,
 ) -> impl Future<Output = Result<Response<B>, E>> {
     async move {
-        Ok(match finish.await {
+        Ok(match policy.finish(session).await {
             Finish::Respond { set_cookie: None } => response,
             Finish::Respond {
                 set_cookie: Some(value),

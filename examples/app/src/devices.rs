@@ -1,22 +1,13 @@
 //! "Your sessions": every session of the logged-in user, with a button to end each one and
 //! one to log out all the others; and the short device label a log-in gives its session.
 
-use axum::Form;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
-use session_core::{SessionHandle, UserSession};
-use session_tower::{Session, SessionError};
+use session_core::{Result, Session, SessionHandle, UserSession};
 
-use crate::{escape, page};
+use crate::answer::{Answer, escape, page};
 
-/// A short description of the device a request came from, from its `User-Agent`: "Firefox
-/// on Linux", "Chrome on Android", or "Unknown device".
-pub(crate) fn device_label(headers: &HeaderMap) -> String {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
+/// A short description of the device a request came from, from its `User-Agent` (empty
+/// if it had none): "Firefox on Linux", "Chrome on Android", or "Unknown device".
+pub(crate) fn device_label(agent: &str) -> String {
     // Order matters: Edge and Chrome say "Safari", Edge says "Chrome".
     let browser = [
         ("Firefox/", "Firefox"),
@@ -47,22 +38,21 @@ pub(crate) fn device_label(headers: &HeaderMap) -> String {
 }
 
 /// `GET /sessions`: the user's sessions, this one marked.
-pub(crate) async fn list(session: Session) -> Result<Response, SessionError> {
+pub(crate) async fn list(session: &Session) -> Result<Answer> {
     if session.user().await?.is_none() {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Answer::Redirect("/"));
     }
     let sessions = session.user_sessions().await?;
     let rows: String = sessions.iter().map(row).collect();
     let others = sessions.iter().filter(|s| !s.current).count();
-    Ok(page(&format!(
+    Ok(Answer::Page(page(&format!(
         "<h1>Your sessions</h1>\
          <table id=\"sessions\"><tr><th>Device</th><th>Signed in</th><th>Last active</th><th></th></tr>{rows}</table>\
          <form method=\"post\" action=\"/sessions/revoke-others\">\
          <button type=\"submit\" id=\"revoke-others\"{disabled}>Log out all other sessions</button></form>\
          <p><a href=\"/\">Back</a></p>",
         disabled = if others == 0 { " disabled" } else { "" },
-    ))
-    .into_response())
+    ))))
 }
 
 fn row(session: &UserSession) -> String {
@@ -95,31 +85,23 @@ fn minutes(at: session_core::Timestamp) -> String {
     format!("{} UTC", text.get(..16).unwrap_or(&text).replace('T', " "))
 }
 
-/// The form of an "End" button.
-#[derive(Debug, Deserialize)]
-pub(crate) struct RevokeForm {
-    handle: String,
-}
-
-/// `POST /sessions/revoke`: ends one session of the logged-in user. The handle is checked
-/// against this session's own user, so a handle of someone else's session ends nothing.
-pub(crate) async fn revoke(
-    session: Session,
-    Form(form): Form<RevokeForm>,
-) -> Result<Response, SessionError> {
-    let Ok(handle) = SessionHandle::parse(&form.handle) else {
-        return Ok((StatusCode::BAD_REQUEST, page("<p>No such session.</p>")).into_response());
+/// `POST /sessions/revoke` with the form's `handle`: ends one session of the logged-in
+/// user. The handle is checked against this session's own user, so a handle of someone
+/// else's session ends nothing.
+pub(crate) async fn revoke(session: &Session, handle: &str) -> Result<Answer> {
+    let Ok(handle) = SessionHandle::parse(handle) else {
+        return Ok(Answer::Refused(400, page("<p>No such session.</p>")));
     };
     if !session.revoke(&handle).await? {
-        return Ok((StatusCode::NOT_FOUND, page("<p>No such session.</p>")).into_response());
+        return Ok(Answer::Refused(404, page("<p>No such session.</p>")));
     }
-    Ok(Redirect::to("/sessions").into_response())
+    Ok(Answer::Redirect("/sessions"))
 }
 
 /// `POST /sessions/revoke-others`: "log out all other sessions".
-pub(crate) async fn revoke_others(session: Session) -> Result<Redirect, SessionError> {
+pub(crate) async fn revoke_others(session: &Session) -> Result<Answer> {
     session.revoke_others().await?;
-    Ok(Redirect::to("/sessions"))
+    Ok(Answer::Redirect("/sessions"))
 }
 
 #[cfg(test)]
@@ -127,9 +109,7 @@ mod tests {
     use super::*;
 
     fn label(agent: &str) -> String {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::USER_AGENT, agent.parse().expect("header value"));
-        device_label(&headers)
+        device_label(agent)
     }
 
     #[test]
@@ -153,6 +133,6 @@ mod tests {
             "Edge on Windows"
         );
         assert_eq!(label("curl/8.5.0"), "curl");
-        assert_eq!(device_label(&HeaderMap::new()), "Unknown device");
+        assert_eq!(device_label(""), "Unknown device");
     }
 }

@@ -1,33 +1,45 @@
 //! The example application: a login form, a greeting with a visit counter, "Your
 //! sessions" (every session of the user, each of which can be ended), logout, and
 //! `GET /incr`, `GET /count` and `GET /read` for benchmarks, on whichever store the
-//! configuration picks.
+//! configuration picks, served by axum (`session-tower`, the default) or actix-web
+//! (`session-actix`) with the same routes and pages.
 //!
 //! `cargo run -p session-example` serves it on <http://127.0.0.1:3000> with the file store
-//! (`./runtime/session`). A TOML file (`--config session.toml`) or `SESSION__*`
-//! environment variables switch the store, e.g. `SESSION__TYPE=memory`, or
+//! (`./runtime/session`); `-- --framework actix` serves it on actix-web. A TOML file
+//! (`--config session.toml`) or `SESSION__*` environment variables switch the store, e.g.
+//! `SESSION__TYPE=memory`, or
 //! `SESSION__TYPE=redis SESSION__ADAPTER__REDIS__URL=redis://127.0.0.1:6379`, and set any
 //! other key, e.g. `SESSION__LOCK=true` (requests of one session one at a time, on a
 //! store that keeps locks) with `SESSION__LOCK_TIMEOUT=2s`.
+//!
+//! The routes' logic is written once, on [`session_core::Session`] (`routes`, `devices`);
+//! `axum_app` and `actix_app` only extract each route's inputs and turn its answer into a
+//! response.
 //!
 //! Same-session concurrency: `/incr` is a plain read-modify-write (`get`, then `set`), so
 //! concurrent requests of one session can lose increments unless the configuration's
 //! `lock` is on; `/count` does the same with `Session::update`, which loses none either
 //! way. The routes that only read (`/read`, `/sessions`) are read-only
-//! ([`LockMode::ReadOnly`]) whatever the configuration says: they never wait for the lock,
-//! and a write from them would be refused. With the lock off that changes nothing but the
-//! refusal, so they are read-only unconditionally rather than only when `lock` is on.
+//! ([`LockMode::ReadOnly`](session_core::LockMode::ReadOnly)) whatever the configuration
+//! says: they never wait for the lock, and a write from them would be refused. With the
+//! lock off that changes nothing but the refusal, so they are read-only unconditionally
+//! rather than only when `lock` is on.
 
+mod actix_app;
+mod answer;
+mod axum_app;
 mod devices;
+mod routes;
 
-use axum::Form;
-use axum::Router;
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+
 use serde::Deserialize;
-use session_core::{LockMode, Registry, SessionManager, UserId};
-use session_tower::{Session, SessionError, SessionLayer, SessionLock};
+use session_core::{Registry, SessionManager};
+
+pub use actix_app::app as actix_app;
+pub use axum_app::app as axum_app;
 
 /// Every store this build can open, by configuration `type`.
 pub fn registry() -> Registry {
@@ -41,76 +53,79 @@ pub fn registry() -> Registry {
     registry
 }
 
-/// The application's routes, with sessions from `manager`.
-pub fn app(manager: SessionManager) -> Router {
-    Router::new()
-        .route("/", get(home))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/sessions", get(devices::list).route_layer(read_only()))
-        .route("/sessions/revoke", post(devices::revoke))
-        .route("/sessions/revoke-others", post(devices::revoke_others))
-        .route("/incr", get(incr))
-        .route("/count", get(count))
-        .route("/read", get(read).route_layer(read_only()))
-        .route("/healthz", get(|| async { "ok" }))
-        .layer(SessionLayer::new(manager))
+/// The web framework that serves the app.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Framework {
+    /// axum, through `session-tower` (the default).
+    #[default]
+    Axum,
+    /// actix-web, through `session-actix`.
+    Actix,
 }
 
-/// The lock mode of the routes that only read: they neither take nor wait for the
-/// session's lock.
-fn read_only() -> SessionLock {
-    SessionLock::new(LockMode::ReadOnly)
-}
+impl Framework {
+    /// Both, in the order the tests run them.
+    pub const ALL: [Self; 2] = [Self::Axum, Self::Actix];
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}\
-input,button{font-size:1rem;padding:.4rem .6rem}table{border-collapse:collapse;margin:1rem 0}td,th{padding:.3rem .6rem;text-align:left}";
-
-fn page(body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sessions</title>\
-         <style>{STYLE}</style></head><body>{body}</body></html>"
-    ))
-}
-
-/// HTML-escapes user input before it goes into the page.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+    /// Its name on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Axum => "axum",
+            Self::Actix => "actix",
         }
     }
-    out
 }
 
-async fn home(session: Session) -> Result<Html<String>, SessionError> {
-    // ThinkJS: this.session('userInfo')
-    let Some(user) = session.get::<String>("userInfo").await? else {
-        return Ok(page(
-            "<h1>Sign in</h1>\
-             <form method=\"post\" action=\"/login\">\
-             <label>Name <input name=\"username\" autocomplete=\"username\" required maxlength=\"64\"></label> \
-             <button type=\"submit\" id=\"login\">Log in</button></form>\
-             <p id=\"status\">You are not logged in.</p>",
-        ));
-    };
-    let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
-    session.set("visits", &visits).await?;
-    let counter: u64 = session.get("n").await?.unwrap_or(0);
-    Ok(page(&format!(
-        "<h1 id=\"greeting\">Hello, {}!</h1>\
-         <p id=\"visits\">Visits this session: {visits}</p>\
-         <p id=\"counter\">Counter (<code>GET /incr</code>, <code>GET /count</code>): {counter}</p>\
-         <p><a href=\"/sessions\" id=\"your-sessions\">Your sessions</a></p>\
-         <form method=\"post\" action=\"/logout\"><button type=\"submit\" id=\"logout\">Log out</button></form>",
-        escape(&user)
-    )))
+impl fmt::Display for Framework {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Framework {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|framework| framework.name() == name)
+            .ok_or_else(|| format!("unknown framework {name} (axum or actix)"))
+    }
+}
+
+/// Serves the app on `framework` with sessions from `manager`, on `listener`, until
+/// `shutdown` completes; then lets the requests in flight finish.
+///
+/// # Errors
+/// If the listener cannot be used, or the server fails.
+pub async fn serve(
+    framework: Framework,
+    manager: SessionManager,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    match framework {
+        Framework::Axum => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, axum_app(manager))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Framework::Actix => {
+            // One worker per core, each on a runtime of its own thread; the manager (and
+            // its store's connections) is shared by all of them.
+            let server = actix_web::HttpServer::new(move || actix_app(manager.clone()))
+                .listen(listener)?
+                .run();
+            let handle = server.handle();
+            tokio::spawn(async move {
+                shutdown.await;
+                handle.stop(true).await;
+            });
+            server.await
+        }
+    }
 }
 
 /// The login form.
@@ -119,71 +134,8 @@ struct LoginForm {
     username: String,
 }
 
-async fn login(
-    session: Session,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
-) -> Result<Response, SessionError> {
-    let name = form.username.trim();
-    let user = match UserId::new(name) {
-        Ok(user) if name.chars().count() <= 64 => user,
-        _ => {
-            return Ok((
-                axum::http::StatusCode::BAD_REQUEST,
-                page("<p>A name of 1 to 64 characters, please.</p>"),
-            )
-                .into_response());
-        }
-    };
-    // A new id at login: a session id planted or seen before login opens nothing.
-    session.cycle_id().await?;
-    // The session now belongs to the user: it is listed on their "Your sessions" page.
-    session.set_user(user).await?;
-    session.set_label(&devices::device_label(&headers)).await?;
-    // ThinkJS: this.session('userInfo', name)
-    session.set("userInfo", name).await?;
-    session.set("visits", &0u64).await?;
-    Ok(Redirect::to("/").into_response())
-}
-
-async fn logout(session: Session) -> Redirect {
-    // ThinkJS: this.session(null)
-    session.clear().await;
-    Redirect::to("/")
-}
-
-/// Reads the `/incr` counter without changing it (a read-only request, for benchmarks).
-async fn read(session: Session) -> Result<String, SessionError> {
-    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
-}
-
-/// Reads an integer from the session, adds one, stores it, returns it: a plain
-/// read-modify-write, which concurrent requests of one session can interleave unless the
-/// configuration's `lock` is on.
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.set("n", &n).await?;
-    Ok(n.to_string())
-}
-
-/// Adds one to the `/incr` counter with `Session::update`, returns it: atomic, so no
-/// concurrent request of the session loses an increment, with or without the lock.
-async fn count(session: Session) -> Result<String, SessionError> {
-    let n = session
-        .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
-        .await?;
-    Ok(n.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            escape("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
-    }
+/// The form of an "End" button on "Your sessions".
+#[derive(Debug, Deserialize)]
+struct RevokeForm {
+    handle: String,
 }

@@ -1,7 +1,7 @@
 //! Runs the example application.
 //!
 //! ```text
-//! session-example [--addr 127.0.0.1:3000] [--config session.toml]
+//! session-example [--addr 127.0.0.1:3000] [--config session.toml] [--framework axum|actix]
 //! session-example --help
 //! ```
 //!
@@ -13,18 +13,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use session_core::{SessionConfig, SessionManager};
+use session_example::Framework;
 use tracing_subscriber::EnvFilter;
 
 /// The usage, printed on standard output for `--help` and on standard error after a wrong
 /// argument.
 const USAGE: &str = "\
-usage: session-example [--addr ADDR] [--config FILE]
+usage: session-example [--addr ADDR] [--config FILE] [--framework NAME]
 
-  --addr ADDR      the address to listen on (default 127.0.0.1:3000)
-  --config FILE    the session configuration, TOML or JSON (default: the file in
-                   SESSION_CONFIG, else the file store in ./runtime/session);
-                   SESSION__* environment variables override its keys
-  -h, --help       print this help
+  --addr ADDR        the address to listen on (default 127.0.0.1:3000)
+  --config FILE      the session configuration, TOML or JSON (default: the file in
+                     SESSION_CONFIG, else the file store in ./runtime/session);
+                     SESSION__* environment variables override its keys
+  --framework NAME   the web framework: axum (default, session-tower) or actix
+                     (actix-web, session-actix); same routes and pages
+  -h, --help         print this help
 ";
 
 /// The status of a run whose arguments were wrong, apart from 1 (a server that failed).
@@ -33,6 +36,7 @@ const USAGE_ERROR: u8 = 2;
 struct Args {
     addr: SocketAddr,
     config: Option<PathBuf>,
+    framework: Framework,
 }
 
 /// What the command line asks for.
@@ -46,6 +50,7 @@ enum Invocation {
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut addr: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = std::env::var_os("SESSION_CONFIG").map(PathBuf::from);
+    let mut framework = Framework::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -56,11 +61,19 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
                     .map_err(|err| format!("--addr {value}: {err}"))?;
             }
             "--config" => config = Some(args.next().ok_or("--config needs a file")?.into()),
+            "--framework" => {
+                let value = args.next().ok_or("--framework needs a name")?;
+                framework = value.parse().map_err(|err| format!("--framework {err}"))?;
+            }
             "--help" | "-h" => return Ok(Invocation::Help),
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Invocation::Serve(Args { addr, config }))
+    Ok(Invocation::Serve(Args {
+        addr,
+        config,
+        framework,
+    }))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -68,17 +81,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let store_type = config.store_type.clone();
     let manager = SessionManager::from_config(config, &session_example::registry()).await?;
     let gc = manager.spawn_gc()?;
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    tracing::info!(store = %store_type, gc = gc.is_some(), "listening on http://{}", listener.local_addr()?);
-    println!(
-        "session example: http://{} (store: {store_type})",
-        listener.local_addr()?
-    );
-    axum::serve(listener, session_example::app(manager))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let listener = std::net::TcpListener::bind(args.addr)?;
+    let addr = listener.local_addr()?;
+    let framework = args.framework;
+    tracing::info!(store = %store_type, %framework, gc = gc.is_some(), "listening on http://{addr}");
+    println!("session example: http://{addr} (store: {store_type}, framework: {framework})");
+    session_example::serve(framework, manager, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     if let Some(gc) = gc {
         gc.stop().await;
     }

@@ -1,5 +1,6 @@
 //! End to end in a real browser: headless Chromium driven over WebDriver (chromedriver)
-//! against the example binary on the file store. Logs in, reloads and stays logged in,
+//! against the example binary on the file store, served by axum and by actix-web (the same
+//! test code for each). Logs in, reloads and stays logged in,
 //! checks that page JavaScript cannot read the HttpOnly session cookie, logs out and stays
 //! logged out; then logs one user in from two separate browsers, ends one browser's
 //! session from the other's "Your sessions" page, and shows the ended one logged out on
@@ -22,16 +23,18 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn main() -> std::process::ExitCode {
-    Tests::new([
-        Trial::tokio(
-            "log_in_reload_log_out_in_headless_chromium",
-            log_in_reload_log_out_in_headless_chromium,
-        ),
-        Trial::tokio(
-            "end_another_browsers_session_in_headless_chromium",
-            end_another_browsers_session_in_headless_chromium,
-        ),
-    ])
+    Tests::new(["axum", "actix"].into_iter().flat_map(|framework| {
+        [
+            Trial::tokio(
+                format!("log_in_reload_log_out_in_headless_chromium_on_{framework}"),
+                move || log_in_reload_log_out_in_headless_chromium(framework),
+            ),
+            Trial::tokio(
+                format!("end_another_browsers_session_in_headless_chromium_on_{framework}"),
+                move || end_another_browsers_session_in_headless_chromium(framework),
+            ),
+        ]
+    }))
     .main()
 }
 
@@ -77,8 +80,8 @@ struct Rig {
 }
 
 impl Rig {
-    /// Starts both, or skips if Chromium is not installed.
-    async fn start() -> Result<Self, TestError> {
+    /// Starts both, the app on `framework`, or skips if Chromium is not installed.
+    async fn start(framework: &str) -> Result<Self, TestError> {
         let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
             .into_iter()
             .filter(|path| !Path::new(path).exists())
@@ -94,6 +97,7 @@ impl Rig {
         let app = Guard(
             Command::new(env!("CARGO_BIN_EXE_session-example"))
                 .args(["--addr", &format!("127.0.0.1:{app_port}")])
+                .args(["--framework", framework])
                 .env("SESSION__TYPE", "file")
                 .env("SESSION__ADAPTER__FILE__PATH", dir.path().join("session"))
                 .env("SESSION__SECRET", "browser test secret")
@@ -169,8 +173,8 @@ async fn text_at(client: &Client, url: &str, id: &str) -> Result<String, CmdErro
         .await
 }
 
-async fn end_another_browsers_session_in_headless_chromium() -> TestResult {
-    let rig = Rig::start().await?;
+async fn end_another_browsers_session_in_headless_chromium(framework: &str) -> TestResult {
+    let rig = Rig::start(framework).await?;
     let laptop = rig.browser("laptop").await;
     let phone = rig.browser("phone").await;
     let base = rig.base.clone();
@@ -208,8 +212,8 @@ async fn end_another_browsers_session_in_headless_chromium() -> TestResult {
     Ok(())
 }
 
-async fn log_in_reload_log_out_in_headless_chromium() -> TestResult {
-    let rig = Rig::start().await?;
+async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResult {
+    let rig = Rig::start(framework).await?;
     let client = rig.browser("main").await;
 
     let base = rig.base.clone();
