@@ -4,7 +4,8 @@
 //! ```text
 //! session-bench [--rounds 5] [--duration 10] [--connections 50] [--sessions 1000]
 //!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick]
-//!               [--scale | --scale-only | --users-only | --lock-only] [--no-docs]
+//!               [--scale | --scale-only | --users-only | --lock-only | --actix-only]
+//!               [--no-docs]
 //! session-bench --check | --update-readme
 //! ```
 //!
@@ -21,9 +22,12 @@
 //! users (log-in with and without a binding, listing and revoking 1,000 sessions) and
 //! `--lock-only` the section on same-session concurrency (one hot session: increments
 //! lost with the lock off, with it on, and with `update`; the lock's cost on distinct
-//! sessions). `--check` tells whether the README's summary
-//! matches `docs/benchmarks.md`, and `--update-readme` rewrites it from there; neither
-//! measures anything.
+//! sessions) and `--actix-only` the section on actix-web (the example app on actix-web
+//! against actix-session, on Redis, both workloads). `--check` tells whether the README's
+//! summary matches `docs/benchmarks.md`, and `--update-readme` rewrites it from there;
+//! neither measures anything.
+
+mod actix;
 
 mod cpu;
 mod loadgen;
@@ -75,6 +79,8 @@ pub(crate) struct Settings {
     users_only: bool,
     /// Only same-session concurrency and the lock's cost, no comparison with the peer.
     lock_only: bool,
+    /// Only the example app on actix-web against actix-session, on Redis.
+    actix_only: bool,
     /// Whether the results replace the figures in `docs/` and the README: only a full run's
     /// do, so a quick or partial run never leaves the published report incomplete.
     writes_docs: bool,
@@ -92,6 +98,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
         scale_only: false,
         users_only: false,
         lock_only: false,
+        actix_only: false,
         writes_docs: true,
         task: Task::Measure,
     };
@@ -133,6 +140,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
             }
             "--users-only" => settings.users_only = true,
             "--lock-only" => settings.lock_only = true,
+            "--actix-only" => settings.actix_only = true,
             "--no-docs" => no_docs = true,
             "--check" => settings.task = Task::Check,
             "--update-readme" => settings.task = Task::UpdateReadme,
@@ -141,17 +149,28 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Settings, String
     }
     let all_stores = settings.stores.iter().eq(ALL_STORES.iter());
     // The scale figures do not depend on the HTTP settings: only `--no-docs` keeps them out.
-    settings.writes_docs =
-        !no_docs && (settings.scale_only || (all_stores && (settings.users_only || !quick)));
+    // `--actix-only` measures Redis alone whatever `--stores` says: only `--quick` and
+    // `--no-docs` keep its figures out.
+    settings.writes_docs = !no_docs
+        && (settings.scale_only
+            || (settings.actix_only && !quick)
+            || (all_stores && (settings.users_only || !quick)));
     Ok(settings)
 }
 
 /// Which application a run measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
+    /// The example app, on axum.
     Ours,
+    /// The tower-sessions peer.
     Peer,
+    /// The no-session app: the ceiling of the HTTP stack.
     Baseline,
+    /// The example app on actix-web (`--framework actix`).
+    OursActix,
+    /// The actix-session peer.
+    ActixPeer,
 }
 
 impl Side {
@@ -160,6 +179,8 @@ impl Side {
             Self::Ours => "ours",
             Self::Peer => "tower-sessions",
             Self::Baseline => "no session",
+            Self::OursActix => "ours (actix)",
+            Self::ActixPeer => "actix-session",
         }
     }
 }
@@ -330,11 +351,14 @@ pub(crate) async fn start_with(
     let addr = free_addr()?;
     let dir = release_dir()?;
     let mut command = match side {
-        Side::Ours => {
+        Side::Ours | Side::OursActix => {
             let mut command = Command::new(dir.join("session-example"));
             command
                 .args(["--addr", &addr.to_string()])
                 .env("SESSION__GC__ON", "false");
+            if side == Side::OursActix {
+                command.args(["--framework", "actix"]);
+            }
             let (kind, url) = our_store(store, &scratch.join("ours.db"))?;
             command.env("SESSION__TYPE", kind);
             command.env("SESSION__ADAPTER__FILE__PATH", scratch.join("files"));
@@ -363,6 +387,23 @@ pub(crate) async fn start_with(
                 store
             };
             command.args(["--addr", &addr.to_string(), "--store", store, "--url", &url]);
+            command
+        }
+        Side::ActixPeer => {
+            if store != "redis" {
+                return Err(format!(
+                    "the actix-session peer has no {store} store, only redis"
+                ));
+            }
+            let mut command = Command::new(dir.join("session-bench-actix-peer"));
+            command.args([
+                "--addr",
+                &addr.to_string(),
+                "--store",
+                store,
+                "--url",
+                REDIS_URL,
+            ]);
             command
         }
     };
@@ -416,6 +457,9 @@ fn baseline_cookies(count: usize) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Runs both workloads on `side` over a wiped `store`, adds them to `runs` and prints
+/// their progress lines: (a) existing sessions, with the increments lost; (b) a new
+/// session per request.
 async fn measure(
     settings: &Settings,
     side: Side,
@@ -735,6 +779,14 @@ async fn run(settings: Settings) -> Result<(), String> {
         let results = lock::run(&settings).await?;
         return report::write_lock(&settings, &results);
     }
+    if settings.actix_only {
+        println!(
+            "actix-web: ours against actix-session on Redis, {} round(s) of {:?} per app, {} connections, {} sessions",
+            settings.rounds, settings.duration, settings.connections, settings.sessions
+        );
+        let runs = actix::run(&settings).await?;
+        return report::write_actix(&settings, &runs);
+    }
     if settings.scale_only {
         println!("scale: memory, file and PostgreSQL stores");
         let lines = scale::run().await?;
@@ -827,8 +879,9 @@ usage: session-bench [options]
        session-bench --check | --update-readme
 
 Runs the example app and the tower-sessions peer from this binary's folder (`cargo xtask
-bench` builds all three in release mode) on each store; the results go to target/bench/,
-and a full run also to docs/benchmarks.md, its chart and the README's summary table.
+bench` builds them, the actix-session peer and this program in release mode) on each
+store; the results go to target/bench/, and a full run also to docs/benchmarks.md, its
+chart and the README's summary table.
 
   --rounds N          rounds per store, sides alternating (default 5)
   --duration SECONDS  length of each timed run (default 10)
@@ -842,6 +895,9 @@ and a full run also to docs/benchmarks.md, its chart and the README's summary ta
   --lock-only         only same-session concurrency: one hot session with the lock off,
                       on, and with update (lost increments), and the lock's cost on
                       distinct sessions (throughput, lock on / off)
+  --actix-only        only the example app on actix-web against actix-session, on
+                      Redis only (whatever --stores says): both workloads, the
+                      two apps alternating within each round
   --no-docs           write only to target/bench/, leave docs/ and the README alone
   --check             check that the README's table matches docs/benchmarks.md
   --update-readme     rewrite the README's table from docs/benchmarks.md

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
+use crate::actix::{self, TARGET_RATIO};
 use crate::lock::{LockResults, target};
 use crate::{RoundTrips, Run, SEQUENTIAL_REQUESTS, Settings, Side};
 
@@ -49,6 +50,13 @@ const LOCK: Block = Block {
     file: "docs/benchmarks.md",
     begin: "<!-- lock: written by `cargo xtask bench --lock-only` -->",
     end: "<!-- end of lock -->",
+};
+
+/// The example app on actix-web against actix-session, in the full report.
+const ACTIX: Block = Block {
+    file: "docs/benchmarks.md",
+    begin: "<!-- actix: written by `cargo xtask bench --actix-only` -->",
+    end: "<!-- end of actix -->",
 };
 
 /// The README's summary table, derived from [`RESULTS`].
@@ -726,6 +734,123 @@ pub(crate) fn write_lock(settings: &Settings, results: &LockResults) -> Result<(
         println!(
             "{} left as it was: only a full run of every store (no --quick, --stores or --no-docs) replaces its figures",
             LOCK.file
+        );
+    }
+    Ok(())
+}
+
+/// The actix-web section: ours on actix-web against actix-session on Redis, both
+/// workloads, with the target's verdict. Pure, so the tests can feed it made-up runs.
+fn actix_markdown(intro: &str, runs: &[Run]) -> String {
+    let [ours, peer] = actix::SIDES;
+    let us = |value: Option<f64>| value.map_or("–".into(), |v| format!("{v:.1}"));
+    let latency =
+        |s: Option<&Summary>| s.map_or("–".into(), |s| format!("{:.2} / {:.2}", s.p50, s.p99));
+    let mut md = format!(
+        "{intro} Ratios are medians of the per-round ratios; a round measures both apps one \
+         after the other (which goes first alternates), each on a wiped Redis database.\n\n\
+         | sessions | {} req/s | {} req/s | ours / actix-session | by round | target | ours p50 / p99 ms | actix-session p50 / p99 ms | lost increments (ours / actix-session) |\n\
+         |---|---:|---:|---:|---:|---|---:|---:|---:|\n",
+        ours.label(),
+        peer.label(),
+    );
+    let mut cpu = String::from(
+        "| sessions | ours: app | ours: Redis | actix-session: app | actix-session: Redis |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    // What keeps the target from being met, workload by workload.
+    let mut misses = Vec::new();
+    let mut errors = 0;
+    for mode in ["existing", "new"] {
+        let ours_runs = side_runs(runs, ours, actix::STORE, mode);
+        let peer_runs = side_runs(runs, peer, actix::STORE, mode);
+        let (o, p) = (summary(&ours_runs), summary(&peer_runs));
+        let ratios = round_ratios(&ours_runs, &peer_runs);
+        let ratio = (!ratios.is_empty()).then(|| median(ratios.clone()));
+        let verdict = match ratio {
+            Some(r) if r >= TARGET_RATIO => format!("≥ {TARGET_RATIO:.2}: met"),
+            Some(r) => {
+                misses.push(format!("{mode} sessions at {r:.2}×"));
+                format!("≥ {TARGET_RATIO:.2}: **missed**")
+            }
+            None => {
+                misses.push(format!("{mode} sessions not measured on both apps"));
+                format!("≥ {TARGET_RATIO:.2}")
+            }
+        };
+        let ours_lost = o.as_ref().and_then(|s| s.lost);
+        if let Some(lost) = ours_lost.filter(|&lost| lost != 0) {
+            misses.push(format!("{lost} increments lost by ours"));
+        }
+        errors += o.as_ref().map_or(0, |s| s.errors) + p.as_ref().map_or(0, |s| s.errors);
+        let rps = |s: Option<&Summary>| s.map_or("–".into(), |s| format!("{:.0}", s.rps));
+        let _ = writeln!(
+            md,
+            "| {mode} | {} | {} | {} | {} | {verdict} | {} | {} | {} |",
+            rps(o.as_ref()),
+            rps(p.as_ref()),
+            ratio.map_or("–".into(), |r| format!("**{r:.2}×**")),
+            if ratios.is_empty() {
+                "–".into()
+            } else {
+                list(&ratios, 1.0, 2)
+            },
+            latency(o.as_ref()),
+            latency(p.as_ref()),
+            match (ours_lost, p.as_ref().and_then(|s| s.lost)) {
+                (Some(o), Some(p)) => format!("{o} / {p}"),
+                (Some(o), None) => format!("{o} / –"),
+                (None, Some(p)) => format!("– / {p}"),
+                (None, None) => "–".into(),
+            }
+        );
+        let _ = writeln!(
+            cpu,
+            "| {mode} | {} | {} | {} | {} |",
+            us(o.as_ref().and_then(|s| s.app_us)),
+            us(o.as_ref().and_then(|s| s.server_us)),
+            us(p.as_ref().and_then(|s| s.app_us)),
+            us(p.as_ref().and_then(|s| s.server_us)),
+        );
+    }
+    let _ = write!(
+        md,
+        "\nNon-200 responses or transport errors over all runs: {errors}.\n\n\
+         CPU time per request, medians of the rounds, µs:\n\n{cpu}\n\
+         Target, ≥ {TARGET_RATIO:.2}× actix-session on both workloads and 0 lost increments \
+         for ours: {}.\n",
+        if misses.is_empty() {
+            "met".to_owned()
+        } else {
+            format!("**missed** ({})", misses.join("; "))
+        }
+    );
+    md
+}
+
+/// Writes ours on actix-web against actix-session to `target/bench/actix.md`, and into
+/// the full report after a full run.
+pub(crate) fn write_actix(settings: &Settings, runs: &[Run]) -> Result<(), String> {
+    let describe = format!(
+        "ours on actix-web against actix-session, Redis, {}",
+        settings.describe()
+    );
+    let servers = crate::server_versions(&[actix::STORE.to_owned()]);
+    let md = actix_markdown(&intro(&today(), &machine(), &servers, &describe), runs);
+    let path = results_dir()?.join("actix.md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "
+{md}
+written: {}",
+        path.display()
+    );
+    if settings.writes_docs {
+        ACTIX.write(&workspace_root(), &md)?;
+    } else {
+        println!(
+            "{} left as it was: only a full run (no --quick or --no-docs) replaces its figures",
+            ACTIX.file
         );
     }
     Ok(())

@@ -36,6 +36,20 @@ fn lock_only_measures_the_lock_and_publishes_only_a_full_run() {
 }
 
 #[test]
+fn actix_only_measures_redis_and_publishes_only_a_full_run() {
+    let settings = parse(&["--actix-only"]);
+    assert!(settings.actix_only && settings.writes_docs);
+    assert_eq!(settings.rounds, 5);
+    let quick = parse(&["--actix-only", "--quick"]);
+    assert!(quick.actix_only && !quick.writes_docs);
+    assert_eq!(quick.duration, Duration::from_secs(3));
+    // It measures Redis whatever `--stores` says, so the list does not hold its figures back.
+    assert!(parse(&["--actix-only", "--stores", "redis"]).writes_docs);
+    assert!(!parse(&["--actix-only", "--no-docs"]).writes_docs);
+    assert!(!parse(&[]).actix_only);
+}
+
+#[test]
 fn baseline_cookies_have_the_shape_of_ours() {
     let cookies = baseline_cookies(100).expect("cookies");
     assert_eq!(cookies.len(), 100);

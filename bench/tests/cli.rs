@@ -12,7 +12,11 @@ fn the_benchmark_answers_help() {
     let program = env!("CARGO_BIN_EXE_session-bench");
     answers_help(program, "session-bench", &["--quick", "--stores", "memory"]);
     let usage = help(program, &["--help"], "session-bench");
-    assert!(usage.contains("--scale-only") && usage.contains("--lock-only"));
+    assert!(
+        usage.contains("--scale-only")
+            && usage.contains("--lock-only")
+            && usage.contains("--actix-only")
+    );
 }
 
 #[test]
@@ -45,6 +49,32 @@ fn the_peer_refuses_wrong_arguments() {
         &[
             (&["--bogus"], "unknown argument --bogus"),
             (&["--store", "nosuch"], "unknown store nosuch"),
+            (&["--store"], "--store needs a value"),
+            (&["--addr", "somewhere"], "--addr somewhere"),
+        ],
+    );
+}
+
+#[test]
+fn the_actix_peer_answers_help() {
+    answers_help(
+        env!("CARGO_BIN_EXE_session-bench-actix-peer"),
+        "session-bench-actix-peer",
+        &["--addr", "127.0.0.1:0", "--store", "redis"],
+    );
+}
+
+#[test]
+fn the_actix_peer_refuses_wrong_arguments() {
+    refuses(
+        env!("CARGO_BIN_EXE_session-bench-actix-peer"),
+        "session-bench-actix-peer",
+        &[
+            (&["--bogus"], "unknown argument --bogus"),
+            (
+                &["--store", "memory"],
+                "unknown store memory (this peer has only: redis)",
+            ),
             (&["--store"], "--store needs a value"),
             (&["--addr", "somewhere"], "--addr somewhere"),
         ],

@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: builds the example app, the tower-sessions peer and the load
-//! generator in release mode, then runs `session-bench` with the given options. `--check`
+//! `cargo xtask bench`: builds the example app, the tower-sessions and actix-session peers
+//! and the load generator in release mode, then runs `session-bench` with the given options. `--check`
 //! and `--update-readme` measure nothing, so they run a debug build of `session-bench`
 //! alone instead of building the whole benchmark in release mode.
 

@@ -33,7 +33,7 @@ tasks:
                              of figures (quick by default; --long for the full counts)
   bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);
                              --quick, --rounds N, --duration SECONDS, --stores a,b, --scale,
-                             --scale-only, --users-only, --lock-only, --no-docs; writes target/bench/results.{md,json} and ratios.svg, and after
+                             --scale-only, --users-only, --lock-only, --actix-only, --no-docs; writes target/bench/results.{md,json} and ratios.svg, and after
                              a full run docs/benchmarks.md, docs/bench-ratios.svg and the README's summary
       --check                whether the README's summary matches docs/benchmarks.md (measures nothing)
       --update-readme        rewrite the README's summary from docs/benchmarks.md (measures nothing)

@@ -252,3 +252,61 @@ fn the_full_report_has_its_lock_section() {
     let report = LOCK.read(&workspace_root()).expect("docs/benchmarks.md"); // ok: test
     assert!(LOCK.content(&report).is_ok(), "markers");
 }
+
+#[test]
+fn the_actix_section_has_ratios_lost_increments_cpu_and_the_target() {
+    let with = |side, mode, round, ok, lost, app_us| Run {
+        lost,
+        cpu: PerRequest {
+            app_us: Some(app_us),
+            server_us: Some(20.0),
+            generator_us: None,
+        },
+        ..run_on("redis", side, mode, round, ok)
+    };
+    let runs = vec![
+        with(Side::OursActix, "existing", 0, 1300, Some(0), 30.0),
+        with(Side::ActixPeer, "existing", 0, 1000, Some(0), 50.0),
+        with(Side::ActixPeer, "existing", 1, 1000, Some(0), 60.0),
+        with(Side::OursActix, "existing", 1, 1400, Some(0), 40.0),
+        with(Side::OursActix, "new", 0, 1100, None, 45.0),
+        with(Side::ActixPeer, "new", 0, 1000, None, 55.0),
+    ];
+    let md = actix_markdown("Run of 2026-12-01 on a test.", &runs);
+    assert!(md.starts_with("Run of 2026-12-01 on a test. "), "{md}");
+    for row in [
+        // Ratios by round 1.30, 1.40: median 1.35.
+        "| existing | 1350 | 1000 | **1.35×** | 1.30, 1.40 | ≥ 1.20: met | 0.00 / 0.00 | 0.00 / 0.00 | 0 / 0 |",
+        "| new | 1100 | 1000 | **1.10×** | 1.10 | ≥ 1.20: **missed** | 0.00 / 0.00 | 0.00 / 0.00 | – |",
+        "| existing | 35.0 | 20.0 | 55.0 | 20.0 |",
+        "Target, ≥ 1.20× actix-session on both workloads and 0 lost increments for ours: **missed** (new sessions at 1.10×).",
+    ] {
+        assert!(md.contains(row), "missing {row} in\n{md}");
+    }
+
+    // Both workloads above the target, but ours lost increments: missed all the same.
+    let mut lossy = runs.clone();
+    lossy[0].lost = Some(3);
+    for run in lossy
+        .iter_mut()
+        .filter(|r| r.mode == "new" && r.side == Side::OursActix)
+    {
+        run.result.ok = 1500;
+    }
+    let md = actix_markdown("Run.", &lossy);
+    assert!(
+        md.contains("| 3 / 0 |") && md.contains("**missed** (3 increments lost by ours)"),
+        "{md}"
+    );
+    lossy[0].lost = Some(0);
+    assert!(
+        actix_markdown("Run.", &lossy).contains("lost increments for ours: met."),
+        "all met"
+    );
+}
+
+#[test]
+fn the_full_report_has_its_actix_section() {
+    let report = ACTIX.read(&workspace_root()).expect("docs/benchmarks.md");
+    assert!(ACTIX.content(&report).is_ok(), "markers");
+}
