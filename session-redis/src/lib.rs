@@ -33,6 +33,12 @@
 //!   [`RedisConfig::response_timeout`] when Redis is stopped, paused or unreachable; it
 //!   never hangs and never panics. The connection reconnects on its own, so the first
 //!   request after Redis is back succeeds without restarting the application.
+//! - One connection per runtime: a connection's I/O runs on the runtime that made it, and
+//!   a call from another runtime would cross threads twice per command. So a store called
+//!   from single-threaded runtimes other than its own (actix-web's workers) makes, on each
+//!   one's first call, a connection of its own there, with the same settings; one opened
+//!   with [`RedisStore::from_connection_manager`] or on a cluster uses the one it was
+//!   given everywhere.
 //! - The tests run against Redis 7; the store needs Redis 4.0 (an `HSET` of several
 //!   fields), and creates sessions with one command from Redis 5.0 on (`RESTORE` with
 //!   `ABSTTL`).
@@ -212,7 +218,7 @@ pub use config::{
 /// Re-exported so applications build clients with the version this crate uses.
 pub use redis;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Connections};
 use crate::layout::{Binding, IndexWrites};
 use crate::users::IndexMove;
 
@@ -231,7 +237,7 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 /// client or connection the application already has.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: Connection,
+    connection: Connections,
     prefix: Arc<str>,
     response_timeout: Duration,
     /// Where the store connects, safe to log (no password).
@@ -269,17 +275,24 @@ impl RedisStore {
                     .await
                     .map_err(|_| connect_timed_out(&config.target(), config.connect_timeout))?
                     .map_err(|err| connect_failed(&config.target(), err))?;
-            return Ok(Self::build(Connection::Cluster(connection), config));
+            return Ok(Self::build(
+                Connections::new(Connection::Cluster(connection), None),
+                config,
+            ));
         }
         let client = single_client(config)?;
         let manager = tokio::time::timeout(
             config.connect_timeout,
-            ConnectionManager::new_with_config(client, manager_config(config)),
+            ConnectionManager::new_with_config(client.clone(), manager_config(config)),
         )
         .await
         .map_err(|_| connect_timed_out(&config.target(), config.connect_timeout))?
         .map_err(|err| connect_failed(&config.target(), err))?;
-        Ok(Self::build(Connection::Single(manager), config))
+        let connections = Connections::new(
+            Connection::Single(manager),
+            Some((client, manager_config(config))),
+        );
+        Ok(Self::build(connections, config))
     }
 
     /// Opens the store without connecting: the first call connects (and fails, within
@@ -308,12 +321,20 @@ impl RedisStore {
                 .set_connection_timeout(config.connect_timeout)
                 .set_response_timeout(config.response_timeout);
             let connection = client.get_pending_async_connection_with_config(settings);
-            return Ok(Self::build(Connection::Cluster(connection), config));
+            return Ok(Self::build(
+                Connections::new(Connection::Cluster(connection), None),
+                config,
+            ));
         }
         let client = single_client(config)?;
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config(config))
-            .map_err(|err| connect_failed(&config.target(), err))?;
-        Ok(Self::build(Connection::Single(manager), config))
+        let manager =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager_config(config))
+                .map_err(|err| connect_failed(&config.target(), err))?;
+        let connections = Connections::new(
+            Connection::Single(manager),
+            Some((client, manager_config(config))),
+        );
+        Ok(Self::build(connections, config))
     }
 
     /// Wraps a client the application already has, with the prefix and time limits of
@@ -332,12 +353,16 @@ impl RedisStore {
         let target = client.get_connection_info().addr().to_string();
         let manager = tokio::time::timeout(
             config.connect_timeout,
-            ConnectionManager::new_with_config(client, manager_config(config)),
+            ConnectionManager::new_with_config(client.clone(), manager_config(config)),
         )
         .await
         .map_err(|_| connect_timed_out(&target, config.connect_timeout))?
         .map_err(|err| connect_failed(&target, err))?;
-        let mut store = Self::build(Connection::Single(manager), config);
+        let connections = Connections::new(
+            Connection::Single(manager),
+            Some((client, manager_config(config))),
+        );
+        let mut store = Self::build(connections, config);
         store.target = Arc::from(target);
         Ok(store)
     }
@@ -349,7 +374,10 @@ impl RedisStore {
     /// The manager's own settings (reconnection, its response timeout) stay as the
     /// application made them; the store's response timeout bounds each call on top.
     pub fn from_connection_manager(manager: ConnectionManager) -> Self {
-        let mut store = Self::build(Connection::Single(manager), &RedisConfig::default());
+        let mut store = Self::build(
+            Connections::new(Connection::Single(manager), None),
+            &RedisConfig::default(),
+        );
         store.target = Arc::from("an application's ConnectionManager");
         store
     }
@@ -359,7 +387,10 @@ impl RedisStore {
     #[cfg(feature = "cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn from_cluster_connection(connection: redis::cluster_async::ClusterConnection) -> Self {
-        let mut store = Self::build(Connection::Cluster(connection), &RedisConfig::default());
+        let mut store = Self::build(
+            Connections::new(Connection::Cluster(connection), None),
+            &RedisConfig::default(),
+        );
         store.target = Arc::from("an application's ClusterConnection");
         store
     }
@@ -459,7 +490,7 @@ impl RedisStore {
         let _ = arg.write_all(key.as_str().as_bytes());
     }
 
-    fn build(connection: Connection, config: &RedisConfig) -> Self {
+    fn build(connection: Connections, config: &RedisConfig) -> Self {
         Self {
             connection,
             prefix: Arc::from(config.prefix.as_str()),
@@ -488,7 +519,7 @@ impl RedisStore {
             .arg(record.expires_at.as_millis())
             .arg(payload)
             .arg("ABSTTL");
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         self.call("create", key, async {
             match command.query_async::<()>(&mut connection).await {
                 Ok(()) => Ok(Some(true)),
@@ -610,7 +641,7 @@ impl RedisStore {
             None => self.script_command(&layout::CREATE, key, argv),
         };
         layout::write_create_args(&mut command, record, binding);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let created: i64 = self
             .call(
                 "create",
@@ -715,7 +746,7 @@ impl RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let command = self.command("HGETALL", key);
         let reply = self
             .call("load", key, async {
@@ -783,7 +814,7 @@ impl SessionStore for RedisStore {
             .zip(index.as_deref())
             .map(|(owner, index)| Binding { owner, index });
         let script = layout::update_script(self.index_writes());
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let mut command =
             self.script_command(script, key, layout::update_args_size(changes, binding));
         layout::write_update_args(&mut command, changes, binding);
@@ -801,7 +832,7 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, expires_at: Timestamp) -> Result<bool> {
         let script = layout::touch_script(self.index_writes());
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let mut command = self.script_command(script, key, (1, 20));
         command.arg(expires_at.as_millis());
         let reply: Value = self
@@ -820,7 +851,7 @@ impl SessionStore for RedisStore {
     /// user prunes it (or the index expires): the listing checks every session, so it is
     /// never listed.
     async fn delete(&self, key: &StoreKey) -> Result<bool> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let command = self.command("DEL", key);
         let deleted: i64 = self
             .call("delete", key, command.query_async(&mut connection))

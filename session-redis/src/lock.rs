@@ -148,7 +148,7 @@ impl RedisStore {
         self.write_lock_key(&mut command, key);
         self.write_redis_key(&mut command, key);
         command.arg(token.as_str()).arg(lease_millis(ttl));
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let reply: Value = self
             .call(
                 "lock_and_load",
@@ -205,7 +205,7 @@ impl RedisStore {
         self.write_lock_key(&mut command, key);
         layout::write_update_args(&mut command, changes, None);
         command.arg(token.as_str());
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let reply: Value = self
             .call(
                 "update_and_unlock",
@@ -261,7 +261,7 @@ impl RedisStore {
         if let Some(ttl) = ttl {
             command.arg(lease_millis(ttl));
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let held: i64 = self
             .call(
                 operation,

@@ -362,7 +362,7 @@ impl RedisStore {
     /// Applies cluster follow-ups, each index at once.
     pub(crate) async fn move_entries(&self, moves: Vec<IndexMove>) -> RedisResult<()> {
         all(moves.into_iter().map(|change| {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection.get();
             async move {
                 let mut command = Cmd::new();
                 let script = match &change {
@@ -426,7 +426,7 @@ impl RedisStore {
         }
         let groups = self.slot_groups(keys);
         let replies = all(groups.iter().map(|group| {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection.get();
             let mut pipe = redis::pipe();
             for &at in group {
                 pipe.cmd("HMGET").arg(&keys[at]).arg(&LISTED_FIELDS[..]);
@@ -450,7 +450,7 @@ impl RedisStore {
         let writes = self.index_writes();
         let now = Timestamp::now();
         self.bounded("sessions_of", None, async {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection.get();
             let reply: Value = redis::cmd("ZRANGE")
                 .arg(&index)
                 .arg(0)
@@ -538,7 +538,7 @@ impl RedisStore {
     pub(crate) async fn index_len(&self, user: &UserId) -> Result<u64> {
         let index = self.index_key(user);
         self.bounded("user_index_len", None, async {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection.get();
             redis::cmd("ZCARD")
                 .arg(&index)
                 .query_async(&mut connection)
@@ -561,7 +561,7 @@ impl RedisStore {
         self.bounded("delete_many", None, async {
             let groups = self.slot_groups(&redis_keys);
             let replies = all(groups.iter().map(|group| {
-                let mut connection = self.connection.clone();
+                let mut connection = self.connection.get();
                 let commands: Vec<Cmd> = group
                     .chunks(DELETE_CHUNK)
                     .map(|chunk| {

@@ -20,6 +20,11 @@ use session_testkit::{TestError, TestResult, Tests, Trial};
 fn main() -> std::process::ExitCode {
     Tests::new([
         Trial::tokio(
+            "calls_from_single_threaded_runtimes_use_connections_of_their_own",
+            calls_from_single_threaded_runtimes_use_connections_of_their_own,
+        )
+        .multi_thread(2),
+        Trial::tokio(
             "stores_one_hash_per_session_with_the_expiry_as_its_ttl",
             stores_one_hash_per_session_with_the_expiry_as_its_ttl,
         )
@@ -844,5 +849,106 @@ async fn stale_and_corrupt_index_entries_are_never_listed_and_are_pruned() -> Te
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
     assert!(store.sessions_of(&ada.user).await.expect("list").is_empty());
     cleanup(&store).await;
+    Ok(())
+}
+
+/// Clients connected to the private server at `url` (this probe's own connection not
+/// counted).
+async fn clients(url: &str) -> u64 {
+    let client = redis::Client::open(url).expect("client");
+    let mut probe = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("probe connection");
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut probe)
+        .await
+        .expect("INFO clients");
+    let connected: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("connected_clients");
+    connected - 1
+}
+
+/// A store opened on a multi-threaded runtime, called from single-threaded runtimes of
+/// other threads (as actix-web's workers are): each of those runtimes gets a connection of
+/// its own, driven by itself; a runtime that shut down leaves no connection behind for
+/// the next one of its thread; and two runtimes alive on one thread never share one (a
+/// connection driven by a runtime that is not running would not answer).
+async fn calls_from_single_threaded_runtimes_use_connections_of_their_own() -> TestResult {
+    let server = support::RedisServer::start().ok_or_else(support::no_redis_server)?;
+    let url = server.url();
+    let store = support::open_store(&url, "runtimes:", Duration::from_secs(2))
+        .await
+        .map_err(TestError::skip)?;
+    let k = key();
+    let record = Record::new(Data::new(), in_an_hour(), Timestamp::now());
+    assert!(store.create(&k, &record).await.expect("create"));
+    assert_eq!(clients(&url).await, 1, "the store's own connection");
+
+    let (ready, loaded) = std::sync::mpsc::channel::<()>();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let store = store.clone();
+        let k = k.clone();
+        std::thread::spawn(move || {
+            let runtime = || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+            };
+            let load = |runtime: &tokio::runtime::Runtime| {
+                runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(5), store.load(&k))
+                        .await
+                        .expect("answered")
+                        .expect("load")
+                        .is_some()
+                })
+            };
+            let first = runtime();
+            assert!(load(&first), "found from the first runtime");
+            // A second runtime alive beside the first on this thread, while the first
+            // is not running: it must not use the first one's connection.
+            let second = runtime();
+            assert!(load(&second), "found from the second runtime");
+            assert!(load(&first), "found from the first runtime again");
+            drop(first);
+            drop(second);
+            let third = runtime();
+            assert!(
+                load(&third),
+                "found from a runtime made after the others shut down"
+            );
+            // The third one (and its connection) stays until the count below is done.
+            ready.send(()).expect("report");
+            let _ = finished.recv();
+            drop(third);
+        })
+    };
+    tokio::task::spawn_blocking(move || loaded.recv())
+        .await
+        .expect("join")
+        .expect("the worker thread loaded");
+    // Connections of runtimes that shut down close with them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut count = clients(&url).await;
+    while count != 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        count = clients(&url).await;
+    }
+    assert_eq!(count, 2, "the store's own and the third runtime's");
+    // This runtime (multi-threaded) keeps using the store's own.
+    assert!(store.load(&k).await.expect("load").is_some());
+    assert_eq!(clients(&url).await, 2);
+    done.send(()).expect("stop the worker");
+    tokio::task::spawn_blocking(move || worker.join())
+        .await
+        .expect("join")
+        .expect("worker thread");
     Ok(())
 }
