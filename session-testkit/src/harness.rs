@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 use session_core::SessionStore;
 
 use crate::cases::{CASES, Case, CaseError, Ctx};
+use crate::limit::{DEFAULT_CALL_LIMIT, Limited, Trip};
+
+/// Cases in a row whose store stopped answering (a call over the per-call limit) after
+/// which the rest of a run is failed without running: a store that hangs on every call
+/// gets its whole verdict in seconds, not one limit per case.
+const HUNG_CASES_BEFORE_GIVING_UP: usize = 3;
 
 type Cleanup = Pin<Box<dyn Future<Output = ()> + Send>>;
 type OpenFuture = Pin<Box<dyn Future<Output = Result<Fixture, Unavailable>> + Send>>;
@@ -28,6 +34,7 @@ pub struct Fixture {
     pub(crate) second: Option<Arc<dyn SessionStore>>,
     pub(crate) unreachable: Option<Arc<dyn SessionStore>>,
     cleanup: Option<Cleanup>,
+    call_limit: Option<Duration>,
 }
 
 impl Fixture {
@@ -39,7 +46,17 @@ impl Fixture {
             second: None,
             unreachable: None,
             cleanup: None,
+            call_limit: None,
         }
+    }
+
+    /// How long one store call of this fixture may take before the case fails, naming
+    /// the operation: for a backend slower than the suite's limit allows
+    /// ([`Suite::with_call_limit`], 5 s by default).
+    #[must_use]
+    pub fn with_call_limit(mut self, limit: Duration) -> Self {
+        self.call_limit = Some(limit);
+        self
     }
 
     /// A second store instance on the same namespace, as another process would open it.
@@ -207,6 +224,15 @@ pub struct Suite {
     name: String,
     open: OpenFn,
     case_timeout: Duration,
+    call_limit: Duration,
+}
+
+/// A case that ran: its outcome, its figures, and whether it ended on a store call over
+/// the per-call limit.
+struct Ran {
+    outcome: Outcome,
+    figures: Vec<String>,
+    hung: bool,
 }
 
 impl fmt::Debug for Suite {
@@ -214,6 +240,7 @@ impl fmt::Debug for Suite {
         f.debug_struct("Suite")
             .field("name", &self.name)
             .field("case_timeout", &self.case_timeout)
+            .field("call_limit", &self.call_limit)
             .finish_non_exhaustive()
     }
 }
@@ -230,13 +257,26 @@ impl Suite {
             name: name.into(),
             open: Arc::new(move || Box::pin(open())),
             case_timeout: Duration::from_secs(120),
+            call_limit: DEFAULT_CALL_LIMIT,
         }
     }
 
-    /// How long one case may take before it fails as hung (120 s by default).
+    /// How long one case may take before it fails as hung (120 s by default): the outer
+    /// bound, behind the per-call limit.
     #[must_use]
     pub fn with_case_timeout(mut self, timeout: Duration) -> Self {
         self.case_timeout = timeout;
+        self
+    }
+
+    /// How long one store call may take before its case fails at once, naming the
+    /// operation ("`load` did not return within 5s"); 5 s by default
+    /// ([`DEFAULT_CALL_LIMIT`](crate::DEFAULT_CALL_LIMIT)). A fixture can set its own
+    /// ([`Fixture::with_call_limit`]). After three cases in a row end that way, the rest
+    /// of the run fails without running: the store has stopped answering.
+    #[must_use]
+    pub fn with_call_limit(mut self, limit: Duration) -> Self {
+        self.call_limit = limit;
         self
     }
 
@@ -254,63 +294,119 @@ impl Suite {
     /// Like [`Suite::run_case`], also returning the figures the case recorded with
     /// [`Ctx::note`].
     pub async fn run_case_with_figures(&self, case: &Case) -> (Outcome, Vec<String>) {
+        let ran = self.run_one(case).await;
+        (ran.outcome, ran.figures)
+    }
+
+    async fn run_one(&self, case: &Case) -> Ran {
+        let ran = |outcome| Ran {
+            outcome,
+            figures: Vec::new(),
+            hung: false,
+        };
         let mut fixture = match (self.open)().await {
             Ok(fixture) => fixture,
             Err(unavailable) if services_required() => {
-                return (
-                    Outcome::Failed(format!(
-                        "backend unavailable and SESSION_REQUIRE_SERVICES=1: {unavailable}"
-                    )),
-                    Vec::new(),
-                );
+                return ran(Outcome::Failed(format!(
+                    "backend unavailable and SESSION_REQUIRE_SERVICES=1: {unavailable}"
+                )));
             }
             Err(unavailable) => {
-                return (
-                    Outcome::Skipped(format!("backend unavailable: {unavailable}")),
-                    Vec::new(),
-                );
+                return ran(Outcome::Skipped(format!(
+                    "backend unavailable: {unavailable}"
+                )));
             }
         };
         let cleanup = fixture.cleanup.take();
+        let limit = fixture.call_limit.unwrap_or(self.call_limit);
+        let trip = Arc::new(Trip::default());
+        fixture.store = Limited::wrap(fixture.store, limit, &trip);
+        fixture.second = fixture
+            .second
+            .map(|store| Limited::wrap(store, limit, &trip));
+        fixture.unreachable = fixture
+            .unreachable
+            .map(|store| Limited::wrap(store, limit, &trip));
         let ctx = Arc::new(Ctx::from_fixture(fixture));
         let run = case.run;
         let task_ctx = Arc::clone(&ctx);
         let mut task = tokio::spawn(async move { run(&task_ctx).await });
-        let outcome = match tokio::time::timeout(self.case_timeout, &mut task).await {
-            Err(_) => {
-                task.abort();
-                Outcome::Failed(format!("did not finish within {:?}", self.case_timeout))
+        let abort = task.abort_handle();
+        let mut hung = false;
+        let outcome = tokio::select! {
+            finished = tokio::time::timeout(self.case_timeout, &mut task) => match finished {
+                Err(_) => {
+                    abort.abort();
+                    Outcome::Failed(format!("did not finish within {:?}", self.case_timeout))
+                }
+                Ok(Err(join)) if join.is_panic() => {
+                    let payload = join.into_panic();
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "non-text panic payload".to_owned());
+                    Outcome::Failed(format!("panicked: {message}"))
+                }
+                Ok(Err(join)) => Outcome::Failed(format!("task failed: {join}")),
+                Ok(Ok(Ok(()))) => Outcome::Passed,
+                Ok(Ok(Err(CaseError::Fail(reason)))) => Outcome::Failed(reason),
+                Ok(Ok(Err(CaseError::Skip(reason)))) => Outcome::Skipped(reason),
+            },
+            reason = trip.tripped() => {
+                abort.abort();
+                hung = true;
+                Outcome::Failed(reason)
             }
-            Ok(Err(join)) if join.is_panic() => {
-                let payload = join.into_panic();
-                let message = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "non-text panic payload".to_owned());
-                Outcome::Failed(format!("panicked: {message}"))
-            }
-            Ok(Err(join)) => Outcome::Failed(format!("task failed: {join}")),
-            Ok(Ok(Ok(()))) => Outcome::Passed,
-            Ok(Ok(Err(CaseError::Fail(reason)))) => Outcome::Failed(reason),
-            Ok(Ok(Err(CaseError::Skip(reason)))) => Outcome::Skipped(reason),
         };
         if let Some(cleanup) = cleanup {
             cleanup.await;
         }
-        (outcome, ctx.take_notes())
+        Ran {
+            outcome,
+            figures: ctx.take_notes(),
+            hung,
+        }
     }
 
-    /// Runs `cases` one after the other and collects the outcomes.
-    pub async fn run<'a>(&self, cases: impl IntoIterator<Item = &'a Case>) -> Report {
+    /// Runs `cases` in order, giving each outcome to `each` as it comes, and fails the
+    /// rest without running them once [`HUNG_CASES_BEFORE_GIVING_UP`] cases in a row
+    /// ended on a store call over the limit.
+    async fn run_each<'a>(
+        &self,
+        cases: impl IntoIterator<Item = &'a Case>,
+        mut each: impl FnMut(&'a Case, &Outcome, &[String], Duration),
+    ) -> Report {
         let mut results = Vec::new();
+        let mut hung_in_a_row = 0;
         for case in cases {
-            results.push((case.name, self.run_case(case).await));
+            let started = Instant::now();
+            let ran = if hung_in_a_row >= HUNG_CASES_BEFORE_GIVING_UP {
+                Ran {
+                    outcome: Outcome::Failed(format!(
+                        "not run: the store stopped answering ({hung_in_a_row} cases in a \
+                         row had a store call over the per-call limit)"
+                    )),
+                    figures: Vec::new(),
+                    hung: true,
+                }
+            } else {
+                self.run_one(case).await
+            };
+            hung_in_a_row = if ran.hung { hung_in_a_row + 1 } else { 0 };
+            each(case, &ran.outcome, &ran.figures, started.elapsed());
+            results.push((case.name, ran.outcome));
         }
         Report {
             suite: self.name.clone(),
             results,
         }
+    }
+
+    /// Runs `cases` one after the other and collects the outcomes. Once three cases in a
+    /// row ended on a store call over the per-call limit, the rest fail without running.
+    pub async fn run<'a>(&self, cases: impl IntoIterator<Item = &'a Case>) -> Report {
+        self.run_each(cases, |_, _, _, _| {}).await
     }
 
     /// The entry point of a `harness = false` test binary: understands the arguments
@@ -367,10 +463,6 @@ impl Suite {
             selected.len(),
             self.name
         );
-        let mut report = Report {
-            suite: self.name.clone(),
-            results: Vec::new(),
-        };
         let mut report_file = std::env::var_os("SESSION_CONFORMANCE_REPORT").and_then(|path| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -380,29 +472,26 @@ impl Suite {
                 .ok()
         });
         let started = Instant::now();
-        for case in selected {
-            let case_started = Instant::now();
-            let (outcome, figures) = runtime.block_on(self.run_case_with_figures(case));
-            let elapsed = case_started.elapsed();
-            println!(
-                "{}",
-                outcome_line(case.name, &outcome, Some(elapsed), &figures)
-            );
-            if let Some(file) = report_file.as_mut() {
-                let line = serde_json::json!({
-                    "suite": self.name,
-                    "case": case.name,
-                    "outcome": outcome.label(),
-                    "reason": outcome.reason(),
-                    "figures": figures,
-                    "millis": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                });
-                if let Err(err) = writeln!(file, "{line}") {
-                    eprintln!("cannot write the report file: {err}");
+        let report =
+            runtime.block_on(self.run_each(selected, |case, outcome, figures, elapsed| {
+                println!(
+                    "{}",
+                    outcome_line(case.name, outcome, Some(elapsed), figures)
+                );
+                if let Some(file) = report_file.as_mut() {
+                    let line = serde_json::json!({
+                        "suite": self.name,
+                        "case": case.name,
+                        "outcome": outcome.label(),
+                        "reason": outcome.reason(),
+                        "figures": figures,
+                        "millis": u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                    });
+                    if let Err(err) = writeln!(file, "{line}") {
+                        eprintln!("cannot write the report file: {err}");
+                    }
                 }
-            }
-            report.results.push((case.name, outcome));
-        }
+            }));
         let failures = report.failures();
         if !failures.is_empty() {
             println!("\nfailures:");

@@ -95,11 +95,13 @@
 mod cases;
 mod counting;
 mod harness;
+mod limit;
 mod load;
 mod runner;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};
 pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_required};
+pub use limit::DEFAULT_CALL_LIMIT;
 pub use load::{Event, HANG, Load, LoadReport};
 pub use runner::{Counts, TestError, TestReport, TestResult, Tests, Trial};

@@ -44,6 +44,8 @@ enum Flaw {
     LockNeverReleased,
     /// Leases never lapse: a holder that stopped renewing blocks everyone else for good.
     LockNeverLapses,
+    /// `gc` never returns.
+    GcHangs,
 }
 
 /// A deliberately plain store: one map behind one lock, a user index beside it, with an
@@ -237,6 +239,9 @@ impl SessionStore for ReferenceStore {
     }
 
     async fn gc(&self) -> Result<u64> {
+        if self.flaw == Flaw::GcHangs {
+            std::future::pending::<()>().await;
+        }
         if self.flaw == Flaw::GcFails {
             return Err(session_core::Error::new(
                 session_core::ErrorKind::Backend,
@@ -780,4 +785,95 @@ async fn an_unavailable_backend_is_a_skip_with_its_reason() {
         other => panic!("unexpected outcome {other:?}"),
     };
     assert!(reason.contains("127.0.0.1:1"), "{reason}");
+}
+
+/// A store call that never returns fails its case at once, naming the operation, not
+/// after the case's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_the_limit_fails_its_case_naming_the_operation() {
+    let suite = suite(Flaw::GcHangs).with_call_limit(Duration::from_millis(200));
+    let case = CASES
+        .iter()
+        .find(|c| c.name == "gc_removes_expired_and_keeps_live")
+        .expect("case exists");
+    let started = Instant::now();
+    let outcome = suite.run_case(case).await;
+    let elapsed = started.elapsed();
+    match outcome {
+        Outcome::Failed(reason) => assert!(
+            reason.contains("`gc` did not return within 200ms"),
+            "{reason}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    // A case that never calls gc is not touched by the flaw.
+    let other = CASES
+        .iter()
+        .find(|c| c.name == "load_unknown_key_is_none")
+        .expect("case exists");
+    assert_eq!(suite.run_case(other).await, Outcome::Passed);
+}
+
+/// A store whose every call hangs gets its whole verdict, every case failed or skipped,
+/// in under two minutes with the default limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_always_hangs_gets_its_verdict_in_under_two_minutes() {
+    #[derive(Debug)]
+    struct Hanging;
+    #[async_trait]
+    impl SessionStore for Hanging {
+        async fn load(&self, _: &StoreKey) -> Result<Option<Record>> {
+            std::future::pending().await
+        }
+        async fn create(&self, _: &StoreKey, _: &Record) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn update(&self, _: &StoreKey, _: &ChangeSet) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn touch(&self, _: &StoreKey, _: Timestamp) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn delete(&self, _: &StoreKey) -> Result<bool> {
+            std::future::pending().await
+        }
+        async fn gc(&self) -> Result<u64> {
+            std::future::pending().await
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::new()
+        }
+    }
+    let suite = Suite::new("hanging", || async { Ok(Fixture::new(Arc::new(Hanging))) });
+    let started = Instant::now();
+    let report = suite.run(CASES).await;
+    let elapsed = started.elapsed();
+    println!("{report} in {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(120), "took {elapsed:?}");
+    assert_eq!(
+        report.passed(),
+        0,
+        "a store that never answers passed cases"
+    );
+    let reasons: Vec<&str> = report
+        .results
+        .iter()
+        .filter_map(|(_, outcome)| match outcome {
+            Outcome::Failed(reason) => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("did not return within 5s")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("not run: the store stopped answering")),
+        "{reasons:?}"
+    );
 }
