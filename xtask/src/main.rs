@@ -7,10 +7,13 @@
 //! - `bench`: the HTTP benchmark against tower-sessions (release build, on demand); it
 //!   writes the full report to `docs/benchmarks.md` and its summary into the README.
 //! - `torture`: hostile input, races and faults against every store, as one table.
+//! - `mutants`: mutation testing of the store implementations and the session logic, with
+//!   the conformance suite as the test (`cargo-mutants`, on demand).
 
 mod bench;
 mod ci;
 mod conformance;
+mod mutants;
 mod new_adapter;
 mod torture;
 
@@ -31,6 +34,13 @@ tasks:
   torture [--long] [--report FILE]
                              hostile input, races and faults against every store: one table
                              of figures (quick by default; --long for the full counts)
+  mutants [options]          mutation testing (cargo-mutants, on demand: hours) of the memory and
+                             file stores and the session logic, the conformance suite as the
+                             test; fails on a surviving mutant without a reason in
+                             xtask/mutants-explained.txt
+      --target NAME          memory, file or core (repeatable; default all)
+      --jobs N               parallel builds
+      --list                 only list the mutants
   bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);
                              --quick, --rounds N, --duration SECONDS, --stores a,b, --scale,
                              --scale-only, --users-only, --lock-only, --actix-only, --no-docs; writes target/bench/results.{md,json} and ratios.svg, and after
@@ -40,7 +50,14 @@ tasks:
 ";
 
 /// The tasks, as [`USAGE`] lists them; `main` dispatches on the same names.
-const TASKS: [&str; 5] = ["ci", "conformance", "new-adapter", "torture", "bench"];
+const TASKS: [&str; 6] = [
+    "ci",
+    "conformance",
+    "new-adapter",
+    "torture",
+    "mutants",
+    "bench",
+];
 
 /// The status of a run whose arguments were wrong, apart from 1 (a task that ran and
 /// failed), as most command-line tools do.
@@ -119,6 +136,7 @@ fn main() -> ExitCode {
         "conformance" => dispatch(rest, conformance::parse, conformance::run),
         "new-adapter" => dispatch(rest, new_adapter::parse, new_adapter::run),
         "torture" => dispatch(rest, torture::parse, torture::run),
+        "mutants" => dispatch(rest, mutants::parse, mutants::run),
         // The benchmark binary checks its own options (and prints its own usage), so they
         // pass through as they are.
         "bench" => bench::run(rest).map_err(Failure::Failed),

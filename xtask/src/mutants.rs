@@ -1,0 +1,258 @@
+//! `cargo xtask mutants`: how strong the conformance suite is, measured by mutation
+//! testing. `cargo-mutants` changes the store implementations (and the session logic the
+//! session-level cases cover) one small edit at a time and runs the conformance suite
+//! against each change; a change the suite does not notice is a survivor.
+//!
+//! Every survivor either gets a case (or a sharper assertion) that kills it, or a one-line
+//! reason in `xtask/mutants-explained.txt` (an equivalent mutant, say). The task prints
+//! caught / missed / timed out / unviable per target and fails when a survivor has no
+//! reason. On demand only: a full run takes hours on two cores.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::ci::workspace_root;
+
+/// What `cargo-mutants` mutates, and the tests that must notice.
+struct Target {
+    /// The name `--target` takes.
+    name: &'static str,
+    /// The package mutated.
+    package: &'static str,
+    /// The files mutated, as `cargo mutants --file` globs (all of the package if empty).
+    files: &'static [&'static str],
+    /// The package whose conformance test runs against each mutant.
+    test_package: &'static str,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        name: "memory",
+        package: "session-memory",
+        files: &[],
+        test_package: "session-memory",
+    },
+    Target {
+        name: "file",
+        package: "session-file",
+        files: &[],
+        test_package: "session-file",
+    },
+    Target {
+        name: "core",
+        package: "session-core",
+        files: &[
+            "session-core/src/session.rs",
+            "session-core/src/session/*.rs",
+            "session-core/src/expiry.rs",
+        ],
+        test_package: "session-memory",
+    },
+];
+
+/// The survivors with a reason: one per line, the mutant as `cargo mutants` names it, then
+/// ` # ` and why no case kills it.
+const EXPLAINED: &str = "xtask/mutants-explained.txt";
+
+/// What `cargo xtask mutants` was asked to run.
+pub(crate) struct Options {
+    targets: Vec<&'static Target>,
+    /// Only list the mutants, run nothing.
+    list: bool,
+    /// Parallel builds, passed to `cargo mutants --jobs`.
+    jobs: Option<u32>,
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        targets: Vec::new(),
+        list: false,
+        jobs: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--target" => {
+                let name = args.next().ok_or("--target needs a name")?;
+                let target = TARGETS
+                    .iter()
+                    .find(|target| target.name == name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = TARGETS.iter().map(|target| target.name).collect();
+                        format!("unknown target {name} (one of {})", names.join(", "))
+                    })?;
+                options.targets.push(target);
+            }
+            "--list" => options.list = true,
+            "--jobs" => {
+                let jobs = args.next().ok_or("--jobs needs a number")?;
+                options.jobs = Some(
+                    jobs.parse()
+                        .map_err(|_| format!("--jobs {jobs}: not a number"))?,
+                );
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if options.targets.is_empty() {
+        options.targets = TARGETS.iter().collect();
+    }
+    Ok(options)
+}
+
+/// The `cargo mutants` arguments for `target`, writing into `output`.
+fn arguments(target: &Target, output: &Path, options: &Options) -> Vec<String> {
+    let mut args = vec![
+        "mutants".to_owned(),
+        "--package".to_owned(),
+        target.package.to_owned(),
+        "--test-package".to_owned(),
+        target.test_package.to_owned(),
+        "--output".to_owned(),
+        output.display().to_string(),
+    ];
+    for file in target.files {
+        args.extend(["--file".to_owned(), (*file).to_owned()]);
+    }
+    if options.list {
+        args.push("--list".to_owned());
+    }
+    if let Some(jobs) = options.jobs {
+        args.extend(["--jobs".to_owned(), jobs.to_string()]);
+    }
+    // The conformance suite is the test: the package's other tests are not what is
+    // measured.
+    args.extend([
+        "--".to_owned(),
+        "--test".to_owned(),
+        "conformance".to_owned(),
+    ]);
+    args
+}
+
+/// The mutants of one outcome file of `cargo mutants` (`missed.txt`, ...), one per line.
+fn outcome(output: &Path, file: &str) -> Result<Vec<String>, String> {
+    let path = output.join("mutants.out").join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(err) => Err(format!("{}: {err}", path.display())),
+    }
+}
+
+/// The mutants of [`EXPLAINED`] (the part of each line before ` # `).
+fn explained(root: &Path) -> Result<BTreeSet<String>, String> {
+    let path = root.join(EXPLAINED);
+    let text =
+        std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    Ok(parse_explained(&text))
+}
+
+fn parse_explained(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| {
+            line.split_once(" # ")
+                .map(|(mutant, _)| mutant.trim().to_owned())
+        })
+        .collect()
+}
+
+pub(crate) fn run(options: Options) -> Result<(), String> {
+    let root = workspace_root();
+    let explained = explained(&root)?;
+    let mut unexplained = Vec::new();
+    let mut table = vec![
+        "| target | mutants | caught | missed (explained) | timed out | unviable |".to_owned(),
+        "|---|---:|---:|---:|---:|---:|".to_owned(),
+    ];
+    for target in &options.targets {
+        let output: PathBuf = root.join("target/mutants").join(target.name);
+        let status = Command::new(env!("CARGO"))
+            .args(arguments(target, &output, &options))
+            .current_dir(&root)
+            .status()
+            .map_err(|err| {
+                format!("cannot run cargo mutants (cargo install cargo-mutants): {err}")
+            })?;
+        if options.list {
+            continue;
+        }
+        // `cargo mutants` exits non-zero when mutants were missed: the outcome files say
+        // what happened, and only a run that wrote none failed.
+        let caught = outcome(&output, "caught.txt")?;
+        let missed = outcome(&output, "missed.txt")?;
+        let timeout = outcome(&output, "timeout.txt")?;
+        let unviable = outcome(&output, "unviable.txt")?;
+        if caught.is_empty() && missed.is_empty() && timeout.is_empty() && unviable.is_empty() {
+            return Err(format!(
+                "cargo mutants for {} wrote no outcomes ({status})",
+                target.name
+            ));
+        }
+        let reasoned = missed.iter().filter(|m| explained.contains(*m)).count();
+        unexplained.extend(missed.iter().filter(|m| !explained.contains(*m)).cloned());
+        table.push(format!(
+            "| {} | {} | {} | {} ({reasoned}) | {} | {} |",
+            target.name,
+            caught.len() + missed.len() + timeout.len() + unviable.len(),
+            caught.len(),
+            missed.len(),
+            timeout.len(),
+            unviable.len(),
+        ));
+    }
+    if options.list {
+        return Ok(());
+    }
+    println!("\n{}\n", table.join("\n"));
+    if unexplained.is_empty() {
+        println!("every surviving mutant has a reason in {EXPLAINED}");
+        Ok(())
+    } else {
+        for mutant in &unexplained {
+            println!("survived without a reason: {mutant}");
+        }
+        Err(format!(
+            "{} surviving mutants have neither a case that kills them nor a reason in {EXPLAINED}",
+            unexplained.len()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explained_mutants_are_the_text_before_the_reason() {
+        let text = "# comment\n\nsession-memory/src/lib.rs:1:1: replace a with b # equivalent\n\
+                    no reason here\n";
+        let set = parse_explained(text);
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            ["session-memory/src/lib.rs:1:1: replace a with b"]
+        );
+    }
+
+    #[test]
+    fn arguments_run_the_conformance_suite_of_the_test_package() {
+        let options = parse(&["--target".to_owned(), "core".to_owned()]).expect("options");
+        let args = arguments(options.targets[0], Path::new("/tmp/out"), &options);
+        let joined = args.join(" ");
+        assert!(joined.contains("--package session-core"), "{joined}");
+        assert!(joined.contains("--test-package session-memory"), "{joined}");
+        assert!(
+            joined.contains("--file session-core/src/expiry.rs"),
+            "{joined}"
+        );
+        assert!(joined.ends_with("-- --test conformance"), "{joined}");
+        assert!(parse(&["--target".to_owned(), "nope".to_owned()]).is_err());
+    }
+}
