@@ -174,6 +174,7 @@ pub(crate) fn run(options: Options) -> Result<(), String> {
     ];
     for target in &options.targets {
         let output: PathBuf = root.join("target/mutants").join(target.name);
+        std::fs::create_dir_all(&output).map_err(|err| format!("{}: {err}", output.display()))?;
         let status = Command::new(env!("CARGO"))
             .args(arguments(target, &output, &options))
             .current_dir(&root)
