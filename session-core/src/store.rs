@@ -108,6 +108,8 @@ use crate::{
 ///   [`update_if_unchanged_and_unlock`](Self::update_if_unchanged_and_unlock) are the write
 ///   then `unlock`, releasing only after a write that happened
 ///   (`write_and_unlock_releases_only_after_writing`).
+/// - [`gc`](Self::gc) never releases a live lease, on a key with a record or without
+///   (`gc_keeps_live_leases`).
 ///
 /// The session-level cases (`session_*`, `torture_*`) drive a [`SessionManager`](crate::SessionManager)
 /// over the store and check what these rules add up to: strict ids, no resurrection by a

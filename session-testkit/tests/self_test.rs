@@ -46,6 +46,8 @@ enum Flaw {
     LockNeverLapses,
     /// `gc` never returns.
     GcHangs,
+    /// `gc` drops every lease, live ones too.
+    GcDropsLeases,
 }
 
 /// A deliberately plain store: one map behind one lock, a user index beside it, with an
@@ -241,6 +243,9 @@ impl SessionStore for ReferenceStore {
     async fn gc(&self) -> Result<u64> {
         if self.flaw == Flaw::GcHangs {
             std::future::pending::<()>().await;
+        }
+        if self.flaw == Flaw::GcDropsLeases {
+            self.leases().clear();
         }
         if self.flaw == Flaw::GcFails {
             return Err(session_core::Error::new(
@@ -876,4 +881,9 @@ async fn a_store_that_always_hangs_gets_its_verdict_in_under_two_minutes() {
             .any(|r| r.starts_with("not run: the store stopped answering")),
         "{reasons:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_gc_that_drops_live_leases() {
+    assert_caught(Flaw::GcDropsLeases, &["gc_keeps_live_leases"]).await;
 }

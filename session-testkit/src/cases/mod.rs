@@ -215,6 +215,7 @@ cases![
     lock_shared_between_handles,
     lock_and_load_loads_only_when_granted,
     write_and_unlock_releases_only_after_writing,
+    gc_keeps_live_leases,
     unreachable_backend_returns_errors,
     session_round_trips_typed_values,
     session_new_empty_session_is_not_stored,

@@ -251,6 +251,14 @@ pub(crate) async fn lock_and_load_loads_only_when_granted(ctx: &Ctx) -> CaseResu
         "a free lock with its record"
     );
     ensure_eq!(
+        ctx.store
+            .lock_and_load(&key, &holder, LONG)
+            .await?
+            .map(|record| record.map(|r| r.data)),
+        Some(Some(data(&[("a", b"1")]))),
+        "the holder asking again (it holds the lock, as `lock` tells it)"
+    );
+    ensure_eq!(
         ctx.store.lock_and_load(&key, &other, LONG).await?,
         None,
         "a lock another token holds"
@@ -374,4 +382,32 @@ pub(crate) async fn write_and_unlock_releases_only_after_writing(ctx: &Ctx) -> C
 /// A key no record and no lease was ever made for.
 fn key_for_nothing() -> Result<StoreKey, CaseError> {
     key()
+}
+
+/// `gc` removes expired records, never a live lease: a lock taken before a gc still
+/// belongs to its holder afterwards, and another token is still refused.
+pub(crate) async fn gc_keeps_live_leases(ctx: &Ctx) -> CaseResult {
+    require_lock(ctx)?;
+    let key = create_live(ctx, &[("a", b"1")]).await?;
+    let bare = key_for_nothing()?;
+    let (holder, other) = (token()?, token()?);
+    for key in [&key, &bare] {
+        ensure!(ctx.store.lock(key, &holder, LONG).await?, "a free lock");
+    }
+    ctx.store.gc().await?;
+    for key in [&key, &bare] {
+        ensure!(
+            !ctx.store.lock(key, &other, LONG).await?,
+            "gc released a live lease: another token got the lock"
+        );
+        ensure!(
+            ctx.store.renew_lock(key, &holder, LONG).await?,
+            "gc took a live lease from its holder"
+        );
+        ensure!(
+            ctx.store.unlock(key, &holder).await?,
+            "the holder's release"
+        );
+    }
+    Ok(())
 }
