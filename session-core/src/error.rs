@@ -68,13 +68,35 @@ impl fmt::Display for ErrorKind {
 ///
 /// The underlying error (an `std::io::Error`, a driver error, ...) is kept as
 /// [`source()`](StdError::source) rather than flattened into the message.
-#[derive(thiserror::Error)]
-#[error("{kind}: {message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    #[source]
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// `kind: message`; with `{:#}`, then `: cause` for each error of the source chain, which
+/// is how the crates log errors and how a person should be shown one (a reporter that
+/// walks [`source`](StdError::source) itself uses the plain form, so nothing repeats).
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if f.alternate() {
+            let mut source = self.source();
+            while let Some(cause) = source {
+                write!(f, ": {cause}")?;
+                source = cause.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
 }
 
 impl Error {
@@ -143,6 +165,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_alternate_form_shows_the_whole_cause_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let err = Error::backend("cannot create the session folder /srv/s", io);
+        assert_eq!(
+            err.to_string(),
+            "store backend error: cannot create the session folder /srv/s"
+        );
+        assert_eq!(
+            format!("{err:#}"),
+            "store backend error: cannot create the session folder /srv/s: permission denied"
+        );
+        let outer = Error::new(ErrorKind::Config, "opening the store").with_source(err);
+        assert_eq!(
+            format!("{outer:#}"),
+            "invalid configuration: opening the store: store backend error: cannot create the \
+             session folder /srv/s: permission denied"
+        );
+    }
 
     #[test]
     fn keeps_the_source_and_shows_the_kind() {

@@ -43,7 +43,7 @@ impl GcHandle {
                 match store.gc().await {
                     Ok(0) => tracing::trace!("session gc: nothing expired"),
                     Ok(removed) => tracing::info!(removed, "session gc removed expired sessions"),
-                    Err(err) => tracing::warn!(error = %err, "session gc failed; retrying at the next interval"),
+                    Err(err) => tracing::warn!(error = %format_args!("{err:#}"), "session gc failed; retrying at the next interval"),
                 }
             }
         });

@@ -249,7 +249,7 @@ async fn renew(renewals: Weak<Renewals>) {
                 }
                 Err(err) => tracing::warn!(
                     session = standing.key.short(),
-                    error = %err,
+                    error = %format_args!("{err:#}"),
                     "renewing the session lock failed"
                 ),
             }
@@ -448,7 +448,7 @@ async fn unlock(store: Arc<dyn SessionStore>, standing: Arc<Standing>, gate: Gat
         ),
         Err(err) => tracing::warn!(
             session = standing.key.short(),
-            error = %err,
+            error = %format_args!("{err:#}"),
             "the session lock could not be released; it lapses after lock_ttl"
         ),
     }
@@ -508,7 +508,7 @@ impl Drop for Pending<'_> {
             runtime.spawn(async move {
                 // Harmless when the call was refused: `unlock` frees only this token's lease.
                 if let Err(err) = store.unlock(&key, &token).await {
-                    tracing::debug!(session = key.short(), error = %err, "unlock after an abandoned wait failed");
+                    tracing::debug!(session = key.short(), error = %format_args!("{err:#}"), "unlock after an abandoned wait failed");
                 }
             });
         }

@@ -246,7 +246,7 @@ impl ManagerInner {
         let record = match loaded {
             Ok(record) => record,
             Err(err) if err.kind() == ErrorKind::Decode => {
-                tracing::warn!(session = key.short(), error = %err, "corrupt session record treated as absent");
+                tracing::warn!(session = key.short(), error = %format_args!("{err:#}"), "corrupt session record treated as absent");
                 return Ok(None);
             }
             Err(err) => return Err(err),

@@ -316,9 +316,9 @@ impl Policy {
 /// ([`Reply::for_handler_error`]): what an integration's handler error type answers.
 pub fn handler_error(err: &Error) -> Reply {
     if err.kind() == ErrorKind::Locked {
-        tracing::warn!(error = %err, "session lock not granted to a handler");
+        tracing::warn!(error = %format_args!("{err:#}"), "session lock not granted to a handler");
     } else {
-        tracing::error!(error = %err, "session error in a handler");
+        tracing::error!(error = %format_args!("{err:#}"), "session error in a handler");
     }
     Reply::for_handler_error(err)
 }
@@ -340,7 +340,7 @@ pub fn set_lock_mode_now(session: &Session, mode: LockMode) -> Option<crate::Res
 /// The reply to a request whose lock mode could not be set ([`LockMode::Exclusive`] on a
 /// store without locks): a server-side mistake, logged, answered with a 500.
 pub fn lock_mode_refused(err: &Error) -> Reply {
-    tracing::error!(error = %err, "cannot set the session lock mode of the request");
+    tracing::error!(error = %format_args!("{err:#}"), "cannot set the session lock mode of the request");
     Reply::INTERNAL_SERVER_ERROR
 }
 
@@ -348,9 +348,9 @@ pub fn lock_mode_refused(err: &Error) -> Reply {
 /// is an error.
 fn log_failure(err: &Error, when: &str) {
     if err.kind() == ErrorKind::Locked {
-        tracing::warn!(error = %err, "the session's lock was not granted in time {when}");
+        tracing::warn!(error = %format_args!("{err:#}"), "the session's lock was not granted in time {when}");
     } else {
-        tracing::error!(error = %err, "session store failed {when}");
+        tracing::error!(error = %format_args!("{err:#}"), "session store failed {when}");
     }
 }
 

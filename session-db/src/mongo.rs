@@ -240,7 +240,7 @@ impl SessionStore for MongoStore {
                 tracing::warn!(
                     session = key.short(),
                     backend = "mongodb",
-                    error = %err,
+                    error = %format_args!("{err:#}"),
                     "corrupt session document; treated as no session"
                 );
                 Err(err)
@@ -391,7 +391,7 @@ impl SessionStore for MongoStore {
                 // One foreign document must not hide a user's other sessions.
                 Err(err) => tracing::warn!(
                     backend = "mongodb",
-                    error = %err,
+                    error = %format_args!("{err:#}"),
                     "unreadable session document in a user's listing; left out"
                 ),
             }

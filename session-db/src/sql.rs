@@ -204,7 +204,7 @@ impl<D: Driver> SqlCore<D> {
                 session = key.short(),
                 backend = D::NAME,
                 table = self.driver.table(),
-                error = %err,
+                error = %format_args!("{err:#}"),
                 "corrupt session row; treated as no session"
             );
         }
@@ -506,7 +506,7 @@ impl<D: Driver> SqlCore<D> {
                 Err(err) => tracing::warn!(
                     backend = D::NAME,
                     table = self.driver.table(),
-                    error = %err,
+                    error = %format_args!("{err:#}"),
                     "unreadable session row in a user's listing; left out"
                 ),
             }

@@ -232,7 +232,7 @@ impl Inner {
                     // Unreadable now (a permission, a passing failure): kept, since it may
                     // be a live lease; the next gc tries again.
                     Err(err) => {
-                        tracing::debug!(session = key.short(), error = %err, "gc skipped an unreadable lease file");
+                        tracing::debug!(session = key.short(), error = %format_args!("{err:#}"), "gc skipped an unreadable lease file");
                         Ok(false)
                     }
                 })?,

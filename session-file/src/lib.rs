@@ -405,7 +405,7 @@ impl Inner {
         let result = operation();
         if let Err(err) = fs4::FileExt::unlock(&*file) {
             // Closing the file releases the lock too; drop it and reopen next time.
-            tracing::warn!(error = %err, "cannot unlock a session lock file; reopening it");
+            tracing::warn!(error = %format_args!("{err:#}"), "cannot unlock a session lock file; reopening it");
             *slot = None;
         }
         result
@@ -462,7 +462,7 @@ impl Inner {
     fn read_for_write(&self, key: &StoreKey) -> Result<Option<Record>> {
         match self.read(key) {
             Err(err) if err.kind() == ErrorKind::Decode => {
-                tracing::warn!(session = key.short(), error = %err, "corrupt session file treated as absent");
+                tracing::warn!(session = key.short(), error = %format_args!("{err:#}"), "corrupt session file treated as absent");
                 Ok(None)
             }
             other => other,

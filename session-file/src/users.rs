@@ -163,7 +163,7 @@ impl Inner {
             Err(err) if err.kind() == ErrorKind::Decode => {
                 tracing::warn!(
                     index = name.short(),
-                    error = %err,
+                    error = %format_args!("{err:#}"),
                     "corrupt user index file; rebuilding it from the session files"
                 );
                 let keys = self.scan_bound(user)?;
@@ -317,7 +317,7 @@ impl Inner {
     pub(crate) fn prune_quietly(&self, user: &UserId, candidates: &[StoreKey]) {
         if let Err(err) = self.prune(user, candidates) {
             tracing::warn!(
-                error = %err,
+                error = %format_args!("{err:#}"),
                 "cannot prune a user index file; the next listing retries"
             );
         }

@@ -536,7 +536,7 @@ impl RedisStore {
                     if self.restore_creates.swap(false, Ordering::Relaxed) {
                         tracing::info!(
                             target = &*self.target,
-                            error = %err,
+                            error = %format_args!("{err:#}"),
                             "redis refused RESTORE; new sessions are created with a script"
                         );
                     }
@@ -597,7 +597,7 @@ impl RedisStore {
             session = key.map_or("-", StoreKey::short),
             operation,
             target = &*self.target,
-            error = %err,
+            error = %format_args!("{err:#}"),
             "redis call failed"
         );
         let kind = if err.is_timeout() {

@@ -30,3 +30,30 @@ fn a_wrong_argument_prints_the_usage_on_stderr() {
         ],
     );
 }
+
+/// A store that cannot open stops the app with the whole cause chain on standard error,
+/// not only the first part of it ("cannot create the session folder" and why).
+#[test]
+fn a_store_that_cannot_open_is_reported_with_its_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A regular file where the store's folder should be: the folder cannot be created.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"").expect("write");
+    let output = std::process::Command::new(EXAMPLE)
+        .args(["--addr", "127.0.0.1:0"])
+        .env("SESSION__TYPE", "file")
+        .env("SESSION__ADAPTER__FILE__PATH", blocker.join("session"))
+        .output()
+        .expect("run the example");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with("session-example: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(line.contains("cannot create the session folder"), "{line}");
+    assert!(
+        line.contains("Not a directory") || line.contains("os error 20"),
+        "the cause is missing: {line}"
+    );
+}
