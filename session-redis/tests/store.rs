@@ -852,17 +852,13 @@ async fn stale_and_corrupt_index_entries_are_never_listed_and_are_pruned() -> Te
     Ok(())
 }
 
-/// Clients connected to the private server at `url` (this probe's own connection not
-/// counted).
-async fn clients(url: &str) -> u64 {
-    let client = redis::Client::open(url).expect("client");
-    let mut probe = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("probe connection");
+/// Clients connected to the server `probe` is connected to, the probe itself not counted.
+/// One probe serves every count: a probe opened and dropped per count could still be
+/// connected, as far as the server knows, when the next count is taken.
+async fn clients(probe: &mut redis::aio::MultiplexedConnection) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("clients")
-        .query_async(&mut probe)
+        .query_async(probe)
         .await
         .expect("INFO clients");
     let connected: u64 = info
@@ -884,10 +880,15 @@ async fn calls_from_single_threaded_runtimes_use_connections_of_their_own() -> T
     let store = support::open_store(&url, "runtimes:", Duration::from_secs(2))
         .await
         .map_err(TestError::skip)?;
+    let mut probe = redis::Client::open(url.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("probe connection");
     let k = key();
     let record = Record::new(Data::new(), in_an_hour(), Timestamp::now());
     assert!(store.create(&k, &record).await.expect("create"));
-    assert_eq!(clients(&url).await, 1, "the store's own connection");
+    assert_eq!(clients(&mut probe).await, 1, "the store's own connection");
 
     let (ready, loaded) = std::sync::mpsc::channel::<()>();
     let (done, finished) = std::sync::mpsc::channel::<()>();
@@ -936,15 +937,15 @@ async fn calls_from_single_threaded_runtimes_use_connections_of_their_own() -> T
         .expect("the worker thread loaded");
     // Connections of runtimes that shut down close with them.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut count = clients(&url).await;
+    let mut count = clients(&mut probe).await;
     while count != 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        count = clients(&url).await;
+        count = clients(&mut probe).await;
     }
     assert_eq!(count, 2, "the store's own and the third runtime's");
     // This runtime (multi-threaded) keeps using the store's own.
     assert!(store.load(&k).await.expect("load").is_some());
-    assert_eq!(clients(&url).await, 2);
+    assert_eq!(clients(&mut probe).await, 2);
     done.send(()).expect("stop the worker");
     tokio::task::spawn_blocking(move || worker.join())
         .await
