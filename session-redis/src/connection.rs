@@ -112,9 +112,9 @@ impl Connections {
         // Opened on a single-threaded runtime: that runtime's tasks use the shared one.
         if let (Some(local), Connection::Single(manager)) =
             (&connections.local, &connections.shared)
-            && let Some(runtime) = single_threaded_runtime()
+            && let Some(handle) = single_threaded_runtime()
         {
-            remember(local, manager.clone(), runtime);
+            remember(local, manager.clone(), &handle);
         }
         connections
     }
@@ -132,17 +132,18 @@ impl Connections {
         let Some(local) = &self.local else {
             return self.shared.clone();
         };
-        let Some(runtime) = single_threaded_runtime() else {
+        let Some(handle) = single_threaded_runtime() else {
             return self.shared.clone();
         };
-        let cached = CACHE.with_borrow_mut(|cache| {
-            // Entries of dropped stores and of runtimes that shut down go first.
-            cache.retain(|entry| entry.store.strong_count() > 0 && entry.alive.strong_count() > 0);
+        let runtime = handle.id();
+        // Every call but a thread's first on a runtime ends here: a lookup, no purge.
+        let cached = CACHE.with_borrow(|cache| {
             cache
                 .iter()
                 .find(|entry| {
-                    entry.runtime == runtime.0
+                    entry.runtime == runtime
                         && std::ptr::eq(entry.store.as_ptr(), Arc::as_ptr(local))
+                        && entry.store.strong_count() > 0
                 })
                 .map(|entry| entry.connection.clone())
         });
@@ -151,7 +152,7 @@ impl Connections {
         }
         match ConnectionManager::new_lazy_with_config(local.client.clone(), local.config.clone()) {
             Ok(connection) => {
-                remember(local, connection.clone(), runtime);
+                remember(local, connection.clone(), &handle);
                 Connection::Single(connection)
             }
             // A lazy connection fails only on a client it cannot use, which the shared one
@@ -161,19 +162,21 @@ impl Connections {
     }
 }
 
-/// The current runtime, if it runs on one thread: its id, and a marker that lives as long
-/// as it does (held by a task spawned on it, dropped when it shuts down).
-fn single_threaded_runtime() -> Option<(tokio::runtime::Id, Weak<()>)> {
+/// The current runtime, if it runs on one thread.
+fn single_threaded_runtime() -> Option<tokio::runtime::Handle> {
     let handle = tokio::runtime::Handle::try_current().ok()?;
-    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
-        return None;
-    }
+    (handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread).then_some(handle)
+}
+
+/// A marker that lives as long as the runtime of `handle` does: held by a task spawned on
+/// it, dropped when it shuts down. One per runtime and thread.
+fn runtime_marker(handle: &tokio::runtime::Handle) -> Weak<()> {
     let id = handle.id();
     RUNTIME.with_borrow_mut(|marker| {
         if let Some((marked, alive)) = marker.as_ref()
             && *marked == id
         {
-            return Some((id, alive.clone()));
+            return alive.clone();
         }
         let alive = Arc::new(());
         let weak = Arc::downgrade(&alive);
@@ -182,7 +185,7 @@ fn single_threaded_runtime() -> Option<(tokio::runtime::Id, Weak<()>)> {
             std::future::pending::<()>().await;
         }));
         *marker = Some((id, weak.clone()));
-        Some((id, weak))
+        weak
     })
 }
 
@@ -191,16 +194,15 @@ thread_local! {
     static RUNTIME: RefCell<Option<(tokio::runtime::Id, Weak<()>)>> = const { RefCell::new(None) };
 }
 
-/// Keeps `connection` as this thread's for the store of `local` on `runtime`.
-fn remember(
-    local: &Arc<Local>,
-    connection: ConnectionManager,
-    (runtime, alive): (tokio::runtime::Id, Weak<()>),
-) {
+/// Keeps `connection` as this thread's for the store of `local` on the runtime of
+/// `handle`, after dropping the entries of stores dropped and runtimes shut down.
+fn remember(local: &Arc<Local>, connection: ConnectionManager, handle: &tokio::runtime::Handle) {
+    let alive = runtime_marker(handle);
     CACHE.with_borrow_mut(|cache| {
+        cache.retain(|entry| entry.store.strong_count() > 0 && entry.alive.strong_count() > 0);
         cache.push(Cached {
             store: Arc::downgrade(local),
-            runtime,
+            runtime: handle.id(),
             connection,
             alive,
         });
