@@ -90,7 +90,7 @@ use std::rc::Rc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{COOKIE, HeaderValue, RETRY_AFTER, SET_COOKIE};
+use actix_web::http::header::{CONTENT_TYPE, COOKIE, HeaderValue, RETRY_AFTER, SET_COOKIE};
 use actix_web::{HttpMessage as _, HttpResponse};
 use session_core::web::{Finish, Middleware, Reply};
 use session_core::{LockMode, SessionManager};
@@ -235,14 +235,17 @@ fn replace<B>(response: ServiceResponse<B>, reply: Reply) -> ServiceResponse<Eit
     ServiceResponse::new(request, reply_response(reply)).map_into_right_body()
 }
 
-/// An empty response with the status (and `Retry-After`) of `reply`.
+/// The response of `reply`: its status, `Retry-After` and body (with its content type).
 pub(crate) fn reply_response(reply: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = HttpResponse::new(status);
+    let mut response = HttpResponse::build(status);
     if let Some(seconds) = reply.retry_after() {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        response.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
     }
-    response
+    match reply.content_type() {
+        Some(content_type) => response
+            .insert_header((CONTENT_TYPE, HeaderValue::from_static(content_type)))
+            .body(reply.into_body()),
+        None => response.finish(),
+    }
 }

@@ -57,6 +57,12 @@ pub struct SessionConfig {
     /// Idle timeout: a session not used for this long expires (one day by default).
     #[serde(deserialize_with = "deserialize_duration")]
     pub timeout: Duration,
+    /// Idle timeout of a session the user asked to be remembered
+    /// ([`Session::remember`](crate::Session::remember) with `true`, the "Remember me" box
+    /// of a login form): 30 days by default. Such a session also gets a persistent cookie,
+    /// whatever `cookie.persistent` says; `absolute_timeout` bounds it as any other.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub remember_timeout: Duration,
     /// Absolute lifetime from creation, whatever the activity (none by default).
     #[serde(deserialize_with = "optional_duration")]
     pub absolute_timeout: Option<Duration>,
@@ -106,6 +112,7 @@ impl Default for SessionConfig {
             name: "thinkjs".to_owned(),
             secret: Secrets::default(),
             timeout: Duration::from_secs(86_400),
+            remember_timeout: Duration::from_secs(30 * 86_400),
             absolute_timeout: None,
             rolling: true,
             touch_after: Duration::from_secs(60),
@@ -147,6 +154,12 @@ pub struct CookieConfig {
     /// on the server, and is refreshed whenever the server extends it.
     #[serde(alias = "maxAge", deserialize_with = "optional_duration")]
     pub max_age: Option<Duration>,
+    /// Whether the cookie outlives the browser (`true` by default). `false` sends it
+    /// without `Max-Age` and `Expires`, so the browser drops it when it closes; the session
+    /// still ends on the server after `timeout`. A session given
+    /// [`Session::remember`](crate::Session::remember) decides for itself: `true` gets a
+    /// persistent cookie, `false` a browser-session one.
+    pub persistent: bool,
 }
 
 impl Default for CookieConfig {
@@ -159,6 +172,7 @@ impl Default for CookieConfig {
             secure: false,
             same_site: SameSite::Lax,
             max_age: None,
+            persistent: true,
         }
     }
 }
@@ -405,6 +419,19 @@ impl SessionConfig {
         }
         if self.timeout.is_zero() {
             return Err(Error::config("timeout", "must be longer than zero"));
+        }
+        if self.remember_timeout.is_zero() {
+            return Err(Error::config(
+                "remember_timeout",
+                "must be longer than zero",
+            ));
+        }
+        if self.rolling && self.touch_after >= self.remember_timeout {
+            return Err(Error::config(
+                "touch_after",
+                "must be shorter than `remember_timeout`, or read-only use could let a \
+                 remembered session expire",
+            ));
         }
         if self.absolute_timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::config(

@@ -44,6 +44,12 @@ impl ExpiryPolicy {
         }
     }
 
+    /// The same policy with another idle timeout (a remembered session's). Not zero, and
+    /// longer than a rolling `step` (the configuration validates both).
+    pub(crate) fn with_idle(self, idle: Duration) -> Self {
+        Self { idle, ..self }
+    }
+
     /// Whether a stored session that expires at `expires_at` and was created at
     /// `created_at` may still be used at `now`. Both limits are enforced here, on the
     /// server, whatever the cookie says and whether or not gc has run.

@@ -18,11 +18,16 @@
 //!   read-modify-write of one key, and the opt-in session lock (`lock = true`,
 //!   [`LockMode`], [`Session::set_lock_mode`]) over stores that keep leases
 //!   ([`Capabilities::lock`]), fenced so a holder whose lease lapsed cannot write.
+//! - Everyday helpers: [`flash`] messages shown once on the next page
+//!   ([`Session::flash`], [`Session::take_flashes`]), and remember-me
+//!   ([`Session::remember`], `remember_timeout`, `cookie.persistent`): a long life with a
+//!   persistent cookie, or a short one with a cookie the browser drops when it closes.
 //! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
 //!   ([`GcHandle`]).
 //! - [`web`]: the request path of a framework integration, written once for every
 //!   framework: the session from the `Cookie` headers, the flush, `Set-Cookie`, and the
-//!   answers to store failures and lock timeouts.
+//!   answers to store failures (500, 503 with `Retry-After`, continue without a session,
+//!   keep the response, or the application's own reply) and lock timeouts.
 //! - [`wire`]: a versioned, bounded binary layout for stores that keep a record as one blob.
 //!
 //! # Example
@@ -99,6 +104,7 @@ mod codec;
 mod config;
 mod error;
 mod expiry;
+pub mod flash;
 mod gc;
 mod id;
 mod lease;
@@ -130,7 +136,7 @@ pub use lock::{LOCK_TOKEN_LEN, LockMode, LockToken};
 pub use manager::SessionManager;
 pub use record::{ChangeSet, Data, Record, Revision};
 pub use registry::{AdapterOptions, Registry};
-pub use session::Session;
+pub use session::{REMEMBER_KEY, Session};
 pub use set_cookie::set_cookie_header;
 pub use signing::Signer;
 pub use store::{Capabilities, SessionStore};

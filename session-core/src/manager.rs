@@ -258,12 +258,36 @@ impl ManagerInner {
         }))
     }
 
+    /// The idle timeout of a session whose [`Session::remember`] choice is `remember`.
+    pub(crate) fn idle_timeout(&self, remember: Option<bool>) -> std::time::Duration {
+        match remember {
+            Some(true) => self.config.remember_timeout,
+            Some(false) | None => self.config.timeout,
+        }
+    }
+
+    /// The expiry policy of a session whose [`Session::remember`] choice is `remember`.
+    pub(crate) fn expiry_for(&self, remember: Option<bool>) -> ExpiryPolicy {
+        match remember {
+            Some(true) => self.expiry.with_idle(self.config.remember_timeout),
+            Some(false) | None => self.expiry,
+        }
+    }
+
+    /// The `Set-Cookie` of `action` for a session whose [`Session::remember`] choice is
+    /// `remember`: persistent (`Max-Age` and `Expires`) unless the choice, or for a session
+    /// without one `cookie.persistent`, says the browser should drop it when it closes.
     pub(crate) fn cookie_for(
         &self,
         action: &CookieAction,
+        remember: Option<bool>,
         now: Timestamp,
     ) -> Option<Cookie<'static>> {
         let cookie_config = &self.config.cookie;
+        // A removal always carries its past expiry, or the browser would keep the cookie
+        // until it closes.
+        let persistent =
+            matches!(action, CookieAction::Remove) || remember.unwrap_or(cookie_config.persistent);
         let (value, max_age) = match action {
             CookieAction::None => return None,
             CookieAction::Set { id, expires_at } => {
@@ -294,9 +318,10 @@ impl ManagerInner {
                 SameSite::Strict => cookie::SameSite::Strict,
                 SameSite::Lax => cookie::SameSite::Lax,
                 SameSite::None => cookie::SameSite::None,
-            })
-            .max_age(max_age)
-            .expires(expires);
+            });
+        if persistent {
+            builder = builder.max_age(max_age).expires(expires);
+        }
         if let Some(domain) = &cookie_config.domain {
             builder = builder.domain(domain.clone());
         }
@@ -419,7 +444,7 @@ mod tests {
             id,
             expires_at: now + Duration::from_secs(3600),
         };
-        let cookie = manager.inner.cookie_for(&set, now).expect("a cookie");
+        let cookie = manager.inner.cookie_for(&set, None, now).expect("a cookie");
         assert_eq!((cookie.name(), cookie.value()), ("sid", ID));
         assert_eq!(cookie.path(), Some("/app"));
         assert_eq!(cookie.domain(), Some("example.com"));
@@ -432,12 +457,17 @@ mod tests {
 
         let removal = manager
             .inner
-            .cookie_for(&CookieAction::Remove, now)
+            .cookie_for(&CookieAction::Remove, None, now)
             .expect("a removal");
         assert_eq!(removal.value(), "");
         assert_eq!(removal.max_age(), Some(CookieDuration::ZERO));
         assert_eq!(removal.expires_datetime(), Some(OffsetDateTime::UNIX_EPOCH));
-        assert!(manager.inner.cookie_for(&CookieAction::None, now).is_none());
+        assert!(
+            manager
+                .inner
+                .cookie_for(&CookieAction::None, None, now)
+                .is_none()
+        );
     }
 
     #[test]
@@ -448,7 +478,7 @@ mod tests {
             id: SessionId::parse(ID).expect("id"),
             expires_at: now + Duration::from_secs(86_400),
         };
-        let cookie = manager.inner.cookie_for(&set, now).expect("a cookie");
+        let cookie = manager.inner.cookie_for(&set, None, now).expect("a cookie");
         assert_eq!(cookie.max_age(), Some(CookieDuration::seconds(600)));
     }
 

@@ -8,8 +8,12 @@ use futures_util::lock::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod flash;
 mod locking;
+mod remember;
 mod users;
+
+pub use remember::REMEMBER_KEY;
 
 use crate::expiry::NextExpiry;
 use crate::lease::Lease;
@@ -87,8 +91,11 @@ struct State {
     destroy: Option<StoreKey>,
     /// Move the data to a fresh id at flush.
     cycle: bool,
-    /// A timeout set by `set_with_timeout`, replacing the configured one.
+    /// A timeout set by `set_with_timeout` or `remember`, replacing the configured one for
+    /// this request.
     timeout_override: Option<Duration>,
+    /// The session's `remember` choice, as loaded or as this request made it.
+    remember: Option<bool>,
     /// The user the session is bound to, as loaded or as `set_user` made it.
     owner: Option<Owner>,
     /// A label set before the session was bound, given to the binding `set_user` makes.
@@ -100,6 +107,12 @@ struct State {
     cookie: CookieAction,
     /// The first store failure of this request, kept for the framework integration.
     store_error: Option<(ErrorKind, String)>,
+    /// A failed load makes the session new and detached, rather than failing the request
+    /// ([`OnStoreError::ContinueWithoutSession`](crate::web::OnStoreError)).
+    continue_without_store: bool,
+    /// The load failed and the session went on without the store: the flush drops every
+    /// change, with a warning.
+    detached: bool,
     /// How this request treats the session lock.
     lock_mode: LockMode,
     /// The session lock, while this request holds it.
@@ -247,6 +260,7 @@ impl Session {
         state.pending.clear();
         state.cycle = false;
         state.timeout_override = None;
+        state.remember = None;
         state.owner = None;
         state.label.clear();
         state.bound = false;
@@ -303,6 +317,16 @@ impl Session {
         result
     }
 
+    /// Makes a failed load give a new, empty session that drops its changes at flush,
+    /// instead of an error ([`OnStoreError::ContinueWithoutSession`](crate::web::OnStoreError)).
+    /// Set before the session is used: a session already in use by another task keeps its
+    /// behaviour.
+    pub(crate) fn continue_without_store(&self) {
+        if let Some(mut state) = self.shared.state.try_lock() {
+            state.continue_without_store = true;
+        }
+    }
+
     /// The first store error this request's session ran into, in a load or a flush, if any.
     ///
     /// Framework integrations check it after the handler: a handler that ignored a failed
@@ -317,6 +341,18 @@ impl Session {
     }
 
     async fn flush_locked(&self, state: &mut State) -> Result<Option<cookie::Cookie<'static>>> {
+        if state.detached {
+            if state.destroy.is_some() || state.pending.changes_data() || !state.data.is_empty() {
+                tracing::warn!(
+                    "session changes dropped: the store could not load the session, and the \
+                     request went on without it"
+                );
+            }
+            state.destroy = None;
+            state.data.clear();
+            state.pending.clear();
+            return Ok(None);
+        }
         // Borrowed, not cloned: the manager's reference count is shared by every request on
         // every core, and a flush has no reason to write to it.
         let manager = &*self.shared.manager;
@@ -349,7 +385,7 @@ impl Session {
             Box::pin(manager.enforce_session_limit(&owner.user, &persisted.key)).await?;
             state.bound = false;
         }
-        Ok(manager.cookie_for(&state.cookie, now))
+        Ok(manager.cookie_for(&state.cookie, state.remember, now))
     }
 
     async fn flush_new(
@@ -363,7 +399,9 @@ impl Session {
             state.pending.clear();
             return Ok(());
         }
-        let expires_at = manager.expiry.for_new(now, state.timeout_override);
+        let expires_at = manager
+            .expiry_for(state.remember)
+            .for_new(now, state.timeout_override);
         let lent = Lent::new(&mut state.data, &mut state.owner, expires_at, now);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
         drop(lent);
@@ -402,10 +440,12 @@ impl Session {
             state.cookie = CookieAction::Remove;
             return Ok(());
         }
-        let expires_at =
-            manager
-                .expiry
-                .target(now, old.created_at, old.expires_at, state.timeout_override);
+        let expires_at = manager.expiry_for(state.remember).target(
+            now,
+            old.created_at,
+            old.expires_at,
+            state.timeout_override,
+        );
         let created_at = old.created_at;
         let lent = Lent::new(&mut state.data, &mut state.owner, expires_at, created_at);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
@@ -437,6 +477,7 @@ impl Session {
             cookie,
             owner,
             lease,
+            remember,
             ..
         } = state
         else {
@@ -447,7 +488,7 @@ impl Session {
         let NextExpiry {
             expires_at,
             moved: refresh,
-        } = manager.expiry.after_request(
+        } = manager.expiry_for(*remember).after_request(
             now,
             persisted.created_at,
             persisted.expires_at,
@@ -602,12 +643,12 @@ impl Session {
                             Box::pin(lease.release()).await;
                             None
                         }
-                        Err(err) => return Err(state.failed(err)),
+                        Err(err) => return state.load_failed(err).map(|()| state),
                     }
                 } else {
                     match manager.load_live(&key).await {
                         Ok(loaded) => loaded,
-                        Err(err) => return Err(state.failed(err)),
+                        Err(err) => return state.load_failed(err).map(|()| state),
                     }
                 };
                 if let Some(record) = loaded {
@@ -620,6 +661,7 @@ impl Session {
                     });
                     state.data = record.data;
                     state.owner = record.owner;
+                    state.remember = state.stored_remember(manager.config.codec);
                 }
             }
             state.incoming = None;
@@ -695,6 +737,19 @@ impl State {
         }
     }
 
+    /// A failed load: the error, or with `continue_without_store` (and unless the lock was
+    /// not granted, which its own policy answers) a new, detached session.
+    fn load_failed(&mut self, err: Error) -> Result<()> {
+        let err = self.failed(err);
+        if !self.continue_without_store || err.kind() == ErrorKind::Locked {
+            return Err(err);
+        }
+        self.detached = true;
+        self.incoming = None;
+        self.loaded = true;
+        Ok(())
+    }
+
     /// Keeps the first store failure of the request for the framework, and returns it.
     fn failed(&mut self, err: Error) -> Error {
         self.store_error
@@ -708,9 +763,16 @@ impl State {
         self.data.clear();
         self.pending.clear();
         self.cycle = false;
+        self.remember = None;
         self.owner = None;
         self.label.clear();
         self.bound = false;
+    }
+
+    /// The `remember` choice the loaded data holds; one that does not decode is none.
+    fn stored_remember(&self, codec: crate::Codec) -> Option<bool> {
+        let bytes = self.data.get(REMEMBER_KEY)?;
+        codec.decode(bytes).ok()
     }
 }
 

@@ -95,7 +95,11 @@ impl ManagerInner {
             .map(|s| UserSession {
                 handle: SessionHandle::of(&s.key),
                 created_at: s.created_at,
-                last_active: self.expiry.last_active(s.expires_at, s.created_at, now),
+                // A session expiring later than `timeout` from now can only have been
+                // remembered; its last activity counts back from `remember_timeout`.
+                last_active: self
+                    .expiry_for(Some(s.expires_at > now + self.config.timeout))
+                    .last_active(s.expires_at, s.created_at, now),
                 expires_at: s.expires_at,
                 label: s.label,
                 current: false,

@@ -6,8 +6,8 @@
 //! session from the request's `Cookie` headers (in the lock mode asked for); after the
 //! handler, [`Middleware::finish`] checks the load, flushes, and says what to do with the
 //! handler's response: send it, with a `Set-Cookie` value or without, or replace it with
-//! an empty [`Reply`]. An integration only moves headers and statuses between this and its
-//! framework's types.
+//! a [`Reply`] (a status, maybe `Retry-After`, maybe a body). An integration only moves
+//! headers, statuses and bodies between this and its framework's types.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -52,7 +53,9 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// lapsed ([`ErrorKind::LockLost`]) or an update that kept meeting concurrent changes
 /// ([`ErrorKind::Conflict`]) is a store failure like any other: the changes were not
 /// written, and the response must not say they were.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// Every policy logs the failure with its whole cause chain.
+#[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
 pub enum OnStoreError {
     /// Replace the handler's response with an empty `500 Internal Server Error` (default):
@@ -60,9 +63,46 @@ pub enum OnStoreError {
     #[default]
     InternalServerError,
     /// Log the error and keep the handler's response (for handlers that deal with store
-    /// failures themselves).
+    /// failures themselves). No `Set-Cookie` is sent.
     KeepResponse,
+    /// Replace the handler's response with an empty `503 Service Unavailable` carrying
+    /// `Retry-After` (whole seconds, rounded up): the store is down, and the client may
+    /// try again later.
+    ServiceUnavailable {
+        /// How long the client is asked to wait before it tries again.
+        retry_after: Duration,
+    },
+    /// Serve the request as if it had no session: a session that cannot be loaded reads
+    /// as new and empty, the handler runs, its writes are dropped with a warning, and the
+    /// response goes out as the handler made it, with no `Set-Cookie`. For pages that
+    /// work for anonymous visitors too (a shop's catalogue while the session store is
+    /// down). A lock not granted in time still follows [`OnLockTimeout`].
+    ContinueWithoutSession,
+    /// Replace the handler's response with the [`Reply`] this function builds from the
+    /// error: the application's own status and body (an error page, a JSON problem
+    /// document). The function must not panic; it sees the error, never the session id.
+    Respond(fn(&Error) -> Reply),
 }
+
+impl PartialEq for OnStoreError {
+    /// Equal variants with equal fields; two [`Respond`](Self::Respond) policies are equal
+    /// when they call the same function (compared by address).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::InternalServerError, Self::InternalServerError)
+            | (Self::KeepResponse, Self::KeepResponse)
+            | (Self::ContinueWithoutSession, Self::ContinueWithoutSession) => true,
+            (
+                Self::ServiceUnavailable { retry_after: a },
+                Self::ServiceUnavailable { retry_after: b },
+            ) => a == b,
+            (Self::Respond(a), Self::Respond(b)) => std::ptr::fn_addr_eq(*a, *b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for OnStoreError {}
 
 /// What the integration answers when a request's session lock was not granted within the
 /// configuration's `lock_timeout` ([`ErrorKind::Locked`]): another request of the same
@@ -89,34 +129,98 @@ impl Default for OnLockTimeout {
     }
 }
 
-/// An empty response an integration sends instead of the handler's: a status, and for a
-/// `503` the seconds of its `Retry-After`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A response an integration sends instead of the handler's: a status, for a `503` the
+/// seconds of its `Retry-After`, and a body (empty unless an [`OnStoreError::Respond`]
+/// policy gave one).
+///
+/// ```
+/// use session_core::web::Reply;
+/// let page = Reply::new(503).with_body("text/html; charset=utf-8", "<h1>Back soon</h1>");
+/// assert_eq!((page.status(), page.body()), (503, "<h1>Back soon</h1>"));
+/// assert_eq!(Reply::new(42).status(), 500, "not a status code");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     status: u16,
     retry_after: Option<u64>,
+    content_type: &'static str,
+    body: Cow<'static, str>,
 }
 
 impl Reply {
     /// `500 Internal Server Error`.
-    pub const INTERNAL_SERVER_ERROR: Self = Self {
-        status: 500,
-        retry_after: None,
-    };
+    pub const INTERNAL_SERVER_ERROR: Self = Self::empty(500);
 
     /// `413 Payload Too Large`.
-    pub const PAYLOAD_TOO_LARGE: Self = Self {
-        status: 413,
-        retry_after: None,
-    };
+    pub const PAYLOAD_TOO_LARGE: Self = Self::empty(413);
+
+    const fn empty(status: u16) -> Self {
+        Self {
+            status,
+            retry_after: None,
+            content_type: "",
+            body: Cow::Borrowed(""),
+        }
+    }
+
+    /// An empty reply with `status`; a number outside `100..=599` is not an HTTP status
+    /// an integration can send, and gives `500` instead.
+    pub const fn new(status: u16) -> Self {
+        Self::empty(if status >= 100 && status <= 599 {
+            status
+        } else {
+            500
+        })
+    }
 
     /// `503 Service Unavailable`, asking the client to come back after `retry_after`,
     /// rounded up to whole seconds so that it never comes back before the time asked for.
     pub fn service_unavailable(retry_after: Duration) -> Self {
         Self {
-            status: 503,
             retry_after: Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)),
+            ..Self::empty(503)
         }
+    }
+
+    /// The reply with `body`, sent with `Content-Type: content_type`. A content type that
+    /// is not a valid header value (control characters, non-ASCII) is sent as
+    /// `application/octet-stream`.
+    #[must_use]
+    pub fn with_body(
+        mut self,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.content_type = if is_header_value(content_type) && !content_type.is_empty() {
+            content_type
+        } else {
+            "application/octet-stream"
+        };
+        self.body = body.into();
+        self
+    }
+
+    /// The reply asking the client to come back after `retry_after` (rounded up to whole
+    /// seconds), with any status.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0));
+        self
+    }
+
+    /// The body, empty for most replies.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The body, taken out of the reply.
+    pub fn into_body(self) -> String {
+        self.body.into_owned()
+    }
+
+    /// The body's content type, if the reply has a body.
+    pub fn content_type(&self) -> Option<&'static str> {
+        (!self.body.is_empty()).then_some(self.content_type)
     }
 
     /// The answer to a handler that returned `err`: `413` for a value over
@@ -151,7 +255,7 @@ pub enum Finish {
         /// The `Set-Cookie` header's value.
         set_cookie: Option<String>,
     },
-    /// Send this empty reply instead: the session was not loaded or not written.
+    /// Send this reply instead: the session was not loaded or not written.
     Replace(Reply),
 }
 
@@ -237,6 +341,9 @@ impl Middleware {
         cookie_headers: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Session, Reply> {
         let session = self.manager.session(cookie_headers);
+        if self.policy.on_store_error == OnStoreError::ContinueWithoutSession {
+            session.continue_without_store();
+        }
         if let Some(mode) = self.lock_mode {
             // No other task has seen this session, so setting its mode never waits.
             match set_lock_mode_now(&session, mode) {
@@ -283,31 +390,65 @@ impl Policy {
             let flushed = session.flush().await;
             // After a failed load, the flush's outcome (even a cookie) is not used.
             let failure = match (load_failed, flushed) {
-                (Some(kind), _) => kind,
+                (Some(kind), _) => Failure::Kind(kind),
                 (None, Ok(cookie)) => {
                     let set_cookie = cookie.map(|cookie| set_cookie_header(&cookie));
                     match set_cookie {
                         Some(value) if !is_header_value(&value) => {
                             tracing::error!("session cookie is not a valid header value");
-                            ErrorKind::Encode
+                            Failure::Kind(ErrorKind::Encode)
                         }
                         set_cookie => return Finish::Respond { set_cookie },
                     }
                 }
                 (None, Err(err)) => {
                     log_failure(&err, "while saving the session");
-                    err.kind()
+                    Failure::Flush(err)
                 }
             };
-            match (failure, on_lock_timeout, on_store_error) {
-                (ErrorKind::Locked, OnLockTimeout::ServiceUnavailable { retry_after }, _) => {
+            if failure.kind() == ErrorKind::Locked
+                && let OnLockTimeout::ServiceUnavailable { retry_after } = on_lock_timeout
+            {
+                return Finish::Replace(Reply::service_unavailable(retry_after));
+            }
+            match on_store_error {
+                OnStoreError::InternalServerError => Finish::Replace(Reply::INTERNAL_SERVER_ERROR),
+                OnStoreError::KeepResponse | OnStoreError::ContinueWithoutSession => {
+                    Finish::Respond { set_cookie: None }
+                }
+                OnStoreError::ServiceUnavailable { retry_after } => {
                     Finish::Replace(Reply::service_unavailable(retry_after))
                 }
-                (_, _, OnStoreError::InternalServerError) => {
-                    Finish::Replace(Reply::INTERNAL_SERVER_ERROR)
+                OnStoreError::Respond(respond) => {
+                    // The load's error was logged and dropped to keep this future small;
+                    // its kind and message are what the function gets.
+                    let err = match failure {
+                        Failure::Flush(err) => err,
+                        Failure::Kind(kind) => match session.store_error().await {
+                            Some(err) => err,
+                            None => Error::new(kind, "the session could not be used"),
+                        },
+                    };
+                    Finish::Replace(respond(&err))
                 }
-                (_, _, OnStoreError::KeepResponse) => Finish::Respond { set_cookie: None },
             }
+        }
+    }
+}
+
+/// Why [`Policy::finish`] does not send the handler's response as it is.
+enum Failure {
+    /// The load failed (its error is kept by the session), or the cookie was unusable.
+    Kind(ErrorKind),
+    /// The flush failed with this.
+    Flush(Error),
+}
+
+impl Failure {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Kind(kind) => *kind,
+            Self::Flush(err) => err.kind(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use session_core::secrecy::ExposeSecret;
 use session_core::{Error, Result, async_trait};
@@ -213,6 +214,13 @@ pub(crate) trait Dialect: Database {
     /// The backend's own settings on top of the connect options the URL gave.
     fn configure(connect: ConnectOptionsOf<Self>, _options: &DbOptions) -> ConnectOptionsOf<Self> {
         connect
+    }
+
+    /// Whether opening the pool failed in a way that another attempt may not: another
+    /// process held the database for a moment that the driver's own waiting does not
+    /// cover. `false` unless a dialect says otherwise.
+    fn busy_at_open(_err: &sqlx::Error) -> bool {
+        false
     }
 }
 
@@ -688,6 +696,12 @@ where
 
 /// Keys per `delete_many` statement: the largest power of two that leaves one parameter
 /// (the time) free under the dialect's limit.
+/// The first wait before another attempt to open a busy database, doubled after each.
+const OPEN_BACKOFF: Duration = Duration::from_millis(10);
+
+/// The longest wait between two attempts to open a busy database.
+const OPEN_MAX_BACKOFF: Duration = Duration::from_millis(200);
+
 const fn delete_batch_len(max_params: usize) -> usize {
     let keys = max_params.saturating_sub(1);
     if keys == 0 {
@@ -717,16 +731,32 @@ where
     ) -> Result<Self> {
         validate_prefix(&options.prefix)?;
         let fail = failed::<D>("connect");
-        let pool = PoolOptions::<D>::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(options.test_before_acquire)
-            .connect_with(D::configure(connect, options))
-            .await
-            .map_err(&fail)?;
-        let connections = Connections::kept(pool, options.min_connections)
-            .await
-            .map_err(&fail)?;
+        let connect = D::configure(connect, options);
+        let deadline = tokio::time::Instant::now() + options.acquire_timeout;
+        let mut backoff = OPEN_BACKOFF;
+        let connections = loop {
+            let opened = async {
+                let pool = PoolOptions::<D>::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(options.test_before_acquire)
+                    .connect_with(connect.clone())
+                    .await?;
+                Connections::kept(pool, options.min_connections).await
+            }
+            .await;
+            match opened {
+                Err(err) if D::busy_at_open(&err) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(
+                        backend = D::BACKEND,
+                        "database busy while opening; retrying"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(OPEN_MAX_BACKOFF);
+                }
+                opened => break opened.map_err(&fail)?,
+            }
+        };
         let mut core = Self::new(Table::new(connections));
         core.driver.set_prefix(&options.prefix)?;
         core.concurrency = options.concurrency;

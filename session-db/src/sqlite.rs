@@ -199,6 +199,16 @@ impl Dialect for Sqlite {
         }
     }
 
+    // Switching a database into WAL mode takes an exclusive lock that `busy_timeout` does
+    // not wait for: stores of several processes opening one file at once (an old file, or
+    // one another program made) can see `SQLITE_BUSY` there, and the next attempt finds
+    // the file in WAL mode already.
+    fn busy_at_open(err: &sqlx::Error) -> bool {
+        err.as_database_error()
+            .and_then(|err| err.code())
+            .is_some_and(|code| code.parse::<i32>().is_ok_and(|code| code & 0xff == 5))
+    }
+
     fn configure(connect: SqliteConnectOptions, options: &DbOptions) -> SqliteConnectOptions {
         connect
             .journal_mode(SqliteJournalMode::Wal)

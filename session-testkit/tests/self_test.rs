@@ -48,6 +48,11 @@ enum Flaw {
     GcHangs,
     /// `gc` drops every lease, live ones too.
     GcDropsLeases,
+    /// `update_if_unchanged` merges the record into the stored one: keys the request
+    /// removed stay.
+    KeepsRemovedKeys,
+    /// Writes never move an expiry earlier: a session's lifetime only grows.
+    NeverShortensExpiry,
 }
 
 /// A deliberately plain store: one map behind one lock, a user index beside it, with an
@@ -113,6 +118,15 @@ impl ReferenceStore {
         self.flaw == Flaw::LockNeverLapses || until > Instant::now()
     }
 
+    /// The expiry a write of `requested` leaves a record that expired at `stored` with.
+    fn next_expiry(&self, stored: Timestamp, requested: Timestamp) -> Timestamp {
+        if self.flaw == Flaw::NeverShortensExpiry {
+            stored.max(requested)
+        } else {
+            requested
+        }
+    }
+
     fn live(&self, record: &Record) -> bool {
         self.flaw == Flaw::IgnoresExpiry || !record.is_expired(Timestamp::now())
     }
@@ -168,8 +182,12 @@ impl SessionStore for ReferenceStore {
         if self.flaw != Flaw::IgnoresRevisions && stored.revision != Some(revision) {
             return Ok(None);
         }
-        stored.data = record.data.clone();
-        stored.expires_at = record.expires_at;
+        if self.flaw == Flaw::KeepsRemovedKeys {
+            stored.data.extend(record.data.clone());
+        } else {
+            stored.data.clone_from(&record.data);
+        }
+        stored.expires_at = self.next_expiry(stored.expires_at, record.expires_at);
         let before = std::mem::replace(&mut stored.owner, record.owner.clone());
         let revision = self.bump(stored);
         drop(map);
@@ -210,7 +228,9 @@ impl SessionStore for ReferenceStore {
             return Ok(false);
         };
         let before = record.owner.clone();
+        let expired_at = record.expires_at;
         changes.apply_to_record(record);
+        record.expires_at = self.next_expiry(expired_at, record.expires_at);
         self.bump(record);
         drop(map);
         if changes.owner.is_some() && before != changes.owner {
@@ -224,7 +244,7 @@ impl SessionStore for ReferenceStore {
         let mut map = self.map();
         match map.get_mut(key) {
             Some(record) if self.live(record) => {
-                record.expires_at = expires_at;
+                record.expires_at = self.next_expiry(record.expires_at, expires_at);
                 self.bump(record);
                 Ok(true)
             }
@@ -478,6 +498,24 @@ async fn catches_a_losing_create_that_moves_the_expiry() {
     assert_caught(
         Flaw::LoserMovesExpiry,
         &["create_does_not_overwrite_live_record"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_whole_record_write_that_keeps_removed_keys() {
+    assert_caught(
+        Flaw::KeepsRemovedKeys,
+        &["session_flash_is_shown_once_and_survives_cycle_id"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_store_that_never_shortens_an_expiry() {
+    assert_caught(
+        Flaw::NeverShortensExpiry,
+        &["session_remember_me_sets_lifetime_and_cookie"],
     )
     .await;
 }

@@ -84,7 +84,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::TryFutureExt as _;
-use http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
+use http::header::{CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use session_core::web::{Finish, Middleware, Policy, Reply};
 use session_core::{LockMode, SessionManager};
@@ -180,7 +180,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
     S::Error: 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: Default + From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -222,7 +222,7 @@ where
 /// The flush's future is made here, not when the request arrives: made earlier, it would
 /// take its full size beside the inner service's future.
 #[allow(clippy::manual_async_fn)]
-fn apply<B: Default, E>(
+fn apply<B: Default + From<String>, E>(
     session: session_core::Session,
     policy: Policy,
     mut response: Response<B>,
@@ -246,12 +246,22 @@ fn apply<B: Default, E>(
     }
 }
 
-/// An empty response with the status (and `Retry-After`) of `reply`.
-pub(crate) fn reply_response<B: Default>(reply: Reply) -> Response<B> {
-    let mut response = Response::new(B::default());
-    *response.status_mut() =
-        StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Some(seconds) = reply.retry_after() {
+/// The response of `reply`: its status, `Retry-After` and body (with its content type).
+pub(crate) fn reply_response<B: Default + From<String>>(reply: Reply) -> Response<B> {
+    let status = StatusCode::from_u16(reply.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let content_type = reply.content_type();
+    let retry_after = reply.retry_after();
+    let mut response = match content_type {
+        Some(_) => Response::new(B::from(reply.into_body())),
+        None => Response::new(B::default()),
+    };
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Some(seconds) = retry_after {
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(seconds));

@@ -87,7 +87,7 @@ where
     S::Future: Send + 'static,
     S::Error: 'static,
     ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: Default + From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;

@@ -9,12 +9,13 @@ use session_actix::{Session, SessionError, SessionLock, SessionMiddleware};
 use session_core::{LockMode, SessionManager};
 
 use crate::answer::Answer;
-use crate::{LoginForm, RevokeForm, devices, routes};
+use crate::{LoginForm, Options, RevokeForm, devices, routes};
 
-/// The application's routes on actix-web, with sessions from `manager`: what each worker
-/// of `HttpServer::new` builds.
+/// The application's routes on actix-web, with sessions from `manager` as `options` say:
+/// what each worker of `HttpServer::new` builds.
 pub fn app(
     manager: SessionManager,
+    options: Options,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -45,7 +46,7 @@ pub fn app(
                 .route(web::get().to(read)),
         )
         .route("/healthz", web::get().to(|| async { "ok" }))
-        .wrap(SessionMiddleware::new(manager))
+        .wrap(SessionMiddleware::new(manager).on_store_error(options.on_store_error))
 }
 
 impl Responder for Answer {
@@ -82,11 +83,11 @@ async fn login(session: Session, request: HttpRequest, form: web::Form<LoginForm
         .headers()
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
-    Ok(routes::login(&session, &form.username, agent).await?)
+    Ok(routes::login(&session, &form.username, form.remember(), agent).await?)
 }
 
-async fn logout(session: Session) -> Answer {
-    routes::logout(&session).await
+async fn logout(session: Session) -> Answered {
+    Ok(routes::logout(&session).await?)
 }
 
 async fn sessions(session: Session) -> Answered {

@@ -9,10 +9,10 @@ use session_core::{LockMode, SessionManager};
 use session_tower::{Session, SessionError, SessionLayer, SessionLock};
 
 use crate::answer::Answer;
-use crate::{LoginForm, RevokeForm, devices, routes};
+use crate::{LoginForm, Options, RevokeForm, devices, routes};
 
-/// The application's routes on axum, with sessions from `manager`.
-pub fn app(manager: SessionManager) -> Router {
+/// The application's routes on axum, with sessions from `manager`, as `options` say.
+pub fn app(manager: SessionManager, options: Options) -> Router {
     // The routes that only read neither take nor wait for the session's lock.
     let read_only = || SessionLock::new(LockMode::ReadOnly);
     Router::new()
@@ -26,7 +26,7 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/count", get(count))
         .route("/read", get(read).route_layer(read_only()))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(SessionLayer::new(manager))
+        .layer(SessionLayer::new(manager).on_store_error(options.on_store_error))
 }
 
 impl IntoResponse for Answer {
@@ -54,11 +54,11 @@ async fn login(session: Session, headers: HeaderMap, Form(form): Form<LoginForm>
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok());
-    Ok(routes::login(&session, &form.username, agent).await?)
+    Ok(routes::login(&session, &form.username, form.remember(), agent).await?)
 }
 
-async fn logout(session: Session) -> Answer {
-    routes::logout(&session).await
+async fn logout(session: Session) -> Answered {
+    Ok(routes::logout(&session).await?)
 }
 
 async fn sessions(session: Session) -> Answered {

@@ -36,7 +36,8 @@ use std::future::Future;
 use std::str::FromStr;
 
 use serde::Deserialize;
-use session_core::{Registry, SessionManager};
+use session_core::web::{OnStoreError, Reply};
+use session_core::{Error, Registry, SessionManager};
 
 pub use actix_app::app as actix_app;
 pub use axum_app::app as axum_app;
@@ -93,14 +94,71 @@ impl FromStr for Framework {
     }
 }
 
-/// Serves the app on `framework` with sessions from `manager`, on `listener`, until
-/// `shutdown` completes; then lets the requests in flight finish.
+/// How the app is served, beyond its sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// What a request answers when the session store fails: by default the app's own
+    /// error page ([`store_down_page`]).
+    pub on_store_error: OnStoreError,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            on_store_error: OnStoreError::Respond(store_down_page),
+        }
+    }
+}
+
+/// The names `--on-store-error` takes, each with its policy.
+pub const STORE_ERROR_POLICIES: [(&str, OnStoreError); 5] = [
+    ("page", OnStoreError::Respond(store_down_page)),
+    ("500", OnStoreError::InternalServerError),
+    (
+        "503",
+        OnStoreError::ServiceUnavailable {
+            retry_after: std::time::Duration::from_secs(5),
+        },
+    ),
+    ("continue", OnStoreError::ContinueWithoutSession),
+    ("keep", OnStoreError::KeepResponse),
+];
+
+/// The policy named `name` (see [`STORE_ERROR_POLICIES`]).
+///
+/// # Errors
+/// An unknown name, with the known ones.
+pub fn store_error_policy(name: &str) -> Result<OnStoreError, String> {
+    STORE_ERROR_POLICIES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, policy)| *policy)
+        .ok_or_else(|| format!("unknown policy {name} (page, 500, 503, continue or keep)"))
+}
+
+/// The app's answer to a request whose session store failed: a `503` page asking to come
+/// back in a few seconds, naming the kind of failure and nothing internal.
+pub fn store_down_page(err: &Error) -> Reply {
+    Reply::service_unavailable(std::time::Duration::from_secs(5)).with_body(
+        "text/html; charset=utf-8",
+        answer::page(&format!(
+            "<h1 id=\"store-down\">Sessions are unavailable</h1>\
+             <p>The session store did not answer ({}). Please try again in a few seconds.</p>",
+            answer::escape(&err.kind().to_string())
+        )),
+    )
+}
+
+/// Serves the app on `framework` with sessions from `manager` as `options` say, on
+/// `listener`, until `shutdown` completes; then lets the requests in flight finish.
 ///
 /// # Errors
 /// If the listener cannot be used, or the server fails.
 pub async fn serve(
     framework: Framework,
     manager: SessionManager,
+    options: Options,
     listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -108,14 +166,14 @@ pub async fn serve(
     match framework {
         Framework::Axum => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, axum_app(manager))
+            axum::serve(listener, axum_app(manager, options))
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         Framework::Actix => {
             // One worker per core, each on a runtime of its own thread; the manager (and
             // its store's connections) is shared by all of them.
-            let server = actix_web::HttpServer::new(move || actix_app(manager.clone()))
+            let server = actix_web::HttpServer::new(move || actix_app(manager.clone(), options))
                 .listen(listener)?
                 .run();
             let handle = server.handle();
@@ -132,6 +190,16 @@ pub async fn serve(
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     username: String,
+    /// The "Remember me" box: present (`1`) when ticked.
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+impl LoginForm {
+    /// Whether "Remember me" was ticked.
+    fn remember(&self) -> bool {
+        self.remember.is_some()
+    }
 }
 
 /// The form of an "End" button on "Your sessions".

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! session-example [--addr 127.0.0.1:3000] [--config session.toml] [--framework axum|actix]
+//!                 [--on-store-error page|500|503|continue|keep]
 //! session-example --help
 //! ```
 //!
@@ -19,7 +20,7 @@ use tracing_subscriber::EnvFilter;
 /// The usage, printed on standard output for `--help` and on standard error after a wrong
 /// argument.
 const USAGE: &str = "\
-usage: session-example [--addr ADDR] [--config FILE] [--framework NAME]
+usage: session-example [--addr ADDR] [--config FILE] [--framework NAME] [--on-store-error P]
 
   --addr ADDR        the address to listen on (default 127.0.0.1:3000)
   --config FILE      the session configuration, TOML or JSON (default: the file in
@@ -27,6 +28,10 @@ usage: session-example [--addr ADDR] [--config FILE] [--framework NAME]
                      SESSION__* environment variables override its keys
   --framework NAME   the web framework: axum (default, session-tower) or actix
                      (actix-web, session-actix); same routes and pages
+  --on-store-error P what a request answers when the session store fails: page
+                     (default: a 503 page of the app's own), 500, 503 (empty, with
+                     Retry-After), continue (serve it without a session) or keep (the
+                     handler's response, no cookie)
   -h, --help         print this help
 ";
 
@@ -37,6 +42,7 @@ struct Args {
     addr: SocketAddr,
     config: Option<PathBuf>,
     framework: Framework,
+    options: session_example::Options,
 }
 
 /// What the command line asks for.
@@ -51,6 +57,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
     let mut addr: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = std::env::var_os("SESSION_CONFIG").map(PathBuf::from);
     let mut framework = Framework::default();
+    let mut options = session_example::Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -65,6 +72,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
                 let value = args.next().ok_or("--framework needs a name")?;
                 framework = value.parse().map_err(|err| format!("--framework {err}"))?;
             }
+            "--on-store-error" => {
+                let value = args.next().ok_or("--on-store-error needs a policy")?;
+                options.on_store_error = session_example::store_error_policy(&value)
+                    .map_err(|err| format!("--on-store-error {err}"))?;
+            }
             "--help" | "-h" => return Ok(Invocation::Help),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -73,6 +85,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
         addr,
         config,
         framework,
+        options,
     }))
 }
 
@@ -86,7 +99,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let framework = args.framework;
     tracing::info!(store = %store_type, %framework, gc = gc.is_some(), "listening on http://{addr}");
     println!("session example: http://{addr} (store: {store_type}, framework: {framework})");
-    session_example::serve(framework, manager, listener, async {
+    session_example::serve(framework, manager, args.options, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -251,6 +251,15 @@ async fn end_another_browsers_session_in_headless_chromium(framework: &str) -> T
     Ok(())
 }
 
+/// The texts of the flash messages on the page, in order.
+async fn flash_texts(client: &Client) -> Result<Vec<String>, CmdError> {
+    let mut texts = Vec::new();
+    for flash in client.find_all(Locator::Css(".flash")).await? {
+        texts.push(flash.text().await?);
+    }
+    Ok(texts)
+}
+
 async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResult {
     let rig = Rig::start(framework).await?;
     let client = rig.browser("main").await;
@@ -287,6 +296,12 @@ async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResu
             client.find(Locator::Id("visits")).await?.text().await?,
             "Visits this session: 1"
         );
+        // The login's flash message, once: the reload below shows it no more.
+        assert_eq!(
+            flash_texts(&client).await?,
+            ["Welcome back, Ada <b>"],
+            "the flash after the login's redirect"
+        );
 
         client.refresh().await?;
         assert_eq!(
@@ -297,6 +312,10 @@ async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResu
             client.find(Locator::Id("visits")).await?.text().await?,
             "Visits this session: 2"
         );
+        assert!(
+            flash_texts(&client).await?.is_empty(),
+            "the login's flash showed again on reload"
+        );
 
         // The session cookie exists, is HttpOnly, and page JavaScript cannot see it.
         let cookies = client.get_all_cookies().await?;
@@ -306,6 +325,11 @@ async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResu
             .expect("session cookie");
         assert_eq!(session_cookie.http_only(), Some(true));
         assert_eq!(format!("{:?}", session_cookie.same_site()), "Some(Lax)");
+        // "Remember me" was not ticked: the browser keeps the cookie until it closes.
+        assert!(
+            session_cookie.expires().is_none(),
+            "a login without \"Remember me\" got a persistent cookie: {session_cookie:?}"
+        );
         let visible = client.execute("return document.cookie", vec![]).await?;
         assert!(
             !visible.as_str().unwrap_or_default().contains("thinkjs"),
@@ -320,6 +344,11 @@ async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResu
             .text()
             .await?;
         assert!(status.contains("not logged in"));
+        assert_eq!(
+            flash_texts(&client).await?,
+            ["Logged out"],
+            "the flash after the logout's redirect"
+        );
         client.refresh().await?;
         assert!(
             client
@@ -332,6 +361,37 @@ async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResu
         assert!(
             client.find(Locator::Id("greeting")).await.is_err(),
             "still logged in after logout"
+        );
+        assert!(
+            flash_texts(&client).await?.is_empty(),
+            "the logout's flash showed again on reload"
+        );
+
+        // "Remember me" ticked: a cookie that outlives the browser, for weeks.
+        client
+            .find(Locator::Css("input[name=username]"))
+            .await?
+            .send_keys("Ada")
+            .await?;
+        client.find(Locator::Id("remember")).await?.click().await?;
+        client.find(Locator::Id("login")).await?.click().await?;
+        client.wait().for_element(Locator::Id("greeting")).await?;
+        let cookies = client.get_all_cookies().await?;
+        let remembered = cookies
+            .iter()
+            .find(|c| c.name() == "thinkjs")
+            .expect("session cookie");
+        let expires = remembered
+            .expires_datetime()
+            .map(|at| at.unix_timestamp())
+            .unwrap_or_default();
+        let in_a_week = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|now| now.as_secs() as i64 + 7 * 86_400)
+            .unwrap_or_default();
+        assert!(
+            expires > in_a_week,
+            "a remembered login's cookie should last weeks: {remembered:?}"
         );
         Ok::<(), CmdError>(())
     }

@@ -2,139 +2,11 @@
 //! test code for each) and on the memory and file stores: logging in and out, "Your
 //! sessions", and concurrent requests of one session.
 
-use std::net::SocketAddr;
+mod support;
 
-use axum::body::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use session_core::{SessionConfig, SessionManager};
 use session_example::Framework;
-use tokio::sync::oneshot;
-
-/// The example app served on a free loopback port, stopped by [`App::stop`].
-struct App {
-    addr: SocketAddr,
-    client: Client<HttpConnector, Full<Bytes>>,
-    stop: oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-    framework: Framework,
-}
-
-/// An answer: its status, the `name=value` of its `Set-Cookie` if any, and its body.
-type Answer = (u16, Option<String>, String);
-
-impl App {
-    /// Serves the app on `framework` with `config`.
-    async fn start(framework: Framework, config: SessionConfig) -> Self {
-        let manager = SessionManager::from_config(config, &session_example::registry())
-            .await
-            .expect("manager");
-        Self::over(framework, manager)
-    }
-
-    fn over(framework: Framework, manager: SessionManager) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(session_example::serve(
-            framework,
-            manager,
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Self {
-            addr,
-            client,
-            stop,
-            server,
-            framework,
-        }
-    }
-
-    /// Stops the server and waits until it has.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.server
-            .await
-            .expect("server task")
-            .expect("the server ran");
-    }
-
-    /// Sends `request`, to a path, and reads the whole answer.
-    async fn send(&self, request: axum::http::Request<Full<Bytes>>) -> Answer {
-        fetch(&self.client, self.addr, self.framework, request).await
-    }
-}
-
-/// Sends `request`, to a path, to the app on `framework` at `addr`, and reads the whole
-/// answer.
-async fn fetch(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    addr: SocketAddr,
-    framework: Framework,
-    mut request: axum::http::Request<Full<Bytes>>,
-) -> Answer {
-    let uri = format!("http://{addr}{}", request.uri());
-    *request.uri_mut() = uri.parse().expect("uri");
-    // The server may still be starting: the first requests retry for a few seconds.
-    let mut attempts = 0;
-    let response = loop {
-        match client.request(clone(&request)).await {
-            Ok(response) => break response,
-            Err(err) if attempts < 100 && err.is_connect() => {
-                attempts += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(err) => panic!("{framework} app: {err}"),
-        }
-    };
-    let status = response.status().as_u16();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, cookie, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A copy of `request` (bodies here are whole in memory).
-fn clone(request: &axum::http::Request<Full<Bytes>>) -> axum::http::Request<Full<Bytes>> {
-    let mut copy = axum::http::Request::new(request.body().clone());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.headers_mut() = request.headers().clone();
-    copy
-}
-
-fn get(path: &str, cookie: Option<&str>) -> axum::http::Request<Full<Bytes>> {
-    let mut request = axum::http::Request::get(path);
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    request.body(Full::default()).expect("request")
-}
-
-fn post(path: &str, cookie: Option<&str>, form: &str) -> axum::http::Request<Full<Bytes>> {
-    let mut request =
-        axum::http::Request::post(path).header("content-type", "application/x-www-form-urlencoded");
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    request
-        .body(Full::new(Bytes::from(form.to_owned())))
-        .expect("request")
-}
+use support::{App, fetch, file, get, memory, post};
 
 async fn login_visit_logout(framework: Framework, config: SessionConfig) {
     let app = App::start(framework, config).await;
@@ -162,8 +34,17 @@ async fn login_visit_logout(framework: Framework, config: SessionConfig) {
     let (_, _, body) = app.send(get("/", Some(&cookie))).await;
     assert!(body.contains("Hello, &lt;script&gt;ada!"), "{body}");
     assert!(body.contains("Visits this session: 1"));
+    // The login's flash message shows on the first page after it, escaped, and only there.
+    assert!(
+        body.contains("data-level=\"success\">Welcome back, &lt;script&gt;ada</p>"),
+        "{body}"
+    );
     let (_, _, body) = app.send(get("/", Some(&cookie))).await;
     assert!(body.contains("Visits this session: 2"));
+    assert!(
+        !body.contains("Welcome back"),
+        "the flash showed twice: {body}"
+    );
 
     // The counter of the pre-login session moved with the data to the new id.
     let (_, _, n) = app.send(get("/incr", Some(&cookie))).await;
@@ -174,14 +55,47 @@ async fn login_visit_logout(framework: Framework, config: SessionConfig) {
     assert_eq!(n, "3");
     assert!(set_cookie.is_none(), "a read-only request set a cookie");
 
-    let (status, removal, _) = app.send(post("/logout", Some(&cookie), "")).await;
+    // The logout ends the session; the new one it starts holds only the message that
+    // carries over its redirect.
+    let (status, after, _) = app.send(post("/logout", Some(&cookie), "")).await;
     assert_eq!(status, 303);
-    assert_eq!(removal.as_deref(), Some("thinkjs="));
+    let after = after.expect("the logout's flash gets a session of its own");
+    assert_ne!(after, cookie, "the logout kept the session's id");
     let (_, _, body) = app.send(get("/", Some(&cookie))).await;
     assert!(body.contains("not logged in"), "logged in after logout");
+    assert!(!body.contains("Logged out"), "{body}");
+    let (_, _, body) = app.send(get("/", Some(&after))).await;
+    assert!(body.contains("not logged in"), "{body}");
+    assert!(
+        body.contains("data-level=\"info\">Logged out</p>"),
+        "{body}"
+    );
+    let (_, _, body) = app.send(get("/", Some(&after))).await;
+    assert!(
+        !body.contains("Logged out"),
+        "the flash showed twice: {body}"
+    );
 
     let (status, _, _) = app.send(post("/login", None, "username=")).await;
     assert_eq!(status, 400);
+
+    // "Remember me" ticked: a persistent cookie; not ticked: one the browser drops when
+    // it closes.
+    for (form, persistent) in [("username=ada&remember=1", true), ("username=ada", false)] {
+        let answer = app.send_full(post("/login", None, form)).await;
+        let set_cookie = answer
+            .headers
+            .get("set-cookie")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(set_cookie.starts_with("thinkjs="), "{form}: {set_cookie}");
+        assert_eq!(
+            set_cookie.contains("max-age=") && set_cookie.contains("expires="),
+            persistent,
+            "{form}: {set_cookie}"
+        );
+    }
     app.stop().await;
 }
 
@@ -301,19 +215,6 @@ async fn your_sessions(framework: Framework, config: SessionConfig) {
     let (status, _, _) = app.send(get("/sessions", None)).await;
     assert_eq!(status, 303, "an anonymous visit to /sessions goes home");
     app.stop().await;
-}
-
-fn memory() -> SessionConfig {
-    SessionConfig::from_json_str(r#"{"type": "memory"}"#).expect("config")
-}
-
-fn file(dir: &tempfile::TempDir) -> SessionConfig {
-    SessionConfig::from_value(serde_json::json!({
-        "type": "file",
-        "secret": ["new", "old"],
-        "adapter": {"file": {"path": dir.path().join("session")}}
-    }))
-    .expect("config")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

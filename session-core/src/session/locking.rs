@@ -131,12 +131,13 @@ impl Session {
             let new = f(self.decode_value(own.current(&record.data, key))?);
             let bytes = self.encode_value(&new)?;
             let now = Timestamp::now();
-            let NextExpiry { expires_at, moved } = manager.expiry.after_request(
-                now,
-                record.created_at,
-                record.expires_at,
-                state.timeout_override,
-            );
+            let NextExpiry { expires_at, moved } =
+                manager.expiry_for(state.remember).after_request(
+                    now,
+                    record.created_at,
+                    record.expires_at,
+                    state.timeout_override,
+                );
             record.data.insert(key.to_owned(), bytes);
             record.expires_at = expires_at;
             let written = manager
@@ -197,12 +198,13 @@ impl Session {
             };
             let new = f(self.decode_value(own.current(&record.data, key))?);
             let bytes = self.encode_value(&new)?;
-            let NextExpiry { expires_at, moved } = manager.expiry.after_request(
-                Timestamp::now(),
-                record.created_at,
-                record.expires_at,
-                state.timeout_override,
-            );
+            let NextExpiry { expires_at, moved } =
+                manager.expiry_for(state.remember).after_request(
+                    Timestamp::now(),
+                    record.created_at,
+                    record.expires_at,
+                    state.timeout_override,
+                );
             let mut changes = ChangeSet {
                 expires_at,
                 ..ChangeSet::default()

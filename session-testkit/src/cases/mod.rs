@@ -140,7 +140,9 @@ mod session;
 mod store;
 mod torture;
 
-use self::session::{cookies::*, expiry::*, lifecycle::*, locking::*, races::*, users::*};
+use self::session::{
+    cookies::*, expiry::*, flash::*, lifecycle::*, locking::*, races::*, remember::*, users::*,
+};
 use self::store::{
     concurrency::*, conditional::*, create_load::*, errors::*, gc::*, lock::*, touch_delete::*,
     update::*, user_index::*,
@@ -228,6 +230,8 @@ cases![
     session_clear_deletes_and_expires_cookie,
     session_clear_then_set_starts_new_session,
     session_cycle_id_moves_data_to_new_id,
+    session_flash_is_shown_once_and_survives_cycle_id,
+    session_remember_me_sets_lifetime_and_cookie,
     session_cancelled_flush_keeps_its_data,
     session_logout_racing_slow_request_does_not_resurrect,
     session_cycle_id_racing_delete_does_not_resurrect,

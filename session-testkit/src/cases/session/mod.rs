@@ -4,7 +4,9 @@
 
 pub(super) mod cookies;
 pub(super) mod expiry;
+pub(super) mod flash;
 pub(super) mod lifecycle;
 pub(super) mod locking;
 pub(super) mod races;
+pub(super) mod remember;
 pub(super) mod users;
