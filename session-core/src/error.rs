@@ -1,5 +1,8 @@
-//! The one error type of the session crates: a kind to match on, a message, and the source.
+//! The one error type of the session crates: a kind to match on, a message, the source,
+//! and, for a set-up mistake, a hint of what to do; and [`Report`], which shows any error
+//! with its cause chain and hint.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 
@@ -67,27 +70,50 @@ impl fmt::Display for ErrorKind {
 /// An error from a session store, the codec, the configuration or the session handle.
 ///
 /// The underlying error (an `std::io::Error`, a driver error, ...) is kept as
-/// [`source()`](StdError::source) rather than flattened into the message.
+/// [`source()`](StdError::source) rather than flattened into the message. Where the
+/// error looks like a known set-up mistake (a server that refuses the connection, a
+/// login that is refused, a missing privilege, a table of another shape, a folder that
+/// cannot be written), the store adds a [`Hint`]: what to do about it.
+///
+/// Show it to a person with `{:#}` (or [`Report`] for any error that may hold one), which
+/// gives the whole cause chain and the hint:
+///
+/// ```
+/// use session_core::{Error, Hint, SetupProblem};
+///
+/// let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+/// let err = Error::backend("postgres: connect failed", cause).with_hint(Hint::new(
+///     SetupProblem::Unreachable,
+///     "nothing accepts connections at 127.0.0.1:5432: start the server",
+/// ));
+/// assert_eq!(err.to_string(), "store backend error: postgres: connect failed");
+/// assert_eq!(
+///     format!("{err:#}"),
+///     "store backend error: postgres: connect failed: Connection refused\n\
+///      hint: nothing accepts connections at 127.0.0.1:5432: start the server"
+/// );
+/// assert_eq!(err.hint().map(Hint::problem), Some(SetupProblem::Unreachable));
+/// ```
 pub struct Error {
     kind: ErrorKind,
-    message: String,
+    // Boxed, as the hint is: the error is in every `Result` of the crates, and these keep
+    // it at six words, the size it had before hints.
+    message: Box<str>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    hint: Option<Box<Hint>>,
 }
 
-/// `kind: message`; with `{:#}`, then `: cause` for each error of the source chain, which
-/// is how the crates log errors and how a person should be shown one (a reporter that
-/// walks [`source`](StdError::source) itself uses the plain form, so nothing repeats).
+/// `kind: message`; with `{:#}`, then `: cause` for each error of the source chain, and
+/// the [`Hint`], if any, on a line of its own (`hint: ...`). That is how the crates log
+/// errors and how a person should be shown one (a reporter that walks
+/// [`source`](StdError::source) itself uses the plain form, so nothing repeats, and
+/// finds the hint with [`Hint::find`]).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
         if f.alternate() {
-            let mut source = self.source();
-            while let Some(cause) = source {
-                write!(f, ": {cause}")?;
-                source = cause.source();
-            }
+            return Report::new(self).fmt(f);
         }
-        Ok(())
+        write!(f, "{}: {}", self.kind, self.message)
     }
 }
 
@@ -104,8 +130,9 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
-            message: message.into(),
+            message: message.into().into_boxed_str(),
             source: None,
+            hint: None,
         }
     }
 
@@ -116,6 +143,13 @@ impl Error {
         source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
     ) -> Self {
         self.source = Some(source.into());
+        self
+    }
+
+    /// Attaches what a person can do about the error (replacing a hint attached before).
+    #[must_use]
+    pub fn with_hint(mut self, hint: Hint) -> Self {
+        self.hint = Some(Box::new(hint));
         self
     }
 
@@ -146,6 +180,15 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// What a person can do about the error: this error's hint, or else the first one
+    /// among the errors of its source chain (an error that wraps a store's keeps its hint).
+    pub fn hint(&self) -> Option<&Hint> {
+        self.hint.as_deref().or_else(|| {
+            self.source()
+                .and_then(|source| Hint::find(source as &(dyn StdError + 'static)))
+        })
+    }
 }
 
 impl fmt::Debug for Error {
@@ -155,7 +198,149 @@ impl fmt::Debug for Error {
         if let Some(source) = &self.source {
             d.field("source", source);
         }
+        if let Some(hint) = &self.hint {
+            d.field("hint", hint);
+        }
         d.finish()
+    }
+}
+
+/// Which set-up mistake a [`Hint`] takes an error for, so that a program can tell them
+/// apart without reading the text (an installer that offers to start the server, say).
+///
+/// The enum is `#[non_exhaustive]`: match with a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SetupProblem {
+    /// Nothing answers at the configured address: the server is down, or the host or port
+    /// is wrong.
+    Unreachable,
+    /// The server refused the login: wrong user or password, or no such user.
+    Authentication,
+    /// The login worked, but the user may not do what the store needs (create its
+    /// tables, use the database).
+    Privilege,
+    /// The database (or other named container) does not exist.
+    MissingDatabase,
+    /// A table (or other object) with the store's name exists but is not what the store
+    /// made: another application's, or of another shape.
+    TableShape,
+    /// A folder or file cannot be created or written.
+    Storage,
+    /// Any other mistake the text explains.
+    Other,
+}
+
+/// What a person can do about an [`Error`]: a sentence naming the likely mistake and its
+/// remedy ("nothing accepts connections at 127.0.0.1:5432: start PostgreSQL, or fix the
+/// host and port in `adapter.db.url`"), and the [`SetupProblem`] it stands for.
+///
+/// Stores attach hints where they recognise a set-up mistake while opening; `{:#}` on the
+/// error (or [`Report`]) shows the hint after the cause chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    problem: SetupProblem,
+    text: Cow<'static, str>,
+}
+
+impl Hint {
+    /// A hint taking the error for `problem`, with `text` telling what to do.
+    pub fn new(problem: SetupProblem, text: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            problem,
+            text: text.into(),
+        }
+    }
+
+    /// Which mistake the error looks like.
+    pub fn problem(&self) -> SetupProblem {
+        self.problem
+    }
+
+    /// What to do, as a sentence.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The first hint of `err` or of the errors of its source chain: each that is an
+    /// [`Error`] with a hint of its own. For a reporter that holds a `dyn Error` (a
+    /// `Box<dyn Error>` from `main`, say).
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Hint> {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if let Some(hint) = err
+                .downcast_ref::<Error>()
+                .and_then(|err| err.hint.as_deref())
+            {
+                return Some(hint);
+            }
+            next = err.source();
+        }
+        None
+    }
+}
+
+/// The text.
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Shows any error as `{:#}` shows an [`Error`]: the error, `: cause` for each error of its
+/// source chain, and the first [`Hint`] found along it on a line of its own.
+///
+/// A cause whose text already ends the text of the error before it (drivers that print
+/// their source inside their own message) is not repeated.
+///
+/// ```
+/// use session_core::{Error, Hint, Report, SetupProblem};
+///
+/// let err = Error::new(session_core::ErrorKind::Backend, "redis: connect failed")
+///     .with_hint(Hint::new(SetupProblem::Authentication, "set the password in the URL"));
+/// let boxed: Box<dyn std::error::Error> = Box::new(err);
+/// assert_eq!(
+///     Report::new(boxed.as_ref()).to_string(),
+///     "store backend error: redis: connect failed\nhint: set the password in the URL"
+/// );
+/// ```
+#[derive(Clone, Copy)]
+pub struct Report<'a> {
+    err: &'a (dyn StdError + 'static),
+}
+
+impl<'a> Report<'a> {
+    /// The report of `err`.
+    pub fn new(err: &'a (dyn StdError + 'static)) -> Self {
+        Self { err }
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The plain form of each link: an `Error` in the chain must not print its own
+        // chain again.
+        let mut previous = self.err.to_string();
+        f.write_str(&previous)?;
+        let mut source = self.err.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !previous.ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            previous = text;
+            source = cause.source();
+        }
+        if let Some(hint) = Hint::find(self.err) {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -183,6 +368,86 @@ mod tests {
             format!("{outer:#}"),
             "invalid configuration: opening the store: store backend error: cannot create the \
              session folder /srv/s: permission denied"
+        );
+    }
+
+    #[test]
+    fn the_alternate_form_ends_with_the_hint_on_its_own_line() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotADirectory, "Not a directory");
+        let hint = Hint::new(
+            SetupProblem::Storage,
+            "/srv/s is under a file: point `adapter.file.path` at a folder",
+        );
+        let err = Error::backend("cannot create the session folder /srv/s", io).with_hint(hint);
+        assert_eq!(
+            err.to_string(),
+            "store backend error: cannot create the session folder /srv/s",
+            "the plain form stays one line"
+        );
+        assert_eq!(
+            format!("{err:#}"),
+            "store backend error: cannot create the session folder /srv/s: Not a directory\n\
+             hint: /srv/s is under a file: point `adapter.file.path` at a folder"
+        );
+        assert_eq!(err.hint().map(Hint::problem), Some(SetupProblem::Storage));
+
+        // A wrapping error shows, and answers with, the hint of the one it wraps.
+        let outer = Error::new(ErrorKind::Config, "opening the store").with_source(err);
+        assert_eq!(outer.hint().map(Hint::problem), Some(SetupProblem::Storage));
+        let shown = format!("{outer:#}");
+        assert!(
+            shown
+                .ends_with("\nhint: /srv/s is under a file: point `adapter.file.path` at a folder"),
+            "{shown}"
+        );
+        assert_eq!(shown.matches("hint:").count(), 1, "{shown}");
+
+        // So does a report of it behind a `dyn Error`.
+        let boxed: Box<dyn StdError> = Box::new(outer);
+        assert_eq!(Report::new(boxed.as_ref()).to_string(), shown);
+        assert!(Hint::find(boxed.as_ref()).is_some());
+
+        // Without a hint, nothing is added.
+        let plain = Error::new(ErrorKind::Backend, "x");
+        assert_eq!(plain.hint(), None);
+        assert_eq!(format!("{plain:#}"), "store backend error: x");
+    }
+
+    #[test]
+    fn a_cause_already_in_the_text_before_it_is_not_repeated() {
+        /// A driver error that prints its source inside its own message.
+        #[derive(Debug)]
+        struct Driver(std::io::Error);
+        impl fmt::Display for Driver {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "error communicating with database: {}", self.0)
+            }
+        }
+        impl StdError for Driver {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let err = Error::backend("postgres: connect failed", Driver(io));
+        assert_eq!(
+            format!("{err:#}"),
+            "store backend error: postgres: connect failed: error communicating with database: \
+             Connection refused"
+        );
+    }
+
+    #[test]
+    fn hints_cost_the_error_no_size() {
+        // Six words: kind, boxed message (two), source (two), boxed hint. The message was
+        // a `String` (three words) before hints, which made the same six.
+        assert_eq!(
+            std::mem::size_of::<Error>(),
+            6 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Result<()>>(),
+            6 * std::mem::size_of::<usize>()
         );
     }
 

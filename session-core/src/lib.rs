@@ -129,7 +129,7 @@ pub use config::{
     CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite, Secrets, SessionConfig,
     deserialize_duration,
 };
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Hint, Report, Result, SetupProblem};
 pub use gc::GcHandle;
 pub use id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH, SessionId, StoreKey};
 pub use lock::{LOCK_TOKEN_LEN, LockMode, LockToken};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::secrecy::ExposeSecret;
-use session_core::{Error, Result, async_trait};
+use session_core::{Error, ErrorKind, Hint, Result, async_trait};
 use sqlx::pool::PoolOptions;
 use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction,
@@ -15,6 +15,7 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::hints::{self, NoConnection};
 use crate::lease::{Connections, Lease};
 use crate::options::validate_prefix;
 use crate::sql::{
@@ -35,6 +36,11 @@ pub(crate) struct Statements {
     /// What `migrate` adds, after `migrate`, to a table an earlier version of this crate
     /// created: the owner columns and the `user_id` index, each only if it is missing.
     pub(crate) upgrades: Vec<Upgrade>,
+    /// The names of the columns of `<prefix>session`, as `name`, one row each; no row when
+    /// there is no such table. `migrate` checks them first, so that a table of another
+    /// shape with the store's name is reported as such rather than by the first DDL or
+    /// statement that trips over it.
+    pub(crate) columns: String,
     /// `id, data, expire, version, user_id, label` of the row at `cookie` unless it has
     /// expired (a NULL expiry is returned, to be reported as corrupt). Binds: cookie, now.
     pub(crate) fetch: String,
@@ -169,6 +175,9 @@ pub(crate) trait Dialect: Database {
     /// The backend's name in messages and logs (`postgres`, `mysql`, `sqlite`).
     const BACKEND: &'static str;
 
+    /// The server's name in hints (`PostgreSQL`, ...).
+    const SERVER: &'static str;
+
     /// How many rows a statement changed (each driver has its own result type).
     const ROWS_AFFECTED: fn(&Self::QueryResult) -> u64;
 
@@ -210,6 +219,15 @@ pub(crate) trait Dialect: Database {
     /// The statements for table `<prefix>session` and its lease table
     /// `<prefix>session_locks`; `prefix` has been validated.
     fn statements(prefix: &str) -> Statements;
+
+    /// What to do about `err`, met while opening the store on `connect` (connecting or
+    /// migrating), where it is a set-up mistake the dialect recognises: the server
+    /// unreachable, the login refused, a missing privilege or database, a table of
+    /// another shape, a database file that cannot be opened.
+    fn setup_hint(err: &sqlx::Error, connect: &ConnectOptionsOf<Self>) -> Option<Hint>;
+
+    /// Where `connect` points, as hints name it (`127.0.0.1:5432`, a file).
+    fn address(connect: &ConnectOptionsOf<Self>) -> String;
 
     /// The backend's own settings on top of the connect options the URL gave.
     fn configure(connect: ConnectOptionsOf<Self>, _options: &DbOptions) -> ConnectOptionsOf<Self> {
@@ -283,6 +301,15 @@ impl<D: Dialect> Table<D> {
             .map_err(failed::<D>(operation))
     }
 
+    /// Turns a driver error met while opening the store (connecting, migrating) into the
+    /// store error of `operation`, with a hint where it is a known set-up mistake.
+    fn failed_to_open(&self, operation: &'static str) -> impl Fn(sqlx::Error) -> Error + '_ {
+        move |err| {
+            let hint = D::setup_hint(&err, &self.pool().connect_options());
+            with_hint(db_error(D::BACKEND, operation, err), hint)
+        }
+    }
+
     /// A connection for the write `operation`, taken in this store's turn where the dialect
     /// has one writer at a time; the turn lasts as long as the guard returned with it.
     async fn lease_to_write(&self, operation: &'static str) -> Result<WriteLease<'_, D>> {
@@ -323,6 +350,14 @@ where
 /// Turns a driver error into the store error of `operation`.
 fn failed<D: Dialect>(operation: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |err| db_error(D::BACKEND, operation, err)
+}
+
+/// `err` with `hint`, where there is one.
+fn with_hint(err: Error, hint: Option<Hint>) -> Error {
+    match hint {
+        Some(hint) => err.with_hint(hint),
+        None => err,
+    }
 }
 
 /// Opens a write transaction as the dialect needs it.
@@ -591,7 +626,39 @@ where
     }
 
     async fn migrate(&self) -> Result<()> {
-        let (_turn, mut lease) = self.lease_to_write("migrate").await?;
+        let fail = self.failed_to_open("migrate");
+        let turn = match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
+        };
+        let mut lease = self.connections.lease().await.map_err(&fail)?;
+        // A table of another shape first: the DDL below would skip it (`IF NOT EXISTS`),
+        // and the first statement that needs a missing column would fail with a message
+        // that does not say why.
+        let columns = sqlx::query(&self.sql.columns)
+            .fetch_all(lease.connection())
+            .await;
+        let columns: Vec<String> = match columns {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|row| lenient::<_, String>(row, "name"))
+                .collect(),
+            Err(err) => return Err(fail(err)),
+        };
+        let missing = hints::missing_columns(&columns);
+        if !columns.is_empty() && !missing.is_empty() {
+            lease.done();
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "{}: migrate failed: the table {} is not a session table (it has no {})",
+                    D::BACKEND,
+                    self.sql.table,
+                    missing.join(", ")
+                ),
+            )
+            .with_hint(hints::table_shape(&self.sql.table, &missing)));
+        }
         let connection = lease.connection();
         let outcome = async {
             // Where DDL is transactional, the whole migration is one transaction (which
@@ -625,7 +692,9 @@ where
             }
         }
         .await;
-        lease.finish(outcome).map_err(failed::<D>("migrate"))
+        let migrated = lease.finish(outcome).map_err(fail);
+        drop(turn);
+        migrated
     }
 
     async fn lock(&self, key: &str, token: &str, until: i64, now: i64) -> Result<bool> {
@@ -730,7 +799,6 @@ where
         options: &DbOptions,
     ) -> Result<Self> {
         validate_prefix(&options.prefix)?;
-        let fail = failed::<D>("connect");
         let connect = D::configure(connect, options);
         let deadline = tokio::time::Instant::now() + options.acquire_timeout;
         let mut backoff = OPEN_BACKOFF;
@@ -746,6 +814,7 @@ where
             }
             .await;
             match opened {
+                Ok(connections) => break connections,
                 Err(err) if D::busy_at_open(&err) && tokio::time::Instant::now() < deadline => {
                     tracing::debug!(
                         backend = D::BACKEND,
@@ -754,7 +823,7 @@ where
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(OPEN_MAX_BACKOFF);
                 }
-                opened => break opened.map_err(&fail)?,
+                Err(err) => return Err(connect_failed::<D>(err, &connect, options).await),
             }
         };
         let mut core = Self::new(Table::new(connections));
@@ -764,6 +833,55 @@ where
             core.migrate().await?;
         }
         Ok(core)
+    }
+}
+
+/// The longest a direct connection attempt after a pool timeout at open may take: it only
+/// finds out why the pool's attempts failed, and a server that never answers has already
+/// cost the whole acquire timeout.
+const DIAGNOSIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The store error for a connection that could not be opened while the store was opening,
+/// with a hint where the cause is a set-up mistake.
+///
+/// sqlx retries a refused connection until the acquire timeout and then reports only
+/// `PoolTimedOut`, which hides the cause (nothing listening, say). After such a timeout
+/// one more attempt is made directly, and its error, the real cause, becomes the source.
+async fn connect_failed<D: Dialect>(
+    err: sqlx::Error,
+    connect: &ConnectOptionsOf<D>,
+    options: &DbOptions,
+) -> Error {
+    if !matches!(err, sqlx::Error::PoolTimedOut) {
+        let hint = D::setup_hint(&err, connect);
+        return with_hint(db_error(D::BACKEND, "connect", err), hint);
+    }
+    let waited = options.acquire_timeout;
+    let attempt = tokio::time::timeout(
+        waited.min(DIAGNOSIS_TIMEOUT),
+        <D::Connection as Connection>::connect_with(connect),
+    )
+    .await;
+    let address = D::address(connect);
+    match attempt {
+        Ok(Err(last)) => {
+            let hint = D::setup_hint(&last, connect);
+            let err = Error::backend(
+                format!("{}: connect failed", D::BACKEND),
+                NoConnection { waited, last },
+            );
+            with_hint(err, hint)
+        }
+        Ok(Ok(connection)) => {
+            // Closed at once: it only tells that the server answers by now.
+            let _ = connection.close().await;
+            db_error(D::BACKEND, "connect", err).with_hint(hints::slow_start(D::SERVER, waited))
+        }
+        Err(_) => db_error(D::BACKEND, "connect", err).with_hint(hints::no_answer(
+            D::SERVER,
+            &address,
+            waited,
+        )),
     }
 }
 

@@ -94,6 +94,19 @@
 //! An existing pool works too: [`PostgresStore::new`], [`MySqlStore::new`],
 //! [`SqliteStore::new`] and [`MongoStore::new`] take one.
 //!
+//! ## When opening fails
+//!
+//! The SQL stores recognise the common set-up mistakes while connecting and migrating,
+//! and attach a [`Hint`](session_core::Hint) to the error, which `{:#}` prints after the
+//! cause chain: nothing listening at the URL's host and port, a refused login, a missing
+//! database, a user who may not create the tables (PostgreSQL `42501`; MySQL `1044`,
+//! `1142`), a table named `<prefix>session` without the store's columns (checked before
+//! any DDL), and a SQLite file that cannot be opened or created (a missing folder, a file
+//! in the path, no `?mode=rwc`, a read-only file). sqlx retries a refused connection until
+//! `acquire_timeout` and then reports only its pool timeout; after such a timeout at open,
+//! the store makes one more attempt directly, and its error, the real cause ("Connection
+//! refused"), becomes the error's source.
+//!
 //! # The table
 //!
 //! ThinkJS's `think_session` layout: `id` auto-increment, `cookie` unique, `data`, `expire`
@@ -395,6 +408,8 @@ use session_core::{Error, Registry, Result, SessionStore};
 
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod dialect;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod hints;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod lease;
 mod options;

@@ -1,11 +1,12 @@
 //! The MySQL / MariaDB store: `<prefix>session` through a sqlx `MySqlPool`.
 
-use session_core::{MAX_LABEL_LEN, MAX_USER_ID_LEN};
-use sqlx::mysql::{MySql, MySqlDatabaseError, MySqlPool, MySqlQueryResult};
+use session_core::{Hint, MAX_LABEL_LEN, MAX_USER_ID_LEN, SetupProblem};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlQueryResult};
 
 use crate::dialect::{
     CreateAndDelete, Dialect, LockStatements, Statements, Unlock, Upgrade, sql_store,
 };
+use crate::hints;
 use crate::sql::HEAD_LEN;
 
 sql_store! {
@@ -43,6 +44,8 @@ const REFUSED: u64 = 1;
 impl Dialect for MySql {
     const BACKEND: &'static str = "mysql";
 
+    const SERVER: &'static str = "MySQL/MariaDB";
+
     const ROWS_AFFECTED: fn(&MySqlQueryResult) -> u64 = MySqlQueryResult::rows_affected;
 
     // DDL commits implicitly in MySQL: no transaction around it.
@@ -66,6 +69,62 @@ impl Dialect for MySql {
         err.as_database_error()
             .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
             .is_some_and(|db| matches!(db.number(), 1060 | 1061))
+    }
+
+    fn setup_hint(err: &sqlx::Error, connect: &MySqlConnectOptions) -> Option<Hint> {
+        let address = Self::address(connect);
+        let user = connect.get_username();
+        let db = match err {
+            sqlx::Error::Io(io) => return hints::io_hint(io, Self::SERVER, &address),
+            sqlx::Error::Database(db) => db.try_downcast_ref::<MySqlDatabaseError>()?,
+            _ => return None,
+        };
+        let database = connect.get_database().unwrap_or("<database>");
+        let grant = format!(
+            "`GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON {database}.* TO \
+             '{user}'@'%'`"
+        );
+        Some(match db.number() {
+            // ER_ACCESS_DENIED_ERROR: wrong password, or no such user for this host.
+            1045 => hints::authentication(Self::SERVER, user, &address),
+            // ER_DBACCESS_DENIED_ERROR: the login worked, the database is not the user's.
+            1044 => Hint::new(
+                SetupProblem::Privilege,
+                format!(
+                    "the user `{user}` may not use database `{database}`: grant it with {grant}"
+                ),
+            ),
+            // ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR.
+            1142 | 1143 => Hint::new(
+                SetupProblem::Privilege,
+                format!(
+                    "the user `{user}` lacks a privilege on the store's tables: grant it with \
+                     {grant}, or create the tables as another user from the DDL in \
+                     session-db's docs and set `adapter.db.migrate = false` (the store then \
+                     needs SELECT, INSERT, UPDATE and DELETE only)"
+                ),
+            ),
+            // ER_BAD_DB_ERROR.
+            1049 => hints::missing_database(database),
+            // ER_CON_COUNT_ERROR.
+            1040 => Hint::new(
+                SetupProblem::Other,
+                format!(
+                    "{} at {address} has no connection slot left: lower \
+                     `adapter.db.max_connections`, or raise the server's `max_connections`",
+                    Self::SERVER
+                ),
+            ),
+            _ => return None,
+        })
+    }
+
+    fn address(connect: &MySqlConnectOptions) -> String {
+        hints::address(
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_socket().map(|socket| socket.as_path()),
+        )
     }
 
     fn statements(prefix: &str) -> Statements {
@@ -141,6 +200,10 @@ impl Dialect for MySql {
                     apply: format!("ALTER TABLE {table} ADD KEY `{user_index}` (`user_id`)"),
                 },
             ],
+            columns: format!(
+                "SELECT CONVERT(COLUMN_NAME USING utf8mb4) AS name FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{prefix}session'"
+            ),
             fetch: format!("SELECT {columns} FROM {table} WHERE {live}"),
             fetch_locked: format!("SELECT {columns} FROM {table} WHERE {live} FOR UPDATE"),
             compare_and_set_and_unlock: None,

@@ -1,11 +1,12 @@
 //! The PostgreSQL store: `<prefix>session` through a sqlx `PgPool`.
 
-use session_core::{MAX_LABEL_LEN, MAX_USER_ID_LEN};
-use sqlx::postgres::{PgPool, PgQueryResult, Postgres};
+use session_core::{Hint, MAX_LABEL_LEN, MAX_USER_ID_LEN, SetupProblem};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgQueryResult, Postgres};
 
 use crate::dialect::{
     CreateAndDelete, Dialect, LockStatements, Statements, Unlock, Upgrade, sql_store,
 };
+use crate::hints;
 use crate::sql::HEAD_LEN;
 
 sql_store! {
@@ -37,6 +38,8 @@ sql_store! {
 impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
 
+    const SERVER: &'static str = "PostgreSQL";
+
     const ROWS_AFFECTED: fn(&PgQueryResult) -> u64 = PgQueryResult::rows_affected;
 
     // The protocol counts bind parameters in 16 bits.
@@ -45,6 +48,53 @@ impl Dialect for Postgres {
     fn push_param(sql: &mut String, n: usize) {
         sql.push('$');
         sql.push_str(&n.to_string());
+    }
+
+    fn setup_hint(err: &sqlx::Error, connect: &PgConnectOptions) -> Option<Hint> {
+        let address = Self::address(connect);
+        let user = connect.get_username();
+        let db = match err {
+            sqlx::Error::Io(io) => return hints::io_hint(io, Self::SERVER, &address),
+            sqlx::Error::Database(db) => db,
+            _ => return None,
+        };
+        let database = connect.get_database().unwrap_or(user);
+        Some(match db.code().as_deref()? {
+            // invalid_password, invalid_authorization_specification (no such role, no
+            // pg_hba.conf entry).
+            "28P01" | "28000" => hints::authentication(Self::SERVER, user, &address),
+            "3D000" => hints::missing_database(database),
+            // insufficient_privilege: PostgreSQL 15 and later grant CREATE on `public`
+            // to the database owner only, so a new role meets this at the first DDL.
+            "42501" => Hint::new(
+                SetupProblem::Privilege,
+                format!(
+                    "the role `{user}` may not create or change the store's tables in \
+                     database `{database}`: grant it the privilege (for the schema `public`: \
+                     `GRANT CREATE ON SCHEMA public TO \"{user}\"`, which PostgreSQL 15 and \
+                     later no longer give every role), or create the tables as their owner \
+                     from the DDL in session-db's docs and set `adapter.db.migrate = false`"
+                ),
+            ),
+            // too_many_connections.
+            "53300" => Hint::new(
+                SetupProblem::Other,
+                format!(
+                    "{} at {address} has no connection slot left: lower \
+                     `adapter.db.max_connections`, or raise the server's `max_connections`",
+                    Self::SERVER
+                ),
+            ),
+            _ => return None,
+        })
+    }
+
+    fn address(connect: &PgConnectOptions) -> String {
+        hints::address(
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_socket().map(|socket| socket.as_path()),
+        )
     }
 
     fn statements(prefix: &str) -> Statements {
@@ -116,6 +166,10 @@ impl Dialect for Postgres {
                     ),
                 },
             ],
+            columns: format!(
+                "SELECT attname::text AS name FROM pg_attribute \
+                 WHERE attrelid = to_regclass('{table}') AND attnum > 0 AND NOT attisdropped"
+            ),
             fetch: format!("SELECT {columns} FROM {table} WHERE {live}"),
             fetch_locked: format!("SELECT {columns} FROM {table} WHERE {live} FOR UPDATE"),
             compare_and_set: format!(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use session_core::Result;
+use session_core::{Hint, Result, SetupProblem};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteQueryResult,
     SqliteSynchronous,
@@ -13,6 +13,10 @@ use crate::dialect::{
     CreateAndDelete, Dialect, LockStatements, Statements, Unlock, Upgrade, sql_store,
 };
 use crate::sql::{HEAD_LEN, SqlCore};
+
+/// SQLite's primary result codes the hints tell apart (the low byte of an extended code).
+const SQLITE_READONLY: i64 = 8;
+const SQLITE_CANTOPEN: i64 = 14;
 
 sql_store! {
     /// Sessions in a SQLite table, `<prefix>session` (`think_session` by default).
@@ -65,6 +69,8 @@ impl SqliteStore {
 impl Dialect for Sqlite {
     const BACKEND: &'static str = "sqlite";
 
+    const SERVER: &'static str = "SQLite";
+
     const ROWS_AFFECTED: fn(&SqliteQueryResult) -> u64 = SqliteQueryResult::rows_affected;
 
     // A plain `BEGIN` takes the write lock only at the first write, and a transaction that
@@ -77,6 +83,45 @@ impl Dialect for Sqlite {
 
     // SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32.
     const MAX_PARAMS: usize = 32_766;
+
+    fn setup_hint(err: &sqlx::Error, connect: &SqliteConnectOptions) -> Option<Hint> {
+        let sqlx::Error::Database(db) = err else {
+            return None;
+        };
+        let code: i64 = db.code()?.parse().ok()?;
+        let file = connect.get_filename();
+        let shown = file.display();
+        let folder = match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let text = match code & 0xff {
+            SQLITE_CANTOPEN if !folder.is_dir() => format!(
+                "the database file {shown} cannot be created: its folder {} does not exist or \
+                 is not a folder; create it, or fix the path in `adapter.db.url`",
+                folder.display()
+            ),
+            SQLITE_CANTOPEN if !file.exists() => format!(
+                "the database file {shown} does not exist: add `?mode=rwc` to `adapter.db.url` \
+                 to have it created, or fix the path"
+            ),
+            SQLITE_CANTOPEN => format!(
+                "the database file {shown} cannot be opened: check that it is a file this \
+                 process may read and write, in a folder it may write (SQLite keeps its journal \
+                 beside the file)"
+            ),
+            SQLITE_READONLY => format!(
+                "the database file {shown} is read-only to this process: let it write the file \
+                 and its folder, or open it with a read-write `mode` in `adapter.db.url`"
+            ),
+            _ => return None,
+        };
+        Some(Hint::new(SetupProblem::Storage, text))
+    }
+
+    fn address(connect: &SqliteConnectOptions) -> String {
+        connect.get_filename().display().to_string()
+    }
 
     fn statements(prefix: &str) -> Statements {
         let table = format!("\"{prefix}session\"");
@@ -136,6 +181,7 @@ impl Dialect for Sqlite {
                     ),
                 },
             ],
+            columns: format!("SELECT name FROM pragma_table_info('{prefix}session')"),
             // SQLite has no row locks: `update_locked` takes the database's write lock with
             // `BEGIN IMMEDIATE` before reading.
             fetch_locked: fetch.clone(),

@@ -35,8 +35,10 @@ fn main() -> ExitCode {
 async fn open(url: String) -> Result<Fixture, Unavailable> {
     let unavailable = |err: session_core::Error| {
         Unavailable::new(format!(
-            "MongoDB at {} (SESSION_TEST_MONGODB_URL): {err}",
-            common::redacted(&url)
+            "MongoDB at {} (SESSION_TEST_MONGODB_URL): {}",
+            common::redacted(&url),
+            // The cause chain and the hint, on one line.
+            format!("{err:#}").replace('\n', "; ")
         ))
     };
     let mut options = DbOptions::new(url.clone());

@@ -51,8 +51,10 @@ fn suite_name(concurrency: Concurrency) -> &'static str {
 async fn open(url: String, concurrency: Concurrency) -> Result<Fixture, Unavailable> {
     let unavailable = |err: session_core::Error| {
         Unavailable::new(format!(
-            "MariaDB at {} (SESSION_TEST_MYSQL_URL): {err}",
-            common::redacted(&url)
+            "MariaDB at {} (SESSION_TEST_MYSQL_URL): {}",
+            common::redacted(&url),
+            // The cause chain and the hint, on one line.
+            format!("{err:#}").replace('\n', "; ")
         ))
     };
     let mut options = DbOptions::new(url.clone());

@@ -51,8 +51,10 @@ fn suite_name(concurrency: Concurrency) -> &'static str {
 async fn open(url: String, concurrency: Concurrency) -> Result<Fixture, Unavailable> {
     let unavailable = |err: session_core::Error| {
         Unavailable::new(format!(
-            "PostgreSQL at {} (SESSION_TEST_POSTGRES_URL): {err}",
-            common::redacted(&url)
+            "PostgreSQL at {} (SESSION_TEST_POSTGRES_URL): {}",
+            common::redacted(&url),
+            // The cause chain and the hint, on one line.
+            format!("{err:#}").replace('\n', "; ")
         ))
     };
     let mut options = DbOptions::new(url.clone());

@@ -42,7 +42,9 @@ fn suite_name(concurrency: Concurrency) -> &'static str {
 }
 
 async fn open(concurrency: Concurrency) -> Result<Fixture, Unavailable> {
-    let unavailable = |err: &dyn std::fmt::Display| Unavailable::new(format!("SQLite: {err}"));
+    let unavailable = |err: &dyn std::fmt::Display| {
+        Unavailable::new(format!("SQLite: {err:#}").replace('\n', "; "))
+    };
     let dir = tempfile::tempdir().map_err(|err| unavailable(&err))?;
     let file = dir.path().join("sessions.db");
     let mut options = DbOptions::new("sqlite:");

@@ -148,8 +148,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use session_core::wire::{self, HEADER_LEN};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Record, Registry, Result,
-    SessionStore, StoreKey, Timestamp, UserId, async_trait,
+    Capabilities, ChangeSet, Error, ErrorKind, Hint, IndexedSession, LockToken, Record, Registry,
+    Result, SessionStore, SetupProblem, StoreKey, Timestamp, UserId, async_trait,
 };
 
 use crate::users::{IndexName, USER_DIR, owner_of};
@@ -244,11 +244,14 @@ enum LockSet {
 }
 
 impl FileStore {
-    /// Opens (creating if needed, with mode 0700) the session folder.
+    /// Opens (creating if needed, with mode 0700) the session folder, and creates its first
+    /// lock file, so that a folder this process cannot write is reported here rather than
+    /// by the first request.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] for a `path_depth` above 4; [`ErrorKind::Backend`] if the folder
-    /// cannot be created or is not a folder.
+    /// cannot be created, is not a folder or cannot be written, with a [`Hint`] naming the
+    /// path and what to do.
     pub fn open(options: FileStoreOptions) -> Result<Self> {
         if options.path_depth > MAX_PATH_DEPTH {
             return Err(Error::config(
@@ -265,19 +268,47 @@ impl FileStore {
             .mode(0o700)
             .create(root.join(LOCK_DIR))
             .map_err(|err| {
+                let hint = folder_hint(&root, &err);
                 io_error(
                     format!("cannot create the session folder {}", root.display()),
                     err,
                 )
+                .with_hint(hint)
             })?;
+        let inner = Inner {
+            root,
+            depth: options.path_depth,
+            fsync: options.fsync,
+            stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
+            user_stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
+        };
+        // The first lock file, kept for the first request of its stripe: creating it
+        // proves the folder writable.
+        let first = inner.lock_file_path(LockSet::Sessions, 0);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&first)
+            .map_err(|err| {
+                let hint = folder_hint(&inner.root, &err);
+                io_error(
+                    format!(
+                        "cannot write in the session folder {} (creating {})",
+                        inner.root.display(),
+                        first.display()
+                    ),
+                    err,
+                )
+                .with_hint(hint)
+            })?;
+        *inner.stripes[0]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(file);
         Ok(Self {
-            inner: Arc::new(Inner {
-                root,
-                depth: options.path_depth,
-                fsync: options.fsync,
-                stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
-                user_stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -317,6 +348,34 @@ impl FileStore {
 
 fn io_error(message: String, err: io::Error) -> Error {
     Error::backend(message, err)
+}
+
+/// What to do when the session folder `root` cannot be created or written, as `err` says.
+fn folder_hint(root: &Path, err: &io::Error) -> Hint {
+    let root = root.display();
+    let text = match err.kind() {
+        io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => format!(
+            "a part of {root} is a file, not a folder: point `adapter.file.path` at a folder, \
+             or move that file away"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "this process may not create or write {root}: point `adapter.file.path` at a \
+             folder its user owns, or give that user write permission there"
+        ),
+        io::ErrorKind::ReadOnlyFilesystem => format!(
+            "{root} is on a read-only file system: point `adapter.file.path` at a writable \
+             folder"
+        ),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => format!(
+            "no space is left for {root}: free some, or point `adapter.file.path` at another \
+             disk"
+        ),
+        _ => format!(
+            "the session folder {root} must be a folder this process can create and write: \
+             fix `adapter.file.path`"
+        ),
+    };
+    Hint::new(SetupProblem::Storage, text)
 }
 
 /// The entries of the folder `dir`, none if it does not exist (yet, or any more: another
@@ -411,12 +470,18 @@ impl Inner {
         result
     }
 
-    fn open_lock_file(&self, set: LockSet, stripe: u8) -> Result<File> {
+    /// The lock file of `stripe` in `set`.
+    fn lock_file_path(&self, set: LockSet, stripe: u8) -> PathBuf {
         let dir = self.root.join(LOCK_DIR);
-        let path = match set {
+        match set {
             LockSet::Sessions => dir.join(format!("{stripe:02x}")),
             LockSet::Users => dir.join(format!("u{stripe:02x}")),
-        };
+        }
+    }
+
+    fn open_lock_file(&self, set: LockSet, stripe: u8) -> Result<File> {
+        let dir = self.root.join(LOCK_DIR);
+        let path = self.lock_file_path(set, stripe);
         let open = || {
             OpenOptions::new()
                 .read(true)

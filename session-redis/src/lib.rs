@@ -33,6 +33,12 @@
 //!   [`RedisConfig::response_timeout`] when Redis is stopped, paused or unreachable; it
 //!   never hangs and never panics. The connection reconnects on its own, so the first
 //!   request after Redis is back succeeds without restarting the application.
+//! - Set-up mistakes are named: [`RedisStore::connect`] sends a `PING` once connected (a
+//!   server with `requirepass` takes a connection without a password and refuses its
+//!   first command), and an error for a refused connection, a missing password
+//!   (`NOAUTH`), a refused one (`WRONGPASS`) or a missing ACL permission (`NOPERM`)
+//!   carries a [`Hint`] of what to do, which `{:#}` prints after the cause chain; a lazy
+//!   store's first call does the same.
 //! - One connection per runtime: a connection's I/O runs on the runtime that made it, and
 //!   a call from another runtime would cross threads twice per command. So a store called
 //!   from single-threaded runtimes other than its own (actix-web's workers) makes, on each
@@ -208,8 +214,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, RedisWrite, Script, Value};
 use session_core::{
-    Capabilities, ChangeSet, Error, ErrorKind, IndexedSession, LockToken, Record, Registry, Result,
-    SessionStore, StoreKey, Timestamp, UserId, async_trait,
+    Capabilities, ChangeSet, Error, ErrorKind, Hint, IndexedSession, LockToken, Record, Registry,
+    Result, SessionStore, SetupProblem, StoreKey, Timestamp, UserId, async_trait,
 };
 
 pub use config::{
@@ -281,13 +287,7 @@ impl RedisStore {
             ));
         }
         let client = single_client(config)?;
-        let manager = tokio::time::timeout(
-            config.connect_timeout,
-            ConnectionManager::new_with_config(client.clone(), manager_config(config)),
-        )
-        .await
-        .map_err(|_| connect_timed_out(&config.target(), config.connect_timeout))?
-        .map_err(|err| connect_failed(&config.target(), err))?;
+        let manager = open_manager(&client, config, &config.target()).await?;
         let connections = Connections::new(
             Connection::Single(manager),
             Some((client, manager_config(config))),
@@ -351,13 +351,7 @@ impl RedisStore {
         ));
         // The client's address (host and port, never a password) stands for the URL.
         let target = client.get_connection_info().addr().to_string();
-        let manager = tokio::time::timeout(
-            config.connect_timeout,
-            ConnectionManager::new_with_config(client.clone(), manager_config(config)),
-        )
-        .await
-        .map_err(|_| connect_timed_out(&target, config.connect_timeout))?
-        .map_err(|err| connect_failed(&target, err))?;
+        let manager = open_manager(&client, config, &target).await?;
         let connections = Connections::new(
             Connection::Single(manager),
             Some((client, manager_config(config))),
@@ -605,7 +599,14 @@ impl RedisStore {
         } else {
             ErrorKind::Backend
         };
-        Error::new(kind, format!("redis {operation} at {} failed", self.target)).with_source(err)
+        // A lazy store meets the set-up mistakes at its first call, not when it opens.
+        let hint = setup_hint(&self.target, &err);
+        let failed = Error::new(kind, format!("redis {operation} at {} failed", self.target))
+            .with_source(err);
+        match hint {
+            Some(hint) => failed.with_hint(hint),
+            None => failed,
+        }
     }
 
     /// Writes a new session: one `RESTORE` where possible, the create script otherwise.
@@ -1042,11 +1043,57 @@ fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
         .set_max_delay(RECONNECT_MAX_DELAY)
 }
 
+/// The longest a direct connection attempt after a connect timeout may take: it only
+/// finds out why the manager's attempts did not succeed in time.
+const DIAGNOSIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The connection manager of `client`, connected and answering, within
+/// `config.connect_timeout`. The first connection is made and a `PING` sent now, so that
+/// a server that is down, refuses the password or wants one is reported here (a server
+/// with `requirepass` accepts a connection without a password and refuses its first
+/// command), with a hint.
+async fn open_manager(
+    client: &redis::Client,
+    config: &RedisConfig,
+    target: &str,
+) -> Result<ConnectionManager> {
+    let opened = tokio::time::timeout(config.connect_timeout, async {
+        let mut manager =
+            ConnectionManager::new_with_config(client.clone(), manager_config(config)).await?;
+        redis::cmd("PING").query_async::<()>(&mut manager).await?;
+        Ok::<_, RedisError>(manager)
+    })
+    .await;
+    match opened {
+        Ok(Ok(manager)) => Ok(manager),
+        Ok(Err(err)) => Err(connect_failed(target, err)),
+        Err(_) => {
+            // The manager retries a refused connection, and a short connect timeout can
+            // end before it reports why: one direct attempt finds the cause.
+            let attempt =
+                tokio::time::timeout(DIAGNOSIS_TIMEOUT, client.get_multiplexed_async_connection())
+                    .await;
+            match attempt {
+                Ok(Err(err)) => Err(connect_failed(target, err)),
+                _ => Err(connect_timed_out(target, config.connect_timeout)),
+            }
+        }
+    }
+}
+
 fn connect_timed_out(target: &str, timeout: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,
         format!("could not connect to Redis at {target} within {timeout:?}"),
     )
+    .with_hint(Hint::new(
+        SetupProblem::Unreachable,
+        format!(
+            "Redis at {target} did not answer within {timeout:?}: check that it runs and that \
+             the host and port in `adapter.redis.url` are right (and that no firewall drops \
+             the connection), or raise `adapter.redis.connect_timeout` if it is only slow"
+        ),
+    ))
 }
 
 fn connect_failed(target: &str, err: RedisError) -> Error {
@@ -1055,7 +1102,49 @@ fn connect_failed(target: &str, err: RedisError) -> Error {
     } else {
         ErrorKind::Backend
     };
-    Error::new(kind, format!("could not connect to Redis at {target}")).with_source(err)
+    let hint = setup_hint(target, &err);
+    let failed =
+        Error::new(kind, format!("could not connect to Redis at {target}")).with_source(err);
+    match hint {
+        Some(hint) => failed.with_hint(hint),
+        None => failed,
+    }
+}
+
+/// What to do about `err`, met connecting to (or first calling) the Redis at `target`,
+/// where it is a set-up mistake: nothing listening, a password refused or missing, a user
+/// without the permissions the store needs.
+fn setup_hint(target: &str, err: &RedisError) -> Option<Hint> {
+    if err.is_connection_refusal() {
+        return Some(Hint::new(
+            SetupProblem::Unreachable,
+            format!(
+                "nothing accepts connections at {target}: start Redis there, or fix the host \
+                 and port in `adapter.redis.url`"
+            ),
+        ));
+    }
+    let password = "`adapter.redis.url` (`redis://:PASSWORD@host:port`, or \
+                    `redis://USER:PASSWORD@host:port` for an ACL user)";
+    let (problem, text) = match (err.kind(), err.code()) {
+        (redis::ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS")) => (
+            SetupProblem::Authentication,
+            format!("Redis at {target} refused the user or password: fix them in {password}"),
+        ),
+        (_, Some("NOAUTH")) => (
+            SetupProblem::Authentication,
+            format!("Redis at {target} requires a password: give it in {password}"),
+        ),
+        (_, Some("NOPERM")) => (
+            SetupProblem::Privilege,
+            "the Redis user may not run a command the store needs, or reach its keys: allow \
+             it the keys under `adapter.redis.prefix` (ACL `~<prefix>*`) and the store's \
+             commands (`+@read +@write +@scripting`)"
+                .to_owned(),
+        ),
+        _ => return None,
+    };
+    Some(Hint::new(problem, text))
 }
 
 #[cfg(test)]

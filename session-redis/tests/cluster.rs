@@ -25,9 +25,9 @@ fn main() -> ExitCode {
                 .with_prefix(&prefix)
                 .with_response_timeout(Duration::from_secs(10));
             let open = || async {
-                RedisStore::connect(&config)
-                    .await
-                    .map_err(|err| Unavailable::new(format!("cluster at {url}: {err}")))
+                RedisStore::connect(&config).await.map_err(|err| {
+                    Unavailable::new(format!("cluster at {url}: {err:#}").replace('\n', "; "))
+                })
             };
             let store = open().await?;
             let second = open().await?;
@@ -37,7 +37,9 @@ fn main() -> ExitCode {
                 .with_connect_timeout(Duration::from_millis(300))
                 .with_response_timeout(Duration::from_millis(500));
             let down = RedisStore::connect_lazy(&down).map_err(|err| {
-                Unavailable::new(format!("cannot open the unreachable store: {err}"))
+                Unavailable::new(
+                    format!("cannot open the unreachable store: {err:#}").replace('\n', "; "),
+                )
             })?;
             Ok(Fixture::new(Arc::new(store))
                 .with_second_handle(Arc::new(second))

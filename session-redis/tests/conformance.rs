@@ -26,8 +26,11 @@ fn main() -> std::process::ExitCode {
             .with_prefix(&prefix)
             .with_connect_timeout(Duration::from_millis(300))
             .with_response_timeout(Duration::from_millis(500));
-        let down = RedisStore::connect_lazy(&down)
-            .map_err(|err| Unavailable::new(format!("cannot open the unreachable store: {err}")))?;
+        let down = RedisStore::connect_lazy(&down).map_err(|err| {
+            Unavailable::new(
+                format!("cannot open the unreachable store: {err:#}").replace('\n', "; "),
+            )
+        })?;
         Ok(Fixture::new(Arc::new(store))
             .with_second_handle(Arc::new(second))
             .with_unreachable(Arc::new(down))

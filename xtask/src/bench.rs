@@ -28,7 +28,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .args(args)
             .current_dir(&root)
             .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
+            .map_err(|e| crate::cannot_run("cargo", &e))?;
         return if status.success() {
             Ok(())
         } else {
@@ -49,7 +49,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         ])
         .current_dir(&root)
         .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+        .map_err(|e| crate::cannot_run("cargo", &e))?;
     if !status.success() {
         return Err(format!("release build failed ({status})"));
     }
@@ -61,7 +61,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .args(args)
         .current_dir(&root)
         .status()
-        .map_err(|e| format!("cannot run {}: {e}", bench.display()))?;
+        .map_err(|e| crate::cannot_run(bench.display(), &e))?;
     if status.success() {
         Ok(())
     } else {

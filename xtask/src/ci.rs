@@ -25,7 +25,7 @@ pub(crate) fn run((): ()) -> Result<(), String> {
     let status = Command::new("bash")
         .arg(&script)
         .status()
-        .map_err(|err| format!("cannot run {}: {err}", script.display()))?;
+        .map_err(|err| crate::cannot_run(format!("bash {}", script.display()), &err))?;
     if status.success() {
         Ok(())
     } else {

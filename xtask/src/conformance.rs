@@ -97,7 +97,7 @@ pub(crate) fn collect(
     let lines_file = root
         .join("target")
         .join(format!("conformance-{}.jsonl", std::process::id()));
-    fs::create_dir_all(root.join("target")).map_err(|e| e.to_string())?;
+    fs::create_dir_all(root.join("target")).map_err(|e| crate::explain(&e))?;
     let _ = fs::remove_file(&lines_file);
 
     let mut broken = Vec::new();
@@ -117,7 +117,7 @@ pub(crate) fn collect(
         command.envs(env.iter().copied());
         let output = command
             .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
+            .map_err(|e| crate::cannot_run("cargo", &e))?;
         let produced = read_rows(&lines_file).len() - before;
         if produced == 0 {
             let stdout = String::from_utf8_lossy(&output.stdout);
@@ -201,15 +201,15 @@ pub(crate) fn workspace_targets(root: &Path) -> Result<Vec<Target>, String> {
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root)
         .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+        .map_err(|e| crate::cannot_run("cargo metadata", &e))?;
     if !output.status.success() {
         return Err(format!(
             "cargo metadata failed: {}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let metadata: Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let metadata: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata: {}", crate::explain(&e)))?;
     let mut targets = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let Some(name) = package["name"].as_str() else {
@@ -358,8 +358,9 @@ pub(crate) fn write_report(path: &Path, rows: &[Row], broken: &[String]) -> Resu
         "totals": {"passed": count("pass"), "failed": count("fail"), "skipped": count("skip")},
         "could_not_run": broken,
     });
-    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let text = serde_json::to_string_pretty(&report).map_err(|e| crate::explain(&e))?;
+    fs::write(path, text)
+        .map_err(|e| format!("cannot write {}: {}", path.display(), crate::explain(&e)))
 }
 
 #[cfg(test)]

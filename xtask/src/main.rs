@@ -17,6 +17,9 @@ mod mutants;
 mod new_adapter;
 mod torture;
 
+use std::error::Error;
+use std::fmt;
+use std::io;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -80,6 +83,37 @@ fn dispatch<O>(
 ) -> Result<(), Failure> {
     let options = parse(args).map_err(Failure::Usage)?;
     run(options).map_err(Failure::Failed)
+}
+
+/// `err` as a person should see it: its message, then `: cause` for each error of its
+/// source chain (a cause whose text already ends the one before it is not repeated).
+pub(crate) fn explain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut previous = text.clone();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !previous.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        previous = cause_text;
+        source = cause.source();
+    }
+    text
+}
+
+/// The message for `program`, which could not be started: the cause, and on a line of its
+/// own the hint of what to do where the program is missing.
+pub(crate) fn cannot_run(program: impl fmt::Display, err: &io::Error) -> String {
+    let mut text = format!("cannot run {program}: {}", explain(err));
+    if err.kind() == io::ErrorKind::NotFound {
+        text.push_str(&format!(
+            "\nhint: {program} is not installed, or not on PATH: install it, or add its folder \
+             to PATH"
+        ));
+    }
+    text
 }
 
 /// Whether `line` is the first line of `task`'s entry in [`USAGE`]: indented by two spaces
@@ -161,6 +195,45 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_show_their_chain_and_a_missing_program_its_hint() {
+        let inner = io::Error::new(io::ErrorKind::PermissionDenied, "permission denied");
+        let outer = io::Error::other(inner);
+        assert_eq!(explain(&outer), "permission denied");
+        #[derive(Debug)]
+        struct Outer(io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("cannot write target/report.json")
+            }
+        }
+        impl Error for Outer {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Outer(io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(
+            explain(&err),
+            format!("cannot write target/report.json: {}", err.0)
+        );
+
+        let missing = std::process::Command::new("xtask-test-no-such-program")
+            .status()
+            .expect_err("no such program");
+        let text = cannot_run("xtask-test-no-such-program", &missing);
+        assert!(
+            text.starts_with("cannot run xtask-test-no-such-program: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nhint: xtask-test-no-such-program is not installed"),
+            "{text}"
+        );
+        let other = cannot_run("cargo", &io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(!other.contains("hint:"), "{other}");
+    }
 
     #[test]
     fn every_task_has_an_entry_with_its_options() {

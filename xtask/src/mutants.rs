@@ -141,15 +141,15 @@ fn outcome(output: &Path, file: &str) -> Result<Vec<String>, String> {
             .map(str::to_owned)
             .collect()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(err) => Err(format!("{}: {err}", path.display())),
+        Err(err) => Err(format!("{}: {}", path.display(), crate::explain(&err))),
     }
 }
 
 /// The mutants of [`EXPLAINED`] (the part of each line before ` # `).
 fn explained(root: &Path) -> Result<BTreeSet<String>, String> {
     let path = root.join(EXPLAINED);
-    let text =
-        std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| format!("{}: {}", path.display(), crate::explain(&err)))?;
     Ok(parse_explained(&text))
 }
 
@@ -174,13 +174,17 @@ pub(crate) fn run(options: Options) -> Result<(), String> {
     ];
     for target in &options.targets {
         let output: PathBuf = root.join("target/mutants").join(target.name);
-        std::fs::create_dir_all(&output).map_err(|err| format!("{}: {err}", output.display()))?;
+        std::fs::create_dir_all(&output)
+            .map_err(|err| format!("{}: {}", output.display(), crate::explain(&err)))?;
         let status = Command::new(env!("CARGO"))
             .args(arguments(target, &output, &options))
             .current_dir(&root)
             .status()
             .map_err(|err| {
-                format!("cannot run cargo mutants (cargo install cargo-mutants): {err}")
+                format!(
+                    "{}\nhint: cargo mutants is installed with `cargo install cargo-mutants`",
+                    crate::cannot_run("cargo mutants", &err)
+                )
             })?;
         if options.list {
             continue;

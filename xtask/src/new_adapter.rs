@@ -43,7 +43,7 @@ pub(crate) fn run(options: Options) -> Result<(), String> {
     let dir = match path {
         Some(path) if path.is_absolute() => path,
         Some(path) => std::env::current_dir()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| crate::explain(&e))?
             .join(path),
         None => root.join(format!("session-{name}")),
     };
@@ -153,11 +153,12 @@ fn scaffold(name: &str, dir: &Path, root: &Path, in_workspace: bool) -> Result<(
     for (file, template) in files {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            fs::create_dir_all(parent).map_err(|e| {
+                format!("cannot create {}: {}", parent.display(), crate::explain(&e))
+            })?;
         }
         fs::write(&path, render(template, &pairs))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| format!("cannot write {}: {}", path.display(), crate::explain(&e)))?;
     }
     Ok(())
 }
@@ -166,14 +167,20 @@ fn scaffold(name: &str, dir: &Path, root: &Path, in_workspace: bool) -> Result<(
 fn add_member(root: &Path, member: &str) -> Result<(), String> {
     let manifest = root.join("Cargo.toml");
     let text = fs::read_to_string(&manifest)
-        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        .map_err(|e| format!("cannot read {}: {}", manifest.display(), crate::explain(&e)))?;
     let marker = "members = [\n";
     let at = text
         .find(marker)
         .ok_or("the root Cargo.toml has no `members = [` list to add the crate to")?
         + marker.len();
     let updated = format!("{}    \"{member}\",\n{}", &text[..at], &text[at..]);
-    fs::write(&manifest, updated).map_err(|e| format!("cannot write {}: {e}", manifest.display()))
+    fs::write(&manifest, updated).map_err(|e| {
+        format!(
+            "cannot write {}: {}",
+            manifest.display(),
+            crate::explain(&e)
+        )
+    })
 }
 
 #[cfg(test)]

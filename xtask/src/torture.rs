@@ -79,7 +79,7 @@ pub(crate) fn run(options: Options) -> Result<(), String> {
             .current_dir(&root)
             .envs(env)
             .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
+            .map_err(|e| crate::cannot_run("cargo", &e))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let outcome = if output.status.success() {
             "pass"

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use session_core::{SessionConfig, SessionManager};
+use session_core::{Report, SessionConfig, SessionManager};
 use session_example::Framework;
 use tracing_subscriber::EnvFilter;
 
@@ -109,19 +109,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// `err`, then each error of its source chain, `: `-separated: "store timeout: postgres:
-/// connect failed: ... Connection refused", not only the first part.
-fn report(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
@@ -143,7 +130,10 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("session-example: {}", report(err.as_ref()));
+            // The whole cause chain ("store timeout: postgres: connect failed: ...
+            // Connection refused", not only its first part), and the hint of what to do
+            // on a line of its own where the store recognised a set-up mistake.
+            eprintln!("session-example: {}", Report::new(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -36,16 +36,14 @@ pub fn redacted(url: &str) -> String {
 }
 
 /// The skip of a test whose server is unreachable (the runner makes it a failure under
-/// `SESSION_REQUIRE_SERVICES=1`), with the error's causes: the outermost one alone
-/// ("connect failed") does not say what went wrong.
-pub fn unreachable(server: &str, err: &dyn std::error::Error) -> TestError {
-    let mut reason = format!("{server} unreachable: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    TestError::skip(reason)
+/// `SESSION_REQUIRE_SERVICES=1`), with the error's causes and its hint, on one line: the
+/// outermost error alone ("connect failed") does not say what went wrong.
+pub fn unreachable(server: &str, err: &(dyn std::error::Error + 'static)) -> TestError {
+    let shown = session_core::Report::new(err).to_string();
+    TestError::skip(format!(
+        "{server} unreachable: {}",
+        shown.replace('\n', "; ")
+    ))
 }
 
 /// A PostgreSQL store on tables of its own (a random prefix), at `SESSION_TEST_POSTGRES_URL`

@@ -40,9 +40,11 @@ pub(crate) async fn open_store(
         .with_prefix(prefix)
         .with_connect_timeout(Duration::from_secs(2))
         .with_response_timeout(timeout);
-    RedisStore::connect(&config)
-        .await
-        .map_err(|err| format!("Redis at {url} is unreachable: {err}"))
+    RedisStore::connect(&config).await.map_err(|err| {
+        // The cause chain and the hint, on one line.
+        let shown = format!("{err:#}").replace('\n', "; ");
+        format!("Redis at {url} is unreachable: {shown}")
+    })
 }
 
 /// Every key under `prefix`, found with `SCAN`.
