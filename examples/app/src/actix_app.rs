@@ -9,12 +9,29 @@ use session_actix::{Session, SessionError, SessionLock, SessionMiddleware};
 use session_core::{LockMode, SessionManager};
 
 use crate::answer::Answer;
+use crate::metrics::{CONTENT_TYPE, Metrics};
 use crate::{LoginForm, RevokeForm, devices, routes};
 
 /// The application's routes on actix-web, with sessions from `manager`: what each worker
 /// of `HttpServer::new` builds.
 pub fn app(
     manager: SessionManager,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    app_with(manager, None)
+}
+
+/// [`app`], with `GET /metrics` when `metrics` is given.
+pub(crate) fn app_with(
+    manager: SessionManager,
+    metrics: Option<Metrics>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -45,6 +62,21 @@ pub fn app(
                 .route(web::get().to(read)),
         )
         .route("/healthz", web::get().to(|| async { "ok" }))
+        .configure(|config| {
+            if let Some(metrics) = metrics {
+                config.route(
+                    "/metrics",
+                    web::get().to(move || {
+                        let body = metrics.render();
+                        async move {
+                            HttpResponse::Ok()
+                                .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
+                                .body(body)
+                        }
+                    }),
+                );
+            }
+        })
         .wrap(SessionMiddleware::new(manager))
 }
 

@@ -9,13 +9,20 @@ use session_core::{LockMode, SessionManager};
 use session_tower::{Session, SessionError, SessionLayer, SessionLock};
 
 use crate::answer::Answer;
+use crate::metrics::{CONTENT_TYPE, Metrics};
 use crate::{LoginForm, RevokeForm, devices, routes};
 
 /// The application's routes on axum, with sessions from `manager`.
 pub fn app(manager: SessionManager) -> Router {
+    app_with(manager, None)
+}
+
+/// [`app`], with `GET /metrics` when `metrics` is given (outside the session layer: a
+/// scrape opens no session).
+pub(crate) fn app_with(manager: SessionManager, metrics: Option<Metrics>) -> Router {
     // The routes that only read neither take nor wait for the session's lock.
     let read_only = || SessionLock::new(LockMode::ReadOnly);
-    Router::new()
+    let app = Router::new()
         .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -26,7 +33,17 @@ pub fn app(manager: SessionManager) -> Router {
         .route("/count", get(count))
         .route("/read", get(read).route_layer(read_only()))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(SessionLayer::new(manager))
+        .layer(SessionLayer::new(manager));
+    match metrics {
+        Some(metrics) => app.route(
+            "/metrics",
+            get(move || {
+                let body = metrics.render();
+                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
+            }),
+        ),
+        None => app,
+    }
 }
 
 impl IntoResponse for Answer {

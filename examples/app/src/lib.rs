@@ -12,6 +12,10 @@
 //! other key, e.g. `SESSION__LOCK=true` (requests of one session one at a time, on a
 //! store that keeps locks) with `SESSION__LOCK_TIMEOUT=2s`.
 //!
+//! With `--metrics`, `GET /metrics` serves the session metrics (`session_core`'s
+//! `metrics` feature) in the Prometheus text format, through `metrics-exporter-prometheus`;
+//! without it there is no such route and no recorder.
+//!
 //! The routes' logic is written once, on [`session_core::Session`] (`routes`, `devices`);
 //! `axum_app` and `actix_app` only extract each route's inputs and turn its answer into a
 //! response.
@@ -29,6 +33,7 @@ mod actix_app;
 mod answer;
 mod axum_app;
 mod devices;
+mod metrics;
 mod routes;
 
 use std::fmt;
@@ -40,6 +45,7 @@ use session_core::{Registry, SessionManager};
 
 pub use actix_app::app as actix_app;
 pub use axum_app::app as axum_app;
+pub use metrics::Metrics;
 
 /// Every store this build can open, by configuration `type`.
 pub fn registry() -> Registry {
@@ -104,20 +110,36 @@ pub async fn serve(
     listener: std::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(framework, manager, None, listener, shutdown).await
+}
+
+/// [`serve`], with `GET /metrics` when `metrics` is given.
+///
+/// # Errors
+/// If the listener cannot be used, or the server fails.
+pub async fn serve_with(
+    framework: Framework,
+    manager: SessionManager,
+    metrics: Option<Metrics>,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     match framework {
         Framework::Axum => {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, axum_app(manager))
+            axum::serve(listener, axum_app::app_with(manager, metrics))
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         Framework::Actix => {
             // One worker per core, each on a runtime of its own thread; the manager (and
             // its store's connections) is shared by all of them.
-            let server = actix_web::HttpServer::new(move || actix_app(manager.clone()))
-                .listen(listener)?
-                .run();
+            let server = actix_web::HttpServer::new(move || {
+                actix_app::app_with(manager.clone(), metrics.clone())
+            })
+            .listen(listener)?
+            .run();
             let handle = server.handle();
             tokio::spawn(async move {
                 shutdown.await;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! session-example [--addr 127.0.0.1:3000] [--config session.toml] [--framework axum|actix]
+//!                 [--metrics]
 //! session-example --help
 //! ```
 //!
@@ -13,13 +14,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use session_core::{SessionConfig, SessionManager};
-use session_example::Framework;
+use session_example::{Framework, Metrics};
 use tracing_subscriber::EnvFilter;
 
 /// The usage, printed on standard output for `--help` and on standard error after a wrong
 /// argument.
 const USAGE: &str = "\
-usage: session-example [--addr ADDR] [--config FILE] [--framework NAME]
+usage: session-example [--addr ADDR] [--config FILE] [--framework NAME] [--metrics]
 
   --addr ADDR        the address to listen on (default 127.0.0.1:3000)
   --config FILE      the session configuration, TOML or JSON (default: the file in
@@ -27,6 +28,8 @@ usage: session-example [--addr ADDR] [--config FILE] [--framework NAME]
                      SESSION__* environment variables override its keys
   --framework NAME   the web framework: axum (default, session-tower) or actix
                      (actix-web, session-actix); same routes and pages
+  --metrics          serve the session metrics on GET /metrics, in the Prometheus
+                     text format
   -h, --help         print this help
 ";
 
@@ -37,6 +40,7 @@ struct Args {
     addr: SocketAddr,
     config: Option<PathBuf>,
     framework: Framework,
+    metrics: bool,
 }
 
 /// What the command line asks for.
@@ -51,6 +55,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
     let mut addr: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = std::env::var_os("SESSION_CONFIG").map(PathBuf::from);
     let mut framework = Framework::default();
+    let mut metrics = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -65,6 +70,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
                 let value = args.next().ok_or("--framework needs a name")?;
                 framework = value.parse().map_err(|err| format!("--framework {err}"))?;
             }
+            "--metrics" => metrics = true,
             "--help" | "-h" => return Ok(Invocation::Help),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -73,20 +79,35 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
         addr,
         config,
         framework,
+        metrics,
     }))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = SessionConfig::load(args.config.as_deref(), "SESSION")?;
+    // Before the manager: it registers its metrics with the recorder in force.
+    let metrics = if args.metrics {
+        Some(Metrics::install()?)
+    } else {
+        None
+    };
     let store_type = config.store_type.clone();
     let manager = SessionManager::from_config(config, &session_example::registry()).await?;
     let gc = manager.spawn_gc()?;
     let listener = std::net::TcpListener::bind(args.addr)?;
     let addr = listener.local_addr()?;
     let framework = args.framework;
-    tracing::info!(store = %store_type, %framework, gc = gc.is_some(), "listening on http://{addr}");
-    println!("session example: http://{addr} (store: {store_type}, framework: {framework})");
-    session_example::serve(framework, manager, listener, async {
+    let with_metrics = metrics.is_some();
+    tracing::info!(store = %store_type, %framework, gc = gc.is_some(), metrics = with_metrics, "listening on http://{addr}");
+    println!(
+        "session example: http://{addr} (store: {store_type}, framework: {framework}{})",
+        if with_metrics {
+            ", metrics: /metrics"
+        } else {
+            ""
+        }
+    );
+    session_example::serve_with(framework, manager, metrics, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
