@@ -100,6 +100,15 @@ pub struct SessionConfig {
     /// holder blocks the others for at most this long.
     #[serde(deserialize_with = "deserialize_duration")]
     pub lock_ttl: Duration,
+    /// The longest one store call may take (5 seconds by default): the manager bounds
+    /// every call it and the sessions make to the store, whatever the store, and a call
+    /// still unanswered then fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)
+    /// naming the operation, so a hung store never hangs a request. It cannot be turned
+    /// off (a very long value does that); gc runs are bounded by `gc.interval` instead.
+    /// A store's own timeouts (Redis's `response_timeout`, SQL's `acquire_timeout`)
+    /// should be shorter, so that their more specific errors come first.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub store_timeout: Duration,
 }
 
 /// The shortest `lock_ttl` accepted: the holder renews every third of it.
@@ -125,6 +134,7 @@ impl Default for SessionConfig {
             lock: false,
             lock_timeout: Duration::from_secs(5),
             lock_ttl: Duration::from_secs(10),
+            store_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -502,6 +512,13 @@ impl SessionConfig {
                 ),
             ));
         }
+        if self.store_timeout.is_zero() {
+            return Err(Error::config(
+                "store_timeout",
+                "must be longer than zero (it cannot be turned off; a long value such as \"1h\" \
+                 bounds calls loosely)",
+            ));
+        }
         Ok(())
     }
 
@@ -626,6 +643,7 @@ mod tests {
         assert_eq!(config.cookie.path, "/");
         assert!(config.gc.on);
         assert_eq!(config.gc.interval, Duration::from_secs(3600));
+        assert_eq!(config.store_timeout, Duration::from_secs(5));
     }
 
     #[test]
@@ -666,7 +684,7 @@ mod tests {
     fn durations_are_seconds_or_text() {
         let config = SessionConfig::from_json_str(
             r#"{"timeout": "2h", "absolute_timeout": 604800, "touch_after": "5min",
-                "cookie": {"maxAge": "1day"}, "gc": {"interval": 60}}"#,
+                "cookie": {"maxAge": "1day"}, "gc": {"interval": 60}, "store_timeout": "250ms"}"#,
         )
         .expect("valid");
         assert_eq!(config.timeout, Duration::from_secs(7200));
@@ -674,6 +692,7 @@ mod tests {
         assert_eq!(config.touch_after, Duration::from_secs(300));
         assert_eq!(config.cookie.max_age, Some(Duration::from_secs(86_400)));
         assert_eq!(config.gc.interval, Duration::from_secs(60));
+        assert_eq!(config.store_timeout, Duration::from_millis(250));
     }
 
     #[test]
@@ -695,6 +714,8 @@ mod tests {
             (r#"{"max_value_size": 999999999}"#, "`max_value_size`"),
             (r#"{"max_sessions_per_user": 0}"#, "`max_sessions_per_user`"),
             (r#"{"codec": "xml"}"#, "`codec`"),
+            (r#"{"store_timeout": 0}"#, "`store_timeout`"),
+            (r#"{"store_timeout": "off"}"#, "`store_timeout`"),
             (r#"{"timeout": 10} trailing"#, "trailing"),
         ];
         for (text, key) in cases {

@@ -24,6 +24,9 @@
 //!   persistent cookie, or a short one with a cookie the browser drops when it closes.
 //! - [`Registry`] (`type = "redis"` picks the Redis store) and the gc scheduler
 //!   ([`GcHandle`]).
+//! - Outages and observability: the manager bounds every store call by `store_timeout`
+//!   ([`ErrorKind::Timeout`] naming the call), runs each in a `tracing` span, and with the
+//!   `metrics` feature counts and times them (see [Metrics](#metrics)).
 //! - [`web`]: the request path of a framework integration, written once for every
 //!   framework: the session from the `Cookie` headers, the flush, `Set-Cookie`, and the
 //!   answers to store failures (500, 503 with `Retry-After`, continue without a session,
@@ -90,6 +93,41 @@
 //! |-----------|---------|--------------|
 //! | `bincode` | yes     | [`Codec::Bincode`] (bincode 2, pinned), the default codec; [`Codec::Json`] is always there |
 //! | `toml`    | no      | [`SessionConfig::from_toml_str`] and `.toml` files |
+//! | `metrics` | no      | counters and timings of sessions and store calls through the `metrics` facade (below) |
+//!
+//! # Store calls: the bound, the spans and the metrics
+//!
+//! [`SessionManager::new`] puts a wrapper around the store (the one
+//! [`SessionManager::store`] hands out). Every call through it:
+//!
+//! - is bounded by `store_timeout` (5 s by default; `gc` by `gc.interval`): one that does
+//!   not answer in time fails with [`ErrorKind::Timeout`], its message naming the store
+//!   type, the operation and the limit ("the `redis` store did not answer `load` within
+//!   5s (`store_timeout`)"). The bound needs a tokio runtime with its timer; a call that
+//!   answers at its first poll arms no timer.
+//! - runs in a `tracing` span named `session_store`, at debug level, with the fields
+//!   `store` (`config.store_type`) and `op` (the [`SessionStore`] method), never an id or
+//!   a key.
+//!
+//! # Metrics
+//!
+//! With the `metrics` feature the manager records these through the `metrics` facade,
+//! each labelled `store` with `config.store_type`. Its handles are registered when the
+//! manager is built, with the recorder in force then (the global one, or a local one
+//! around [`SessionManager::new`]): install the exporter before building the manager.
+//!
+//! | metric | kind | what it counts |
+//! |--------|------|----------------|
+//! | `session_created_total` | counter | sessions created in the store: new sessions, and the new record of a cycled id |
+//! | `session_loaded_total` | counter | live records loaded (`load`, and `lock_and_load` when granted) |
+//! | `session_updated_total` | counter | change sets and conditional writes that applied |
+//! | `session_touched_total` | counter | expiries moved by `touch` |
+//! | `session_cycled_total` | counter | ids cycled ([`Session::cycle_id`]) |
+//! | `session_cleared_total` | counter | stored sessions deleted by [`Session::clear`] |
+//! | `session_gc_removed_total` | counter | expired records removed by `gc` (the scheduler's runs included) |
+//! | `session_conflicts_total` | counter | refused conditional writes: `update_if_unchanged` after another write, `create` over a live record |
+//! | `session_store_errors_total` | counter, label `kind` | failed store calls, by [`ErrorKind`] in snake case (`backend`, `timeout`, `decode`, ...) |
+//! | `session_store_call_seconds` | histogram, label `op` | the time of each store call, by operation |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     not(test),
@@ -106,6 +144,7 @@ mod error;
 mod expiry;
 pub mod flash;
 mod gc;
+mod guard;
 mod id;
 mod lease;
 mod lock;
@@ -116,6 +155,7 @@ mod session;
 mod set_cookie;
 mod signing;
 mod store;
+mod telemetry;
 #[cfg(test)]
 mod test_store;
 mod time;

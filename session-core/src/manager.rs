@@ -11,8 +11,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_
 use crate::config::SameSite;
 use crate::expiry::ExpiryPolicy;
 use crate::gc::GcHandle;
+use crate::guard::GuardedStore;
 use crate::lease::{Gates, Renewals};
 use crate::session::CookieAction;
+use crate::telemetry::Metrics;
 use crate::{
     Error, ErrorKind, Record, Registry, Result, Session, SessionConfig, SessionId, SessionStore,
     Signer, StoreKey, Timestamp,
@@ -72,7 +74,11 @@ pub struct SessionManager {
 }
 
 pub(crate) struct ManagerInner {
+    /// The application's store inside a [`GuardedStore`]: every call bounded, traced and
+    /// counted.
     pub(crate) store: Arc<dyn SessionStore>,
+    /// The session-level counters (cycled, cleared); the store's are kept by the guard.
+    pub(crate) metrics: Metrics,
     pub(crate) config: SessionConfig,
     /// The configuration's timeouts, applied by every load and flush.
     pub(crate) expiry: ExpiryPolicy,
@@ -85,6 +91,14 @@ pub(crate) struct ManagerInner {
 
 impl SessionManager {
     /// A manager over `store` with `config` (validated here).
+    ///
+    /// The manager calls `store` through a wrapper (which [`SessionManager::store`] hands
+    /// out): each call is bounded by `store_timeout` (`gc` by `gc.interval`), and fails
+    /// with [`ErrorKind::Timeout`] naming the operation when the store does not answer in
+    /// time; each runs in a `tracing` span `session_store` at debug level, with the fields
+    /// `store` (`config.store_type`) and `op` (the method's name), never a key or an id;
+    /// with the `metrics` feature each is counted and timed (see the crate docs), on
+    /// handles registered now with the recorder in force, so install the recorder first.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] naming the offending key.
@@ -103,10 +117,14 @@ impl SessionManager {
         } else {
             Some(Signer::new(config.secret.iter().cloned())?)
         };
+        let metrics = Metrics::new(&config.store_type);
+        let store: Arc<dyn SessionStore> =
+            Arc::new(GuardedStore::new(store, &config, metrics.clone()));
         let renewals = Arc::new(Renewals::new(Arc::clone(&store), config.lock_ttl));
         Ok(Self {
             inner: Arc::new(ManagerInner {
                 store,
+                metrics,
                 expiry: ExpiryPolicy::new(&config),
                 config,
                 signer,
@@ -132,7 +150,10 @@ impl SessionManager {
         &self.inner.config
     }
 
-    /// The store sessions live in.
+    /// The store sessions live in, as the manager calls it: each call bounded by
+    /// `store_timeout` (`gc` by `gc.interval`), traced and, with the `metrics` feature,
+    /// counted, as [`SessionManager::new`] describes. Calls made here count like the
+    /// sessions' own.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.inner.store
     }
@@ -179,6 +200,11 @@ impl SessionManager {
 
     /// Starts the gc scheduler for this manager's store, unless `gc.on` is false or the
     /// store expires records natively. Stop it with [`GcHandle::stop`] (or drop it).
+    ///
+    /// Its runs go through the manager's store wrapper, traced and counted
+    /// (`session_gc_removed_total`), and are bounded by `gc.interval` rather than
+    /// `store_timeout`: a sweep of a large store may take long, and the next run is due
+    /// then anyway.
     ///
     /// # Errors
     /// [`ErrorKind::Unsupported`] outside a tokio runtime.

@@ -363,7 +363,7 @@ impl Session {
         // future lives inside every request's future, and a copy of the session's key and
         // timestamps across each await would make it larger than malloc's small sizes.
         if let Some(key) = &state.destroy {
-            store.delete(key).await?;
+            manager.metrics.cleared(store.delete(key).await?);
             state.destroy = None;
             if state.had_cookie {
                 state.cookie = CookieAction::Remove;
@@ -449,6 +449,7 @@ impl Session {
         let created_at = old.created_at;
         let lent = Lent::new(&mut state.data, &mut state.owner, expires_at, created_at);
         let (id, key) = self.create_with_fresh_id(manager, &lent.record).await?;
+        manager.metrics.cycled();
         drop(lent);
         state.persisted = Some(Persisted {
             id: id.clone(),

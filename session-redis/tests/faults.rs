@@ -1,5 +1,6 @@
 //! Redis paused, killed and restarted under a live store: calls fail within the response
-//! timeout (never hang, never panic), and the store recovers on its own once Redis is back,
+//! timeout (never hang, never panic), or within the manager's `store_timeout` when that
+//! is shorter, and the store recovers on its own once Redis is back,
 //! both around single calls and for five seconds under a load of concurrent requests; a
 //! lock holder whose Redis is paused past `lock_ttl` loses its lease and its flush.
 //!
@@ -25,6 +26,11 @@ fn main() -> std::process::ExitCode {
         Trial::tokio(
             "paused_redis_fails_calls_within_the_timeout_and_recovers",
             paused_redis_fails_calls_within_the_timeout_and_recovers,
+        )
+        .multi_thread(2),
+        Trial::tokio(
+            "paused_redis_is_cut_by_the_managers_store_timeout",
+            paused_redis_is_cut_by_the_managers_store_timeout,
         )
         .multi_thread(2),
         Trial::tokio(
@@ -197,6 +203,100 @@ async fn paused_redis_fails_calls_within_the_timeout_and_recovers() -> TestResul
     ));
     println!(
         "figure: redis | paused (SIGSTOP) | slowest failure {slowest:?} (timeout {TIMEOUT:?}); first success {recovery:?} after SIGCONT"
+    );
+    Ok(())
+}
+
+/// The manager's `store_timeout` in the next test: far shorter than the store's own
+/// response timeout, so that it is the manager's bound that ends each call.
+const STORE_TIMEOUT: Duration = Duration::from_millis(300);
+/// What the issue allows on top of `store_timeout`.
+const STORE_TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+
+/// Runs `call`, which must fail with a timeout at the manager's bound; how long it took.
+async fn time_cut<T: std::fmt::Debug>(
+    name: &str,
+    call: impl Future<Output = session_core::Result<T>>,
+) -> Duration {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), call).await;
+    let elapsed = started.elapsed();
+    match outcome {
+        Err(_) => panic!("{name} hung for 30 s"),
+        Ok(Ok(value)) => panic!("{name} succeeded ({value:?}) against a paused server"),
+        Ok(Err(err)) => {
+            assert_eq!(err.kind(), ErrorKind::Timeout, "{name}: {err}");
+            assert!(
+                err.message()
+                    .contains(&format!("`{name}` within 300ms (`store_timeout`)"))
+                    || name == "request",
+                "{name}: {err}"
+            );
+            assert!(
+                elapsed >= STORE_TIMEOUT && elapsed <= STORE_TIMEOUT + STORE_TIMEOUT_SLACK,
+                "{name} failed after {elapsed:?} (store_timeout {STORE_TIMEOUT:?}): {err}"
+            );
+            elapsed
+        }
+    }
+}
+
+/// Redis paused under a store whose own response timeout is 10 s: every call through the
+/// manager, and a whole request, fails with `ErrorKind::Timeout` within `store_timeout`
+/// plus 50 ms; once Redis resumes, the same manager serves again.
+async fn paused_redis_is_cut_by_the_managers_store_timeout() -> TestResult {
+    let server = RedisServer::start().ok_or_else(support::no_redis_server)?;
+    let config = RedisConfig::new(server.url())
+        .with_prefix("faults:")
+        .with_connect_timeout(Duration::from_secs(10))
+        .with_response_timeout(Duration::from_secs(10));
+    let redis = RedisStore::connect(&config).await.expect("connect");
+    let session_config =
+        SessionConfig::from_json_str(r#"{"type": "redis", "store_timeout": "300ms"}"#)
+            .expect("config");
+    let manager = SessionManager::new(Arc::new(redis), session_config).expect("manager");
+    let store = manager.store();
+    let live = key();
+    assert!(
+        store
+            .create(&live, &record(&[("user", b"ada")]))
+            .await
+            .expect("create")
+    );
+    let header = format!("thinkjs={}", SessionId::generate(32).expect("id").expose());
+
+    server.signal("STOP");
+    let other = key();
+    let times = [
+        time_cut("load", store.load(&live)).await,
+        time_cut("create", store.create(&other, &record(&[("a", b"1")]))).await,
+        time_cut("update", store.update(&live, &changes("during", b"outage"))).await,
+        time_cut(
+            "touch",
+            store.touch(&live, Timestamp::now() + Duration::from_secs(7200)),
+        )
+        .await,
+        time_cut("delete", store.delete(&other)).await,
+        time_cut("request", async {
+            let session = manager.session_from_cookie_header(Some(&header));
+            session.get::<String>("user").await
+        })
+        .await,
+    ];
+    server.signal("CONT");
+    let worst = times.into_iter().max().unwrap_or_default();
+    let started = Instant::now();
+    let loaded = loop {
+        if let Ok(loaded) = store.load(&live).await {
+            break loaded;
+        }
+        assert!(started.elapsed() < RECOVERY, "no answer after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(loaded.is_some(), "the session survived the pause");
+    println!(
+        "figure: redis | paused (SIGSTOP), response_timeout 10s | worst wait {worst:?} with store_timeout {STORE_TIMEOUT:?} (allowed {:?})",
+        STORE_TIMEOUT + STORE_TIMEOUT_SLACK
     );
     Ok(())
 }

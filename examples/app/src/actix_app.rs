@@ -9,10 +9,12 @@ use session_actix::{Session, SessionError, SessionLock, SessionMiddleware};
 use session_core::{LockMode, SessionManager};
 
 use crate::answer::Answer;
+use crate::metrics::CONTENT_TYPE;
 use crate::{LoginForm, Options, RevokeForm, devices, routes};
 
-/// The application's routes on actix-web, with sessions from `manager` as `options` say:
-/// what each worker of `HttpServer::new` builds.
+/// The application's routes on actix-web, with sessions from `manager` as `options` say
+/// (with `GET /metrics` when `options.metrics` is given): what each worker of
+/// `HttpServer::new` builds.
 pub fn app(
     manager: SessionManager,
     options: Options,
@@ -46,6 +48,21 @@ pub fn app(
                 .route(web::get().to(read)),
         )
         .route("/healthz", web::get().to(|| async { "ok" }))
+        .configure(|config| {
+            if let Some(metrics) = options.metrics {
+                config.route(
+                    "/metrics",
+                    web::get().to(move || {
+                        let body = metrics.render();
+                        async move {
+                            HttpResponse::Ok()
+                                .insert_header((header::CONTENT_TYPE, CONTENT_TYPE))
+                                .body(body)
+                        }
+                    }),
+                );
+            }
+        })
         .wrap(SessionMiddleware::new(manager).on_store_error(options.on_store_error))
 }
 

@@ -9,13 +9,16 @@ use session_core::{LockMode, SessionManager};
 use session_tower::{Session, SessionError, SessionLayer, SessionLock};
 
 use crate::answer::Answer;
+use crate::metrics::CONTENT_TYPE;
 use crate::{LoginForm, Options, RevokeForm, devices, routes};
 
-/// The application's routes on axum, with sessions from `manager`, as `options` say.
+/// The application's routes on axum, with sessions from `manager`, as `options` say: with
+/// `GET /metrics` when `options.metrics` is given (outside the session layer: a scrape
+/// opens no session).
 pub fn app(manager: SessionManager, options: Options) -> Router {
     // The routes that only read neither take nor wait for the session's lock.
     let read_only = || SessionLock::new(LockMode::ReadOnly);
-    Router::new()
+    let app = Router::new()
         .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
@@ -26,7 +29,17 @@ pub fn app(manager: SessionManager, options: Options) -> Router {
         .route("/count", get(count))
         .route("/read", get(read).route_layer(read_only()))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(SessionLayer::new(manager).on_store_error(options.on_store_error))
+        .layer(SessionLayer::new(manager).on_store_error(options.on_store_error));
+    match options.metrics {
+        Some(metrics) => app.route(
+            "/metrics",
+            get(move || {
+                let body = metrics.render();
+                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
+            }),
+        ),
+        None => app,
+    }
 }
 
 impl IntoResponse for Answer {

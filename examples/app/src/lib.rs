@@ -12,6 +12,10 @@
 //! other key, e.g. `SESSION__LOCK=true` (requests of one session one at a time, on a
 //! store that keeps locks) with `SESSION__LOCK_TIMEOUT=2s`.
 //!
+//! With `--metrics`, `GET /metrics` serves the session metrics (`session_core`'s
+//! `metrics` feature) in the Prometheus text format, through `metrics-exporter-prometheus`;
+//! without it there is no such route and no recorder.
+//!
 //! The routes' logic is written once, on [`session_core::Session`] (`routes`, `devices`);
 //! `axum_app` and `actix_app` only extract each route's inputs and turn its answer into a
 //! response.
@@ -29,6 +33,7 @@ mod actix_app;
 mod answer;
 mod axum_app;
 mod devices;
+mod metrics;
 mod routes;
 
 use std::fmt;
@@ -41,6 +46,7 @@ use session_core::{Error, Registry, SessionManager};
 
 pub use actix_app::app as actix_app;
 pub use axum_app::app as axum_app;
+pub use metrics::Metrics;
 
 /// Every store this build can open, by configuration `type`.
 pub fn registry() -> Registry {
@@ -95,18 +101,21 @@ impl FromStr for Framework {
 }
 
 /// How the app is served, beyond its sessions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Options {
     /// What a request answers when the session store fails: by default the app's own
     /// error page ([`store_down_page`]).
     pub on_store_error: OnStoreError,
+    /// Serve the session metrics on `GET /metrics` (none by default).
+    pub metrics: Option<Metrics>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             on_store_error: OnStoreError::Respond(store_down_page),
+            metrics: None,
         }
     }
 }
@@ -173,9 +182,10 @@ pub async fn serve(
         Framework::Actix => {
             // One worker per core, each on a runtime of its own thread; the manager (and
             // its store's connections) is shared by all of them.
-            let server = actix_web::HttpServer::new(move || actix_app(manager.clone(), options))
-                .listen(listener)?
-                .run();
+            let server =
+                actix_web::HttpServer::new(move || actix_app(manager.clone(), options.clone()))
+                    .listen(listener)?
+                    .run();
             let handle = server.handle();
             tokio::spawn(async move {
                 shutdown.await;

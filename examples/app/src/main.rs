@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! session-example [--addr 127.0.0.1:3000] [--config session.toml] [--framework axum|actix]
-//!                 [--on-store-error page|500|503|continue|keep]
+//!                 [--on-store-error page|500|503|continue|keep] [--metrics]
 //! session-example --help
 //! ```
 //!
@@ -14,13 +14,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use session_core::{Report, SessionConfig, SessionManager};
-use session_example::Framework;
+use session_example::{Framework, Metrics};
 use tracing_subscriber::EnvFilter;
 
 /// The usage, printed on standard output for `--help` and on standard error after a wrong
 /// argument.
 const USAGE: &str = "\
 usage: session-example [--addr ADDR] [--config FILE] [--framework NAME] [--on-store-error P]
+                      [--metrics]
 
   --addr ADDR        the address to listen on (default 127.0.0.1:3000)
   --config FILE      the session configuration, TOML or JSON (default: the file in
@@ -32,6 +33,8 @@ usage: session-example [--addr ADDR] [--config FILE] [--framework NAME] [--on-st
                      (default: a 503 page of the app's own), 500, 503 (empty, with
                      Retry-After), continue (serve it without a session) or keep (the
                      handler's response, no cookie)
+  --metrics          serve the session metrics on GET /metrics, in the Prometheus
+                     text format
   -h, --help         print this help
 ";
 
@@ -43,6 +46,8 @@ struct Args {
     config: Option<PathBuf>,
     framework: Framework,
     options: session_example::Options,
+    /// Serve `GET /metrics`.
+    metrics: bool,
 }
 
 /// What the command line asks for.
@@ -58,6 +63,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
     let mut config = std::env::var_os("SESSION_CONFIG").map(PathBuf::from);
     let mut framework = Framework::default();
     let mut options = session_example::Options::default();
+    let mut metrics = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -77,6 +83,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
                 options.on_store_error = session_example::store_error_policy(&value)
                     .map_err(|err| format!("--on-store-error {err}"))?;
             }
+            "--metrics" => metrics = true,
             "--help" | "-h" => return Ok(Invocation::Help),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -86,20 +93,34 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Invocation, Stri
         config,
         framework,
         options,
+        metrics,
     }))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = SessionConfig::load(args.config.as_deref(), "SESSION")?;
+    let mut options = args.options;
+    // Before the manager: it registers its metrics with the recorder in force.
+    if args.metrics {
+        options.metrics = Some(Metrics::install()?);
+    }
     let store_type = config.store_type.clone();
     let manager = SessionManager::from_config(config, &session_example::registry()).await?;
     let gc = manager.spawn_gc()?;
     let listener = std::net::TcpListener::bind(args.addr)?;
     let addr = listener.local_addr()?;
     let framework = args.framework;
-    tracing::info!(store = %store_type, %framework, gc = gc.is_some(), "listening on http://{addr}");
-    println!("session example: http://{addr} (store: {store_type}, framework: {framework})");
-    session_example::serve(framework, manager, args.options, listener, async {
+    let with_metrics = options.metrics.is_some();
+    tracing::info!(store = %store_type, %framework, gc = gc.is_some(), metrics = with_metrics, "listening on http://{addr}");
+    println!(
+        "session example: http://{addr} (store: {store_type}, framework: {framework}{})",
+        if with_metrics {
+            ", metrics: /metrics"
+        } else {
+            ""
+        }
+    );
+    session_example::serve(framework, manager, options, listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
