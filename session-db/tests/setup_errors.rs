@@ -20,8 +20,8 @@ mod common;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use session_core::{Error, SetupProblem};
-use session_testkit::{TestError, TestResult, Tests, Trial};
+use session_core::SetupProblem;
+use session_testkit::{TestError, TestResult, Tests, Trial, expect_setup_error};
 
 fn main() -> std::process::ExitCode {
     let mut trials = Vec::new();
@@ -38,51 +38,6 @@ fn main() -> std::process::ExitCode {
 fn closed_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
-}
-
-/// Checks that `opened` failed, that the message a person sees names every one of
-/// `causes`, and that it ends with a hint for `problem` whose text names every one of
-/// `advice`.
-fn check<T>(
-    opened: Result<T, Error>,
-    problem: SetupProblem,
-    causes: &[&str],
-    advice: &[&str],
-) -> TestResult {
-    let Err(err) = opened else {
-        return Err(TestError::fail("the store opened"));
-    };
-    let shown = format!("{err:#}");
-    println!("shown: {shown}");
-    for cause in causes {
-        if !shown.contains(cause) {
-            return Err(TestError::fail(format!(
-                "the message does not name {cause:?}: {shown}"
-            )));
-        }
-    }
-    let Some(hint) = err.hint() else {
-        return Err(TestError::fail(format!("no hint: {shown}")));
-    };
-    if hint.problem() != problem {
-        return Err(TestError::fail(format!(
-            "the hint is for {:?}, not {problem:?}: {shown}",
-            hint.problem()
-        )));
-    }
-    if !shown.ends_with(&format!("\nhint: {hint}")) {
-        return Err(TestError::fail(format!(
-            "the hint does not end the message: {shown}"
-        )));
-    }
-    for word in advice {
-        if !hint.text().contains(word) {
-            return Err(TestError::fail(format!(
-                "the hint does not say {word:?}: {hint}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A random name for a login or a table prefix: `t` and 12 hex digits.
@@ -176,7 +131,7 @@ mod postgres {
         let port = closed_port();
         let mut options = DbOptions::new(format!("postgres://postgres@127.0.0.1:{port}/test"));
         options.acquire_timeout = Duration::from_millis(500);
-        check(
+        expect_setup_error(
             PostgresStore::connect(&options).await,
             SetupProblem::Unreachable,
             &["connect failed", "Connection refused"],
@@ -188,7 +143,7 @@ mod postgres {
         admin().await?.close().await;
         let role = random_name();
         let options = DbOptions::new(url_as(&role));
-        check(
+        expect_setup_error(
             PostgresStore::connect(&options).await,
             SetupProblem::Authentication,
             &[&format!("role \"{role}\" does not exist")],
@@ -202,7 +157,7 @@ mod postgres {
         let url = admin_url();
         let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
         let options = DbOptions::new(format!("{base}/{database}"));
-        check(
+        expect_setup_error(
             PostgresStore::connect(&options).await,
             SetupProblem::MissingDatabase,
             &[&format!("database \"{database}\" does not exist")],
@@ -223,7 +178,7 @@ mod postgres {
         admin.close().await;
         let mut options = DbOptions::new(url_as(&role));
         options.prefix = common::random_prefix();
-        check(
+        expect_setup_error(
             PostgresStore::connect(&options).await,
             SetupProblem::Privilege,
             &["migrate failed", "permission denied for schema public"],
@@ -252,7 +207,7 @@ mod postgres {
             .await;
         admin.close().await;
         dropped.map_err(|err| TestError::fail(format!("drop the table: {err}")))?;
-        check(
+        expect_setup_error(
             opened,
             SetupProblem::TableShape,
             &[&table, "cookie, data, expire, version"],
@@ -356,7 +311,7 @@ mod mysql {
         let port = closed_port();
         let mut options = DbOptions::new(format!("mysql://root@127.0.0.1:{port}/test"));
         options.acquire_timeout = Duration::from_millis(500);
-        check(
+        expect_setup_error(
             MySqlStore::connect(&options).await,
             SetupProblem::Unreachable,
             &["connect failed", "Connection refused"],
@@ -370,7 +325,7 @@ mod mysql {
         let _cleanup = user(&admin, &name, "the-right-one", Some("ALL")).await?;
         admin.close().await;
         let options = DbOptions::new(url_as(&name, "a-wrong-one"));
-        check(
+        expect_setup_error(
             MySqlStore::connect(&options).await,
             SetupProblem::Authentication,
             &[&format!("Access denied for user '{name}'")],
@@ -391,7 +346,7 @@ mod mysql {
         admin.close().await;
         let mut options = DbOptions::new(url_as(&name, "password"));
         options.prefix = common::random_prefix();
-        let checked = check(
+        let checked = expect_setup_error(
             MySqlStore::connect(&options).await,
             SetupProblem::Privilege,
             &["migrate failed", "CREATE command denied", &name],
@@ -419,7 +374,7 @@ mod mysql {
             .await;
         admin.close().await;
         dropped.map_err(|err| TestError::fail(format!("drop the table: {err}")))?;
-        check(
+        expect_setup_error(
             opened,
             SetupProblem::TableShape,
             &[&table, "cookie, data, expire, version"],
@@ -459,7 +414,7 @@ mod sqlite {
         let blocker = dir.path().join("a-file");
         std::fs::write(&blocker, b"").expect("write");
         let file = blocker.join("sessions.db");
-        check(
+        expect_setup_error(
             SqliteStore::open(&file).await,
             SetupProblem::Storage,
             &["connect failed", "unable to open database file"],
@@ -471,7 +426,7 @@ mod sqlite {
         let dir = tempfile::tempdir().expect("tempdir");
         let folder = dir.path().join("no-such-folder");
         let file = folder.join("sessions.db");
-        check(
+        expect_setup_error(
             SqliteStore::open(&file).await,
             SetupProblem::Storage,
             &["unable to open database file"],
@@ -483,7 +438,7 @@ mod sqlite {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("sessions.db");
         let options = DbOptions::new(format!("sqlite://{}", file.display()));
-        check(
+        expect_setup_error(
             SqliteStore::connect(&options).await,
             SetupProblem::Storage,
             &["unable to open database file"],
@@ -503,7 +458,7 @@ mod sqlite {
             .await
             .expect("create the table");
         pool.close().await;
-        check(
+        expect_setup_error(
             SqliteStore::open(&file).await,
             SetupProblem::TableShape,
             &["\"think_session\"", "data, expire, version"],

@@ -98,6 +98,7 @@ mod harness;
 mod limit;
 mod load;
 mod runner;
+mod setup;
 
 pub use cases::{CASES, Case, CaseError, CaseResult, Ctx};
 pub use counting::{CountingStore, OperationCounts};
@@ -105,3 +106,4 @@ pub use harness::{Fixture, Outcome, Report, Suite, Unavailable, services_require
 pub use limit::DEFAULT_CALL_LIMIT;
 pub use load::{Event, HANG, Load, LoadReport};
 pub use runner::{Counts, TestError, TestReport, TestResult, Tests, Trial};
+pub use setup::expect_setup_error;
