@@ -164,68 +164,185 @@ fn parse_explained(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Runs `cargo mutants` with `args`, the services required (see below).
+fn cargo_mutants(root: &Path, args: &[String]) -> Result<std::process::ExitStatus, String> {
+    Command::new(env!("CARGO"))
+        .args(args)
+        // A fixture that cannot be set up makes the suite skip every case, which passes:
+        // a mutant that breaks opening the store would read as missed. With the services
+        // required, a skip for want of a backend fails the run instead.
+        .env("SESSION_REQUIRE_SERVICES", "1")
+        .current_dir(root)
+        .status()
+        .map_err(|err| {
+            format!(
+                "{}\nhint: cargo mutants is installed with `cargo install cargo-mutants`",
+                crate::cannot_run("cargo mutants", &err)
+            )
+        })
+}
+
+/// `name` as a regular expression that matches exactly it.
+fn exactly(name: &str) -> String {
+    let mut re = String::with_capacity(name.len() + 8);
+    re.push('^');
+    for c in name.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            re.push('\\');
+        }
+        re.push(c);
+    }
+    re.push('$');
+    re
+}
+
+/// The `cargo mutants` arguments that re-run the suite's survivors `missed` against every
+/// test of the package they live in (its unit, integration and doc tests, the conformance
+/// run included), writing into `output`.
+fn own_test_arguments(
+    target: &Target,
+    missed: &[String],
+    output: &Path,
+    options: &Options,
+) -> Vec<String> {
+    let mut args = vec![
+        "mutants".to_owned(),
+        "--package".to_owned(),
+        target.package.to_owned(),
+        "--output".to_owned(),
+        output.display().to_string(),
+    ];
+    for mutant in missed {
+        args.extend(["--re".to_owned(), exactly(mutant)]);
+    }
+    if let Some(jobs) = options.jobs {
+        args.extend(["--jobs".to_owned(), jobs.to_string()]);
+    }
+    args
+}
+
+/// What one target's runs found.
+struct Verdict {
+    mutants: usize,
+    caught: usize,
+    /// Survivors of the suite.
+    missed: Vec<String>,
+    /// Survivors of the suite that the package's own tests kill.
+    killed_by_own_tests: usize,
+    /// Survivors of both, with a reason.
+    explained: usize,
+    /// Survivors of both, without a reason.
+    unexplained: Vec<String>,
+    timeout: usize,
+    unviable: usize,
+}
+
+/// Runs the suite against every mutant of `target`, then its survivors against the
+/// package's own tests.
+fn run_target(
+    root: &Path,
+    target: &Target,
+    options: &Options,
+    reasons: &BTreeSet<String>,
+) -> Result<Option<Verdict>, String> {
+    let output: PathBuf = root.join("target/mutants").join(target.name);
+    std::fs::create_dir_all(&output)
+        .map_err(|err| format!("{}: {}", output.display(), crate::explain(&err)))?;
+    let status = cargo_mutants(root, &arguments(target, &output, options))?;
+    if options.list {
+        return Ok(None);
+    }
+    // `cargo mutants` exits non-zero when mutants were missed: the outcome files say what
+    // happened, and only a run that wrote none failed.
+    let caught = outcome(&output, "caught.txt")?;
+    let missed = outcome(&output, "missed.txt")?;
+    let timeout = outcome(&output, "timeout.txt")?;
+    let unviable = outcome(&output, "unviable.txt")?;
+    if caught.is_empty() && missed.is_empty() && timeout.is_empty() && unviable.is_empty() {
+        return Err(format!(
+            "cargo mutants for {} wrote no outcomes ({status})",
+            target.name
+        ));
+    }
+    // A survivor of the suite that the package's own tests kill is covered where it
+    // belongs (an option or a file layout of that store alone); only the survivors of
+    // both need a reason.
+    let own: BTreeSet<String> = if missed.is_empty() {
+        BTreeSet::new()
+    } else {
+        let own_output = root.join("target/mutants").join(format!("{}-own", target.name));
+        std::fs::create_dir_all(&own_output)
+            .map_err(|err| format!("{}: {}", own_output.display(), crate::explain(&err)))?;
+        cargo_mutants(
+            root,
+            &own_test_arguments(target, &missed, &own_output, options),
+        )?;
+        let mut killed = outcome(&own_output, "caught.txt")?;
+        killed.extend(outcome(&own_output, "timeout.txt")?);
+        killed.into_iter().collect()
+    };
+    let survivors: Vec<&String> = missed.iter().filter(|m| !own.contains(*m)).collect();
+    Ok(Some(Verdict {
+        mutants: caught.len() + missed.len() + timeout.len() + unviable.len(),
+        caught: caught.len(),
+        killed_by_own_tests: missed.len() - survivors.len(),
+        explained: survivors.iter().filter(|m| reasons.contains(**m)).count(),
+        unexplained: survivors
+            .iter()
+            .filter(|m| !reasons.contains(**m))
+            .map(|m| (*m).clone())
+            .collect(),
+        missed,
+        timeout: timeout.len(),
+        unviable: unviable.len(),
+    }))
+}
+
 pub(crate) fn run(options: Options) -> Result<(), String> {
     let root = workspace_root();
-    let explained = explained(&root)?;
+    let reasons = explained(&root)?;
     let mut unexplained = Vec::new();
     let mut table = vec![
-        "| target | mutants | caught | missed (explained) | timed out | unviable |".to_owned(),
-        "|---|---:|---:|---:|---:|---:|".to_owned(),
+        "| target | mutants | caught | missed | killed by the crate's own tests | explained \
+         | unexplained | timed out | unviable |"
+            .to_owned(),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|".to_owned(),
     ];
     for target in &options.targets {
-        let output: PathBuf = root.join("target/mutants").join(target.name);
-        std::fs::create_dir_all(&output)
-            .map_err(|err| format!("{}: {}", output.display(), crate::explain(&err)))?;
-        let status = Command::new(env!("CARGO"))
-            .args(arguments(target, &output, &options))
-            .current_dir(&root)
-            .status()
-            .map_err(|err| {
-                format!(
-                    "{}\nhint: cargo mutants is installed with `cargo install cargo-mutants`",
-                    crate::cannot_run("cargo mutants", &err)
-                )
-            })?;
-        if options.list {
+        let Some(verdict) = run_target(&root, target, &options, &reasons)? else {
             continue;
-        }
-        // `cargo mutants` exits non-zero when mutants were missed: the outcome files say
-        // what happened, and only a run that wrote none failed.
-        let caught = outcome(&output, "caught.txt")?;
-        let missed = outcome(&output, "missed.txt")?;
-        let timeout = outcome(&output, "timeout.txt")?;
-        let unviable = outcome(&output, "unviable.txt")?;
-        if caught.is_empty() && missed.is_empty() && timeout.is_empty() && unviable.is_empty() {
-            return Err(format!(
-                "cargo mutants for {} wrote no outcomes ({status})",
-                target.name
-            ));
-        }
-        let reasoned = missed.iter().filter(|m| explained.contains(*m)).count();
-        unexplained.extend(missed.iter().filter(|m| !explained.contains(*m)).cloned());
+        };
         table.push(format!(
-            "| {} | {} | {} | {} ({reasoned}) | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             target.name,
-            caught.len() + missed.len() + timeout.len() + unviable.len(),
-            caught.len(),
-            missed.len(),
-            timeout.len(),
-            unviable.len(),
+            verdict.mutants,
+            verdict.caught,
+            verdict.missed.len(),
+            verdict.killed_by_own_tests,
+            verdict.explained,
+            verdict.unexplained.len(),
+            verdict.timeout,
+            verdict.unviable,
         ));
+        unexplained.extend(verdict.unexplained);
     }
     if options.list {
         return Ok(());
     }
     println!("\n{}\n", table.join("\n"));
     if unexplained.is_empty() {
-        println!("every surviving mutant has a reason in {EXPLAINED}");
+        println!(
+            "every mutant the suite missed is killed by its crate's own tests or has a reason \
+             in {EXPLAINED}"
+        );
         Ok(())
     } else {
         for mutant in &unexplained {
             println!("survived without a reason: {mutant}");
         }
         Err(format!(
-            "{} surviving mutants have neither a case that kills them nor a reason in {EXPLAINED}",
+            "{} surviving mutants have neither a test that kills them nor a reason in \
+             {EXPLAINED}",
             unexplained.len()
         ))
     }
@@ -259,5 +376,30 @@ mod tests {
         );
         assert!(joined.ends_with("-- --test conformance"), "{joined}");
         assert!(parse(&["--target".to_owned(), "nope".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn survivors_are_rerun_by_exact_name_against_every_test_of_their_package() {
+        let options = parse(&["--target".to_owned(), "core".to_owned()]).expect("options");
+        let missed = ["session-core/src/session.rs:12:5: replace a && b with a || b in \
+                       <impl X for Y>::f -> Result<(), E>"
+            .to_owned()];
+        let args = own_test_arguments(options.targets[0], &missed, Path::new("/o"), &options);
+        let joined = args.join(" ");
+        assert!(joined.contains("--package session-core"), "{joined}");
+        assert!(!joined.contains("--test-package"), "{joined}");
+        assert!(!joined.contains("conformance"), "{joined}");
+        assert_eq!(
+            args.iter().filter(|arg| *arg == "--re").count(),
+            1,
+            "{joined}"
+        );
+        assert!(
+            joined.contains(
+                "^session-core/src/session\\.rs:12:5: replace a && b with a \\|\\| b in \
+                 <impl X for Y>::f -> Result<\\(\\), E>$"
+            ),
+            "{joined}"
+        );
     }
 }
