@@ -121,6 +121,17 @@ fn arguments(target: &Target, output: &Path, options: &Options) -> Vec<String> {
     if let Some(jobs) = options.jobs {
         args.extend(["--jobs".to_owned(), jobs.to_string()]);
     }
+    if target.package != target.test_package {
+        // cargo-mutants runs its baseline with the mutated package's tests, which have no
+        // `conformance` target here: [`baseline`] runs the suite on the unmutated tree
+        // instead, and the timeout that the baseline would have set is given.
+        args.extend([
+            "--baseline".to_owned(),
+            "skip".to_owned(),
+            "--timeout".to_owned(),
+            SKIPPED_BASELINE_TIMEOUT_SECS.to_string(),
+        ]);
+    }
     // The conformance suite is the test: the package's other tests are not what is
     // measured.
     args.extend([
@@ -129,6 +140,36 @@ fn arguments(target: &Target, output: &Path, options: &Options) -> Vec<String> {
         "conformance".to_owned(),
     ]);
     args
+}
+
+/// The test timeout of a run whose baseline cargo-mutants skips, in seconds: six times
+/// the memory store's whole suite, which the per-call limit keeps bounded even when every
+/// call hangs.
+const SKIPPED_BASELINE_TIMEOUT_SECS: u32 = 60;
+
+/// The suite of `target`'s test package on the unmutated tree: it must pass, or every
+/// mutant would read as caught.
+fn baseline(root: &Path, target: &Target) -> Result<(), String> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "--package",
+            target.test_package,
+            "--test",
+            "conformance",
+        ])
+        .env("SESSION_REQUIRE_SERVICES", "1")
+        .current_dir(root)
+        .status()
+        .map_err(|err| crate::cannot_run("cargo test", &err))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the conformance suite of {} fails on the unmutated tree ({status}): fix that first",
+            target.test_package
+        ))
+    }
 }
 
 /// The mutants of one outcome file of `cargo mutants` (`missed.txt`, ...), one per line.
@@ -248,6 +289,9 @@ fn run_target(
     let output: PathBuf = root.join("target/mutants").join(target.name);
     std::fs::create_dir_all(&output)
         .map_err(|err| format!("{}: {}", output.display(), crate::explain(&err)))?;
+    if target.package != target.test_package && !options.list {
+        baseline(root, target)?;
+    }
     let status = cargo_mutants(root, &arguments(target, &output, options))?;
     if options.list {
         return Ok(None);
@@ -375,6 +419,10 @@ mod tests {
             "{joined}"
         );
         assert!(joined.ends_with("-- --test conformance"), "{joined}");
+        assert!(joined.contains("--baseline skip --timeout 60"), "{joined}");
+        let options = parse(&["--target".to_owned(), "file".to_owned()]).expect("options");
+        let joined = arguments(options.targets[0], Path::new("/tmp/out"), &options).join(" ");
+        assert!(!joined.contains("--baseline"), "{joined}");
         assert!(parse(&["--target".to_owned(), "nope".to_owned()]).is_err());
     }
 
