@@ -42,6 +42,7 @@ tasks:
                              test; fails on a surviving mutant without a reason in
                              xtask/mutants-explained.txt
       --target NAME          memory, file or core (repeatable; default all)
+      --file GLOB            only the files of the target that match (repeatable)
       --jobs N               parallel builds
       --list                 only list the mutants
   bench [options]            HTTP benchmark, ours vs tower-sessions, every store (release build);

@@ -62,6 +62,9 @@ pub(crate) struct Options {
     list: bool,
     /// Parallel builds, passed to `cargo mutants --jobs`.
     jobs: Option<u32>,
+    /// Only these files of the target (`cargo mutants --file` globs): a re-run after a
+    /// change to one file.
+    files: Vec<String>,
 }
 
 pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
@@ -69,6 +72,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         targets: Vec::new(),
         list: false,
         jobs: None,
+        files: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -85,6 +89,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
                 options.targets.push(target);
             }
             "--list" => options.list = true,
+            "--file" => options
+                .files
+                .push(args.next().ok_or("--file needs a path or glob")?.clone()),
             "--jobs" => {
                 let jobs = args.next().ok_or("--jobs needs a number")?;
                 options.jobs = Some(
@@ -112,8 +119,13 @@ fn arguments(target: &Target, output: &Path, options: &Options) -> Vec<String> {
         "--output".to_owned(),
         output.display().to_string(),
     ];
-    for file in target.files {
-        args.extend(["--file".to_owned(), (*file).to_owned()]);
+    let files: Vec<&str> = if options.files.is_empty() {
+        target.files.to_vec()
+    } else {
+        options.files.iter().map(String::as_str).collect()
+    };
+    for file in files {
+        args.extend(["--file".to_owned(), file.to_owned()]);
     }
     if options.list {
         args.push("--list".to_owned());
@@ -314,7 +326,9 @@ fn run_target(
     let own: BTreeSet<String> = if missed.is_empty() {
         BTreeSet::new()
     } else {
-        let own_output = root.join("target/mutants").join(format!("{}-own", target.name));
+        let own_output = root
+            .join("target/mutants")
+            .join(format!("{}-own", target.name));
         std::fs::create_dir_all(&own_output)
             .map_err(|err| format!("{}: {}", own_output.display(), crate::explain(&err)))?;
         cargo_mutants(
@@ -423,15 +437,29 @@ mod tests {
         let options = parse(&["--target".to_owned(), "file".to_owned()]).expect("options");
         let joined = arguments(options.targets[0], Path::new("/tmp/out"), &options).join(" ");
         assert!(!joined.contains("--baseline"), "{joined}");
+        let options = parse(&[
+            "--target".to_owned(),
+            "file".to_owned(),
+            "--file".to_owned(),
+            "session-file/src/leases.rs".to_owned(),
+        ])
+        .expect("options");
+        let joined = arguments(options.targets[0], Path::new("/tmp/out"), &options).join(" ");
+        assert!(
+            joined.contains("--file session-file/src/leases.rs"),
+            "{joined}"
+        );
         assert!(parse(&["--target".to_owned(), "nope".to_owned()]).is_err());
     }
 
     #[test]
     fn survivors_are_rerun_by_exact_name_against_every_test_of_their_package() {
         let options = parse(&["--target".to_owned(), "core".to_owned()]).expect("options");
-        let missed = ["session-core/src/session.rs:12:5: replace a && b with a || b in \
+        let missed = [
+            "session-core/src/session.rs:12:5: replace a && b with a || b in \
                        <impl X for Y>::f -> Result<(), E>"
-            .to_owned()];
+                .to_owned(),
+        ];
         let args = own_test_arguments(options.targets[0], &missed, Path::new("/o"), &options);
         let joined = args.join(" ");
         assert!(joined.contains("--package session-core"), "{joined}");
