@@ -85,6 +85,9 @@ use crate::{
 ///   (`user_index_forgets_deleted_sessions`, `user_index_never_lists_expired_sessions`,
 ///   `user_index_follows_expiry_moves`, `user_index_lists_concurrent_binds`,
 ///   `user_index_shared_between_handles`).
+/// - A `create` over an expired record lists the new session under its own owner only,
+///   whether that is the expired record's user or another
+///   (`user_index_never_lists_expired_sessions`).
 /// - The index stays bounded: after a `gc` and a listing, [`user_index_len`](Self::user_index_len)
 ///   counts no more entries than the user's live sessions (`user_index_stays_bounded`).
 ///

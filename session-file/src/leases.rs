@@ -208,37 +208,33 @@ impl Inner {
     }
 
     /// Removes the lapsed and unparsable lease files, and the stray temporary files, of the
-    /// `leases` folder; returns how many files it removed (none of them a session).
-    pub(crate) fn gc_leases(&self, now: Timestamp) -> Result<u64> {
-        let mut removed = 0;
+    /// `leases` folder. None of them is a session, so gc does not count them.
+    pub(crate) fn gc_leases(&self, now: Timestamp) -> Result<()> {
         self.walk(&self.root.join(LEASE_DIR), 0, &mut |dir| {
-            removed += self.gc_lease_dir(dir, now)?;
-            Ok(())
-        })?;
-        Ok(removed)
+            self.gc_lease_dir(dir, now)
+        })
     }
 
-    fn gc_lease_dir(&self, dir: &Path, now: Timestamp) -> Result<u64> {
-        let mut removed = 0;
+    fn gc_lease_dir(&self, dir: &Path, now: Timestamp) -> Result<()> {
         for entry in gc_entries(dir)? {
-            removed += u64::from(match entry? {
+            match entry? {
                 // Lease files are only written under their stripe lock: holding it, no
                 // writer is using a temporary file, so any left is debris from a crash.
-                GcEntry::Temp(key, path) => self.locked(&key, || self.remove(&path))?,
+                GcEntry::Temp(key, path) => self.locked(&key, || self.remove(&path).map(drop))?,
                 GcEntry::Key(key, path) => self.locked(&key, || match read_lease_file(&path) {
-                    Ok(Found::Lease(lease)) if !lease.is_lapsed(now) => Ok(false),
-                    Ok(Found::Nothing) => Ok(false),
-                    Ok(Found::Lease(_) | Found::Corrupt) => self.remove(&path),
+                    Ok(Found::Lease(lease)) if !lease.is_lapsed(now) => Ok(()),
+                    Ok(Found::Nothing) => Ok(()),
+                    Ok(Found::Lease(_) | Found::Corrupt) => self.remove(&path).map(drop),
                     // Unreadable now (a permission, a passing failure): kept, since it may
                     // be a live lease; the next gc tries again.
                     Err(err) => {
                         tracing::debug!(session = key.short(), error = %format_args!("{err:#}"), "gc skipped an unreadable lease file");
-                        Ok(false)
+                        Ok(())
                     }
                 })?,
-            });
+            }
         }
-        Ok(removed)
+        Ok(())
     }
 }
 

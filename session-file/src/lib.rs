@@ -865,7 +865,7 @@ impl SessionStore for FileStore {
                 Ok(())
             })?;
             let index_root = inner.root.join(USER_DIR);
-            inner.walk(&index_root, 0, &mut |dir| inner.gc_index_dir(dir).map(drop))?;
+            inner.walk(&index_root, 0, &mut |dir| inner.gc_index_dir(dir))?;
             // Lapsed leases are not sessions: they are not counted.
             inner.gc_leases(now)?;
             Ok(removed)
@@ -990,5 +990,43 @@ mod tests {
         let err =
             FileStore::open(FileStoreOptions::new(dir.path()).path_depth(5)).expect_err("too deep");
         assert!(err.to_string().contains("adapter.file.path_depth"));
+        FileStore::open(FileStoreOptions::new(dir.path()).path_depth(MAX_PATH_DEPTH))
+            .expect("the deepest sharding offered");
+    }
+
+    #[test]
+    fn folder_hints_name_the_fix_for_each_cause() {
+        let root = Path::new("/srv/app/session");
+        for (kind, fix) in [
+            (io::ErrorKind::NotADirectory, "is a file, not a folder"),
+            (io::ErrorKind::AlreadyExists, "is a file, not a folder"),
+            (io::ErrorKind::PermissionDenied, "give that user write permission"),
+            (io::ErrorKind::ReadOnlyFilesystem, "read-only file system"),
+            (io::ErrorKind::StorageFull, "no space is left"),
+            (io::ErrorKind::QuotaExceeded, "no space is left"),
+            (io::ErrorKind::Other, "must be a folder this process can create and write"),
+        ] {
+            let hint = folder_hint(root, &io::Error::from(kind));
+            assert_eq!(hint.problem(), SetupProblem::Storage, "{kind:?}");
+            assert!(hint.text().contains(fix), "{kind:?}: {}", hint.text());
+            assert!(hint.text().contains("/srv/app/session"), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_lock_folder_removed_under_a_running_store_is_made_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(FileStoreOptions::new(dir.path())).expect("open");
+        fs::remove_dir_all(dir.path().join(LOCK_DIR)).expect("remove the lock folder");
+        // Stripe 0's file is open since `open`; any other stripe opens its file now.
+        let key = StoreKey::parse(&format!("ff{}", "0".repeat(62))).expect("key");
+        let ran = store.inner.locked(&key, || Ok(true)).expect("locked");
+        assert!(ran);
+        assert!(
+            store
+                .inner
+                .lock_file_path(LockSet::Sessions, key.digest()[0])
+                .is_file()
+        );
     }
 }

@@ -355,20 +355,17 @@ impl Inner {
     }
 
     /// Removes the temporary index files a crash left in `dir` (a folder of index files).
-    /// Returns how many; they are not sessions, so gc does not count them.
-    pub(crate) fn gc_index_dir(&self, dir: &Path) -> Result<u64> {
-        let mut removed = 0;
+    /// They are not sessions, so gc does not count them.
+    pub(crate) fn gc_index_dir(&self, dir: &Path) -> Result<()> {
         for entry in dir_entries(dir)? {
             let entry = entry?;
             let Some(hash) = entry.file_name().to_str().and_then(temp_file_key) else {
                 continue;
             };
             // Written only under their lock: holding it, no writer is using one.
-            if self.user_locked(&IndexName(hash), || self.remove(&entry.path()))? {
-                removed += 1;
-            }
+            self.user_locked(&IndexName(hash), || self.remove(&entry.path()))?;
         }
-        Ok(removed)
+        Ok(())
     }
 }
 

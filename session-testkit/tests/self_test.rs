@@ -53,6 +53,10 @@ enum Flaw {
     KeepsRemovedKeys,
     /// Writes never move an expiry earlier: a session's lifetime only grows.
     NeverShortensExpiry,
+    /// `create` over an expired record prunes the old owner's index entry after adding
+    /// the new owner's: a session created again for the same user drops out of their
+    /// listing.
+    PrunesAfterRecreate,
 }
 
 /// A deliberately plain store: one map behind one lock, a user index beside it, with an
@@ -160,9 +164,14 @@ impl SessionStore for ReferenceStore {
         let mut record = record.clone();
         self.bump(&mut record);
         let owner = record.owner.clone();
-        let replaced = map.insert(key.clone(), record);
+        let replaced = map.insert(key.clone(), record).and_then(|r| r.owner);
         drop(map);
-        self.unindex(key, replaced.and_then(|r| r.owner).as_ref());
+        if self.flaw == Flaw::PrunesAfterRecreate {
+            self.index(key, owner.as_ref());
+            self.unindex(key, replaced.as_ref());
+            return Ok(true);
+        }
+        self.unindex(key, replaced.as_ref());
         if self.flaw != Flaw::ForgetsCycledIds {
             self.index(key, owner.as_ref());
         }
@@ -533,6 +542,15 @@ async fn catches_a_store_whose_gc_always_fails() {
 async fn catches_an_index_that_lists_expired_sessions() {
     assert_caught(
         Flaw::ListsExpired,
+        &["user_index_never_lists_expired_sessions"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catches_a_create_over_an_expired_record_that_drops_the_new_entry() {
+    assert_caught(
+        Flaw::PrunesAfterRecreate,
         &["user_index_never_lists_expired_sessions"],
     )
     .await;

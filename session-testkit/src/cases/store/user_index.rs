@@ -176,12 +176,18 @@ pub(crate) async fn user_index_forgets_deleted_sessions(ctx: &Ctx) -> CaseResult
     Ok(())
 }
 
-/// An expired session is never listed, gc or not, including one created already expired.
+/// An expired session is never listed, gc or not, including one created already expired;
+/// and a `create` over an expired record of the same key lists the new session under its
+/// own owner only, whether that is the expired record's user or another.
 pub(crate) async fn user_index_never_lists_expired_sessions(ctx: &Ctx) -> CaseResult {
     require_user_index(ctx)?;
-    let ada = fresh_user("ada")?;
+    let (ada, bob) = (fresh_user("ada")?, fresh_user("bob")?);
     let owner = owner(&ada, "")?;
     let soon = create_bound(ctx, &owner, &[], in_millis(300)).await?;
+    let (again, moved) = (
+        create_bound(ctx, &owner, &[], in_millis(300)).await?,
+        create_bound(ctx, &owner, &[], in_millis(300)).await?,
+    );
     let live = create_bound(ctx, &owner, &[], in_secs(3600)).await?;
     let dead = key()?;
     ctx.store
@@ -190,13 +196,35 @@ pub(crate) async fn user_index_never_lists_expired_sessions(ctx: &Ctx) -> CaseRe
             &record(&[], ago_secs(5)).with_owner(Some(owner.clone())),
         )
         .await?;
-    let both = sorted(&[soon, live.clone()]);
-    ensure_eq!(listed(ctx.store(), &ada).await?, both, "before the expiry");
+    let before = sorted(&[soon, again.clone(), moved.clone(), live.clone()]);
+    ensure_eq!(listed(ctx.store(), &ada).await?, before, "before the expiry");
     tokio::time::sleep(Duration::from_millis(500)).await;
     ensure_eq!(
         listed(ctx.store(), &ada).await?,
-        vec![live],
+        vec![live.clone()],
         "after the expiry, no gc"
+    );
+
+    let renewed = record(&[("round", b"2")], in_secs(3600)).with_owner(Some(owner.clone()));
+    ensure!(
+        ctx.store.create(&again, &renewed).await?,
+        "a create over an expired record of the same user"
+    );
+    let to_bob = record(&[("round", b"2")], in_secs(3600)).with_owner(Some(Owner::new(bob.clone())));
+    ensure!(
+        ctx.store.create(&moved, &to_bob).await?,
+        "a create over an expired record of another user"
+    );
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        sorted(&[again, live]),
+        "the first user's listing after creates over two of their expired sessions: the one \
+         created again for them, not the one now bound to another user"
+    );
+    ensure_eq!(
+        listed(ctx.store(), &bob).await?,
+        vec![moved],
+        "the other user's listing"
     );
     Ok(())
 }
