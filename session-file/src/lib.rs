@@ -1000,11 +1000,17 @@ mod tests {
         for (kind, fix) in [
             (io::ErrorKind::NotADirectory, "is a file, not a folder"),
             (io::ErrorKind::AlreadyExists, "is a file, not a folder"),
-            (io::ErrorKind::PermissionDenied, "give that user write permission"),
+            (
+                io::ErrorKind::PermissionDenied,
+                "give that user write permission",
+            ),
             (io::ErrorKind::ReadOnlyFilesystem, "read-only file system"),
             (io::ErrorKind::StorageFull, "no space is left"),
             (io::ErrorKind::QuotaExceeded, "no space is left"),
-            (io::ErrorKind::Other, "must be a folder this process can create and write"),
+            (
+                io::ErrorKind::Other,
+                "must be a folder this process can create and write",
+            ),
         ] {
             let hint = folder_hint(root, &io::Error::from(kind));
             assert_eq!(hint.problem(), SetupProblem::Storage, "{kind:?}");

@@ -251,7 +251,10 @@ impl SessionStore for MemoryStore {
             existing.clone_from(record);
             shard.set_expiry(digest, previous, record.expires_at);
             drop(guard);
-            self.rebind(key, before.as_ref(), record.owner.as_ref());
+            // A listing may have pruned the expired record's entry already: drop it and
+            // index the new record afresh, even when both belong to one user.
+            self.rebind(key, before.as_ref(), None);
+            self.rebind(key, None, record.owner.as_ref());
             return Ok(true);
         }
         if let Some(limit) = self.per_shard_limit {

@@ -197,7 +197,11 @@ pub(crate) async fn user_index_never_lists_expired_sessions(ctx: &Ctx) -> CaseRe
         )
         .await?;
     let before = sorted(&[soon, again.clone(), moved.clone(), live.clone()]);
-    ensure_eq!(listed(ctx.store(), &ada).await?, before, "before the expiry");
+    ensure_eq!(
+        listed(ctx.store(), &ada).await?,
+        before,
+        "before the expiry"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     ensure_eq!(
         listed(ctx.store(), &ada).await?,
@@ -210,7 +214,8 @@ pub(crate) async fn user_index_never_lists_expired_sessions(ctx: &Ctx) -> CaseRe
         ctx.store.create(&again, &renewed).await?,
         "a create over an expired record of the same user"
     );
-    let to_bob = record(&[("round", b"2")], in_secs(3600)).with_owner(Some(Owner::new(bob.clone())));
+    let to_bob =
+        record(&[("round", b"2")], in_secs(3600)).with_owner(Some(Owner::new(bob.clone())));
     ensure!(
         ctx.store.create(&moved, &to_bob).await?,
         "a create over an expired record of another user"
