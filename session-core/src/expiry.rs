@@ -285,4 +285,24 @@ mod tests {
         assert!(next.expires_at >= near_end, "{next:?}");
         assert!(policy.is_usable(at(i64::MAX), at(0), near_end));
     }
+
+    #[test]
+    fn last_active_is_the_expiry_less_the_idle_timeout_within_the_session_s_life() {
+        let policy = policy(HOUR, None, true, MINUTE);
+        let (created, now) = (at(0), at(ms(2 * HOUR)));
+        let refreshed = at(ms(HOUR + MINUTE));
+        let expires_at = refreshed + HOUR;
+        assert_eq!(policy.last_active(expires_at, created, now), refreshed);
+        assert_eq!(policy.last_active(at(ms(HOUR) / 2), created, now), created);
+        assert_eq!(policy.last_active(at(ms(5 * HOUR)), created, now), now);
+    }
+
+    #[test]
+    fn without_a_step_an_unchanged_expiry_is_not_a_move() {
+        let fixed = policy(HOUR, None, false, Duration::ZERO);
+        let (now, current) = (at(1_000), at(ms(HOUR)));
+        let next = fixed.after_request(now, at(0), current, None);
+        assert_eq!(next.expires_at, current);
+        assert!(!next.moved, "no write for an expiry that stays");
+    }
 }

@@ -935,4 +935,227 @@ mod tests {
         let replay = manager.session_from_cookie_header(Some(&header(&cookie)));
         assert!(!replay.exists().await.expect("load"), "no resurrection");
     }
+
+    #[tokio::test]
+    async fn reads_tell_keys_emptiness_and_whether_the_session_is_stored() {
+        let (manager, store) = manager("{}");
+        let first = manager.session_from_cookie_header(None);
+        assert!(first.is_empty().await.expect("is_empty"));
+        assert!(!first.exists().await.expect("exists"));
+        first.set("user", "ada").await.expect("set");
+        assert!(!first.is_empty().await.expect("is_empty"));
+        assert!(first.contains_key("user").await.expect("contains_key"));
+        assert!(!first.contains_key("cart").await.expect("contains_key"));
+        let cookie = first.flush().await.expect("flush").expect("a cookie");
+
+        let second = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(second.exists().await.expect("exists"));
+        assert!(!second.is_empty().await.expect("is_empty"));
+        assert!(!second.contains_key("cart").await.expect("contains_key"));
+        let calls = store.calls();
+        assert!(!second.remove("cart").await.expect("remove"), "not there");
+        assert!(second.flush().await.expect("flush").is_none());
+        assert_eq!(
+            store.calls(),
+            calls,
+            "removing an absent key writes nothing"
+        );
+        assert_eq!(format!("{second:?}"), "Session { .. }");
+    }
+
+    #[tokio::test]
+    async fn clear_of_a_session_the_store_does_not_have_deletes_nothing() {
+        let (manager, store) = manager("{}");
+        let unknown =
+            manager.session_from_cookie_header(Some("thinkjs=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(!unknown.exists().await.expect("load"));
+        unknown.clear().await;
+        unknown.flush().await.expect("flush");
+        assert_eq!(store.calls(), 1, "the load, and no delete");
+    }
+
+    #[tokio::test]
+    async fn a_key_removed_then_set_again_is_sent_as_set_only() {
+        let (manager, store) = manager("{}");
+        let first = manager.session_from_cookie_header(None);
+        first.set("cart", &1u8).await.expect("set");
+        let cookie = first.flush().await.expect("flush").expect("a cookie");
+        let second = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(second.remove("cart").await.expect("remove"));
+        second.set("cart", &2u8).await.expect("set");
+        second.flush().await.expect("flush");
+        let changes = store.last_update().expect("an update");
+        assert!(changes.set.contains_key("cart"), "{changes:?}");
+        assert!(!changes.removed.contains("cart"), "{changes:?}");
+    }
+
+    #[tokio::test]
+    async fn values_are_stored_with_the_configured_codec() {
+        let (json, store) = manager(r#"{"codec": "json"}"#);
+        let writer = json.session_from_cookie_header(None);
+        writer.set("user", "ada").await.expect("set");
+        let cookie = writer.flush().await.expect("flush").expect("a cookie");
+        let bincode =
+            crate::SessionManager::new(store, crate::SessionConfig::default()).expect("manager");
+        let reader = bincode.session_from_cookie_header(Some(&header(&cookie)));
+        assert!(
+            reader.get::<String>("user").await.is_err(),
+            "JSON bytes read as bincode"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_flash_queue_keeps_the_newest_and_shrugs_off_a_foreign_value() {
+        let (manager, _store) = manager("{}");
+        let session = manager.session_from_cookie_header(None);
+        for i in 0..40 {
+            session
+                .flash(crate::flash::Level::Info, i.to_string())
+                .await
+                .expect("flash");
+        }
+        let shown = session.take_flashes().await.expect("take");
+        assert_eq!(shown.len(), crate::flash::MAX_FLASHES);
+        assert_eq!(shown.first().map(|f| f.message.as_str()), Some("8"));
+        assert_eq!(shown.last().map(|f| f.message.as_str()), Some("39"));
+
+        session
+            .set(crate::flash::FLASH_KEY, &5u8)
+            .await
+            .expect("set");
+        assert!(session.take_flashes().await.expect("take").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_lock_mode_is_chosen_before_the_first_use_and_only_if_the_store_can() {
+        use crate::LockMode;
+        let (manager, _store) = manager("{}");
+        let session = manager.session_from_cookie_header(None);
+        let refused = session.set_lock_mode(LockMode::Exclusive).await;
+        assert_eq!(
+            refused.map_err(|err| err.kind()),
+            Err(crate::ErrorKind::Unsupported),
+            "the doc store keeps no locks"
+        );
+        session
+            .set_lock_mode(LockMode::ReadOnly)
+            .await
+            .expect("read-only needs no lock");
+        assert_eq!(session.lock_mode().await, LockMode::ReadOnly);
+        assert!(session.exists().await.is_ok());
+        session
+            .set_lock_mode(LockMode::ReadOnly)
+            .await
+            .expect("the same mode again after the first use");
+        assert!(session.set_lock_mode(LockMode::Off).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn update_after_cycle_id_changes_only_the_request_copy() {
+        let (manager, store) = manager("{}");
+        let first = manager.session_from_cookie_header(None);
+        first.set("n", &1u32).await.expect("set");
+        let cookie = first.flush().await.expect("flush").expect("a cookie");
+        let second = manager.session_from_cookie_header(Some(&header(&cookie)));
+        second.cycle_id().await.expect("cycle");
+        let calls = store.calls();
+        let n = second
+            .update("n", |n: Option<u32>| n.unwrap_or(0) + 1)
+            .await
+            .expect("update");
+        assert_eq!(n, 2);
+        assert_eq!(
+            store.calls(),
+            calls,
+            "the new id's record is written whole at flush"
+        );
+    }
+
+    #[tokio::test]
+    async fn binding_again_to_the_same_user_or_label_writes_nothing_and_another_user_rebinds() {
+        let (manager, store) = manager("{}");
+        let (ada, bob) = (
+            crate::UserId::new("ada").expect("user"),
+            crate::UserId::new("bob").expect("user"),
+        );
+        let login = manager.session_from_cookie_header(None);
+        login.set_user(ada.clone()).await.expect("bind");
+        login.set_label("laptop").await.expect("label");
+        let cookie = login.flush().await.expect("flush").expect("a cookie");
+
+        let same = manager.session_from_cookie_header(Some(&header(&cookie)));
+        same.set_user(ada.clone()).await.expect("the same user");
+        same.set_label("laptop").await.expect("the same label");
+        let calls = store.calls();
+        same.flush().await.expect("flush");
+        assert_eq!(store.calls(), calls, "nothing changed, nothing written");
+
+        let switch = manager.session_from_cookie_header(Some(&header(&cookie)));
+        switch.set_user(bob.clone()).await.expect("rebind");
+        switch.flush().await.expect("flush");
+        let after = manager.session_from_cookie_header(Some(&header(&cookie)));
+        assert_eq!(after.user().await.expect("user"), Some(bob));
+    }
+
+    /// A store whose every call fails.
+    #[derive(Debug)]
+    struct Down;
+
+    fn down() -> crate::Error {
+        crate::Error::backend("the store is down", std::io::Error::other("refused"))
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for Down {
+        async fn load(&self, _: &crate::StoreKey) -> crate::Result<Option<crate::Record>> {
+            Err(down())
+        }
+        async fn create(&self, _: &crate::StoreKey, _: &crate::Record) -> crate::Result<bool> {
+            Err(down())
+        }
+        async fn update(&self, _: &crate::StoreKey, _: &crate::ChangeSet) -> crate::Result<bool> {
+            Err(down())
+        }
+        async fn update_if_unchanged(
+            &self,
+            _: &crate::StoreKey,
+            _: crate::Revision,
+            _: &crate::Record,
+        ) -> crate::Result<Option<crate::Revision>> {
+            Err(down())
+        }
+        async fn touch(&self, _: &crate::StoreKey, _: crate::Timestamp) -> crate::Result<bool> {
+            Err(down())
+        }
+        async fn delete(&self, _: &crate::StoreKey) -> crate::Result<bool> {
+            Err(down())
+        }
+        async fn gc(&self) -> crate::Result<u64> {
+            Err(down())
+        }
+        fn capabilities(&self) -> crate::Capabilities {
+            crate::Capabilities::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_an_error_unless_the_request_goes_on_without_the_store() {
+        let manager =
+            crate::SessionManager::new(std::sync::Arc::new(Down), crate::SessionConfig::default())
+                .expect("manager");
+        let cookie = Some("thinkjs=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        let strict = manager.session_from_cookie_header(cookie);
+        assert!(strict.get::<String>("user").await.is_err());
+        let flashes = manager.session_from_cookie_header(cookie);
+        assert!(
+            flashes.take_flashes().await.is_err(),
+            "a store failure is not an empty flash queue"
+        );
+
+        let lenient = manager.session_from_cookie_header(cookie);
+        lenient.continue_without_store();
+        assert_eq!(lenient.get::<String>("user").await.expect("detached"), None);
+        lenient.set("user", "ada").await.expect("set");
+        assert!(lenient.flush().await.expect("dropped").is_none());
+    }
 }

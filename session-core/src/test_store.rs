@@ -14,6 +14,8 @@ include!("store_example.rs");
 pub(crate) struct Counted {
     inner: MapStore,
     calls: AtomicUsize,
+    /// The change sets of every `update`, in order.
+    updates: std::sync::Mutex<Vec<ChangeSet>>,
     /// Declare no user index, as a third-party store without one does.
     no_user_index: bool,
 }
@@ -22,6 +24,15 @@ impl Counted {
     /// How many calls reached the store so far.
     pub(crate) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// The change set of the last `update`, if there was one.
+    pub(crate) fn last_update(&self) -> Option<ChangeSet> {
+        let updates = self
+            .updates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        updates.last().cloned()
     }
 
     fn count(&self) {
@@ -42,6 +53,10 @@ impl SessionStore for Counted {
     }
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
         self.count();
+        self.updates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(changes.clone());
         self.inner.update(key, changes).await
     }
     async fn update_if_unchanged(
