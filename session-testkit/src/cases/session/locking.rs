@@ -169,8 +169,9 @@ pub(crate) async fn session_update_is_atomic_without_the_lock(ctx: &Ctx) -> Case
 }
 
 /// `update` starts from the request's own earlier `set` or `remove` of the key, writes at
-/// once (another request sees the new value before this one flushes), updates a new
-/// session in place, and keeps the request's other changes for its flush.
+/// once (another request sees the new value before this one flushes, and this one reads
+/// it), updates a new session in place, and keeps the request's other changes for its
+/// flush.
 pub(crate) async fn session_update_sees_the_requests_own_changes(ctx: &Ctx) -> CaseResult {
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada")]).await?;
@@ -184,6 +185,11 @@ pub(crate) async fn session_update_sees_the_requests_own_changes(ctx: &Ctx) -> C
         .await?;
     ensure_eq!(n, 6, "an update after this request's own set");
     ensure_eq!(
+        session.get::<u64>("n").await?,
+        Some(6),
+        "what this request reads after its update"
+    );
+    ensure_eq!(
         counter(&app, &header).await?,
         6,
         "the value another request sees before the flush"
@@ -193,6 +199,11 @@ pub(crate) async fn session_update_sees_the_requests_own_changes(ctx: &Ctx) -> C
         .update("n", |n: Option<u64>| n.unwrap_or(40) + 2)
         .await?;
     ensure_eq!(n, 42, "an update after this request's own remove");
+    ensure_eq!(
+        session.get::<u64>("n").await?,
+        Some(42),
+        "what this request reads after its second update"
+    );
     session.flush().await?;
     let after = app.request(Some(&header));
     ensure_eq!(
