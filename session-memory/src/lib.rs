@@ -480,6 +480,39 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_bound_is_split_over_a_power_of_two_of_shards_of_at_least_sixteen() {
+        // (max_sessions, shards, sessions per shard)
+        for (max, shards, per_shard) in [
+            (0, 1, 1),
+            (16, 1, 16),
+            (100, 4, 25),
+            (1000, 32, 31),
+            (1024, 64, 16),
+            (100_000, 64, 1562),
+        ] {
+            let store = MemoryStore::with_max_sessions(max);
+            assert_eq!(
+                (store.shards.len(), store.per_shard_limit),
+                (shards, Some(per_shard)),
+                "max_sessions = {max}"
+            );
+        }
+        assert_eq!(MemoryStore::new().per_shard_limit, None);
+    }
+
+    #[tokio::test]
+    async fn len_and_is_empty_count_the_sessions_held() {
+        let store = MemoryStore::new();
+        assert!(store.is_empty());
+        store
+            .create(&key(), &record(Timestamp::now() + Duration::from_secs(60)))
+            .await
+            .expect("create");
+        assert!(!store.is_empty());
+        assert_eq!(store.len(), 1);
+    }
+
     #[tokio::test]
     async fn bounded_store_evicts_the_soonest_to_expire() {
         let store = MemoryStore::with_max_sessions(16);
