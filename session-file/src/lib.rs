@@ -1019,6 +1019,15 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn gc_passes_over_a_file_named_like_a_shard_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::open(FileStoreOptions::new(dir.path())).expect("open");
+        fs::write(dir.path().join("a"), b"not a folder").expect("write");
+        assert_eq!(store.gc().await.expect("gc"), 0);
+        assert!(dir.path().join("a").is_file(), "left alone");
+    }
+
     #[test]
     fn a_lock_folder_removed_under_a_running_store_is_made_again() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -442,6 +442,15 @@ fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
                 "a session vanished"
             );
         }
+        // The killed writer's temporary file does not stand in the way of the next write.
+        let later = Timestamp::now() + Duration::from_secs(3600);
+        for key in &keys {
+            assert!(
+                rt.block_on(store.touch(key, later))
+                    .expect("a write after the kill"),
+                "a live session"
+            );
+        }
     }
     let is_temp = |p: &PathBuf| p.to_string_lossy().ends_with(".tmp");
     let temp_left = files_under(dir.path())

@@ -496,3 +496,18 @@ async fn figure_files_written_by_a_log_in_with_and_without_a_binding() {
         timings[0], timings[1]
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_session_file_is_left_out_of_its_user_s_listing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), 1);
+    let ada = user("ada");
+    let kept = create_bound(&store, &ada, hour()).await;
+    let torn = create_bound(&store, &ada, hour()).await;
+    std::fs::write(store.file_path(&torn), b"torn").expect("corrupt the file");
+    assert_eq!(
+        listed(&store, &ada).await,
+        HashSet::from([kept]),
+        "the listing skips a session file that does not decode, without an error"
+    );
+}
