@@ -481,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_is_split_over_a_power_of_two_of_shards_of_at_least_sixteen() {
+    fn the_bound_is_split_over_a_power_of_two_of_shards() {
         // (max_sessions, shards, sessions per shard)
         for (max, shards, per_shard) in [
             (0, 1, 1),
