@@ -142,6 +142,15 @@ async fn require_update(app: &App, header: &str) -> CaseResult {
                 "a first update counted {n}, not 1"
             )));
         }
+        // A store that keeps session locks serves `update` under its lease.
+        Err(err)
+            if err.kind() == ErrorKind::Unsupported
+                && app.counter.capabilities().lock =>
+        {
+            return Err(CaseError::Fail(format!(
+                "Session::update refused on a store that keeps session locks: {err}"
+            )));
+        }
         Err(err) if err.kind() == ErrorKind::Unsupported => {
             return Err(CaseError::Skip(format!(
                 "Session::update is unsupported on this store: {err}"
