@@ -143,10 +143,7 @@ async fn require_update(app: &App, header: &str) -> CaseResult {
             )));
         }
         // A store that keeps session locks serves `update` under its lease.
-        Err(err)
-            if err.kind() == ErrorKind::Unsupported
-                && app.counter.capabilities().lock =>
-        {
+        Err(err) if err.kind() == ErrorKind::Unsupported && app.counter.capabilities().lock => {
             return Err(CaseError::Fail(format!(
                 "Session::update refused on a store that keeps session locks: {err}"
             )));
