@@ -14,8 +14,8 @@ include!("store_example.rs");
 pub(crate) struct Counted {
     inner: MapStore,
     calls: AtomicUsize,
-    /// The change sets of every `update`, in order.
-    updates: std::sync::Mutex<Vec<ChangeSet>>,
+    /// The change set of the last `update`.
+    last_update: std::sync::Mutex<Option<ChangeSet>>,
     /// Declare no user index, as a third-party store without one does.
     no_user_index: bool,
 }
@@ -28,11 +28,10 @@ impl Counted {
 
     /// The change set of the last `update`, if there was one.
     pub(crate) fn last_update(&self) -> Option<ChangeSet> {
-        let updates = self
-            .updates
+        self.last_update
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        updates.last().cloned()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn count(&self) {
@@ -53,10 +52,10 @@ impl SessionStore for Counted {
     }
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
         self.count();
-        self.updates
+        *self
+            .last_update
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(changes.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(changes.clone());
         self.inner.update(key, changes).await
     }
     async fn update_if_unchanged(
