@@ -90,7 +90,7 @@ use std::rc::Rc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, COOKIE, HeaderValue, RETRY_AFTER, SET_COOKIE};
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, SET_COOKIE};
 use actix_web::{HttpMessage as _, HttpResponse};
 use session_core::web::{Finish, Middleware, Reply};
 use session_core::{LockMode, SessionManager};
@@ -197,8 +197,11 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let cookies = request.headers().get_all(COOKIE);
-        let session = match self.middleware.start(cookies.map(HeaderValue::as_bytes)) {
+        let headers = request.headers();
+        let session = match self
+            .middleware
+            .start(|name| headers.get_all(name).map(HeaderValue::as_bytes))
+        {
             Ok(session) => session,
             Err(reply) => {
                 let response = request.into_response(reply_response(reply));
@@ -211,9 +214,26 @@ where
         Box::pin(async move {
             let mut response = handled.await?;
             Ok(match policy.finish(session).await {
-                Finish::Respond { set_cookie: None } => response.map_into_left_body(),
+                Finish::Respond {
+                    set_cookie: None,
+                    token: None,
+                } => response.map_into_left_body(),
+                Finish::Respond {
+                    token: Some(token),
+                    set_cookie: None,
+                } => {
+                    let name = HeaderName::try_from(token.name());
+                    match (name, HeaderValue::try_from(token.into_value())) {
+                        (Ok(name), Ok(value)) => {
+                            response.headers_mut().insert(name, value);
+                            response.map_into_left_body()
+                        }
+                        _ => replace(response, Reply::INTERNAL_SERVER_ERROR),
+                    }
+                }
                 Finish::Respond {
                     set_cookie: Some(value),
+                    ..
                 } => match HeaderValue::try_from(value) {
                     Ok(value) => {
                         response.headers_mut().append(SET_COOKIE, value);

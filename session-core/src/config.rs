@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::codec::Codec;
 use crate::id::{DEFAULT_ID_LENGTH, MAX_ID_LENGTH, MIN_ID_LENGTH};
+use crate::transport::{DEFAULT_TOKEN_HEADER, Transport, Transports, is_token_header_name};
 use crate::{Error, ErrorKind, Result};
 
 /// The largest value size that may be configured: 16 MiB. Decoding never allocates more
@@ -109,6 +110,37 @@ pub struct SessionConfig {
     /// should be shorter, so that their more specific errors come first.
     #[serde(deserialize_with = "deserialize_duration")]
     pub store_timeout: Duration,
+    /// Where the session token travels ([`Transport`]): one name or a list, in order of
+    /// precedence. The cookie by default; `Authorization: Bearer` for `type = "jwt"`. Read
+    /// it through [`SessionConfig::transports`], which applies that default.
+    pub transport: Option<Transports>,
+    /// The header of [`Transport::Header`] (request and response) and the response header
+    /// of [`Transport::Bearer`]: `x-session-token` by default, lowercase.
+    pub token_header: String,
+    /// Encrypts every stored value (server-side types only); off by default.
+    pub encrypt_at_rest: Option<EncryptAtRestConfig>,
+}
+
+/// `encrypt_at_rest`: every value a server-side store keeps is encrypted and authenticated
+/// (XChaCha20-Poly1305), bound to its session's store key and its field name, so a value
+/// copied into another session or field does not decrypt. Stores still move bytes.
+///
+/// ```toml
+/// [encrypt_at_rest]
+/// keys = ["a new key of 32 bytes or more...", "the previous key, still read......"]
+/// accept_plaintext = true   # while records written before the option are still live
+/// ```
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EncryptAtRestConfig {
+    /// The keys: the first encrypts, every one decrypts (rotation). At least one, each at
+    /// least 32 bytes.
+    pub keys: Secrets,
+    /// Whether a value that is not encrypted (written before the option was turned on) is
+    /// read as it is (`false` by default). Turn it on to migrate a live store, and off
+    /// once every session written before has expired or been written again.
+    pub accept_plaintext: bool,
 }
 
 /// The shortest `lock_ttl` accepted: the holder renews every third of it.
@@ -135,6 +167,9 @@ impl Default for SessionConfig {
             lock_timeout: Duration::from_secs(5),
             lock_ttl: Duration::from_secs(10),
             store_timeout: Duration::from_secs(5),
+            transport: None,
+            token_header: DEFAULT_TOKEN_HEADER.to_owned(),
+            encrypt_at_rest: None,
         }
     }
 }
@@ -512,12 +547,89 @@ impl SessionConfig {
                 ),
             ));
         }
+        self.validate_transport()?;
         if self.store_timeout.is_zero() {
             return Err(Error::config(
                 "store_timeout",
                 "must be longer than zero (it cannot be turned off; a long value such as \"1h\" \
                  bounds calls loosely)",
             ));
+        }
+        Ok(())
+    }
+
+    /// The transports in force: `transport` as configured, or its default for the type
+    /// (`Authorization: Bearer` for `type = "jwt"`, the cookie for every other type).
+    pub fn transports(&self) -> Transports {
+        match &self.transport {
+            Some(transports) => transports.clone(),
+            None if self.store_type == crate::client::JWT_TYPE => {
+                Transports::new([Transport::Bearer])
+            }
+            None => Transports::default(),
+        }
+    }
+
+    /// Whether `type` keeps each session whole in its token (`"cookie"` or `"jwt"`)
+    /// rather than in a store.
+    pub fn is_client_side(&self) -> bool {
+        [crate::client::COOKIE_TYPE, crate::client::JWT_TYPE].contains(&self.store_type.as_str())
+    }
+
+    fn validate_transport(&self) -> Result<()> {
+        if self.transports().as_slice().is_empty() {
+            return Err(Error::config(
+                "transport",
+                "must name at least one of \"cookie\", \"header\" and \"bearer\"",
+            ));
+        }
+        if !is_token_header_name(&self.token_header) {
+            return Err(Error::config(
+                "token_header",
+                "must be a lowercase header name (letters, digits and !#$%&'*+-.^_`|~) \
+                 other than cookie, set-cookie, authorization and HTTP's own",
+            ));
+        }
+        if self.is_client_side() {
+            let refuse = |key: &str, what: &str| {
+                Err(Error::config(
+                    key,
+                    format!(
+                        "type = \"{}\" keeps each session in its token, with no store: {what}",
+                        self.store_type
+                    ),
+                ))
+            };
+            if self.secret.is_empty() {
+                return refuse("secret", "its keys come from `secret`, so set at least one");
+            }
+            if self.max_sessions_per_user.is_some() {
+                return refuse("max_sessions_per_user", "there is no user index to enforce it");
+            }
+            if self.lock {
+                return refuse("lock", "there is no store to keep session locks");
+            }
+            if self.encrypt_at_rest.is_some() {
+                return refuse("encrypt_at_rest", "nothing is stored (and \"cookie\" encrypts anyway)");
+            }
+        }
+        if let Some(at_rest) = &self.encrypt_at_rest {
+            if at_rest.keys.is_empty() {
+                return Err(Error::config(
+                    "encrypt_at_rest.keys",
+                    "must hold at least one key (leave `encrypt_at_rest` out to store values as they are)",
+                ));
+            }
+            if let Some(index) = at_rest
+                .keys
+                .iter()
+                .position(|key| key.expose_secret().len() < 32)
+            {
+                return Err(Error::config(
+                    &format!("encrypt_at_rest.keys[{index}]"),
+                    "must be at least 32 bytes; generate one with `openssl rand -base64 32`",
+                ));
+            }
         }
         Ok(())
     }

@@ -138,6 +138,10 @@
 #[cfg(test)]
 extern crate self as session_core;
 
+#[cfg(any(feature = "cookie-session", feature = "encrypt-at-rest"))]
+mod aead;
+mod at_rest;
+pub mod client;
 mod codec;
 mod config;
 mod error;
@@ -159,6 +163,7 @@ mod telemetry;
 #[cfg(test)]
 mod test_store;
 mod time;
+pub mod transport;
 mod user;
 mod user_index;
 pub mod web;
@@ -166,7 +171,7 @@ pub mod wire;
 
 pub use codec::Codec;
 pub use config::{
-    CookieConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite, Secrets, SessionConfig,
+    CookieConfig, EncryptAtRestConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite, Secrets, SessionConfig,
     deserialize_duration,
 };
 pub use error::{Error, ErrorKind, Hint, Report, Result, SetupProblem};

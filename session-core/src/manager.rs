@@ -8,13 +8,15 @@ use cookie::Cookie;
 use cookie::time::{Duration as CookieDuration, OffsetDateTime};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
 
+use crate::client::{ClientFormat, MAX_HEADER_TOKEN_LEN, NoStore};
 use crate::config::SameSite;
 use crate::expiry::ExpiryPolicy;
 use crate::gc::GcHandle;
 use crate::guard::GuardedStore;
 use crate::lease::{Gates, Renewals};
-use crate::session::CookieAction;
+use crate::session::{CookieAction, Incoming};
 use crate::telemetry::Metrics;
+use crate::transport::{AUTHORIZATION, COOKIE, Transport, Transports, bearer_token};
 use crate::{
     Error, ErrorKind, Record, Registry, Result, Session, SessionConfig, SessionId, SessionStore,
     Signer, StoreKey, Timestamp,
@@ -83,6 +85,13 @@ pub(crate) struct ManagerInner {
     /// The configuration's timeouts, applied by every load and flush.
     pub(crate) expiry: ExpiryPolicy,
     signer: Option<Signer>,
+    /// How a client-side type (`type = "cookie"`, `"jwt"`) keeps sessions in their
+    /// tokens; `None` for a store.
+    pub(crate) client: Option<ClientFormat>,
+    /// The transports requests may carry their token in, in order of precedence.
+    transports: Transports,
+    /// The configuration's `token_header`, shared with each response that sends one.
+    pub(crate) token_header: Arc<str>,
     /// The in-process queues of locked sessions.
     pub(crate) gates: Arc<Gates>,
     /// The leases this manager holds, renewed by one task.
@@ -100,10 +109,18 @@ impl SessionManager {
     /// with the `metrics` feature each is counted and timed (see the crate docs), on
     /// handles registered now with the recorder in force, so install the recorder first.
     ///
+    /// With a client-side `type` (`"cookie"`, `"jwt"`), sessions live in their tokens
+    /// and never call `store`; [`SessionManager::client_side`] needs none.
+    ///
     /// # Errors
     /// [`ErrorKind::Config`] naming the offending key.
-    pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Result<Self> {
+    pub fn new(store: Arc<dyn SessionStore>, mut config: SessionConfig) -> Result<Self> {
         config.validate()?;
+        let client = ClientFormat::for_config(&config)?;
+        if config.store_type == crate::client::JWT_TYPE {
+            // Claims are JSON: so are the values of a jwt session, whatever `codec` says.
+            config.codec = crate::Codec::Json;
+        }
         if config.lock && !store.capabilities().lock {
             return Err(Error::config(
                 "lock",
@@ -120,27 +137,66 @@ impl SessionManager {
         let metrics = Metrics::new(&config.store_type);
         let store: Arc<dyn SessionStore> =
             Arc::new(GuardedStore::new(store, &config, metrics.clone()));
+        let store = crate::at_rest::wrap(store, &config)?;
         let renewals = Arc::new(Renewals::new(Arc::clone(&store), config.lock_ttl));
         Ok(Self {
             inner: Arc::new(ManagerInner {
                 store,
                 metrics,
                 expiry: ExpiryPolicy::new(&config),
+                transports: config.transports(),
+                token_header: config.token_header.as_str().into(),
                 config,
                 signer,
+                client,
                 gates: Arc::default(),
                 renewals,
             }),
         })
     }
 
+    /// A manager whose sessions live in their tokens (`type = "cookie"` or `"jwt"`),
+    /// with no store.
+    ///
+    /// ```
+    /// # #[cfg(feature = "cookie-session")] {
+    /// use session_core::{SessionConfig, SessionManager};
+    ///
+    /// let config = SessionConfig::from_json_str(
+    ///     r#"{ "type": "cookie", "secret": "a secret of at least thirty-two bytes" }"#,
+    /// )?;
+    /// let manager = SessionManager::client_side(config)?;
+    /// # let _ = manager; }
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a server-side `type`, a client-side type whose feature is
+    /// off, or an invalid configuration (no `secret`, one under 32 bytes, ...).
+    pub fn client_side(config: SessionConfig) -> Result<Self> {
+        if !config.is_client_side() {
+            return Err(Error::config(
+                "type",
+                format!(
+                    "\"{}\" keeps sessions in a store: open it and call SessionManager::new",
+                    config.store_type
+                ),
+            ));
+        }
+        let store = Arc::new(NoStore::new(&config.store_type));
+        Self::new(store, config)
+    }
+
     /// Opens the store named by `config.store_type` through `registry`, then builds the
-    /// manager.
+    /// manager; a client-side type (`"cookie"`, `"jwt"`) needs no store.
     ///
     /// # Errors
     /// An unknown store type, invalid adapter options, or a store that cannot be opened.
     pub async fn from_config(config: SessionConfig, registry: &Registry) -> Result<Self> {
         config.validate()?;
+        if config.is_client_side() {
+            return Self::client_side(config);
+        }
         let store = registry.open(&config).await?;
         Self::new(store, config)
     }
@@ -164,27 +220,50 @@ impl SessionManager {
     /// The cookie is only parsed and its signature checked here; the store is read lazily,
     /// on first use of the session. An invalid, unsigned or badly signed cookie gives a new
     /// session without any store access.
+    ///
+    /// Only the cookie is looked at, whatever `transport` says; a web layer that accepts
+    /// other transports calls [`SessionManager::session_from_headers`].
     pub fn session<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Session {
-        let name = self.inner.config.name.as_bytes();
-        let mut had_cookie = false;
-        let mut incoming = None;
-        'headers: for header in cookie_headers {
-            for pair in header.split(|byte| *byte == b';') {
-                let pair = pair.trim_ascii();
-                let Some(eq) = pair.iter().position(|byte| *byte == b'=') else {
-                    continue;
-                };
-                if &pair[..eq] != name {
-                    continue;
-                }
-                had_cookie = true;
-                if let Some(id) = self.inner.id_from_cookie_value(&pair[eq + 1..]) {
-                    incoming = Some(id);
-                    break 'headers;
-                }
-            }
-        }
-        Session::new(Arc::clone(&self.inner), incoming, had_cookie)
+        let incoming = self.inner.from_cookies(cookie_headers);
+        Session::new(Arc::clone(&self.inner), incoming)
+    }
+
+    /// The session of a request, from its token in whichever of the configured
+    /// `transport`s carries it first: `headers(name)` gives the values of the request's
+    /// headers named `name` (lowercase: `cookie`, `authorization`, the `token_header`).
+    ///
+    /// A token is validated the same way whatever carries it, and an invalid one gives a
+    /// new session without any store access. A transport with its header present decides,
+    /// valid or not: an invalid token there is not replaced by one from a later transport.
+    /// A header token sent twice (two header lines) is refused as ambiguous, and so is a
+    /// second `Authorization: Bearer`; an `Authorization` of another scheme is not a token.
+    /// A client that wants its first token in a header sends the header empty.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use session_core::transport::Transport;
+    /// use session_core::{SessionConfig, SessionManager};
+    /// use session_memory::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> session_core::Result<()> {
+    /// let config = SessionConfig::from_json_str(r#"{ "transport": ["cookie", "bearer"] }"#)?;
+    /// let manager = SessionManager::new(Arc::new(MemoryStore::new()), config)?;
+    /// let authorization = b"Bearer not-a-valid-token".as_slice();
+    /// let session = manager.session_from_headers(|name| match name {
+    ///     "authorization" => vec![authorization],
+    ///     _ => vec![],
+    /// });
+    /// assert_eq!(session.transport(), Transport::Bearer);
+    /// assert!(!session.exists().await?, "an invalid token is no session");
+    /// # Ok(()) }
+    /// ```
+    pub fn session_from_headers<'a, I>(&self, headers: impl Fn(&str) -> I) -> Session
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let incoming = self.inner.from_headers(headers);
+        Session::new(Arc::clone(&self.inner), incoming)
     }
 
     /// [`SessionManager::session`] for a single, optional `Cookie` header value.
@@ -196,6 +275,12 @@ impl SessionManager {
     /// ThinkJS writes it.
     pub fn cookie_value(&self, id: &SessionId) -> String {
         self.inner.cookie_value(id)
+    }
+
+    /// Whether sessions live in their tokens (`type = "cookie"` or `"jwt"`) rather than
+    /// in the store.
+    pub fn is_client_side(&self) -> bool {
+        self.inner.client.is_some()
     }
 
     /// Starts the gc scheduler for this manager's store, unless `gc.on` is false or the
@@ -210,7 +295,7 @@ impl SessionManager {
     /// [`ErrorKind::Unsupported`] outside a tokio runtime.
     pub fn spawn_gc(&self) -> Result<Option<GcHandle>> {
         let config = &self.inner.config;
-        if !config.gc.on || self.inner.store.capabilities().native_ttl {
+        if !config.gc.on || self.inner.client.is_some() || self.inner.store.capabilities().native_ttl {
             return Ok(None);
         }
         GcHandle::spawn(Arc::clone(&self.inner.store), config.gc.interval).map(Some)
@@ -218,6 +303,119 @@ impl SessionManager {
 }
 
 impl ManagerInner {
+    /// What the request's `Cookie` headers bring of its session.
+    fn from_cookies<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Incoming {
+        let name = self.config.name.as_bytes();
+        let mut incoming = Incoming::none(Transport::Cookie);
+        'headers: for header in cookie_headers {
+            for pair in header.split(|byte| *byte == b';') {
+                let pair = pair.trim_ascii();
+                let Some(eq) = pair.iter().position(|byte| *byte == b'=') else {
+                    continue;
+                };
+                if &pair[..eq] != name {
+                    continue;
+                }
+                incoming.had_token = true;
+                if self.take_token(&mut incoming, &pair[eq + 1..]) {
+                    break 'headers;
+                }
+            }
+        }
+        incoming
+    }
+
+    /// What the request's headers bring of its session, in the configured transports.
+    fn from_headers<'a, I>(&self, headers: impl Fn(&str) -> I) -> Incoming
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        for &transport in self.transports.as_slice() {
+            let incoming = match transport {
+                Transport::Cookie => self.from_cookies(headers(COOKIE)),
+                Transport::Header => {
+                    self.from_single_header(transport, headers(&self.config.token_header), Some)
+                }
+                Transport::Bearer => {
+                    self.from_single_header(transport, headers(AUTHORIZATION), bearer_token)
+                }
+            };
+            if incoming.had_token {
+                return incoming;
+            }
+        }
+        Incoming::none(self.transports.primary())
+    }
+
+    /// What a header that carries at most one token brings: the token `extract` finds in
+    /// its single value; present but invalid when it is sent twice.
+    fn from_single_header<'a>(
+        &self,
+        transport: Transport,
+        values: impl IntoIterator<Item = &'a [u8]>,
+        extract: impl Fn(&'a [u8]) -> Option<&'a [u8]>,
+    ) -> Incoming {
+        let mut incoming = Incoming::none(transport);
+        let mut found = None;
+        for value in values {
+            // An `Authorization` of another scheme is somebody else's header.
+            let Some(token) = extract(value) else {
+                continue;
+            };
+            if found.is_some() {
+                tracing::debug!(%transport, "session token sent twice: ignored as ambiguous");
+                incoming.had_token = true;
+                return incoming;
+            }
+            found = Some(token);
+        }
+        if let Some(token) = found {
+            incoming.had_token = true;
+            let token = token.trim_ascii();
+            if !token.is_empty() {
+                self.take_token(&mut incoming, token);
+            }
+        }
+        incoming
+    }
+
+    /// Puts `raw` into `incoming` if it is a valid token: an id (unsigned, or correctly
+    /// signed) for a store, a token of a usable size for a client-side type. Says whether
+    /// it was.
+    fn take_token(&self, incoming: &mut Incoming, raw: &[u8]) -> bool {
+        if self.client.is_some() {
+            let max = match incoming.transport {
+                Transport::Cookie => crate::client::MAX_COOKIE_LEN,
+                _ => MAX_HEADER_TOKEN_LEN,
+            };
+            if raw.len() > max {
+                tracing::debug!(len = raw.len(), "oversize session token ignored");
+                return false;
+            }
+            let raw = raw
+                .strip_prefix(b"\"")
+                .and_then(|r| r.strip_suffix(b"\""))
+                .unwrap_or(raw);
+            return match std::str::from_utf8(raw) {
+                Ok(token) if token.bytes().all(|b| b.is_ascii_graphic()) => {
+                    incoming.token = Some(token.to_owned());
+                    true
+                }
+                _ => {
+                    tracing::debug!("session token with bytes no token has ignored");
+                    false
+                }
+            };
+        }
+        match self.id_from_cookie_value(raw) {
+            Some(id) => {
+                incoming.id = Some(id);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn id_from_cookie_value(&self, raw: &[u8]) -> Option<SessionId> {
         if raw.len() > MAX_COOKIE_VALUE_LEN {
             tracing::debug!(len = raw.len(), "oversize session cookie ignored");
@@ -321,6 +519,12 @@ impl ManagerInner {
                     .max_age
                     .unwrap_or_else(|| expires_at.saturating_duration_since(now));
                 (self.cookie_value(id), lifetime)
+            }
+            CookieAction::Token { value, expires_at } => {
+                let lifetime = cookie_config
+                    .max_age
+                    .unwrap_or_else(|| expires_at.saturating_duration_since(now));
+                (value.clone(), lifetime)
             }
             CookieAction::Remove => (String::new(), std::time::Duration::ZERO),
         };

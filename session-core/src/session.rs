@@ -8,6 +8,7 @@ use futures_util::lock::{Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod client;
 mod flash;
 mod locking;
 mod remember;
@@ -18,6 +19,7 @@ pub use remember::REMEMBER_KEY;
 use crate::expiry::NextExpiry;
 use crate::lease::Lease;
 use crate::manager::ManagerInner;
+use crate::transport::Transport;
 use crate::{
     ChangeSet, Data, Error, ErrorKind, LockMode, Owner, Record, Result, Revision, SessionId,
     StoreKey, Timestamp,
@@ -58,6 +60,8 @@ pub struct Session {
 
 struct Shared {
     manager: Arc<ManagerInner>,
+    /// Where the request's token came from; fixed for the request (the state has a copy).
+    transport: Transport,
     state: Mutex<State>,
 }
 
@@ -75,10 +79,16 @@ struct Persisted {
 
 #[derive(Default)]
 struct State {
-    /// A syntactically valid, correctly signed id from the cookie, not yet looked up.
+    /// A syntactically valid, correctly signed id from the request, not yet looked up.
     incoming: Option<SessionId>,
-    /// The request carried a cookie with the session's name (valid or not).
-    had_cookie: bool,
+    /// The request carried a session token (valid or not) in one of the accepted
+    /// transports.
+    had_token: bool,
+    /// Where the request's token came from, and so where the response's goes: the first
+    /// accepted transport for a request without one.
+    transport: Transport,
+    /// A client-side session (`type = "cookie"` or `"jwt"`): its token and what it held.
+    client: Option<Box<client::ClientState>>,
     loaded: bool,
     persisted: Option<Persisted>,
     /// The working data: what was loaded, with this request's changes applied.
@@ -128,26 +138,71 @@ pub(crate) enum CookieAction {
         id: SessionId,
         expires_at: Timestamp,
     },
+    /// A client-side session's new token.
+    Token {
+        value: String,
+        expires_at: Timestamp,
+    },
     Remove,
 }
 
+/// What a request brings of its session: found by the manager among its headers.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    /// A valid id (server-side types).
+    pub(crate) id: Option<SessionId>,
+    /// A token of the right size, not yet opened (client-side types).
+    pub(crate) token: Option<String>,
+    /// Whether the request carried a token at all, valid or not.
+    pub(crate) had_token: bool,
+    /// The transport it came in, or the first accepted one.
+    pub(crate) transport: Transport,
+}
+
+impl Incoming {
+    /// Nothing, for a response in `transport`.
+    pub(crate) fn none(transport: Transport) -> Self {
+        Self {
+            id: None,
+            token: None,
+            had_token: false,
+            transport,
+        }
+    }
+}
+
 impl Session {
-    pub(crate) fn new(
-        manager: Arc<ManagerInner>,
-        incoming: Option<SessionId>,
-        had_cookie: bool,
-    ) -> Self {
+    pub(crate) fn new(manager: Arc<ManagerInner>, incoming: Incoming) -> Self {
+        let client = manager
+            .client
+            .is_some()
+            .then(|| Box::new(client::ClientState::new(incoming.token)));
         Self {
             shared: Arc::new(Shared {
                 manager: Arc::clone(&manager),
+                transport: incoming.transport,
                 state: Mutex::new(State {
-                    incoming,
-                    had_cookie,
+                    incoming: incoming.id,
+                    had_token: incoming.had_token,
+                    transport: incoming.transport,
+                    client,
                     lock_mode: LockMode::from_config(manager.config.lock),
                     ..State::default()
                 }),
             }),
         }
+    }
+
+    /// Where this request's session token travels: the transport the request's token came
+    /// in, or for a request without one the first that `transport` accepts. A new or
+    /// changed token goes back the same way.
+    pub fn transport(&self) -> Transport {
+        self.shared.transport
+    }
+
+    /// The configuration's `token_header`, for a response that sends the token in it.
+    pub(crate) fn token_header(&self) -> Arc<str> {
+        Arc::clone(&self.shared.manager.token_header)
     }
 
     /// The value at `key`, decoded as `T`; `None` if the session has no such key.
@@ -204,6 +259,9 @@ impl Session {
         if present && state.persisted.is_some() {
             state.pending.removed.insert(key.to_owned());
         }
+        if present && let Some(client) = &mut state.client {
+            client.dirty = true;
+        }
         Ok(present)
     }
 
@@ -236,7 +294,8 @@ impl Session {
     /// # Errors
     /// A store failure while loading.
     pub async fn exists(&self) -> Result<bool> {
-        Ok(self.loaded_state().await?.persisted.is_some())
+        let state = self.loaded_state().await?;
+        Ok(state.persisted.is_some() || state.client.as_ref().is_some_and(|c| c.live.is_some()))
     }
 
     /// Deletes the session (ThinkJS `session(null)`): the record is removed at flush and the
@@ -252,6 +311,9 @@ impl Session {
         };
         if key.is_some() {
             state.destroy = key;
+        }
+        if let Some(client) = &mut state.client {
+            client.clear();
         }
         state.incoming = None;
         state.loaded = true;
@@ -276,6 +338,10 @@ impl Session {
         let mut state = self.writable_state().await?;
         // A new session gets a fresh id at its first flush anyway.
         state.cycle = state.persisted.is_some();
+        if let Some(client) = &mut state.client {
+            // A fresh token, with a fresh nonce: the old one stays valid until it expires.
+            client.dirty = true;
+        }
         Ok(())
     }
 
@@ -284,12 +350,12 @@ impl Session {
     /// # Errors
     /// A store failure while loading.
     pub async fn expires_at(&self) -> Result<Option<Timestamp>> {
-        Ok(self
-            .loaded_state()
-            .await?
-            .persisted
-            .as_ref()
-            .map(|p| p.expires_at))
+        let state = self.loaded_state().await?;
+        Ok(match (&state.persisted, &state.client) {
+            (Some(persisted), _) => Some(persisted.expires_at),
+            (None, Some(client)) => client.live.map(|live| live.expires_at),
+            (None, None) => None,
+        })
     }
 
     /// Sends this request's changes to the store and returns the `Set-Cookie` the response
@@ -357,6 +423,9 @@ impl Session {
         // every core, and a flush has no reason to write to it.
         let manager = &*self.shared.manager;
         let now = Timestamp::now();
+        if let Some(format) = &manager.client {
+            return client::flush(manager, format, state, now);
+        }
         let store = &manager.store;
 
         // The flush borrows what it sends from the state rather than cloning it: this
@@ -365,7 +434,7 @@ impl Session {
         if let Some(key) = &state.destroy {
             manager.metrics.cleared(store.delete(key).await?);
             state.destroy = None;
-            if state.had_cookie {
+            if state.had_token {
                 state.cookie = CookieAction::Remove;
             }
         }
@@ -470,6 +539,7 @@ impl Session {
         state: &mut State,
         now: Timestamp,
     ) -> Result<()> {
+        let state_transport = state.transport;
         let State {
             persisted: Some(persisted),
             data,
@@ -577,7 +647,9 @@ impl Session {
         // After a merge or a touch the store's revision is unknown here (the merge may have
         // taken in another request's keys), so later flushes merge too.
         persisted.revision = revision;
-        if refresh {
+        // A header token is the id alone, which a refresh does not change: only a cookie
+        // carries the expiry, and needs sending again.
+        if refresh && state_transport == Transport::Cookie {
             *cookie = CookieAction::Set {
                 id: persisted.id.clone(),
                 expires_at,
@@ -630,6 +702,9 @@ impl Session {
         let mut state = self.shared.state.lock().await;
         if !state.loaded {
             let manager = &self.shared.manager;
+            if let Some(format) = &manager.client {
+                client::load(manager, format, &mut state);
+            }
             if let Some(id) = state.incoming.clone() {
                 let key = id.store_key();
                 let loaded = if state.lock_mode == LockMode::Exclusive {
@@ -716,6 +791,9 @@ impl State {
     /// Sets `key` to `bytes` in the working data and, for a stored session, in the pending
     /// change set.
     fn set_bytes(&mut self, key: &str, bytes: Vec<u8>) {
+        if let Some(client) = &mut self.client {
+            client.dirty = true;
+        }
         // A session not stored yet is written whole at flush: only a stored one needs its
         // changes tracked.
         if self.persisted.is_some() {

@@ -21,10 +21,10 @@
 //! let middleware = Middleware::new(manager);
 //!
 //! // A request without a cookie; its handler stores something.
-//! let session = middleware.start(std::iter::empty()).expect("no lock mode to set");
+//! let session = middleware.start(|_| std::iter::empty()).expect("no lock mode to set");
 //! session.set("n", &1u64).await?;
 //! match middleware.finish(session).await {
-//!     Finish::Respond { set_cookie } => {
+//!     Finish::Respond { set_cookie, .. } => {
 //!         let header = set_cookie.expect("a new session with data sends its cookie");
 //!         assert!(header.starts_with("thinkjs="));
 //!     }
@@ -36,9 +36,11 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::transport::Transport;
 use crate::{Error, ErrorKind, LockMode, Session, SessionManager, set_cookie_header};
 
 /// The `Retry-After` of a `503 Service Unavailable` for a lock timeout, unless the
@@ -254,9 +256,39 @@ pub enum Finish {
     Respond {
         /// The `Set-Cookie` header's value.
         set_cookie: Option<String>,
+        /// The value of the `token_header` response header, for a request whose token
+        /// travels in a header ([`Transport::Header`](crate::transport::Transport) or
+        /// `Bearer`): a new or changed token, or an empty value after `clear()`, telling
+        /// the client to drop its token. Nothing when the token is unchanged.
+        token: Option<TokenHeader>,
     },
     /// Send this reply instead: the session was not loaded or not written.
     Replace(Reply),
+}
+
+/// A session token for a response header: the configuration's `token_header` and the
+/// token (visible ASCII; empty after `clear()`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHeader {
+    name: Arc<str>,
+    value: String,
+}
+
+impl TokenHeader {
+    /// The header's name, lowercase.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The header's value: the token, or nothing when the client is to drop its token.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The value, taken out.
+    pub fn into_value(self) -> String {
+        self.value
+    }
 }
 
 /// The answers to failures, as [`Middleware::finish`] applies them: small and `Copy`, so
@@ -333,14 +365,15 @@ impl Middleware {
         self
     }
 
-    /// The session of a request whose `Cookie` headers are `cookie_headers`, in the lock
-    /// mode asked for; nothing is loaded yet. `Err` with the reply to send if the lock
-    /// mode cannot be set (a server-side mistake, logged).
-    pub fn start<'a>(
-        &self,
-        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<Session, Reply> {
-        let session = self.manager.session(cookie_headers);
+    /// The session of a request whose headers named `name` have the values
+    /// `headers(name)` (see [`SessionManager::session_from_headers`]), in the lock mode
+    /// asked for; nothing is loaded yet. `Err` with the reply to send if the lock mode
+    /// cannot be set (a server-side mistake, logged).
+    pub fn start<'a, I>(&self, headers: impl Fn(&str) -> I) -> Result<Session, Reply>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let session = self.manager.session_from_headers(headers);
         if self.policy.on_store_error == OnStoreError::ContinueWithoutSession {
             session.continue_without_store();
         }
@@ -391,15 +424,34 @@ impl Policy {
             // After a failed load, the flush's outcome (even a cookie) is not used.
             let failure = match (load_failed, flushed) {
                 (Some(kind), _) => Failure::Kind(kind),
-                (None, Ok(cookie)) => {
-                    let set_cookie = cookie.map(|cookie| set_cookie_header(&cookie));
-                    match set_cookie {
-                        Some(value) if !is_header_value(&value) => {
-                            tracing::error!("session cookie is not a valid header value");
-                            Failure::Kind(ErrorKind::Encode)
-                        }
-                        set_cookie => return Finish::Respond { set_cookie },
+                (None, Ok(None)) => {
+                    return Finish::Respond {
+                        set_cookie: None,
+                        token: None,
+                    };
+                }
+                (None, Ok(Some(cookie))) => {
+                    let header = match session.transport() {
+                        Transport::Cookie => set_cookie_header(&cookie),
+                        _ => cookie.value().to_owned(),
+                    };
+                    if is_header_value(&header) {
+                        return match session.transport() {
+                            Transport::Cookie => Finish::Respond {
+                                set_cookie: Some(header),
+                                token: None,
+                            },
+                            _ => Finish::Respond {
+                                set_cookie: None,
+                                token: Some(TokenHeader {
+                                    name: session.token_header(),
+                                    value: header,
+                                }),
+                            },
+                        };
                     }
+                    tracing::error!("session token is not a valid header value");
+                    Failure::Kind(ErrorKind::Encode)
                 }
                 (None, Err(err)) => {
                     log_failure(&err, "while saving the session");
@@ -414,7 +466,10 @@ impl Policy {
             match on_store_error {
                 OnStoreError::InternalServerError => Finish::Replace(Reply::INTERNAL_SERVER_ERROR),
                 OnStoreError::KeepResponse | OnStoreError::ContinueWithoutSession => {
-                    Finish::Respond { set_cookie: None }
+                    Finish::Respond {
+                        set_cookie: None,
+                        token: None,
+                    }
                 }
                 OnStoreError::ServiceUnavailable { retry_after } => {
                     Finish::Replace(Reply::service_unavailable(retry_after))

@@ -84,7 +84,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::TryFutureExt as _;
-use http::header::{CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
+use http::header::{CONTENT_TYPE, HeaderName, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use session_core::web::{Finish, Middleware, Policy, Reply};
 use session_core::{LockMode, SessionManager};
@@ -191,10 +191,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookies = request.headers().get_all(COOKIE);
+        let headers = request.headers();
         let session = match self
             .middleware
-            .start(cookies.iter().map(HeaderValue::as_bytes))
+            .start(|name| headers.get_all(name).iter().map(HeaderValue::as_bytes))
         {
             Ok(session) => session,
             Err(reply) => return lock::answer(reply_response(reply)),
@@ -229,9 +229,13 @@ fn apply<B: Default + From<String>, E>(
 ) -> impl Future<Output = Result<Response<B>, E>> {
     async move {
         Ok(match policy.finish(session).await {
-            Finish::Respond { set_cookie: None } => response,
+            Finish::Respond {
+                set_cookie: None,
+                token: None,
+            } => response,
             Finish::Respond {
                 set_cookie: Some(value),
+                ..
             } => match HeaderValue::try_from(value) {
                 Ok(value) => {
                     response.headers_mut().append(SET_COOKIE, value);
@@ -241,6 +245,18 @@ fn apply<B: Default + From<String>, E>(
                 // must not believe its session was saved.
                 Err(_) => reply_response(Reply::INTERNAL_SERVER_ERROR),
             },
+            Finish::Respond {
+                token: Some(token), ..
+            } => {
+                let name = HeaderName::try_from(token.name());
+                match (name, HeaderValue::try_from(token.into_value())) {
+                    (Ok(name), Ok(value)) => {
+                        response.headers_mut().insert(name, value);
+                        response
+                    }
+                    _ => reply_response(Reply::INTERNAL_SERVER_ERROR),
+                }
+            }
             Finish::Replace(reply) => reply_response(reply),
         })
     }

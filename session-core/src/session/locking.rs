@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use super::{CookieAction, Persisted, Session, State};
 use crate::expiry::NextExpiry;
 use crate::lease::Lease;
+use crate::transport::Transport;
 use crate::{ChangeSet, Error, ErrorKind, LockMode, Result, Timestamp};
 
 /// How many compare-and-swap rounds [`Session::update`] tries before it reports a
@@ -230,7 +231,7 @@ impl Session {
                 state.pending.removed.remove(key);
                 if let Some(persisted) = &mut state.persisted {
                     persisted.expires_at = expires_at;
-                    if moved {
+                    if moved && state.transport == Transport::Cookie {
                         state.cookie = CookieAction::Set {
                             id: persisted.id.clone(),
                             expires_at,
@@ -297,7 +298,7 @@ impl State {
                 created_at: record.created_at,
                 revision: Some(revision),
             };
-            if moved {
+            if moved && self.transport == Transport::Cookie {
                 self.cookie = CookieAction::Set {
                     id: persisted.id.clone(),
                     expires_at: record.expires_at,
