@@ -408,3 +408,36 @@ async fn the_middleware_can_lock_what_the_configuration_does_not() {
     let response = test::call_service(&app, get("/n", Some(&cookie))).await;
     assert_eq!(text(response).await, (CONCURRENT + 1).to_string());
 }
+
+#[actix_web::test]
+async fn a_header_token_travels_in_and_out_and_clear_empties_it() {
+    let (_, manager) = counted(r#"{"transport": ["cookie", "header"]}"#);
+    let app = app!(SessionMiddleware::new(manager));
+    let header = |path: &str, token: &str| {
+        TestRequest::get()
+            .uri(path)
+            .insert_header(("x-session-token", token))
+            .to_request()
+    };
+    let token_of = |response: &ServiceResponse<_>| {
+        response
+            .headers()
+            .get("x-session-token")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+    let first = test::call_service(&app, header("/incr", "")).await;
+    assert_eq!(set_cookie(&first), None, "a header client gets no cookie");
+    let issued = token_of(&first).expect("the token comes back in the header");
+    assert_eq!(text(first).await, "1");
+    let second = test::call_service(&app, header("/incr", &issued)).await;
+    assert_eq!(token_of(&second), None, "unchanged: nothing sent");
+    assert_eq!(text(second).await, "2");
+    let out = test::call_service(&app, header("/logout", &issued)).await;
+    assert_eq!(
+        token_of(&out).as_deref(),
+        Some(""),
+        "clear() empties the token"
+    );
+    let replay = test::call_service(&app, header("/incr", &issued)).await;
+    assert_eq!(text(replay).await, "1");
+}

@@ -66,13 +66,22 @@ impl Keyring {
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|err| {
-            Error::new(ErrorKind::Encode, format!("the OS random source failed: {err}"))
+            Error::new(
+                ErrorKind::Encode,
+                format!("the OS random source failed: {err}"),
+            )
         })?;
         let Some(cipher) = self.ciphers.first() else {
             return Err(Error::new(ErrorKind::Config, "no encryption key"));
         };
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| Error::new(ErrorKind::Encode, "encryption failed"))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -90,10 +99,13 @@ impl Keyring {
         let nonce = XNonce::from_slice(nonce);
         self.ciphers.iter().find_map(|cipher| {
             cipher
-                .decrypt(nonce, Payload {
-                    msg: ciphertext,
-                    aad,
-                })
+                .decrypt(
+                    nonce,
+                    Payload {
+                        msg: ciphertext,
+                        aad,
+                    },
+                )
                 .ok()
         })
     }
@@ -123,10 +135,21 @@ mod tests {
         let old = Keyring::new(&[secret(A)], b"test", "secret").expect("keys");
         let rotated = Keyring::new(&[secret(B), secret(A)], b"test", "secret").expect("keys");
         let sealed = old.seal(b"aad", b"hello").expect("seal");
-        assert_eq!(rotated.open(b"aad", &sealed).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            rotated.open(b"aad", &sealed).as_deref(),
+            Some(&b"hello"[..])
+        );
         let resealed = rotated.seal(b"aad", b"hello").expect("seal");
-        assert_eq!(old.open(b"aad", &resealed), None, "the old key alone cannot open");
-        assert_ne!(sealed, old.seal(b"aad", b"hello").expect("seal"), "fresh nonces");
+        assert_eq!(
+            old.open(b"aad", &resealed),
+            None,
+            "the old key alone cannot open"
+        );
+        assert_ne!(
+            sealed,
+            old.seal(b"aad", b"hello").expect("seal"),
+            "fresh nonces"
+        );
     }
 
     #[test]

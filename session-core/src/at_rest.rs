@@ -45,6 +45,9 @@ pub(crate) fn wrap(
 }
 
 #[cfg(feature = "encrypt-at-rest")]
+pub use encrypted::EncryptedStore;
+
+#[cfg(feature = "encrypt-at-rest")]
 mod encrypted {
     use std::time::Duration;
 
@@ -65,18 +68,23 @@ mod encrypted {
     /// What the keys are derived for, and the start of every value's associated data.
     const PURPOSE: &[u8] = b"session-core at rest v1";
 
-    /// A store whose values are encrypted, bound to their session and field.
-    pub(crate) struct EncryptedStore {
+    /// A store whose values are encrypted, bound to their session and field: what
+    /// [`SessionManager::new`](crate::SessionManager::new) puts around the store when
+    /// `encrypt_at_rest` is set. Build one yourself to run a store under it through the
+    /// conformance suite, or to read a store's values outside a manager.
+    pub struct EncryptedStore {
         inner: Arc<dyn SessionStore>,
         keys: Keyring,
         accept_plaintext: bool,
     }
 
     impl EncryptedStore {
-        pub(crate) fn new(
-            inner: Arc<dyn SessionStore>,
-            options: &EncryptAtRestConfig,
-        ) -> Result<Self> {
+        /// `inner`, with its values encrypted under `options.keys`.
+        ///
+        /// # Errors
+        /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming `encrypt_at_rest.keys`
+        /// when there is no key or one is shorter than 32 bytes.
+        pub fn new(inner: Arc<dyn SessionStore>, options: &EncryptAtRestConfig) -> Result<Self> {
             Ok(Self {
                 inner,
                 keys: Keyring::new(options.keys.iter(), PURPOSE, "encrypt_at_rest.keys")?,
@@ -119,12 +127,14 @@ mod encrypted {
             for (field, value) in &mut record.data {
                 match value.strip_prefix(MAGIC) {
                     Some(sealed) => {
-                        *value = self.keys.open(&Self::aad(key, field), sealed).ok_or_else(|| {
-                            Error::decode(format!(
-                                "the encrypted value of `{field}` does not decrypt: another \
+                        *value = self.keys.open(&Self::aad(key, field), sealed).ok_or_else(
+                            || {
+                                Error::decode(format!(
+                                    "the encrypted value of `{field}` does not decrypt: another \
                                  key, or a value copied from another session or field"
-                            ))
-                        })?;
+                                ))
+                            },
+                        )?;
                     }
                     None if self.accept_plaintext => {}
                     None => {
@@ -139,7 +149,9 @@ mod encrypted {
         }
 
         fn open_loaded(&self, key: &StoreKey, loaded: Option<Record>) -> Result<Option<Record>> {
-            loaded.map(|record| self.open_record(key, record)).transpose()
+            loaded
+                .map(|record| self.open_record(key, record))
+                .transpose()
         }
 
         fn seal_changes(&self, key: &StoreKey, changes: &ChangeSet) -> Result<ChangeSet> {
@@ -172,11 +184,15 @@ mod encrypted {
         }
 
         async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
-            self.inner.create(key, &self.seal_record(key, record)?).await
+            self.inner
+                .create(key, &self.seal_record(key, record)?)
+                .await
         }
 
         async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
-            self.inner.update(key, &self.seal_changes(key, changes)?).await
+            self.inner
+                .update(key, &self.seal_changes(key, changes)?)
+                .await
         }
 
         async fn update_if_unchanged(
@@ -267,6 +283,168 @@ mod encrypted {
 
         fn capabilities(&self) -> Capabilities {
             self.inner.capabilities()
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        //! What the store holds under encryption, and what copied, foreign and plain
+        //! values read as.
+
+        use super::*;
+        use crate::test_store::{Counted, header, manager};
+        use crate::{ErrorKind, Secrets, SessionId};
+
+        const KEY: &str = "an at-rest key of thirty-two bytes";
+
+        fn options(keys: &[&str], accept_plaintext: bool) -> EncryptAtRestConfig {
+            EncryptAtRestConfig {
+                keys: Secrets::new(keys.iter().map(|k| (*k).to_owned().into())),
+                accept_plaintext,
+            }
+        }
+
+        fn record(pairs: &[(&str, &[u8])]) -> Record {
+            let now = Timestamp::now();
+            Record::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                    .collect(),
+                now + Duration::from_secs(600),
+                now,
+            )
+        }
+
+        fn key() -> StoreKey {
+            SessionId::generate(32).expect("id").store_key()
+        }
+
+        #[tokio::test]
+        async fn the_store_holds_only_ciphertext_bound_to_its_session_and_field() {
+            let inner = Arc::new(Counted::default());
+            let store = EncryptedStore::new(inner.clone(), &options(&[KEY], false)).expect("store");
+            let (a, b) = (key(), key());
+            let secret = b"the user's address";
+            assert!(
+                store
+                    .create(&a, &record(&[("addr", secret), ("x", b"1")]))
+                    .await
+                    .expect("create")
+            );
+            let raw = inner.load(&a).await.expect("load").expect("stored");
+            let sealed = raw.data["addr"].clone();
+            assert!(sealed.starts_with(MAGIC));
+            assert!(
+                !sealed.windows(secret.len()).any(|w| w == secret),
+                "plaintext in the store"
+            );
+            let read = store.load(&a).await.expect("load").expect("record");
+            assert_eq!(read.data["addr"], secret);
+
+            // Copied into another session, or into another field of the same one.
+            assert!(
+                inner
+                    .create(&b, &record(&[("addr", &sealed)]))
+                    .await
+                    .expect("create")
+            );
+            assert_eq!(
+                store.load(&b).await.expect_err("copied").kind(),
+                ErrorKind::Decode
+            );
+            let moved = record(&[("x", &sealed)]);
+            assert!(inner.delete(&a).await.expect("delete"));
+            assert!(inner.create(&a, &moved).await.expect("create"));
+            assert_eq!(
+                store.load(&a).await.expect_err("moved").kind(),
+                ErrorKind::Decode
+            );
+        }
+
+        #[tokio::test]
+        async fn rotation_and_plaintext_migration() {
+            let inner = Arc::new(Counted::default());
+            let old = EncryptedStore::new(inner.clone(), &options(&[KEY], false)).expect("store");
+            let new_key = "a newer at-rest key of 32 bytes...";
+            let rotated = EncryptedStore::new(inner.clone(), &options(&[new_key, KEY], false))
+                .expect("store");
+            let (sealed, plain) = (key(), key());
+            assert!(
+                old.create(&sealed, &record(&[("n", b"1")]))
+                    .await
+                    .expect("create")
+            );
+            assert_eq!(
+                rotated
+                    .load(&sealed)
+                    .await
+                    .expect("load")
+                    .expect("record")
+                    .data["n"],
+                b"1"
+            );
+            assert!(
+                inner
+                    .create(&plain, &record(&[("n", b"2")]))
+                    .await
+                    .expect("create")
+            );
+            assert_eq!(
+                rotated.load(&plain).await.expect_err("plain").kind(),
+                ErrorKind::Decode
+            );
+            let migrating =
+                EncryptedStore::new(inner.clone(), &options(&[new_key], true)).expect("store");
+            assert_eq!(
+                migrating
+                    .load(&plain)
+                    .await
+                    .expect("load")
+                    .expect("record")
+                    .data["n"],
+                b"2"
+            );
+            assert!(
+                migrating.load(&sealed).await.is_err(),
+                "its key was dropped"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_manager_with_the_option_round_trips_sessions_through_ciphertext() {
+            let (manager, inner) =
+                manager(&format!(r#"{{"encrypt_at_rest": {{"keys": ["{KEY}"]}}}}"#));
+            let login = manager.session_from_cookie_header(None);
+            login.set("user", "ada").await.expect("set");
+            let cookie = login.flush().await.expect("flush").expect("cookie");
+            let next = manager.session_from_cookie_header(Some(&header(&cookie)));
+            assert_eq!(
+                next.get::<String>("user").await.expect("get").as_deref(),
+                Some("ada")
+            );
+            next.set("user", "grace").await.expect("set");
+            next.flush().await.expect("flush");
+            let id = SessionId::parse(cookie.value()).expect("id");
+            let raw = inner
+                .load(&id.store_key())
+                .await
+                .expect("load")
+                .expect("stored");
+            assert!(
+                raw.data["user"].starts_with(MAGIC),
+                "the update was encrypted too"
+            );
+        }
+
+        #[test]
+        fn short_or_missing_keys_are_refused() {
+            for keys in [&[][..], &["short"][..]] {
+                let err = EncryptedStore::new(Arc::new(Counted::default()), &options(keys, false))
+                    .expect_err("refused");
+                assert_eq!(err.kind(), ErrorKind::Config);
+                assert!(err.to_string().contains("encrypt_at_rest.keys"), "{err}");
+            }
         }
     }
 }

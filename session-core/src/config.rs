@@ -604,13 +604,19 @@ impl SessionConfig {
                 return refuse("secret", "its keys come from `secret`, so set at least one");
             }
             if self.max_sessions_per_user.is_some() {
-                return refuse("max_sessions_per_user", "there is no user index to enforce it");
+                return refuse(
+                    "max_sessions_per_user",
+                    "there is no user index to enforce it",
+                );
             }
             if self.lock {
                 return refuse("lock", "there is no store to keep session locks");
             }
             if self.encrypt_at_rest.is_some() {
-                return refuse("encrypt_at_rest", "nothing is stored (and \"cookie\" encrypts anyway)");
+                return refuse(
+                    "encrypt_at_rest",
+                    "nothing is stored (and \"cookie\" encrypts anyway)",
+                );
             }
         }
         if let Some(at_rest) = &self.encrypt_at_rest {

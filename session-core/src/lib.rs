@@ -94,6 +94,12 @@
 //! | `bincode` | yes     | [`Codec::Bincode`] (bincode 2, pinned), the default codec; [`Codec::Json`] is always there |
 //! | `toml`    | no      | [`SessionConfig::from_toml_str`] and `.toml` files |
 //! | `metrics` | no      | counters and timings of sessions and store calls through the `metrics` facade (below) |
+//! | `cookie-session` | no | `type = "cookie"`: the whole session in an encrypted cookie ([`client`], [`SessionManager::client_side`]) |
+//! | `jwt-session` | no | `type = "jwt"`: the whole session in an HS256 JSON Web Token, as ThinkJS 3's `think-session-jwt` writes it |
+//! | `encrypt-at-rest` | no | `encrypt_at_rest`: every stored value encrypted ([`at_rest::EncryptedStore`]) |
+//!
+//! Where the token travels (the cookie, a header, `Authorization: Bearer`) is the
+//! configuration's `transport`: see [`transport`] and [`SessionManager::session_from_headers`].
 //!
 //! # Store calls: the bound, the spans and the metrics
 //!
@@ -140,7 +146,7 @@ extern crate self as session_core;
 
 #[cfg(any(feature = "cookie-session", feature = "encrypt-at-rest"))]
 mod aead;
-mod at_rest;
+pub mod at_rest;
 pub mod client;
 mod codec;
 mod config;
@@ -171,8 +177,8 @@ pub mod wire;
 
 pub use codec::Codec;
 pub use config::{
-    CookieConfig, EncryptAtRestConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite, Secrets, SessionConfig,
-    deserialize_duration,
+    CookieConfig, EncryptAtRestConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite,
+    Secrets, SessionConfig, deserialize_duration,
 };
 pub use error::{Error, ErrorKind, Hint, Report, Result, SetupProblem};
 pub use gc::GcHandle;

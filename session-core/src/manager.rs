@@ -224,7 +224,7 @@ impl SessionManager {
     /// Only the cookie is looked at, whatever `transport` says; a web layer that accepts
     /// other transports calls [`SessionManager::session_from_headers`].
     pub fn session<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Session {
-        let incoming = self.inner.from_cookies(cookie_headers);
+        let incoming = self.inner.incoming_from_cookies(cookie_headers);
         Session::new(Arc::clone(&self.inner), incoming)
     }
 
@@ -262,7 +262,7 @@ impl SessionManager {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let incoming = self.inner.from_headers(headers);
+        let incoming = self.inner.incoming_from_headers(headers);
         Session::new(Arc::clone(&self.inner), incoming)
     }
 
@@ -295,7 +295,10 @@ impl SessionManager {
     /// [`ErrorKind::Unsupported`] outside a tokio runtime.
     pub fn spawn_gc(&self) -> Result<Option<GcHandle>> {
         let config = &self.inner.config;
-        if !config.gc.on || self.inner.client.is_some() || self.inner.store.capabilities().native_ttl {
+        if !config.gc.on
+            || self.inner.client.is_some()
+            || self.inner.store.capabilities().native_ttl
+        {
             return Ok(None);
         }
         GcHandle::spawn(Arc::clone(&self.inner.store), config.gc.interval).map(Some)
@@ -304,7 +307,10 @@ impl SessionManager {
 
 impl ManagerInner {
     /// What the request's `Cookie` headers bring of its session.
-    fn from_cookies<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Incoming {
+    fn incoming_from_cookies<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Incoming {
         let name = self.config.name.as_bytes();
         let mut incoming = Incoming::none(Transport::Cookie);
         'headers: for header in cookie_headers {
@@ -326,18 +332,18 @@ impl ManagerInner {
     }
 
     /// What the request's headers bring of its session, in the configured transports.
-    fn from_headers<'a, I>(&self, headers: impl Fn(&str) -> I) -> Incoming
+    fn incoming_from_headers<'a, I>(&self, headers: impl Fn(&str) -> I) -> Incoming
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
         for &transport in self.transports.as_slice() {
             let incoming = match transport {
-                Transport::Cookie => self.from_cookies(headers(COOKIE)),
+                Transport::Cookie => self.incoming_from_cookies(headers(COOKIE)),
                 Transport::Header => {
-                    self.from_single_header(transport, headers(&self.config.token_header), Some)
+                    self.incoming_from_header(transport, headers(&self.config.token_header), Some)
                 }
                 Transport::Bearer => {
-                    self.from_single_header(transport, headers(AUTHORIZATION), bearer_token)
+                    self.incoming_from_header(transport, headers(AUTHORIZATION), bearer_token)
                 }
             };
             if incoming.had_token {
@@ -349,7 +355,7 @@ impl ManagerInner {
 
     /// What a header that carries at most one token brings: the token `extract` finds in
     /// its single value; present but invalid when it is sent twice.
-    fn from_single_header<'a>(
+    fn incoming_from_header<'a>(
         &self,
         transport: Transport,
         values: impl IntoIterator<Item = &'a [u8]>,

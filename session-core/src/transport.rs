@@ -147,9 +147,7 @@ pub(crate) fn is_token_header_name(name: &str) -> bool {
     ];
     !name.is_empty()
         && name.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         })
         && !TAKEN.contains(&name)
 }
@@ -179,7 +177,15 @@ mod tests {
     fn token_header_names_are_lowercase_tokens_of_their_own() {
         assert!(is_token_header_name("x-session-token"));
         assert!(is_token_header_name("x-auth"));
-        for refused in ["", "X-Session", "cookie", "authorization", "a b", "a:b", "é"] {
+        for refused in [
+            "",
+            "X-Session",
+            "cookie",
+            "authorization",
+            "a b",
+            "a:b",
+            "é",
+        ] {
             assert!(!is_token_header_name(refused), "{refused}");
         }
     }
@@ -193,6 +199,11 @@ mod tests {
         assert_eq!(list.as_slice(), [Transport::Header, Transport::Cookie]);
         assert_eq!(list.primary(), Transport::Header);
         assert!(serde_json::from_str::<Transports>(r#""query""#).is_err());
-        assert!(serde_json::from_str::<Transports>("[]").expect("empty").as_slice().is_empty());
+        assert!(
+            serde_json::from_str::<Transports>("[]")
+                .expect("empty")
+                .as_slice()
+                .is_empty()
+        );
     }
 }

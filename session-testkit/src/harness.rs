@@ -31,6 +31,9 @@ pub fn services_required() -> bool {
 /// A store opened for one case, in a namespace of its own.
 pub struct Fixture {
     pub(crate) store: Arc<dyn SessionStore>,
+    /// A client-side type (`"cookie"`, `"jwt"`) whose sessions the session cases drive,
+    /// in place of a store.
+    pub(crate) client_side: Option<String>,
     pub(crate) second: Option<Arc<dyn SessionStore>>,
     pub(crate) unreachable: Option<Arc<dyn SessionStore>>,
     cleanup: Option<Cleanup>,
@@ -43,10 +46,22 @@ impl Fixture {
     pub fn new(store: Arc<dyn SessionStore>) -> Self {
         Self {
             store,
+            client_side: None,
             second: None,
             unreachable: None,
             cleanup: None,
             call_limit: None,
+        }
+    }
+
+    /// A fixture for a client-side session type (`"cookie"` or `"jwt"`): the session
+    /// cases run with `type = store_type` (and a secret of the right length), the store
+    /// cases are skipped (there is no store), and so is every session case that cannot
+    /// hold for sessions kept in their tokens, with the reason.
+    pub fn client_side(store_type: &str) -> Self {
+        Self {
+            client_side: Some(store_type.to_owned()),
+            ..Self::new(session_core::client::store(store_type))
         }
     }
 
@@ -328,6 +343,14 @@ impl Suite {
             .unreachable
             .map(|store| Limited::wrap(store, limit, &trip));
         let ctx = Arc::new(Ctx::from_fixture(fixture));
+        if let Some(store_type) = ctx.client_side()
+            && !(case.name.starts_with("session_") || case.name.starts_with("torture_"))
+        {
+            return ran(Outcome::Skipped(format!(
+                "type = \"{store_type}\" keeps each session in its token: there is no store \
+                 to hold to the store contract"
+            )));
+        }
         let run = case.run;
         let task_ctx = Arc::clone(&ctx);
         let mut task = tokio::spawn(async move { run(&task_ctx).await });

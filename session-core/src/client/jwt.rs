@@ -217,7 +217,11 @@ mod tests {
         let data = vectors()["data"].clone();
         assert_eq!(json(&record, "userInfo"), data["userInfo"]);
         assert_eq!(json(&record, "visits"), data["visits"]);
-        assert_eq!(record.data.len(), 2, "registered claims are not session keys");
+        assert_eq!(
+            record.data.len(),
+            2,
+            "registered claims are not session keys"
+        );
         assert!(record.expires_at.as_millis() > record.created_at.as_millis());
     }
 
@@ -226,7 +230,9 @@ mod tests {
         let record = format("36500d")
             .open(&vector("issued_by_thinkjs_without_exp"))
             .expect("a token without exp opens");
-        let lifetime = record.expires_at.saturating_duration_since(record.created_at);
+        let lifetime = record
+            .expires_at
+            .saturating_duration_since(record.created_at);
         assert_eq!(lifetime, Duration::from_secs(36_500 * 86_400));
     }
 
@@ -237,8 +243,13 @@ mod tests {
             assert!(format.open(&vector(name)).is_none(), "{name} was accepted");
         }
         // Expiry is the manager's to enforce: the format reads the instant it carries.
-        let expired = format.open(&vector("expired")).expect("an expired token decodes");
-        assert_eq!(expired.expires_at, Timestamp::from_millis(1_000_000_000_000));
+        let expired = format
+            .open(&vector("expired"))
+            .expect("an expired token decodes");
+        assert_eq!(
+            expired.expires_at,
+            Timestamp::from_millis(1_000_000_000_000)
+        );
     }
 
     #[test]
@@ -247,8 +258,14 @@ mod tests {
         let data = vectors()["data"].clone();
         let record = Record::new(
             Data::from([
-                ("userInfo".to_owned(), serde_json::to_vec(&data["userInfo"]).expect("json")),
-                ("visits".to_owned(), serde_json::to_vec(&data["visits"]).expect("json")),
+                (
+                    "userInfo".to_owned(),
+                    serde_json::to_vec(&data["userInfo"]).expect("json"),
+                ),
+                (
+                    "visits".to_owned(),
+                    serde_json::to_vec(&data["visits"]).expect("json"),
+                ),
             ]),
             Timestamp::from_millis(4_102_444_800_000),
             Timestamp::from_millis(1_796_000_000_000),
@@ -256,7 +273,11 @@ mod tests {
         let token = format.seal(&record).expect("seal");
         // HS256 over the same JSON is deterministic: this is the token the vectors' script
         // gave think-session-jwt, and `issued_here_read_by_thinkjs` is what it read.
-        assert_eq!(token, vector("issued_here"), "the token changed: re-run the script");
+        assert_eq!(
+            token,
+            vector("issued_here"),
+            "the token changed: re-run the script"
+        );
         let read: Value = serde_json::from_str(&vector("issued_here_read_by_thinkjs"))
             .expect("ThinkJS's reading is JSON");
         assert_eq!(read["userInfo"], data["userInfo"]);
@@ -278,8 +299,8 @@ mod tests {
 
     #[test]
     fn a_short_secret_is_refused() {
-        let config = SessionConfig::from_json_str(r#"{"type": "jwt", "secret": "short"}"#)
-            .expect("parses");
+        let config =
+            SessionConfig::from_json_str(r#"{"type": "jwt", "secret": "short"}"#).expect("parses");
         let err = Jwt::new(&config).expect_err("short secret");
         assert!(err.to_string().contains("secret[0]"), "{err}");
     }

@@ -1,8 +1,8 @@
 //! Client-side sessions: the whole session travels in its token, and no store is called.
 //!
-//! - `type = "cookie"` ([`sealed`], feature `cookie-session`): the record encrypted and
+//! - `type = "cookie"` (feature `cookie-session`): the record encrypted and
 //!   authenticated with XChaCha20-Poly1305 under keys derived from `secret`.
-//! - `type = "jwt"` ([`jwt`], feature `jwt-session`): the data as the claims of an HS256
+//! - `type = "jwt"` (feature `jwt-session`): the data as the claims of an HS256
 //!   JSON Web Token signed with `secret`, as ThinkJS 3's `think-session-jwt` writes it.
 //!
 //! Both keep the expiry (and the creation time, for `absolute_timeout`) inside what the
@@ -40,14 +40,22 @@ pub const MAX_HEADER_TOKEN_LEN: usize = 8 * 1024;
 /// attributes, and most keep no more).
 pub const MAX_COOKIE_LEN: usize = 4096;
 
+/// The store of a manager whose sessions live in their tokens: it holds nothing, and
+/// every call but `gc` fails with [`ErrorKind::Unsupported`] naming `store_type`. What
+/// [`SessionManager::client_side`](crate::SessionManager::client_side) uses; a test that
+/// counts store calls can wrap it.
+pub fn store(store_type: &str) -> Arc<dyn SessionStore> {
+    Arc::new(NoStore::new(store_type))
+}
+
 /// How the session of a client-side type is written into, and read from, its token.
 pub(crate) enum ClientFormat {
     /// `type = "cookie"`.
     #[cfg(feature = "cookie-session")]
     Sealed(sealed::Sealed),
-    /// `type = "jwt"`.
+    /// `type = "jwt"`: boxed, its keys and validation rules are large.
     #[cfg(feature = "jwt-session")]
-    Jwt(jwt::Jwt),
+    Jwt(Box<jwt::Jwt>),
 }
 
 // Without either feature the enum has no variant, and its methods use no argument.
@@ -74,7 +82,7 @@ impl ClientFormat {
             }
             JWT_TYPE => {
                 #[cfg(feature = "jwt-session")]
-                return jwt::Jwt::new(config).map(|f| Some(Self::Jwt(f)));
+                return jwt::Jwt::new(config).map(|f| Some(Self::Jwt(Box::new(f))));
                 #[cfg(not(feature = "jwt-session"))]
                 return Err(Error::config(
                     "type",

@@ -117,7 +117,11 @@ mod tests {
             "new".repeat(11)
         ));
         let token = old.seal(&record()).expect("seal");
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         let opened = rotated.open(&token).expect("opened with the old key");
         assert_eq!(opened.data, record().data);
         assert_eq!(opened.expires_at, record().expires_at);

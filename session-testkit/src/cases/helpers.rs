@@ -258,6 +258,64 @@ pub(crate) fn within(actual: Timestamp, expected: Timestamp, tolerance: Duration
         && expected.saturating_duration_since(actual) <= tolerance
 }
 
+/// The secret of client-side runs: long enough to be a key.
+const CLIENT_SIDE_SECRET: &str = "the conformance suite's client-side secret";
+
+/// `config` as a case wrote it, or on a client-side fixture the same with its `type` and
+/// a secret long enough for its keys.
+fn client_side_config(ctx: &Ctx, config: &str) -> Result<String, CaseError> {
+    let Some(store_type) = ctx.client_side() else {
+        return Ok(config.to_owned());
+    };
+    let mut value: serde_json::Value = serde_json::from_str(config)
+        .map_err(|err| CaseError::Fail(format!("a case's configuration is not JSON: {err}")))?;
+    if let Some(table) = value.as_object_mut() {
+        table.insert("type".into(), store_type.into());
+        // Distinct secrets stay distinct (a case may sign with another application's),
+        // each made long enough to be a key.
+        let long = |secret: &serde_json::Value| {
+            serde_json::Value::from(format!(
+                "{}: {CLIENT_SIDE_SECRET}",
+                secret.as_str().unwrap_or("")
+            ))
+        };
+        let secret = match table.get("secret") {
+            Some(serde_json::Value::Array(list)) => list.iter().map(long).collect(),
+            Some(one) => long(one),
+            None => CLIENT_SIDE_SECRET.into(),
+        };
+        table.insert("secret".into(), secret);
+    }
+    Ok(value.to_string())
+}
+
+/// Why a case about ids does not apply to client-side types.
+pub(crate) const NO_IDS: &str = "its tokens carry no id to plant, sign or look up \
+    (torture_tampered_cookies_are_rejected_without_lookups tampers the tokens themselves)";
+
+/// Why a case that reads the store does not apply to client-side types.
+pub(crate) const NO_STORE_TO_READ: &str = "the case reads what the store holds, and there is \
+    none (session-core's client-side tests check the expiry inside the token)";
+
+/// Why a case about ending sessions does not apply to client-side types.
+pub(crate) const NO_REVOCATION: &str = "a copy of an earlier token stays valid until it \
+    expires, so the server cannot end a session before then (documented)";
+
+/// Why a case about concurrent requests does not apply to client-side types.
+pub(crate) const NO_MERGE: &str = "each concurrent request carries its own copy of the \
+    session, and the token of the last response wins (documented)";
+
+/// Skips the case on a client-side fixture, saying `why` the contract cannot hold for
+/// sessions kept in their tokens.
+pub(crate) fn require_server_side(ctx: &Ctx, why: &str) -> CaseResult {
+    match ctx.client_side() {
+        Some(store_type) => Err(CaseError::Skip(format!(
+            "type = \"{store_type}\" keeps each session in its token: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A manager over the store, the way an application builds one, with a counter in between.
 pub(crate) struct App {
     pub(crate) manager: SessionManager,
@@ -266,13 +324,15 @@ pub(crate) struct App {
 
 impl App {
     pub(crate) fn new(ctx: &Ctx, config: &str) -> Result<Self, CaseError> {
-        Self::over(CountingStore::new(Arc::clone(&ctx.store)), config)
+        let config = client_side_config(ctx, config)?;
+        Self::over(CountingStore::new(Arc::clone(&ctx.store)), &config)
     }
 
     /// An application whose every store call waits once before it reaches the store, so
     /// that a request dropped at its first wait is dropped in the middle of a store call.
     pub(crate) fn yielding(ctx: &Ctx, config: &str) -> Result<Self, CaseError> {
-        Self::over(CountingStore::yielding(Arc::clone(&ctx.store)), config)
+        let config = client_side_config(ctx, config)?;
+        Self::over(CountingStore::yielding(Arc::clone(&ctx.store)), &config)
     }
 
     /// An application on `store` (another handle on the backend under test).

@@ -65,6 +65,8 @@ impl Debug for Case {
 #[derive(Debug)]
 pub struct Ctx {
     store: Arc<dyn SessionStore>,
+    /// The client-side type the session cases run on, if the fixture is one.
+    client_side: Option<String>,
     second: Option<Arc<dyn SessionStore>>,
     unreachable: Option<Arc<dyn SessionStore>>,
     notes: std::sync::Mutex<Vec<String>>,
@@ -74,6 +76,7 @@ impl Ctx {
     pub(crate) fn from_fixture(fixture: Fixture) -> Self {
         Self {
             store: fixture.store,
+            client_side: fixture.client_side,
             second: fixture.second,
             unreachable: fixture.unreachable,
             notes: std::sync::Mutex::new(Vec::new()),
@@ -83,6 +86,11 @@ impl Ctx {
     /// The store under test.
     pub fn store(&self) -> &dyn SessionStore {
         self.store.as_ref()
+    }
+
+    /// The client-side session type under test (`"cookie"`, `"jwt"`), if any.
+    pub fn client_side(&self) -> Option<&str> {
+        self.client_side.as_deref()
     }
 
     /// Records a figure the case measured (printed after its outcome and written to the

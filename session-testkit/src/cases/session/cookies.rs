@@ -5,6 +5,7 @@ use crate::cases::helpers::*;
 /// With a secret set, a cookie with a bad, missing or foreign signature is a new session
 /// and causes no store access at all.
 pub(crate) async fn session_tampered_cookie_never_reaches_store(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_IDS)?;
     let app = App::new(ctx, r#"{"secret": "conformance secret"}"#)?;
     let other = App::new(ctx, r#"{"secret": "another secret"}"#)?;
     let good = app.login(&[("user", "ada")]).await?;

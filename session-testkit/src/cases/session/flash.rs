@@ -8,6 +8,7 @@ use crate::cases::helpers::*;
 /// does) arrive in the next request in order, each once: the request that takes them
 /// leaves none for the one after, and the stored record no longer holds them.
 pub(crate) async fn session_flash_is_shown_once_and_survives_cycle_id(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_STORE_TO_READ)?;
     let app = App::plain(ctx)?;
     // A first request flashes into a new session: the message alone makes it stored.
     let first = app.request(None);

@@ -88,6 +88,7 @@ pub(crate) async fn session_new_empty_session_is_not_stored(ctx: &Ctx) -> CaseRe
 
 /// A well-formed id the store does not know is never adopted: the data goes to a fresh id.
 pub(crate) async fn session_unknown_id_is_not_adopted(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_IDS)?;
     let app = App::plain(ctx)?;
     let planted = SessionId::generate(32)?;
     let header = format!("thinkjs={}", planted.expose());
@@ -115,6 +116,7 @@ pub(crate) async fn session_unknown_id_is_not_adopted(ctx: &Ctx) -> CaseResult {
 /// `clear()` deletes the record and expires the cookie; replaying the old cookie finds
 /// nothing.
 pub(crate) async fn session_clear_deletes_and_expires_cookie(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_REVOCATION)?;
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada")]).await?;
     let session = app.request(Some(&header));
@@ -145,6 +147,7 @@ pub(crate) async fn session_clear_deletes_and_expires_cookie(ctx: &Ctx) -> CaseR
 /// After `clear()`, setting values starts a new session under a new id; the old id stays
 /// dead.
 pub(crate) async fn session_clear_then_set_starts_new_session(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_IDS)?;
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada"), ("role", "admin")]).await?;
     let session = app.request(Some(&header));
@@ -171,6 +174,7 @@ pub(crate) async fn session_clear_then_set_starts_new_session(ctx: &Ctx) -> Case
 
 /// `cycle_id()` moves the data to a new id; the old id opens nothing.
 pub(crate) async fn session_cycle_id_moves_data_to_new_id(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_REVOCATION)?;
     let app = App::plain(ctx)?;
     let header = app.login(&[("cart", "3 items")]).await?;
     let session = app.request(Some(&header));

@@ -162,6 +162,7 @@ async fn require_update(app: &App, header: &str) -> CaseResult {
 /// Without the lock, 50 concurrent `Session::update` increments of one key all land, each
 /// returns a distinct count, and each request's other change survives.
 pub(crate) async fn session_update_is_atomic_without_the_lock(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_MERGE)?;
     let app = Arc::new(App::plain(ctx)?);
     let header = app.login(&[("user", "ada")]).await?;
     let started = Instant::now();
@@ -179,6 +180,7 @@ pub(crate) async fn session_update_is_atomic_without_the_lock(ctx: &Ctx) -> Case
 /// it), updates a new session in place, and keeps the request's other changes for its
 /// flush.
 pub(crate) async fn session_update_sees_the_requests_own_changes(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_MERGE)?;
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada")]).await?;
     require_update(&app, &header).await?;
@@ -238,6 +240,7 @@ pub(crate) async fn session_update_sees_the_requests_own_changes(ctx: &Ctx) -> C
 
 /// The same through two managers on two handles of one shared backend.
 pub(crate) async fn session_update_is_atomic_across_handles(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_MERGE)?;
     let second = second_handle(ctx)?;
     let config = r#"{"type": "conformance"}"#;
     let first = Arc::new(App::new(ctx, config)?);

@@ -15,6 +15,7 @@ async fn poll_once<F: Future>(future: F) -> bool {
 /// both flushes are cancelled in the middle of a store call on every store, in-process ones
 /// included.
 pub(crate) async fn session_cancelled_flush_keeps_its_data(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_STORE_TO_READ)?;
     let app = App::yielding(ctx, r#"{"type": "conformance"}"#)?;
     let fresh = app.request(None);
     fresh.set("user", "ada").await?;
@@ -64,6 +65,7 @@ pub(crate) async fn session_cancelled_flush_keeps_its_data(ctx: &Ctx) -> CaseRes
 /// A slow request that loaded before a logout and writes after it does not bring the
 /// session back.
 pub(crate) async fn session_logout_racing_slow_request_does_not_resurrect(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_REVOCATION)?;
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada")]).await?;
     let slow = app.request(Some(&header));
@@ -92,6 +94,7 @@ pub(crate) async fn session_logout_racing_slow_request_does_not_resurrect(ctx: &
 /// `cycle_id()` in a request that races a logout neither fails nor brings the session
 /// back under a new id.
 pub(crate) async fn session_cycle_id_racing_delete_does_not_resurrect(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_REVOCATION)?;
     let app = App::plain(ctx)?;
     let header = app.login(&[("user", "ada")]).await?;
     let login = app.request(Some(&header));
@@ -116,6 +119,7 @@ pub(crate) async fn session_cycle_id_racing_delete_does_not_resurrect(ctx: &Ctx)
 
 /// 50 concurrent requests on one session, each setting its own key, all survive.
 pub(crate) async fn session_concurrent_requests_merge_distinct_keys(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_MERGE)?;
     let app = Arc::new(App::plain(ctx)?);
     let header = app.login(&[("user", "ada")]).await?;
     set_distinct_keys_concurrently(&app, &header, 50).await?;

@@ -33,6 +33,7 @@ fn persistent_for(cookie: &Cookie<'_>) -> Option<i64> {
 /// timeout and a cookie without `Max-Age` or `Expires`; a session that never chose gets
 /// `cookie.persistent`'s browser-session cookie. The store holds each expiry.
 pub(crate) async fn session_remember_me_sets_lifetime_and_cookie(ctx: &Ctx) -> CaseResult {
+    require_server_side(ctx, NO_STORE_TO_READ)?;
     let app = App::new(ctx, REMEMBER_CONFIG)?;
 
     // Without a choice: `cookie.persistent = false`.
