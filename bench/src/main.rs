@@ -303,6 +303,17 @@ fn wipe(store: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `store` is a client-side type (`cookie`, `jwt`): measured next to the memory
+/// store, with no peer (tower-sessions has no cookie store to compare with).
+fn is_client_side(store: &str) -> bool {
+    matches!(store, "cookie" | "jwt")
+}
+
+/// Whether the peer app has a `store` of its own to measure against ours.
+fn has_peer(store: &str) -> bool {
+    store != "file" && !is_client_side(store)
+}
+
 /// Our configuration `type` for the benchmark's `store`, and its URL if it has one (a
 /// SQLite store keeps its database at `sqlite_file`).
 pub(crate) fn our_store(
@@ -312,6 +323,9 @@ pub(crate) fn our_store(
     Ok(match store {
         "memory" => ("memory", None),
         "file" => ("file", None),
+        // Client-side types: the whole session in the cookie, no store.
+        "cookie" => ("cookie", None),
+        "jwt" => ("jwt", None),
         "sqlite" => (
             "db",
             Some(format!("sqlite://{}?mode=rwc", sqlite_file.display())),
@@ -367,6 +381,15 @@ pub(crate) async fn start_with(
                     format!("SESSION__ADAPTER__{}__URL", kind.to_uppercase()),
                     url,
                 );
+            }
+            if is_client_side(store) {
+                // The generator sends cookies: the jwt type travels in one too here.
+                command
+                    .env(
+                        "SESSION__SECRET",
+                        "the benchmark's client-side secret, 32+ bytes",
+                    )
+                    .env("SESSION__TRANSPORT", "cookie");
             }
             command.env("SESSION__ADAPTER__DB__PREFIX", "bench_");
             command.env("SESSION__ADAPTER__REDIS__PREFIX", "bench:");
@@ -476,7 +499,9 @@ async fn measure(
         loadgen::create_sessions(server.addr, settings.sessions).await?
     });
     let (result, cpu) = timed_run(settings, &server, store, Arc::clone(&cookies)).await;
-    let lost = if side == Side::Baseline {
+    // A client-side session's counter travels in its token, and the generator sends each
+    // session's first token again and again: there is no count to compare.
+    let lost = if side == Side::Baseline || is_client_side(store) {
         None
     } else {
         let counters = loadgen::read_counters(server.addr, &cookies).await?;
@@ -806,7 +831,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         measure(&settings, Side::Baseline, "none", round, &mut runs).await?;
         for store in &settings.stores {
             measure(&settings, Side::Ours, store, round, &mut runs).await?;
-            if store != "file" {
+            if has_peer(store) {
                 measure(&settings, Side::Peer, store, round, &mut runs).await?;
             }
         }
@@ -887,7 +912,8 @@ chart and the README's summary table.
   --duration SECONDS  length of each timed run (default 10)
   --connections N     concurrent connections of the load generator (default 50)
   --sessions N        existing sessions the requests rotate over (default 1000)
-  --stores a,b        the stores to measure (default memory,file,sqlite,postgres,mysql,redis)
+  --stores a,b        the stores to measure (default memory,file,sqlite,postgres,mysql,redis;
+                      also cookie and jwt, the client-side types, which have no peer)
   --quick             one round of 3 seconds over 200 sessions
   --scale             also the scale figures (memory, file and PostgreSQL at size)
   --scale-only        only the scale figures, no HTTP benchmark

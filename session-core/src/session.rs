@@ -41,6 +41,9 @@ const CREATE_ATTEMPTS: usize = 3;
 /// - [`flush`](Session::flush) sends one change set, or nothing when nothing changed.
 /// - A new session that ends the request empty is neither stored nor given a cookie.
 /// - An id the store does not know is never adopted: writes go to a fresh id.
+/// - With a client-side type (`type = "cookie"`, `"jwt"`) the same calls work on the data
+///   the request's token carries, and the flush issues a new token instead of writing to
+///   a store.
 ///
 /// ```
 /// # use session_core::Session;

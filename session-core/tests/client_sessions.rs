@@ -186,3 +186,44 @@ fn client_side_types_refuse_what_they_cannot_do() {
     let err = SessionManager::client_side(SessionConfig::default()).expect_err("file is a store");
     assert!(err.to_string().contains("type"), "{err}");
 }
+
+#[tokio::test]
+async fn old_format_truncated_and_foreign_tokens_are_no_session() {
+    let manager = manager("cookie", "");
+    let login = manager.session_from_cookie_header(None);
+    login.set("user", "ada").await.expect("set");
+    let token = login
+        .flush()
+        .await
+        .expect("flush")
+        .expect("a token")
+        .value()
+        .to_owned();
+    let id = session_core::SessionId::generate(32).expect("id");
+    let signed = session_core::Signer::new([SECRET.to_owned().into()])
+        .expect("signer")
+        .sign(id.expose());
+    for value in [
+        id.expose().to_owned(),
+        signed,
+        token[..token.len() - 1].to_owned(),
+        format!("{token}A"),
+        flipped(&token),
+        "A".repeat(5000),
+        String::new(),
+    ] {
+        let session = manager.session_from_cookie_header(Some(&format!("thinkjs={value}")));
+        assert!(
+            !session.exists().await.expect("load"),
+            "{value:.40} opened a session"
+        );
+    }
+}
+
+/// `token` with its middle character replaced by another of the base64url alphabet.
+fn flipped(token: &str) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ASCII")
+}

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 /// Runs `target`'s check on every file of its corpus and fails with the names of the files
 /// whose check panicked.
 fn replay(target: &str) {
-    let (_, check) = fuzz_checks::TARGETS
-        .iter()
+    let (_, check) = targets()
+        .into_iter()
         .find(|(name, _)| *name == target)
         .unwrap_or_else(|| panic!("no fuzz check named {target}"));
     let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,6 +52,26 @@ fn replay(target: &str) {
     assert!(failed.is_empty(), "{target}: checks failed for {failed:?}");
 }
 
+/// Every check this build has: the client-side ones need their features.
+fn targets() -> Vec<(&'static str, fuzz_checks::Check)> {
+    let mut targets = fuzz_checks::TARGETS.to_vec();
+    #[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+    targets.extend(fuzz_checks::CLIENT_TARGETS);
+    targets
+}
+
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+#[test]
+fn sealed_corpus() {
+    replay("sealed");
+}
+
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+#[test]
+fn jwt_corpus() {
+    replay("jwt");
+}
+
 #[test]
 fn cookie_corpus() {
     replay("cookie");
@@ -75,6 +95,10 @@ fn config_corpus() {
 /// Every check has a corpus test above, so a new target cannot go unreplayed.
 #[test]
 fn every_target_is_replayed() {
-    let names: Vec<&str> = fuzz_checks::TARGETS.iter().map(|(name, _)| *name).collect();
-    assert_eq!(names, ["cookie", "session_id", "codec", "config"]);
+    let names: Vec<&str> = targets().iter().map(|(name, _)| *name).collect();
+    let mut expected = vec!["cookie", "session_id", "codec", "config"];
+    if cfg!(all(feature = "cookie-session", feature = "jwt-session")) {
+        expected.extend(["sealed", "jwt"]);
+    }
+    assert_eq!(names, expected);
 }

@@ -436,6 +436,44 @@ async fn a_correct_store_passes_every_case_it_can_run() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_side_fixture_runs_the_session_cases_that_apply_and_skips_the_rest() {
+    let suite = Suite::new("cookie", || async { Ok(Fixture::client_side("cookie")) });
+    let report = suite.run(CASES).await;
+    println!("{report}");
+    assert_eq!(report.failed(), 0, "{:?}", report.failures());
+    let passed: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Passed)
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(
+        passed,
+        [
+            "session_round_trips_typed_values",
+            "session_new_empty_session_is_not_stored",
+            "session_read_only_request_does_not_write",
+            "session_per_call_timeout_sets_expiry",
+            "session_flash_is_shown_once_and_survives_cycle_id",
+            "torture_tampered_cookies_are_rejected_without_lookups",
+            "torture_oversize_values_are_refused",
+        ]
+    );
+    // Everything else is a skip that says why, the store cases all for want of a store.
+    for (name, outcome) in &report.results {
+        let store_case = !(name.starts_with("session_") || name.starts_with("torture_"));
+        match outcome {
+            Outcome::Skipped(reason) if store_case => {
+                assert!(reason.contains("there is no store"), "{name}: {reason}");
+            }
+            Outcome::Skipped(reason) => assert!(!reason.is_empty(), "{name}"),
+            Outcome::Passed => assert!(!store_case, "{name} ran without a store"),
+            Outcome::Failed(reason) => panic!("{name}: {reason}"),
+        }
+    }
+}
+
 async fn assert_caught(flaw: Flaw, expected: &[&str]) {
     let report = run(flaw).await;
     let failures = report.failures();

@@ -7,7 +7,8 @@
 //! `cargo run -p session-example` serves it on <http://127.0.0.1:3000> with the file store
 //! (`./runtime/session`); `-- --framework actix` serves it on actix-web. A TOML file
 //! (`--config session.toml`) or `SESSION__*` environment variables switch the store, e.g.
-//! `SESSION__TYPE=memory`, or
+//! `SESSION__TYPE=memory`, `SESSION__TYPE=cookie` (the whole session in an encrypted
+//! cookie, no store; the secret must then be 32 bytes or more), or
 //! `SESSION__TYPE=redis SESSION__ADAPTER__REDIS__URL=redis://127.0.0.1:6379`, and set any
 //! other key, e.g. `SESSION__LOCK=true` (requests of one session one at a time, on a
 //! store that keeps locks) with `SESSION__LOCK_TIMEOUT=2s`.

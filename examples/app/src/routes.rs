@@ -2,7 +2,7 @@
 //! side of the app only extracts the inputs and turns the [`Answer`] into a response.
 
 use session_core::flash::Level;
-use session_core::{Result, Session, UserId};
+use session_core::{ErrorKind, Result, Session, UserId};
 
 use crate::answer::{Answer, escape, page};
 use crate::devices;
@@ -72,10 +72,17 @@ pub(crate) async fn login(
     // A new id at login: a session id planted or seen before login opens nothing.
     session.cycle_id().await?;
     // The session now belongs to the user: it is listed on their "Your sessions" page.
-    session.set_user(user).await?;
-    session
-        .set_label(&devices::device_label(user_agent.unwrap_or_default()))
-        .await?;
+    // A session kept in its cookie (`type = "cookie"`) has no store to list it in, and
+    // logs in without the binding.
+    match session.set_user(user).await {
+        Err(err) if err.kind() == ErrorKind::Unsupported => {}
+        bound => {
+            bound?;
+            session
+                .set_label(&devices::device_label(user_agent.unwrap_or_default()))
+                .await?;
+        }
+    }
     // ThinkJS: this.session('userInfo', name)
     session.set("userInfo", name).await?;
     session.set("visits", &0u64).await?;

@@ -4,7 +4,8 @@
 //! checks that page JavaScript cannot read the HttpOnly session cookie, logs out and stays
 //! logged out; then logs one user in from two separate browsers, ends one browser's
 //! session from the other's "Your sessions" page, and shows the ended one logged out on
-//! reload while the other stays in.
+//! reload while the other stays in. The first test runs again on `type = "cookie"`, the
+//! whole session in an encrypted cookie, with nothing else changed.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them
 //! the test reads `skipped: REASON`, or fails under `SESSION_REQUIRE_SERVICES=1`.
@@ -23,18 +24,29 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn main() -> std::process::ExitCode {
-    Tests::new(["axum", "actix"].into_iter().flat_map(|framework| {
-        [
-            Trial::tokio(
-                format!("log_in_reload_log_out_in_headless_chromium_on_{framework}"),
-                move || log_in_reload_log_out_in_headless_chromium(framework),
-            ),
-            Trial::tokio(
-                format!("end_another_browsers_session_in_headless_chromium_on_{framework}"),
-                move || end_another_browsers_session_in_headless_chromium(framework),
-            ),
-        ]
-    }))
+    let on_cookie = ["axum", "actix"].map(|framework| {
+        Trial::tokio(
+            format!("log_in_reload_log_out_on_the_cookie_type_in_headless_chromium_on_{framework}"),
+            move || log_in_reload_log_out_in_headless_chromium(framework, "cookie"),
+        )
+    });
+    Tests::new(
+        ["axum", "actix"]
+            .into_iter()
+            .flat_map(|framework| {
+                [
+                    Trial::tokio(
+                        format!("log_in_reload_log_out_in_headless_chromium_on_{framework}"),
+                        move || log_in_reload_log_out_in_headless_chromium(framework, "file"),
+                    ),
+                    Trial::tokio(
+                        format!("end_another_browsers_session_in_headless_chromium_on_{framework}"),
+                        move || end_another_browsers_session_in_headless_chromium(framework),
+                    ),
+                ]
+            })
+            .chain(on_cookie),
+    )
     .main()
 }
 
@@ -80,8 +92,10 @@ struct Rig {
 }
 
 impl Rig {
-    /// Starts both, the app on `framework`, or skips if Chromium is not installed.
-    async fn start(framework: &str) -> Result<Self, TestError> {
+    /// Starts both, the app on `framework` with the session type `store_type` (`file`,
+    /// or `cookie`: the one setting that moves sessions into the cookie), or skips if
+    /// Chromium is not installed.
+    async fn start(framework: &str, store_type: &str) -> Result<Self, TestError> {
         let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
             .into_iter()
             .filter(|path| !Path::new(path).exists())
@@ -98,9 +112,13 @@ impl Rig {
             Command::new(env!("CARGO_BIN_EXE_session-example"))
                 .args(["--addr", &format!("127.0.0.1:{app_port}")])
                 .args(["--framework", framework])
-                .env("SESSION__TYPE", "file")
+                .env("SESSION__TYPE", store_type)
                 .env("SESSION__ADAPTER__FILE__PATH", dir.path().join("session"))
-                .env("SESSION__SECRET", "browser test secret")
+                // Long enough to be a key, for the cookie type.
+                .env(
+                    "SESSION__SECRET",
+                    "the browser test's secret, 32 bytes or more",
+                )
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("start the example app"),
@@ -209,7 +227,7 @@ fn is_stale(err: &CmdError) -> bool {
 }
 
 async fn end_another_browsers_session_in_headless_chromium(framework: &str) -> TestResult {
-    let rig = Rig::start(framework).await?;
+    let rig = Rig::start(framework, "file").await?;
     let laptop = rig.browser("laptop").await;
     let phone = rig.browser("phone").await;
     let base = rig.base.clone();
@@ -260,8 +278,11 @@ async fn flash_texts(client: &Client) -> Result<Vec<String>, CmdError> {
     Ok(texts)
 }
 
-async fn log_in_reload_log_out_in_headless_chromium(framework: &str) -> TestResult {
-    let rig = Rig::start(framework).await?;
+async fn log_in_reload_log_out_in_headless_chromium(
+    framework: &str,
+    store_type: &str,
+) -> TestResult {
+    let rig = Rig::start(framework, store_type).await?;
     let client = rig.browser("main").await;
 
     let base = rig.base.clone();

@@ -69,6 +69,8 @@ impl Session {
     /// request holds the lock of, has no concurrent writer and is updated in place (and
     /// stored at flush, as `set` does). The request's other pending changes are kept for
     /// its flush; an earlier `set` or `remove` of `key` in this request is what `f` sees.
+    /// A client-side session (`type = "cookie"`, `"jwt"`) is updated in place too: each
+    /// request carries its own copy in its token, so concurrent requests are not merged.
     ///
     /// ```
     /// # async fn handler(session: session_core::Session) -> session_core::Result<()> {

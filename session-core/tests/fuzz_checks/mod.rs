@@ -33,6 +33,156 @@ pub(crate) const TARGETS: [(&str, Check); 4] = [
     ("config", config),
 ];
 
+/// The targets of the client-side types' token decoders, with their features on.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+pub(crate) const CLIENT_TARGETS: [(&str, Check); 2] = [("sealed", sealed), ("jwt", jwt)];
+
+/// The secret of the client-side checks' managers; the seed tokens were made with it.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+const CLIENT_SECRET: &str = "the fuzz checks' client-side secret";
+
+/// `type = "cookie"` tokens: arbitrary bytes as the cookie value, and a genuine token
+/// damaged by the input. Nothing panics; a damaged token never opens; a token that opens
+/// carries a session that survives being written and read again.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+pub(crate) fn sealed(input: &[u8]) {
+    let manager = client_manager("cookie", "cookie");
+    let header = [COOKIE_NAME, b"=", input].concat();
+    check_client_token(&manager, |_| vec![header.clone()]);
+    let genuine = genuine_token(&manager);
+    let damaged = damage(genuine.as_bytes(), input);
+    if damaged != genuine.as_bytes() {
+        let header = [COOKIE_NAME, b"=", &damaged].concat();
+        let session = manager.session([header.as_slice()]);
+        assert!(
+            !block_on(session.exists()).expect("no store call"),
+            "a damaged token opened"
+        );
+    }
+}
+
+/// `type = "jwt"` tokens: arbitrary bytes as the bearer token, and a genuine token damaged
+/// by the input, with the same properties as [`sealed`].
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+pub(crate) fn jwt(input: &[u8]) {
+    let manager = client_manager("jwt", "bearer");
+    let bearer = [b"Bearer ", input].concat();
+    check_client_token(&manager, |name| {
+        if name == "authorization" {
+            vec![bearer.clone()]
+        } else {
+            Vec::new()
+        }
+    });
+    let genuine = genuine_token(&manager);
+    let damaged = damage(genuine.as_bytes(), input);
+    if damaged != genuine.as_bytes() {
+        let bearer = [b"Bearer ", damaged.as_slice()].concat();
+        let session = manager.session_from_headers(|name| {
+            if name == "authorization" {
+                vec![bearer.as_slice()]
+            } else {
+                Vec::new()
+            }
+        });
+        assert!(
+            !block_on(session.exists()).expect("no store call"),
+            "a damaged token opened"
+        );
+    }
+}
+
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+fn client_manager(store_type: &str, transport: &str) -> SessionManager {
+    let config = SessionConfig::from_json_str(&format!(
+        r#"{{"type": "{store_type}", "secret": "{CLIENT_SECRET}", "transport": "{transport}",
+            "timeout": "36500d"}}"#
+    ))
+    .expect("the check's configuration is valid");
+    SessionManager::client_side(config).expect("the check's manager builds")
+}
+
+/// Opens the request whose headers `headers` gives; if it carries a session, that session
+/// must be written and read back whole.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+fn check_client_token(manager: &SessionManager, headers: impl Fn(&str) -> Vec<Vec<u8>>) {
+    let values: Vec<(String, Vec<Vec<u8>>)> = ["cookie", "authorization"]
+        .iter()
+        .map(|name| ((*name).to_owned(), headers(name)))
+        .collect();
+    let session = manager.session_from_headers(|name| {
+        values
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.iter().map(Vec::as_slice))
+            .collect::<Vec<_>>()
+    });
+    if !block_on(session.exists()).expect("no store call") {
+        return;
+    }
+    let mut keys = block_on(session.keys()).expect("keys");
+    keys.sort();
+    block_on(session.set("fuzz", &1u8)).expect("set");
+    let token = block_on(session.flush())
+        .expect("a session that opened can be written")
+        .expect("a changed session sends a token");
+    let next = reopen(manager, session.transport(), token.value());
+    let mut again = block_on(next.keys()).expect("keys");
+    again.retain(|key| key != "fuzz");
+    again.sort();
+    assert_eq!(
+        again, keys,
+        "the keys of a session that opened did not survive a write"
+    );
+}
+
+/// A token of a fresh session holding one value, as the request's transport carries it.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+fn genuine_token(manager: &SessionManager) -> String {
+    let session = manager.session_from_headers(|_| Vec::<&[u8]>::new());
+    block_on(session.set("user", "ada")).expect("set");
+    let token = block_on(session.flush()).expect("flush").expect("a token");
+    let value = token.value().to_owned();
+    assert!(
+        block_on(reopen(manager, session.transport(), &value).exists()).expect("no store call"),
+        "a genuine token did not open"
+    );
+    value
+}
+
+/// The session of a request carrying `token` in `transport`.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+fn reopen(
+    manager: &SessionManager,
+    transport: session_core::transport::Transport,
+    token: &str,
+) -> session_core::Session {
+    let cookie = format!("thinkjs={token}");
+    let bearer = format!("Bearer {token}");
+    manager.session_from_headers(|name| match (name, transport) {
+        ("cookie", session_core::transport::Transport::Cookie) => vec![cookie.as_bytes()],
+        ("authorization", session_core::transport::Transport::Bearer) => vec![bearer.as_bytes()],
+        _ => Vec::new(),
+    })
+}
+
+/// `genuine` damaged by `input`: its bytes XORed with the input's, cut to a length the
+/// first byte chooses when it is odd.
+#[cfg(all(feature = "cookie-session", feature = "jwt-session"))]
+fn damage(genuine: &[u8], input: &[u8]) -> Vec<u8> {
+    let mut bytes: Vec<u8> = genuine
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ input.get(i + 1).copied().unwrap_or(0))
+        .collect();
+    if let Some(first) = input.first()
+        && first % 2 == 1
+    {
+        bytes.truncate(usize::from(*first) % bytes.len().max(1));
+    }
+    bytes
+}
+
 /// The cookie name of the managers the cookie check builds (ThinkJS's default).
 const COOKIE_NAME: &[u8] = b"thinkjs";
 

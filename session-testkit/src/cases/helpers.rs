@@ -225,6 +225,30 @@ pub(crate) async fn expect_expiry_in(
     Ok(())
 }
 
+/// Fails unless the session the `Cookie` header `header` opens expires `seconds` from now,
+/// within 10 s: as the store holds it, or on a client-side fixture as the token carries it.
+pub(crate) async fn expect_session_expiry_in(
+    ctx: &Ctx,
+    app: &App,
+    header: &str,
+    seconds: u64,
+    what: &str,
+) -> CaseResult {
+    if ctx.client_side().is_none() {
+        return expect_expiry_in(ctx, &key_of(header)?, seconds, what).await;
+    }
+    let expires_at = app
+        .request(Some(header))
+        .expires_at()
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        within(expires_at, in_secs(seconds), Duration::from_secs(10)),
+        "{what}: the token's expiry {expires_at}, expected ~{seconds} s ahead"
+    );
+    Ok(())
+}
+
 /// Fails unless a change set for `key`, which holds no live record, is refused and
 /// creates nothing; `what` names the situation.
 pub(crate) async fn expect_update_refused(ctx: &Ctx, key: &StoreKey, what: &str) -> CaseResult {
