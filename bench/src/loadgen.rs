@@ -51,11 +51,41 @@ struct Connection {
     buffer: Vec<u8>,
 }
 
-/// A response to an untimed request: status, the `name=value` of its `Set-Cookie`, body.
+/// A response to an untimed request: status, the `name=value` of its `Set-Cookie`, the
+/// value of its `x-session-token`, body.
 struct Reply {
     status: StatusCode,
     set_cookie: Option<String>,
+    token: Option<String>,
     body: String,
+}
+
+/// How a request presents its session: the cookie, or one of the header transports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// `Cookie: name=value`.
+    Cookie,
+    /// `x-session-token: token`, in the request and the response.
+    Header,
+    /// `Authorization: Bearer token`, answered in `x-session-token`.
+    Bearer,
+}
+
+impl Credential {
+    /// The header line a request sends its first time: a header client asks for its
+    /// token by sending the header empty.
+    fn first(self) -> Option<&'static str> {
+        (self == Self::Header).then_some("x-session-token: ")
+    }
+
+    /// The header line that carries `token` back, as `raw_request` sends it.
+    fn line(self, token: &str) -> String {
+        match self {
+            Self::Cookie => token.to_owned(),
+            Self::Header => format!("x-session-token: {token}"),
+            Self::Bearer => format!("authorization: Bearer {token}"),
+        }
+    }
 }
 
 impl Connection {
@@ -95,9 +125,16 @@ impl Connection {
             .find(|h| h.name.eq_ignore_ascii_case("set-cookie"))
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+        let token = head
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("x-session-token"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_owned);
         Ok(Reply {
             status: StatusCode::from_u16(status).map_err(|e| e.to_string())?,
             set_cookie,
+            token,
             body: String::from_utf8_lossy(&self.buffer[body_at..]).into_owned(),
         })
     }
@@ -115,6 +152,17 @@ pub(crate) async fn get(
 
 /// Creates `count` sessions (one `GET /incr` each, 50 at a time); returns their cookies.
 pub(crate) async fn create_sessions(addr: SocketAddr, count: usize) -> Result<Vec<String>, String> {
+    create_sessions_as(addr, count, Credential::Cookie).await
+}
+
+/// [`create_sessions`] for an app whose tokens travel as `credential` says; returns what
+/// each later request sends (a cookie pair, or a whole header line for a header
+/// transport, which `raw_request` sends as it is).
+pub(crate) async fn create_sessions_as(
+    addr: SocketAddr,
+    count: usize,
+    credential: Credential,
+) -> Result<Vec<String>, String> {
     let mut cookies = Vec::with_capacity(count);
     let mut pending = tokio::task::JoinSet::new();
     for _ in 0..count {
@@ -124,10 +172,17 @@ pub(crate) async fn create_sessions(addr: SocketAddr, count: usize) -> Result<Ve
             cookies.push(done.map_err(|e| e.to_string())??);
         }
         pending.spawn(async move {
-            let (status, _, cookie) = get(addr, "/incr", None).await?;
-            match (status, cookie) {
-                (StatusCode::OK, Some(cookie)) => Ok::<String, String>(cookie),
-                (status, _) => Err(format!("creating a session: {status}, no cookie")),
+            let reply = Connection::open(addr)
+                .await?
+                .get("/incr", credential.first())
+                .await?;
+            let token = match credential {
+                Credential::Cookie => reply.set_cookie,
+                Credential::Header | Credential::Bearer => reply.token,
+            };
+            match (reply.status, token) {
+                (StatusCode::OK, Some(token)) => Ok::<String, String>(credential.line(&token)),
+                (status, _) => Err(format!("creating a session: {status}, no token")),
             }
         });
     }
@@ -226,7 +281,10 @@ fn raw_requests(path: &str, cookies: &[String], c: usize, connections: usize) ->
 fn raw_request(path: &str, cookie: Option<&str>) -> Vec<u8> {
     let mut request = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
     if let Some(cookie) = cookie {
-        request.push_str("cookie: ");
+        // A header transport's credential is its whole line; a cookie is a pair.
+        if !(cookie.starts_with("x-session-token:") || cookie.starts_with("authorization:")) {
+            request.push_str("cookie: ");
+        }
         request.push_str(cookie);
         request.push_str("\r\n");
     }

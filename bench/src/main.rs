@@ -309,9 +309,19 @@ fn is_client_side(store: &str) -> bool {
     matches!(store, "cookie" | "jwt")
 }
 
-/// Whether the peer app has a `store` of its own to measure against ours.
+/// Whether the peer app has a `store` of its own to measure against ours (tower-sessions
+/// reads its id from the cookie only).
 fn has_peer(store: &str) -> bool {
-    store != "file" && !is_client_side(store)
+    store != "file" && !is_client_side(store) && credential(store) == loadgen::Credential::Cookie
+}
+
+/// How requests to ours on `store` carry their session.
+fn credential(store: &str) -> loadgen::Credential {
+    match store {
+        "memory-header" => loadgen::Credential::Header,
+        "memory-bearer" => loadgen::Credential::Bearer,
+        _ => loadgen::Credential::Cookie,
+    }
 }
 
 /// Our configuration `type` for the benchmark's `store`, and its URL if it has one (a
@@ -326,6 +336,8 @@ pub(crate) fn our_store(
         // Client-side types: the whole session in the cookie, no store.
         "cookie" => ("cookie", None),
         "jwt" => ("jwt", None),
+        // The memory store with the token in a header of its own, or a bearer token.
+        "memory-header" | "memory-bearer" => ("memory", None),
         "sqlite" => (
             "db",
             Some(format!("sqlite://{}?mode=rwc", sqlite_file.display())),
@@ -381,6 +393,9 @@ pub(crate) async fn start_with(
                     format!("SESSION__ADAPTER__{}__URL", kind.to_uppercase()),
                     url,
                 );
+            }
+            if let Some(transport) = store.strip_prefix("memory-") {
+                command.env("SESSION__TRANSPORT", transport);
             }
             if is_client_side(store) {
                 // The generator sends cookies: the jwt type travels in one too here.
@@ -496,7 +511,7 @@ async fn measure(
     let cookies = Arc::new(if side == Side::Baseline {
         baseline_cookies(settings.sessions)?
     } else {
-        loadgen::create_sessions(server.addr, settings.sessions).await?
+        loadgen::create_sessions_as(server.addr, settings.sessions, credential(store)).await?
     });
     let (result, cpu) = timed_run(settings, &server, store, Arc::clone(&cookies)).await;
     // A client-side session's counter travels in its token, and the generator sends each
@@ -913,7 +928,8 @@ chart and the README's summary table.
   --connections N     concurrent connections of the load generator (default 50)
   --sessions N        existing sessions the requests rotate over (default 1000)
   --stores a,b        the stores to measure (default memory,file,sqlite,postgres,mysql,redis;
-                      also cookie and jwt, the client-side types, which have no peer)
+                      also cookie and jwt, the client-side types, and memory-header and
+                      memory-bearer, the token transports; these have no peer)
   --quick             one round of 3 seconds over 200 sessions
   --scale             also the scale figures (memory, file and PostgreSQL at size)
   --scale-only        only the scale figures, no HTTP benchmark
