@@ -398,11 +398,7 @@ impl ManagerInner {
                 tracing::debug!(len = raw.len(), "oversize session token ignored");
                 return false;
             }
-            let raw = raw
-                .strip_prefix(b"\"")
-                .and_then(|r| r.strip_suffix(b"\""))
-                .unwrap_or(raw);
-            return match std::str::from_utf8(raw) {
+            return match std::str::from_utf8(unquoted(raw)) {
                 Ok(token) if token.bytes().all(|b| b.is_ascii_graphic()) => {
                     incoming.token = Some(token.to_owned());
                     true
@@ -427,10 +423,7 @@ impl ManagerInner {
             tracing::debug!(len = raw.len(), "oversize session cookie ignored");
             return None;
         }
-        let raw = raw
-            .strip_prefix(b"\"")
-            .and_then(|r| r.strip_suffix(b"\""))
-            .unwrap_or(raw);
+        let raw = unquoted(raw);
         // An unsigned id never needs decoding; only a signature may carry `%2B`-style escapes.
         let decoded = if raw.contains(&b'%') {
             percent_decode(raw).decode_utf8().ok()?
@@ -518,20 +511,15 @@ impl ManagerInner {
         // until it closes.
         let persistent =
             matches!(action, CookieAction::Remove) || remember.unwrap_or(cookie_config.persistent);
+        let lifetime = |expires_at: &Timestamp| {
+            cookie_config
+                .max_age
+                .unwrap_or_else(|| expires_at.saturating_duration_since(now))
+        };
         let (value, max_age) = match action {
             CookieAction::None => return None,
-            CookieAction::Set { id, expires_at } => {
-                let lifetime = cookie_config
-                    .max_age
-                    .unwrap_or_else(|| expires_at.saturating_duration_since(now));
-                (self.cookie_value(id), lifetime)
-            }
-            CookieAction::Token { value, expires_at } => {
-                let lifetime = cookie_config
-                    .max_age
-                    .unwrap_or_else(|| expires_at.saturating_duration_since(now));
-                (value.clone(), lifetime)
-            }
+            CookieAction::Set { id, expires_at } => (self.cookie_value(id), lifetime(expires_at)),
+            CookieAction::Token { value, expires_at } => (value.clone(), lifetime(expires_at)),
             CookieAction::Remove => (String::new(), std::time::Duration::ZERO),
         };
         let max_age = CookieDuration::try_from(max_age).unwrap_or(CookieDuration::MAX);
@@ -563,6 +551,13 @@ impl ManagerInner {
         }
         Some(builder.build())
     }
+}
+
+/// A cookie value without the double quotes RFC 6265 allows around it.
+fn unquoted(raw: &[u8]) -> &[u8] {
+    raw.strip_prefix(b"\"")
+        .and_then(|r| r.strip_suffix(b"\""))
+        .unwrap_or(raw)
 }
 
 impl fmt::Debug for SessionManager {

@@ -1,6 +1,7 @@
 //! The token transports through a real axum router: a header of its own and
 //! `Authorization: Bearer` for server-side sessions, a client-side `cookie` session, and
-//! the response header a new, changed or cleared token comes back in.
+//! the response header a new, changed or cleared token comes back in; hostile header
+//! values (several, oversize, non-ASCII) are no session.
 
 use std::sync::Arc;
 
@@ -42,7 +43,9 @@ fn app(json: &str) -> Router {
 async fn get_with(app: &Router, path: &str, headers: &[(&str, &str)]) -> Response<Body> {
     let mut request = Request::get(path);
     for (name, value) in headers {
-        request = request.header(*name, *value);
+        // From bytes: a value may hold non-ASCII (obs-text), as a hostile client sends it.
+        let value = http::HeaderValue::from_bytes(value.as_bytes()).expect("a header value");
+        request = request.header(*name, value);
     }
     app.clone()
         .oneshot(request.body(Body::empty()).expect("request"))
@@ -115,6 +118,14 @@ async fn bearer_tokens_and_hostile_authorization_headers() {
         "1",
         "two bearer tokens are ambiguous: no session"
     );
+    for hostile in [
+        "Bearer \u{e9}t\u{e9}",
+        "Bearer ../../etc/passwd",
+        "Bearer a b c",
+    ] {
+        let answer = get_with(&app, "/incr", &[(AUTHORIZATION.as_str(), hostile)]).await;
+        assert_eq!(body(answer).await, "1", "{hostile}: no session");
+    }
     let oversize = format!("Bearer {}", "A".repeat(16 * 1024));
     let big = get_with(&app, "/incr", &[(AUTHORIZATION.as_str(), &oversize)]).await;
     assert_eq!(big.status(), StatusCode::OK);
