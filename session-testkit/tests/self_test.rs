@@ -456,6 +456,7 @@ async fn a_client_side_fixture_runs_the_session_cases_that_apply_and_skips_the_r
             "session_read_only_request_does_not_write",
             "session_per_call_timeout_sets_expiry",
             "session_flash_is_shown_once_and_survives_cycle_id",
+            "session_remember_me_sets_lifetime_and_cookie",
             "torture_tampered_cookies_are_rejected_without_lookups",
             "torture_oversize_values_are_refused",
         ]

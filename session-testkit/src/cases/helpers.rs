@@ -321,6 +321,10 @@ pub(crate) const NO_IDS: &str = "its tokens carry no id to plant, sign or look u
 pub(crate) const NO_STORE_TO_READ: &str = "the case reads what the store holds, and there is \
     none (session-core's client-side tests check the expiry inside the token)";
 
+/// Why a case about cancelling a flush in a store call does not apply to client-side types.
+pub(crate) const NO_STORE_CALL: &str = "its flush makes no store call, so there is no wait \
+    to cancel it at";
+
 /// Why a case about ending sessions does not apply to client-side types.
 pub(crate) const NO_REVOCATION: &str = "a copy of an earlier token stays valid until it \
     expires, so the server cannot end a session before then (documented)";

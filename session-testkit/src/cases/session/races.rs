@@ -15,7 +15,7 @@ async fn poll_once<F: Future>(future: F) -> bool {
 /// both flushes are cancelled in the middle of a store call on every store, in-process ones
 /// included.
 pub(crate) async fn session_cancelled_flush_keeps_its_data(ctx: &Ctx) -> CaseResult {
-    require_server_side(ctx, NO_STORE_TO_READ)?;
+    require_server_side(ctx, NO_STORE_CALL)?;
     let app = App::yielding(ctx, r#"{"type": "conformance"}"#)?;
     let fresh = app.request(None);
     fresh.set("user", "ada").await?;
