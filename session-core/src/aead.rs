@@ -16,10 +16,6 @@ pub(crate) const NONCE_LEN: usize = 24;
 /// The bytes of the authentication tag at the end of each ciphertext.
 pub(crate) const TAG_LEN: usize = 16;
 
-/// The shortest secret accepted as key material, in bytes: a key as long as the cipher's
-/// (256 bits), so the secret is never the weak point.
-pub(crate) const MIN_SECRET_LEN: usize = 32;
-
 /// A list of keys: the first seals, every one opens.
 pub(crate) struct Keyring {
     ciphers: Vec<XChaCha20Poly1305>,
@@ -33,30 +29,15 @@ impl Keyring {
         purpose: &[u8],
         key: &str,
     ) -> Result<Self> {
-        let mut ciphers = Vec::new();
-        for (index, secret) in secrets.into_iter().enumerate() {
-            let bytes = secret.expose_secret().as_bytes();
-            if bytes.len() < MIN_SECRET_LEN {
-                return Err(Error::config(
-                    &format!("{key}[{index}]"),
-                    format!(
-                        "must be at least {MIN_SECRET_LEN} bytes to be an encryption key (this \
-                         one has {}); generate one with `openssl rand -base64 32`",
-                        bytes.len()
-                    ),
-                ));
-            }
+        let secrets: Vec<&SecretString> = secrets.into_iter().collect();
+        crate::config::check_key_secrets(secrets.iter().copied(), key)?;
+        let mut ciphers = Vec::with_capacity(secrets.len());
+        for secret in secrets {
             let mut okm = [0u8; 32];
-            Hkdf::<Sha256>::new(None, bytes)
+            Hkdf::<Sha256>::new(None, secret.expose_secret().as_bytes())
                 .expand(purpose, &mut okm)
                 .map_err(|_| Error::new(ErrorKind::Config, "HKDF refused a 32-byte key"))?;
             ciphers.push(XChaCha20Poly1305::new(&okm.into()));
-        }
-        if ciphers.is_empty() {
-            return Err(Error::config(
-                key,
-                "needs at least one secret to derive the encryption key from",
-            ));
         }
         Ok(Self { ciphers })
     }

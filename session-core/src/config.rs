@@ -143,6 +143,40 @@ pub struct EncryptAtRestConfig {
     pub accept_plaintext: bool,
 }
 
+/// The shortest secret accepted where it becomes a key (the `cookie` and `jwt` types'
+/// `secret`, `encrypt_at_rest.keys`), in bytes: as long as the key (256 bits), so the secret
+/// is never the weak point; RFC 7518 asks as much of an HS256 key.
+pub const MIN_KEY_SECRET_LEN: usize = 32;
+
+/// Fails with [`ErrorKind::Config`] naming `key[i]` for the first of `secrets` shorter than
+/// [`MIN_KEY_SECRET_LEN`], or naming `key` when there is none.
+pub(crate) fn check_key_secrets<'a>(
+    secrets: impl IntoIterator<Item = &'a SecretString>,
+    key: &str,
+) -> Result<()> {
+    let mut count = 0;
+    for (index, secret) in secrets.into_iter().enumerate() {
+        let len = secret.expose_secret().len();
+        if len < MIN_KEY_SECRET_LEN {
+            return Err(Error::config(
+                &format!("{key}[{index}]"),
+                format!(
+                    "must be at least {MIN_KEY_SECRET_LEN} bytes to be a key (this one has \
+                     {len}); generate one with `openssl rand -base64 32`"
+                ),
+            ));
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(Error::config(
+            key,
+            "needs at least one secret to make its key from",
+        ));
+    }
+    Ok(())
+}
+
 /// The shortest `lock_ttl` accepted: the holder renews every third of it.
 pub const MIN_LOCK_TTL: Duration = Duration::from_millis(30);
 
@@ -603,6 +637,7 @@ impl SessionConfig {
             if self.secret.is_empty() {
                 return refuse("secret", "its keys come from `secret`, so set at least one");
             }
+            check_key_secrets(self.secret.iter(), "secret")?;
             if self.max_sessions_per_user.is_some() {
                 return refuse(
                     "max_sessions_per_user",
@@ -620,22 +655,7 @@ impl SessionConfig {
             }
         }
         if let Some(at_rest) = &self.encrypt_at_rest {
-            if at_rest.keys.is_empty() {
-                return Err(Error::config(
-                    "encrypt_at_rest.keys",
-                    "must hold at least one key (leave `encrypt_at_rest` out to store values as they are)",
-                ));
-            }
-            if let Some(index) = at_rest
-                .keys
-                .iter()
-                .position(|key| key.expose_secret().len() < 32)
-            {
-                return Err(Error::config(
-                    &format!("encrypt_at_rest.keys[{index}]"),
-                    "must be at least 32 bytes; generate one with `openssl rand -base64 32`",
-                ));
-            }
+            check_key_secrets(at_rest.keys.iter(), "encrypt_at_rest.keys")?;
         }
         Ok(())
     }

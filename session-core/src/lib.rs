@@ -177,8 +177,8 @@ pub mod wire;
 
 pub use codec::Codec;
 pub use config::{
-    CookieConfig, EncryptAtRestConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_LOCK_TTL, SameSite,
-    Secrets, SessionConfig, deserialize_duration,
+    CookieConfig, EncryptAtRestConfig, GcConfig, MAX_VALUE_SIZE_LIMIT, MIN_KEY_SECRET_LEN,
+    MIN_LOCK_TTL, SameSite, Secrets, SessionConfig, deserialize_duration,
 };
 pub use error::{Error, ErrorKind, Hint, Report, Result, SetupProblem};
 pub use gc::GcHandle;

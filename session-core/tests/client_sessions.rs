@@ -20,6 +20,20 @@ fn header(cookie: &session_core::cookie::Cookie<'_>) -> String {
     format!("{}={}", cookie.name(), cookie.value())
 }
 
+/// The token of a new session of `manager` holding `user = "ada"`, as a request without a
+/// token gets it.
+async fn issued(manager: &SessionManager) -> String {
+    let login = manager.session_from_headers(|_| Vec::<&[u8]>::new());
+    login.set("user", "ada").await.expect("set");
+    login
+        .flush()
+        .await
+        .expect("flush")
+        .expect("a token")
+        .value()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_token_carries_the_session_and_a_replay_past_its_expiry_is_no_session() {
     for store_type in ["cookie", "jwt"] {
@@ -143,14 +157,7 @@ async fn a_jwt_session_travels_as_a_bearer_token_and_comes_back_in_the_token_hea
         Transport::Bearer,
         "jwt defaults to bearer"
     );
-    login.set("user", "ada").await.expect("set");
-    let token = login
-        .flush()
-        .await
-        .expect("flush")
-        .expect("a token")
-        .value()
-        .to_owned();
+    let token = issued(&manager).await;
     assert_eq!(token.matches('.').count(), 2, "a JWT");
     let authorization = format!("Bearer {token}");
     let next = manager.session_from_headers(|name| match name {
@@ -190,15 +197,7 @@ fn client_side_types_refuse_what_they_cannot_do() {
 #[tokio::test]
 async fn old_format_truncated_and_foreign_tokens_are_no_session() {
     let manager = manager("cookie", "");
-    let login = manager.session_from_cookie_header(None);
-    login.set("user", "ada").await.expect("set");
-    let token = login
-        .flush()
-        .await
-        .expect("flush")
-        .expect("a token")
-        .value()
-        .to_owned();
+    let token = issued(&manager).await;
     let id = session_core::SessionId::generate(32).expect("id");
     let signed = session_core::Signer::new([SECRET.to_owned().into()])
         .expect("signer")

@@ -20,7 +20,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use crate::aead::MIN_SECRET_LEN;
 use crate::{Data, Error, ErrorKind, Record, Result, SessionConfig, Timestamp};
 
 /// The claims JWT itself defines: never session keys. `think-session-jwt` drops these
@@ -48,21 +47,14 @@ impl Jwt {
     pub(crate) fn new(config: &SessionConfig) -> Result<Self> {
         // The RustCrypto backend for this process, unless the application chose one.
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-        let mut decoding = Vec::new();
-        for (index, secret) in config.secret.iter().enumerate() {
-            let bytes = secret.expose_secret().as_bytes();
-            if bytes.len() < MIN_SECRET_LEN {
-                return Err(Error::config(
-                    &format!("secret[{index}]"),
-                    format!(
-                        "must be at least {MIN_SECRET_LEN} bytes to sign HS256 tokens (RFC 7518 \
-                         section 3.2; this one has {})",
-                        bytes.len()
-                    ),
-                ));
-            }
-            decoding.push(DecodingKey::from_secret(bytes));
-        }
+        // `SessionConfig::validate` refused short secrets; checked again for a format
+        // built from a configuration that skipped it.
+        crate::config::check_key_secrets(config.secret.iter(), "secret")?;
+        let decoding: Vec<DecodingKey> = config
+            .secret
+            .iter()
+            .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+            .collect();
         let Some(first) = config.secret.iter().next() else {
             return Err(Error::config(
                 "secret",
@@ -304,8 +296,14 @@ mod tests {
 
     #[test]
     fn a_short_secret_is_refused() {
-        let config =
-            SessionConfig::from_json_str(r#"{"type": "jwt", "secret": "short"}"#).expect("parses");
+        // By the configuration's validation, and by the format for one that skipped it.
+        let json = r#"{"type": "jwt", "secret": "short"}"#;
+        let err = SessionConfig::from_json_str(json).expect_err("short secret");
+        assert!(err.to_string().contains("secret[0]"), "{err}");
+        let config = SessionConfig {
+            secret: crate::Secrets::new(["short".to_owned().into()]),
+            ..SessionConfig::default()
+        };
         let err = Jwt::new(&config).expect_err("short secret");
         assert!(err.to_string().contains("secret[0]"), "{err}");
     }
