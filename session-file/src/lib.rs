@@ -4,10 +4,14 @@
 //! - **One file per session**, named by the store key (the SHA-256 of the id, 64 hex
 //!   digits: a client can never steer a file name), in sub-folders sharded by the key's
 //!   first characters (`path_depth`, one hex digit per level, as ThinkJS does). The file
-//!   holds [`session_core::wire`]'s versioned header (with the expiry) and the data.
-//! - **Atomic writes**: a temporary file in the same folder, written, fsynced, renamed over
-//!   the session file, and the folder fsynced. A reader sees the old or the new version,
-//!   never a torn one, even if the process is killed mid-write.
+//!   has two slots of a page or more each; the current one holds the record in
+//!   [`session_core::wire`]'s versioned layout (with the expiry). See [The session
+//!   file](#the-session-file).
+//! - **Atomic writes, in place**: a write puts the new version into the slot that does not
+//!   hold the current one and, with `fsync` on, `fdatasync`s it before acknowledging: no
+//!   new file, no rename, no folder to sync. A reader sees the old or the new version,
+//!   never a torn one (each slot carries a SHA-256 digest), even if the writer is killed
+//!   mid-write. A new session's file is written once and fsynced with its folder.
 //! - **No lost updates**, in one process or several: every write takes an exclusive lock
 //!   (an fs4/`flock` lock on one of 256 lock files, striped by key, plus an in-process
 //!   mutex), re-reads the file, merges the change set and writes. Reads take no lock.
@@ -25,6 +29,29 @@
 //!   else's. Details below.
 //! - **Session locks** ([`Capabilities::lock`], `lock = true`): a lease file per locked
 //!   session, held across every process sharing the folder. Details below.
+//!
+//! # The session file
+//!
+//! ```text
+//! <path>/<shard digits>/<store key, 64 hex digits>
+//!
+//! slot 0  [0, S)   magic "SFSL", version 1, 3 reserved bytes, sequence (u64 LE),
+//! slot 1  [S, 2S)  record length (u32 LE), SHA-256 of those 20 bytes and the record,
+//!                  then the record ([`session_core::wire`]); S is a power of two pages
+//! ```
+//!
+//! The current version is the intact slot with the higher sequence; a write fills the other
+//! slot with the next sequence. The slots sit on separate pages (4096 bytes), so a disk that
+//! tears the page being written cannot reach the acknowledged version. A record that
+//! outgrows its slot, or shrinks to a quarter of it, is written as a new file of the right
+//! size, atomically (a temporary file renamed over the old one), as is a corrupt one.
+//! A small session takes 8 KiB (two pages) on disk. [`decode_session_file`] reads a file's
+//! current record.
+//!
+//! **Folders written by earlier versions** need no migration: their files hold the record
+//! alone (starting with [`wire::MAGIC`](session_core::wire::MAGIC)), are read as they are,
+//! and each is rewritten in slots by its next write. Rolling back to such a version leaves
+//! it unable to read the files written in slots since: "no session" to it.
 //!
 //! # Session locks
 //!
@@ -134,24 +161,27 @@ compile_error!(
      over open files); on this platform use session-memory, session-db or session-redis"
 );
 
+mod layout;
 mod leases;
 mod users;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::FileExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
-use session_core::wire::{self, HEADER_LEN};
+use session_core::wire;
 use session_core::{
     Capabilities, ChangeSet, Error, ErrorKind, Hint, IndexedSession, LockToken, Record, Registry,
     Result, SessionStore, SetupProblem, StoreKey, Timestamp, UserId, async_trait,
 };
 
+use crate::layout::Next;
 use crate::users::{IndexName, USER_DIR, owner_of};
 
 /// Lock stripes: sessions whose keys start with the same byte share a lock file.
@@ -509,11 +539,8 @@ impl Inner {
     /// The record in the file at `key`: `Ok(None)` if there is no file, a decode error if it
     /// is not a valid record.
     fn read(&self, key: &StoreKey) -> Result<Option<Record>> {
-        let path = self.file_path(key);
-        match fs::read(&path) {
-            Ok(bytes) => wire::decode_record(&bytes).map(Some).map_err(|err| {
-                Error::decode(format!("session file {}…: {}", key.short(), err.message()))
-            }),
+        match fs::read(self.file_path(key)) {
+            Ok(bytes) => decode_file(key, &bytes).map(|(record, _)| Some(record)),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(io_error(
                 format!("cannot read session file {}…", key.short()),
@@ -522,27 +549,90 @@ impl Inner {
         }
     }
 
-    /// Like [`Inner::read`], but an unreadable file counts as absent (it is replaced by
-    /// the next write), with a warning.
-    fn read_for_write(&self, key: &StoreKey) -> Result<Option<Record>> {
-        match self.read(key) {
-            Err(err) if err.kind() == ErrorKind::Decode => {
-                tracing::warn!(session = key.short(), error = %format_args!("{err:#}"), "corrupt session file treated as absent");
-                Ok(None)
+    /// The file at `key`, opened and read for a write (holding its stripe lock), and its
+    /// record. An unreadable record counts as absent (it is replaced by the write), with a
+    /// warning.
+    fn read_for_write(&self, key: &StoreKey) -> Result<(Option<Record>, Opened)> {
+        let path = self.file_path(key);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok((None, Opened::Absent));
             }
-            other => other,
+            Err(err) => {
+                return Err(io_error(
+                    format!("cannot open session file {}…", key.short()),
+                    err,
+                ));
+            }
+        };
+        let mut bytes = Vec::with_capacity(2 * layout::PAGE);
+        file.read_to_end(&mut bytes).map_err(|err| {
+            io_error(format!("cannot read session file {}…", key.short()), err)
+        })?;
+        match decode_file(key, &bytes) {
+            Ok((record, next)) => Ok((Some(record), Opened::Present { file, next })),
+            Err(err) => {
+                tracing::warn!(session = key.short(), error = %format_args!("{err:#}"), "corrupt session file treated as absent");
+                let next = Next::FIRST;
+                Ok((None, Opened::Present { file, next }))
+            }
         }
     }
 
-    /// Atomically replaces the file at `key` with `record`.
-    fn write(&self, key: &StoreKey, record: &Record) -> Result<()> {
-        let what = format!("session file {}…", key.short());
-        self.replace_file(
-            &self.shard_dir(key),
-            key.as_str(),
-            &wire::encode_record(record),
-            &what,
-        )
+    /// Writes `record` as the next version of the file at `key`, [`Opened`] by
+    /// [`Inner::read_for_write`] under the same lock: in place into the slot that does
+    /// not hold the current version if it fits, else as a new file (see [`layout`]).
+    fn write(&self, key: &StoreKey, opened: Opened, record: &Record) -> Result<()> {
+        let encoded = wire::encode_record(record);
+        let what = || format!("session file {}…", key.short());
+        match opened {
+            Opened::Present { file, next } => {
+                if let Some((offset, slot)) = next.in_place(&encoded) {
+                    return file
+                        .write_all_at(&slot, offset)
+                        .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) })
+                        .map_err(|err| io_error(format!("cannot write {}", what()), err));
+                }
+                let bytes = next.new_file(&encoded);
+                self.replace_file(&self.shard_dir(key), key.as_str(), &bytes, &what())
+            }
+            Opened::Absent => self.create_file(key, &Next::FIRST.new_file(&encoded), &what()),
+        }
+    }
+
+    /// Creates the file at `key`, which does not exist (its stripe lock is held), with
+    /// `bytes`: in place, since no reader can know the key of a session not yet created; one
+    /// caught half-written is no session (a decode error), and one left so by a crash is
+    /// removed by gc as corrupt. With fsync on, the file and then its folder are synced.
+    fn create_file(&self, key: &StoreKey, bytes: &[u8], what: &str) -> Result<()> {
+        let dir = self.shard_dir(key);
+        let path = dir.join(key.as_str());
+        let mut file = match create_new(&path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                create_dir(&dir)?;
+                create_new(&path)
+            }
+            // Written by something that does not take the locks: replaced atomically.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                return self.replace_file(&dir, key.as_str(), bytes, what);
+            }
+            other => other,
+        }
+        .map_err(|err| io_error(format!("cannot create {what} in {}", dir.display()), err))?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) });
+        if let Err(err) = written {
+            // Nothing was acknowledged: the half-written file goes.
+            let _ = fs::remove_file(&path);
+            return Err(io_error(format!("cannot write {what}"), err));
+        }
+        drop(file);
+        if self.fsync {
+            sync_dir(&dir).map_err(|err| io_error(format!("cannot sync the folder of {what}"), err))?;
+        }
+        Ok(())
     }
 
     /// Atomically replaces the file `name` in `dir` with `bytes`: a temporary file in the
@@ -585,7 +675,7 @@ impl Inner {
             .and_then(|()| fs::rename(&temp, dir.join(name)))
             .and_then(|()| {
                 if fsync {
-                    File::open(dir)?.sync_all()
+                    sync_dir(dir)
                 } else {
                     Ok(())
                 }
@@ -598,17 +688,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `record` at `key` after a create over `before` (the owner of an expired or
+    /// Writes `record` at `key` ([`Opened`] for the write) after a create over `before` (the owner of an expired or
     /// corrupt record there, if any) or a change of binding: the index lists the session
     /// before its file names the new owner, and the old owner's entry is pruned after.
-    fn write_bound(&self, key: &StoreKey, record: &Record, before: Option<&UserId>) -> Result<()> {
+    fn write_bound(
+        &self,
+        key: &StoreKey,
+        opened: Opened,
+        record: &Record,
+        before: Option<&UserId>,
+    ) -> Result<()> {
         let after = record.owner.as_ref().map(|owner| &owner.user);
         match after {
             // An already expired record needs no entry: it would never be listed.
             Some(user) if !record.is_expired(Timestamp::now()) => {
-                self.bind_and_write(user, key, || self.write(key, record))?;
+                self.bind_and_write(user, key, || self.write(key, opened, record))?;
             }
-            _ => self.write(key, record)?,
+            _ => self.write(key, opened, record)?,
         }
         if let Some(before) = before
             && after != Some(before)
@@ -629,7 +725,7 @@ impl Inner {
             let path = self.file_path(key);
             let (live, owner) = match fs::read(&path) {
                 Ok(bytes) => (
-                    wire::decode_expiry(&bytes).is_ok_and(|expires_at| !expires_at.is_reached(now)),
+                    expiry_of(&bytes).is_some_and(|expires_at| !expires_at.is_reached(now)),
                     owner_of(&bytes),
                 ),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -716,22 +812,53 @@ impl Inner {
         Ok(removed)
     }
 
-    /// Whether the file at `path` is expired or corrupt (shorter than a header, or a header
-    /// that does not decode), reading only its header.
+    /// Whether the file at `path` is expired or corrupt (in neither layout, no intact
+    /// slot, a record header that does not decode).
     fn dead(&self, path: &Path, now: Timestamp) -> bool {
-        let mut header = [0u8; HEADER_LEN];
-        let read = File::open(path).and_then(|mut file| file.read_exact(&mut header));
-        match read {
-            Ok(()) => {
-                wire::decode_expiry(&header).map_or(true, |expires_at| expires_at.is_reached(now))
-            }
-            // Shorter than a header: a truncated or foreign file.
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => true,
+        match fs::read(path) {
+            Ok(bytes) => expiry_of(&bytes).is_none_or(|expires_at| expires_at.is_reached(now)),
             // Gone already (nothing to remove), or unreadable now (a permission, no file
             // descriptor left): kept, since it may be a live session; the next gc retries.
             Err(_) => false,
         }
     }
+}
+
+/// What [`Inner::read_for_write`] found at a key, for the write that follows.
+#[derive(Debug)]
+enum Opened {
+    /// No file.
+    Absent,
+    /// The file, open for writing, and where its next version goes.
+    Present { file: File, next: Next },
+}
+
+/// The record in the session file `bytes` (of the session at `key`, which errors name), and
+/// where its next version goes.
+fn decode_file(key: &StoreKey, bytes: &[u8]) -> Result<(Record, Next)> {
+    layout::parse(bytes)
+        .and_then(|contents| Ok((wire::decode_record(contents.record)?, contents.next)))
+        .map_err(|err| Error::decode(format!("session file {}…: {}", key.short(), err.message())))
+}
+
+/// The expiry in the session file `bytes`, if it is a session file.
+fn expiry_of(bytes: &[u8]) -> Option<Timestamp> {
+    let contents = layout::parse(bytes).ok()?;
+    wire::decode_expiry(contents.record).ok()
+}
+
+/// Decodes the record in a session file, in the current layout (two slots, see the crate
+/// docs) or the one before it: what a tool or a test reading the folder needs.
+///
+/// # Errors
+/// [`ErrorKind::Decode`] for bytes that are not a session file, or hold no intact record.
+pub fn decode_session_file(bytes: &[u8]) -> Result<Record> {
+    wire::decode_record(layout::parse(bytes)?.record)
+}
+
+/// Fsyncs the folder `dir`, so that the names created or replaced in it survive a crash.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 fn create_new(path: &Path) -> io::Result<File> {
@@ -779,7 +906,7 @@ impl SessionStore for FileStore {
         self.blocking(move |inner| {
             inner.locked(&key, || {
                 let now = Timestamp::now();
-                let existing = inner.read_for_write(&key)?;
+                let (existing, opened) = inner.read_for_write(&key)?;
                 if existing
                     .as_ref()
                     .is_some_and(|existing| !existing.is_expired(now))
@@ -787,7 +914,8 @@ impl SessionStore for FileStore {
                     return Ok(false);
                 }
                 let before = existing.and_then(|existing| existing.owner);
-                inner.write_bound(&key, &record, before.as_ref().map(|owner| &owner.user))?;
+                let before = before.as_ref().map(|owner| &owner.user);
+                inner.write_bound(&key, opened, &record, before)?;
                 Ok(true)
             })
         })
@@ -799,8 +927,8 @@ impl SessionStore for FileStore {
         self.blocking(move |inner| {
             inner.locked(&key, || {
                 let now = Timestamp::now();
-                let Some(mut record) = inner.read_for_write(&key)?.filter(|r| !r.is_expired(now))
-                else {
+                let (record, opened) = inner.read_for_write(&key)?;
+                let Some(mut record) = record.filter(|r| !r.is_expired(now)) else {
                     return Ok(false);
                 };
                 let rebinds = changes.owner.as_ref().is_some_and(|new| {
@@ -810,12 +938,12 @@ impl SessionStore for FileStore {
                     // The binding stays (a new label at most): the index already lists a
                     // live bound session, so only the session file is written.
                     changes.apply_to_record(&mut record);
-                    inner.write(&key, &record)?;
+                    inner.write(&key, opened, &record)?;
                     return Ok(true);
                 }
                 let before = record.owner.take().map(|owner| owner.user);
                 changes.apply_to_record(&mut record);
-                inner.write_bound(&key, &record, before.as_ref())?;
+                inner.write_bound(&key, opened, &record, before.as_ref())?;
                 Ok(true)
             })
         })
@@ -827,12 +955,12 @@ impl SessionStore for FileStore {
         self.blocking(move |inner| {
             inner.locked(&key, || {
                 let now = Timestamp::now();
-                let Some(mut record) = inner.read_for_write(&key)?.filter(|r| !r.is_expired(now))
-                else {
+                let (record, opened) = inner.read_for_write(&key)?;
+                let Some(mut record) = record.filter(|r| !r.is_expired(now)) else {
                     return Ok(false);
                 };
                 record.expires_at = expires_at;
-                inner.write(&key, &record)?;
+                inner.write(&key, opened, &record)?;
                 Ok(true)
             })
         })

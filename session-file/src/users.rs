@@ -42,7 +42,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use session_core::wire;
 use session_core::{Error, ErrorKind, IndexedSession, Result, StoreKey, Timestamp, UserId};
 use sha2::{Digest as _, Sha256};
 
@@ -377,7 +376,7 @@ fn lists(bytes: &[u8], key: &StoreKey) -> bool {
 
 /// The owner a session file names, if it decodes; what unbinding needs to know.
 pub(crate) fn owner_of(bytes: &[u8]) -> Option<UserId> {
-    wire::decode_record(bytes)
+    crate::decode_session_file(bytes)
         .ok()
         .and_then(|record| record.owner)
         .map(|owner| owner.user)

@@ -292,7 +292,7 @@ fn bound_by_files(dir: &Path, user: &UserId) -> HashSet<StoreKey> {
         .filter(|path| !path.starts_with(dir.join("users")))
         .filter_map(|path| {
             let key = StoreKey::parse(path.file_name()?.to_str()?).ok()?;
-            let record = wire::decode_record(&std::fs::read(&path).ok()?).ok()?;
+            let record = session_file::decode_session_file(&std::fs::read(&path).ok()?).ok()?;
             let bound = record
                 .owner
                 .as_ref()
@@ -432,7 +432,7 @@ fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
                 continue;
             }
             let bytes = std::fs::read(&path).expect("read");
-            if wire::decode_record(&bytes).is_err() {
+            if session_file::decode_session_file(&bytes).is_err() {
                 torn += 1;
             }
         }
@@ -585,12 +585,119 @@ fn hostile_ids_never_touch_the_file_system(rt: &tokio::runtime::Runtime) {
     );
 }
 
+/// Kills and reaps a child process when dropped, even by a panic.
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A reader in one process while another writes the same sessions, in place and as new
+/// files (the writer's record sizes cross slot sizes): every read is a whole version.
+fn readers_racing_a_writer_in_another_process_see_whole_versions(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let keys: Vec<StoreKey> = (0..2)
+        .map(|_| SessionId::generate(32).expect("id").store_key())
+        .collect();
+    for key in &keys {
+        rt.block_on(store.create(key, &live(&[("payload", b"0000")])))
+            .expect("create");
+    }
+    let mut args = vec![dir.path().display().to_string()];
+    args.extend(keys.iter().map(|k| k.as_str().to_owned()));
+    let mut writer = child("loop", &args).spawn().expect("spawn loop");
+    // Killed however the reads end, so that a failed assertion leaves no writer behind.
+    let writer_guard = KillOnDrop(&mut writer);
+    let (mut reads, mut versions) = (0u64, HashSet::new());
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        for key in &keys {
+            let record = rt
+                .block_on(store.load(key))
+                .expect("a read racing the writer")
+                .expect("the session");
+            let payload = &record.data["payload"];
+            // The writer's payloads are one byte repeated: a mix of two is a torn read.
+            assert!(
+                payload.iter().all(|&byte| byte == payload[0]),
+                "a read mixed two versions"
+            );
+            versions.insert(payload.clone());
+            reads += 1;
+        }
+    }
+    drop(writer_guard);
+    assert!(versions.len() > 2, "the reads raced the writer's versions");
+    println!(
+        "figure: file | a reader racing a writer process | {reads} reads of {} versions, 0 torn, 0 errors",
+        versions.len()
+    );
+}
+
+/// Files written by earlier versions (the record alone) are read, gc'd, and rewritten in
+/// the slot layout by their next write.
+fn a_folder_in_the_older_layout_is_read_and_rewritten(rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let (old, expired) = (
+        SessionId::generate(32).expect("id").store_key(),
+        SessionId::generate(32).expect("id").store_key(),
+    );
+    let mut gone = live(&[("user", b"bob")]);
+    gone.expires_at = Timestamp::now() - Duration::from_secs(1);
+    for (key, record) in [(&old, live(&[("user", b"ada")])), (&expired, gone)] {
+        let path = store.file_path(key);
+        std::fs::create_dir_all(path.parent().expect("shard")).expect("mkdir");
+        std::fs::write(&path, wire::encode_record(&record)).expect("write the older layout");
+    }
+    rt.block_on(async {
+        let loaded = store.load(&old).await.expect("load").expect("read as it is");
+        assert_eq!(loaded.data["user"], b"ada");
+        assert_eq!(store.gc().await.expect("gc"), 1, "the expired one");
+        assert!(!store.file_path(&expired).exists());
+        assert!(store.update(&old, &set_one("n", b"1")).await.expect("update"));
+        let bytes = std::fs::read(store.file_path(&old)).expect("read");
+        assert!(
+            !bytes.starts_with(wire::MAGIC) && bytes.len().is_multiple_of(8192),
+            "rewritten in slots"
+        );
+        let record = session_file::decode_session_file(&bytes).expect("decode");
+        assert_eq!(
+            (&record.data["user"][..], &record.data["n"][..]),
+            (&b"ada"[..], &b"1"[..])
+        );
+        assert!(store.update(&old, &set_one("n", b"2")).await.expect("update"));
+        let reloaded = store.load(&old).await.expect("load").expect("session");
+        assert_eq!(reloaded.data["n"], b"2");
+    });
+    println!(
+        "figure: file | a folder in the older layout | read, gc'd and rewritten in slots, 0 lost"
+    );
+}
+
 fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let manager =
         SessionManager::new(Arc::new(store.clone()), SessionConfig::default()).expect("manager");
+    // A record as earlier versions wrote it (the whole file), and a file in today's layout
+    // (two slots), each corrupted in the ways a crash, a disk or a person can.
     let valid = wire::encode_record(&live(&[("user", b"ada")]));
+    let slotted = {
+        let key = SessionId::generate(32).expect("id").store_key();
+        rt.block_on(store.create(&key, &live(&[("user", b"ada")])))
+            .expect("create");
+        let path = store.file_path(&key);
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::remove_file(&path).expect("remove");
+        bytes
+    };
+    let mut slot_flipped = slotted.clone();
+    slot_flipped[60] ^= 1;
     let mut bit_flipped = valid.clone();
     bit_flipped[2] ^= 0x40;
     let mut unknown_version = valid.clone();
@@ -606,6 +713,13 @@ fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
         (
             "trailing garbage",
             [valid.clone(), b"junk".to_vec()].concat(),
+        ),
+        ("slots: one page of two", slotted[..4096].to_vec()),
+        ("slots: the only version's record flipped", slot_flipped),
+        ("slots: zero-filled", vec![0; slotted.len()]),
+        (
+            "slots: a page too many",
+            [slotted.clone(), vec![0; 4096]].concat(),
         ),
     ];
     rt.block_on(async {
@@ -647,7 +761,7 @@ fn corrupt_files_are_no_session_and_get_replaced(rt: &tokio::runtime::Runtime) {
         assert!(!path.exists());
     });
     println!(
-        "figure: file | corrupt records (8 kinds) | each treated as absent, 0 panics, replaced by the next write"
+        "figure: file | corrupt records (12 kinds) | each treated as absent, 0 panics, replaced by the next write"
     );
 }
 
@@ -869,6 +983,8 @@ fn main() -> ExitCode {
     write_past_file_size_limit_damages_nothing(&rt);
     hostile_ids_never_touch_the_file_system(&rt);
     corrupt_files_are_no_session_and_get_replaced(&rt);
+    readers_racing_a_writer_in_another_process_see_whole_versions(&rt);
+    a_folder_in_the_older_layout_is_read_and_rewritten(&rt);
     two_processes_binding_one_user_lose_no_entry(&rt);
     killed_binder_leaves_whole_index_files(&rt);
     two_processes_incrementing_one_session_lose_nothing(&rt);

@@ -1,0 +1,2 @@
+// Only what GET /incr needs.
+module.exports = ['router', 'controller'];
