@@ -161,7 +161,8 @@ fn decode_slot(slot: &[u8]) -> Option<(u64, &[u8])> {
     let sequence = u64::from_le_bytes(header[8..16].try_into().ok()?);
     let len = usize::try_from(u32::from_le_bytes(header[16..20].try_into().ok()?)).ok()?;
     let record = slot.get(SLOT_HEADER_LEN..SLOT_HEADER_LEN.checked_add(len)?)?;
-    (digest(&header[..PREFIX_LEN], record)[..] == header[PREFIX_LEN..]).then_some((sequence, record))
+    (digest(&header[..PREFIX_LEN], record)[..] == header[PREFIX_LEN..])
+        .then_some((sequence, record))
 }
 
 /// A slot's header and record (without the unused rest).
@@ -253,7 +254,9 @@ mod tests {
         file[offset..offset + bytes.len()].copy_from_slice(&bytes);
         // A flipped bit in the new version's record: its digest fails.
         let mut flipped = file.clone();
-        *flipped.get_mut(offset + SLOT_HEADER_LEN).expect("record byte") ^= 1;
+        *flipped
+            .get_mut(offset + SLOT_HEADER_LEN)
+            .expect("record byte") ^= 1;
         assert_eq!(parse(&flipped).expect("parse").record, b"old");
         assert_eq!(parse(&file).expect("parse").record, b"new");
     }
@@ -267,7 +270,11 @@ mod tests {
         write(&mut file, &record(3 * PAGE));
         assert_eq!(file.len(), 8 * PAGE, "four pages per slot");
         write(&mut file, &record(2 * PAGE));
-        assert_eq!(file.len(), 8 * PAGE, "kept: more than a quarter of the slot");
+        assert_eq!(
+            file.len(),
+            8 * PAGE,
+            "kept: more than a quarter of the slot"
+        );
         write(&mut file, &record(10));
         assert_eq!(file.len(), 2 * PAGE, "shrunk");
         assert_eq!(parse(&file).expect("parse").record, record(10));

@@ -12,6 +12,13 @@
 //!   new file, no rename, no folder to sync. A reader sees the old or the new version,
 //!   never a torn one (each slot carries a SHA-256 digest), even if the writer is killed
 //!   mid-write. A new session's file is written once and fsynced with its folder.
+//! - **Group commit** (Linux, `group_commit`, on by default): with `fsync` on, concurrent
+//!   writes that create names (new sessions, records that change size) share one
+//!   `syncfs(2)` of the folder's file system instead of an fsync of each file and folder,
+//!   and a failed flush fails every write it may have carried. Writes in place
+//!   `fdatasync` their file, which needs no journal commit. It flushes whatever
+//!   else is dirty on that file system too, so a folder on a disk that other programs
+//!   write heavily belongs on a file system of its own (or `group_commit = false`).
 //! - **No lost updates**, in one process or several: every write takes an exclusive lock
 //!   (an fs4/`flock` lock on one of 256 lock files, striped by key, plus an in-process
 //!   mutex), re-reads the file, merges the change set and writes. Reads take no lock.
@@ -137,7 +144,8 @@
 //! [adapter.file]
 //! path = "runtime/session"   # default: ./runtime/session, created with mode 0700
 //! path_depth = 1             # sub-folder levels, one hex digit each (0 to 4)
-//! fsync = true               # fsync every write (and its folder) before acknowledging it
+//! fsync = true               # make every write durable before acknowledging it
+//! group_commit = true        # with fsync: concurrent writes share one syncfs (Linux)
 //! ```
 //!
 //! # Platforms
@@ -161,6 +169,7 @@ compile_error!(
      over open files); on this platform use session-memory, session-db or session-redis"
 );
 
+mod durability;
 mod layout;
 mod leases;
 mod users;
@@ -181,6 +190,7 @@ use session_core::{
     Result, SessionStore, SetupProblem, StoreKey, Timestamp, UserId, async_trait,
 };
 
+use crate::durability::Durability;
 use crate::layout::Next;
 use crate::users::{IndexName, USER_DIR, owner_of};
 
@@ -207,6 +217,11 @@ pub struct FileStoreOptions {
     /// (default `true`). Turning it off trades durability on power loss for speed; writes
     /// stay atomic either way.
     pub fsync: bool,
+    /// With `fsync`, whether concurrent writes share one flush of the folder's file system
+    /// (`syncfs(2)`, Linux only; default `true`) instead of an `fdatasync` each. It
+    /// flushes whatever else is dirty on that file system too: on a disk other programs
+    /// write heavily, give the folder a file system of its own or turn this off.
+    pub group_commit: bool,
 }
 
 impl Default for FileStoreOptions {
@@ -215,6 +230,7 @@ impl Default for FileStoreOptions {
             path: PathBuf::from("runtime").join("session"),
             path_depth: 1,
             fsync: true,
+            group_commit: true,
         }
     }
 }
@@ -241,6 +257,13 @@ impl FileStoreOptions {
         self.fsync = fsync;
         self
     }
+
+    /// Sets [`FileStoreOptions::group_commit`].
+    #[must_use]
+    pub fn group_commit(mut self, group_commit: bool) -> Self {
+        self.group_commit = group_commit;
+        self
+    }
 }
 
 /// The file store. Cheap to clone: clones share the folder and the locks.
@@ -253,7 +276,8 @@ pub struct FileStore {
 struct Inner {
     root: PathBuf,
     depth: usize,
-    fsync: bool,
+    /// How writes are made durable (`fsync`, `group_commit`).
+    durability: Durability,
     /// Per stripe: the in-process mutex, holding the lazily opened lock file whose `flock`
     /// excludes other processes. The mutex matters because `flock` does not exclude
     /// threads sharing one open file.
@@ -305,10 +329,17 @@ impl FileStore {
                 )
                 .with_hint(hint)
             })?;
+        let durability =
+            Durability::new(&root, options.fsync, options.group_commit).map_err(|err| {
+                io_error(
+                    format!("cannot open the session folder {}", root.display()),
+                    err,
+                )
+            })?;
         let inner = Inner {
             root,
             depth: options.path_depth,
-            fsync: options.fsync,
+            durability,
             stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
             user_stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
         };
@@ -567,9 +598,8 @@ impl Inner {
             }
         };
         let mut bytes = Vec::with_capacity(2 * layout::PAGE);
-        file.read_to_end(&mut bytes).map_err(|err| {
-            io_error(format!("cannot read session file {}…", key.short()), err)
-        })?;
+        file.read_to_end(&mut bytes)
+            .map_err(|err| io_error(format!("cannot read session file {}…", key.short()), err))?;
         match decode_file(key, &bytes) {
             Ok((record, next)) => Ok((Some(record), Opened::Present { file, next })),
             Err(err) => {
@@ -591,7 +621,7 @@ impl Inner {
                 if let Some((offset, slot)) = next.in_place(&encoded) {
                     return file
                         .write_all_at(&slot, offset)
-                        .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) })
+                        .and_then(|()| self.durability.sync_overwrite(&file))
                         .map_err(|err| io_error(format!("cannot write {}", what()), err));
                 }
                 let bytes = next.new_file(&encoded);
@@ -608,6 +638,7 @@ impl Inner {
     fn create_file(&self, key: &StoreKey, bytes: &[u8], what: &str) -> Result<()> {
         let dir = self.shard_dir(key);
         let path = dir.join(key.as_str());
+        let began = self.durability.begin();
         let mut file = match create_new(&path) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 create_dir(&dir)?;
@@ -622,15 +653,11 @@ impl Inner {
         .map_err(|err| io_error(format!("cannot create {what} in {}", dir.display()), err))?;
         let written = file
             .write_all(bytes)
-            .and_then(|()| if self.fsync { file.sync_data() } else { Ok(()) });
+            .and_then(|()| self.durability.sync_new_file(began, &file, &dir));
         if let Err(err) = written {
-            // Nothing was acknowledged: the half-written file goes.
+            // Nothing was acknowledged: the file goes.
             let _ = fs::remove_file(&path);
             return Err(io_error(format!("cannot write {what}"), err));
-        }
-        drop(file);
-        if self.fsync {
-            sync_dir(&dir).map_err(|err| io_error(format!("cannot sync the folder of {what}"), err))?;
         }
         Ok(())
     }
@@ -639,19 +666,25 @@ impl Inner {
     /// same folder, written, fsynced, renamed over it, and the folder fsynced (the fsyncs
     /// only with [`FileStoreOptions::fsync`]). `what` names the file in errors.
     fn replace_file(&self, dir: &Path, name: &str, bytes: &[u8], what: &str) -> Result<()> {
-        self.replace_file_with(dir, name, bytes, what, self.fsync)
+        self.replace_file_with(dir, name, bytes, what, true)
     }
 
-    /// [`Inner::replace_file`], with the fsyncs only if `fsync`: still atomic without them,
-    /// but a crash of the machine may lose the new version.
+    /// [`Inner::replace_file`], with the fsyncs only if `durable`: still atomic without
+    /// them, but a crash of the machine may lose the new version.
     fn replace_file_with(
         &self,
         dir: &Path,
         name: &str,
         bytes: &[u8],
         what: &str,
-        fsync: bool,
+        durable: bool,
     ) -> Result<()> {
+        let durability = if durable {
+            &self.durability
+        } else {
+            &Durability::Off
+        };
+        let began = durability.begin();
         let temp = dir.join(format!(".{name}.{}{TEMP_SUFFIX}", random_suffix()?));
         let mut file = match create_new(&temp) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -671,15 +704,9 @@ impl Inner {
         })?;
         let written = file
             .write_all(bytes)
-            .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
+            .and_then(|()| durability.sync_file(began, &file))
             .and_then(|()| fs::rename(&temp, dir.join(name)))
-            .and_then(|()| {
-                if fsync {
-                    sync_dir(dir)
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|()| durability.sync_dir(began, dir));
         if let Err(err) = written {
             // The file is untouched: only the temporary file may exist.
             let _ = fs::remove_file(&temp);
@@ -854,11 +881,6 @@ fn expiry_of(bytes: &[u8]) -> Option<Timestamp> {
 /// [`ErrorKind::Decode`] for bytes that are not a session file, or hold no intact record.
 pub fn decode_session_file(bytes: &[u8]) -> Result<Record> {
     wire::decode_record(layout::parse(bytes)?.record)
-}
-
-/// Fsyncs the folder `dir`, so that the names created or replaced in it survive a crash.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn create_new(path: &Path) -> io::Result<File> {

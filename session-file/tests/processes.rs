@@ -655,11 +655,20 @@ fn a_folder_in_the_older_layout_is_read_and_rewritten(rt: &tokio::runtime::Runti
         std::fs::write(&path, wire::encode_record(&record)).expect("write the older layout");
     }
     rt.block_on(async {
-        let loaded = store.load(&old).await.expect("load").expect("read as it is");
+        let loaded = store
+            .load(&old)
+            .await
+            .expect("load")
+            .expect("read as it is");
         assert_eq!(loaded.data["user"], b"ada");
         assert_eq!(store.gc().await.expect("gc"), 1, "the expired one");
         assert!(!store.file_path(&expired).exists());
-        assert!(store.update(&old, &set_one("n", b"1")).await.expect("update"));
+        assert!(
+            store
+                .update(&old, &set_one("n", b"1"))
+                .await
+                .expect("update")
+        );
         let bytes = std::fs::read(store.file_path(&old)).expect("read");
         assert!(
             !bytes.starts_with(wire::MAGIC) && bytes.len().is_multiple_of(8192),
@@ -670,7 +679,12 @@ fn a_folder_in_the_older_layout_is_read_and_rewritten(rt: &tokio::runtime::Runti
             (&record.data["user"][..], &record.data["n"][..]),
             (&b"ada"[..], &b"1"[..])
         );
-        assert!(store.update(&old, &set_one("n", b"2")).await.expect("update"));
+        assert!(
+            store
+                .update(&old, &set_one("n", b"2"))
+                .await
+                .expect("update")
+        );
         let reloaded = store.load(&old).await.expect("load").expect("session");
         assert_eq!(reloaded.data["n"], b"2");
     });
