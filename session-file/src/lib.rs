@@ -56,7 +56,7 @@
 //! current record.
 //!
 //! **Folders written by earlier versions** need no migration: their files hold the record
-//! alone (starting with [`wire::MAGIC`](session_core::wire::MAGIC)), are read as they are,
+//! alone (starting with [`wire::MAGIC`]), are read as they are,
 //! and each is rewritten in slots by its next write. Rolling back to such a version leaves
 //! it unable to read the files written in slots since: "no session" to it.
 //!
