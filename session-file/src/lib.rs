@@ -715,9 +715,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `record` at `key` ([`Opened`] for the write) after a create over `before` (the owner of an expired or
-    /// corrupt record there, if any) or a change of binding: the index lists the session
-    /// before its file names the new owner, and the old owner's entry is pruned after.
+    /// Writes `record` at `key` ([`Opened`] for the write) after a create over `before`
+    /// (the owner of an expired or corrupt record there, if any) or a change of binding:
+    /// the index lists the session before its file names the new owner, and the old
+    /// owner's entry is pruned after.
     fn write_bound(
         &self,
         key: &StoreKey,
