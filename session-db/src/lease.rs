@@ -110,20 +110,34 @@ impl<DB: Database> Connections<DB> {
             kept.close_idle().await;
             return Err(sqlx::Error::PoolClosed);
         }
-        let permit = tokio::time::timeout(kept.acquire_timeout, kept.permits.acquire())
+        // One deadline for the whole lease: the wait for a permit and the pool's own
+        // acquire (connecting included) share the acquire timeout, so a call waits at
+        // most that long however the time splits between them.
+        let deadline = tokio::time::Instant::now() + kept.acquire_timeout;
+        let permit = tokio::time::timeout_at(deadline, kept.permits.acquire())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         let connection = loop {
             match kept.pop() {
                 Some(mut connection) => {
-                    if !kept.test_before_use || connection.ping().await.is_ok() {
+                    if !kept.test_before_use
+                        || matches!(
+                            tokio::time::timeout_at(deadline, connection.ping()).await,
+                            Ok(Ok(()))
+                        )
+                    {
                         break connection;
                     }
                     // Dropped here, which closes its socket.
                 }
                 // The permit leaves room for one more connection of this store.
-                None => break self.pool.acquire().await?.detach(),
+                None => {
+                    break tokio::time::timeout_at(deadline, self.pool.acquire())
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)??
+                        .detach();
+                }
             }
         };
         Ok(Lease {

@@ -394,6 +394,27 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Creates `count` sessions holding `payload` in the store on `dir`, and the `loop`
+/// child's arguments that rewrite them (the folder, then the keys).
+fn sessions_for_the_loop_writer(
+    rt: &tokio::runtime::Runtime,
+    store: &FileStore,
+    dir: &Path,
+    count: usize,
+    payload: &[u8],
+) -> (Vec<StoreKey>, Vec<String>) {
+    let keys: Vec<StoreKey> = (0..count)
+        .map(|_| SessionId::generate(32).expect("id").store_key())
+        .collect();
+    for key in &keys {
+        rt.block_on(store.create(key, &live(&[("payload", payload)])))
+            .expect("create");
+    }
+    let mut args = vec![dir.display().to_string()];
+    args.extend(keys.iter().map(|k| k.as_str().to_owned()));
+    (keys, args)
+}
+
 fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
     let trials = if std::env::var("SESSION_TORTURE").is_ok_and(|v| v == "long") {
         1000
@@ -402,15 +423,7 @@ fn killed_writer_leaves_no_torn_files(rt: &tokio::runtime::Runtime) {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let keys: Vec<StoreKey> = (0..8)
-        .map(|_| SessionId::generate(32).expect("id").store_key())
-        .collect();
-    for key in &keys {
-        rt.block_on(store.create(key, &live(&[("payload", b"initial")])))
-            .expect("create");
-    }
-    let mut args = vec![dir.path().display().to_string()];
-    args.extend(keys.iter().map(|k| k.as_str().to_owned()));
+    let (keys, args) = sessions_for_the_loop_writer(rt, &store, dir.path(), 8, b"initial");
     let mut torn = 0;
     let mut seed = u64::from(std::process::id());
     for _ in 0..trials {
@@ -600,15 +613,7 @@ impl Drop for KillOnDrop<'_> {
 fn readers_racing_a_writer_in_another_process_see_whole_versions(rt: &tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let keys: Vec<StoreKey> = (0..2)
-        .map(|_| SessionId::generate(32).expect("id").store_key())
-        .collect();
-    for key in &keys {
-        rt.block_on(store.create(key, &live(&[("payload", b"0000")])))
-            .expect("create");
-    }
-    let mut args = vec![dir.path().display().to_string()];
-    args.extend(keys.iter().map(|k| k.as_str().to_owned()));
+    let (keys, args) = sessions_for_the_loop_writer(rt, &store, dir.path(), 2, b"0000");
     let mut writer = child("loop", &args).spawn().expect("spawn loop");
     // Killed however the reads end, so that a failed assertion leaves no writer behind.
     let writer_guard = KillOnDrop(&mut writer);

@@ -5,8 +5,9 @@
 //!    cookies, never-issued ids, oversize values, concurrent requests, slow requests racing
 //!    a logout, `cycle_id` racing a delete, gc while sessions are touched).
 //! 2. The store-specific fault tests (file writer SIGKILLed mid-write and a full disk, Redis
-//!    paused and killed, SQL connections killed server-side, corrupt records) and the id
-//!    generator check. They print `figure: <store> | <scenario> | <figure>` lines.
+//!    paused and killed, SQL connections killed server-side, whole PostgreSQL and MariaDB
+//!    servers SIGKILLed under load, corrupt records) and the id generator check. They
+//!    print `figure: <store> | <scenario> | <figure>` lines.
 //!
 //! The quick form of all of it runs in the normal test suite; `--long` sets
 //! `SESSION_TORTURE=long` for the full counts.
@@ -22,6 +23,7 @@ const FAULT_TESTS: &[(&str, &str)] = &[
     ("session-file", "processes"),
     ("session-redis", "faults"),
     ("session-db", "corruption"),
+    ("session-db", "server_crash"),
 ];
 
 /// What `cargo xtask torture` was asked to run.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod servers;
 pub mod statements;
 
 use session_core::SessionId;
