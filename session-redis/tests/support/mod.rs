@@ -223,7 +223,8 @@ impl RedisServer {
         self.child.as_ref().expect("server running").id()
     }
 
-    /// Starts the server (again) on the same port, with no data.
+    /// Starts the server (again) on the same port and folder: with no data, unless its
+    /// extra arguments turned persistence on.
     pub(crate) fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
         let child = Command::new(&self.binary)
