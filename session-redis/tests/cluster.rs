@@ -1,5 +1,6 @@
-//! The whole conformance suite against the Redis store in cluster mode, on a single-node
-//! Redis Cluster that this test starts on spare loopback ports (and kills at the end).
+//! The whole conformance suite against the Redis store in cluster mode, on a Redis Cluster
+//! of three masters and three replicas that this test starts on spare loopback ports (and
+//! kills at the end).
 
 mod support;
 
@@ -11,22 +12,24 @@ use session_redis::{RedisConfig, RedisStore};
 use session_testkit::{Fixture, Suite, Unavailable};
 
 fn main() -> ExitCode {
-    let server = support::RedisServer::start_cluster();
-    let url = server.as_ref().map(support::RedisServer::url);
+    let cluster = support::RedisCluster::start();
+    let masters = cluster.as_ref().map(support::RedisCluster::master_urls);
     let code = Suite::new("redis-cluster", move || {
-        let url = url.clone();
+        let masters = masters.clone();
         async move {
-            let url = url.ok_or_else(|| {
-                Unavailable::new("no redis-server on this machine to start a cluster node")
+            let masters = masters.ok_or_else(|| {
+                Unavailable::new("no redis-server on this machine to start a cluster")
             })?;
             let prefix = support::random_prefix("cluster");
             let config = RedisConfig::default()
-                .with_nodes([url.as_str()])
+                .with_nodes(masters.iter().map(String::as_str))
                 .with_prefix(&prefix)
                 .with_response_timeout(Duration::from_secs(10));
             let open = || async {
                 RedisStore::connect(&config).await.map_err(|err| {
-                    Unavailable::new(format!("cluster at {url}: {err:#}").replace('\n', "; "))
+                    Unavailable::new(
+                        format!("cluster at {}: {err:#}", masters[0]).replace('\n', "; "),
+                    )
                 })
             };
             let store = open().await?;
@@ -44,10 +47,14 @@ fn main() -> ExitCode {
             Ok(Fixture::new(Arc::new(store))
                 .with_second_handle(Arc::new(second))
                 .with_unreachable(Arc::new(down))
-                .with_cleanup(async move { support::delete_prefix(&url, &prefix).await }))
+                .with_cleanup(async move {
+                    for master in &masters {
+                        support::delete_prefix(master, &prefix).await;
+                    }
+                }))
         }
     })
     .main();
-    drop(server);
+    drop(cluster);
     code
 }

@@ -245,6 +245,17 @@ impl LoadReport {
             .count()
     }
 
+    /// When the last request that failed started; `None` if none failed. For a fault that
+    /// breaks only part of the backend (one node of a cluster), where other requests keep
+    /// succeeding throughout: errors have stopped once no request after this one fails.
+    pub fn last_failure_started(&self) -> Option<Duration> {
+        self.events
+            .iter()
+            .filter(|e| !e.ok)
+            .map(|e| e.started)
+            .max()
+    }
+
     /// The longest request of all.
     pub fn slowest(&self) -> Duration {
         self.events

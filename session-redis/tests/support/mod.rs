@@ -144,10 +144,10 @@ impl RedisServer {
         Self::start_with(Vec::new())
     }
 
-    /// Starts a single-node Redis Cluster owning every slot, and waits until it serves.
-    pub(crate) fn start_cluster() -> Option<Self> {
+    /// Starts a node of a Redis Cluster that owns no slot and knows no other node yet.
+    fn start_cluster_node() -> Option<Self> {
         let bus_port = free_port();
-        let server = Self::start_with(
+        Self::start_with(
             [
                 "--cluster-enabled",
                 "yes",
@@ -157,35 +157,20 @@ impl RedisServer {
                 &bus_port.to_string(),
                 "--cluster-announce-ip",
                 "127.0.0.1",
+                "--cluster-node-timeout",
+                &RedisCluster::NODE_TIMEOUT.as_millis().to_string(),
             ]
             .map(str::to_owned)
             .to_vec(),
-        )?;
-        let client = redis::Client::open(server.url()).expect("client");
-        let mut connection = client
+        )
+    }
+
+    /// A blocking connection to the server, for set-up and checks.
+    pub(crate) fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .expect("client")
             .get_connection()
-            .expect("connect to the cluster node");
-        redis::cmd("CLUSTER")
-            .arg("ADDSLOTSRANGE")
-            .arg(0)
-            .arg(16383)
-            .query::<()>(&mut connection)
-            .expect("assign every slot");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let info: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query(&mut connection)
-                .expect("CLUSTER INFO");
-            if info.contains("cluster_state:ok") {
-                return Some(server);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the cluster did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .expect("connect to the test's redis-server")
     }
 
     /// Starts a server with `extra_args` after the usual ones (later arguments win); an
@@ -269,6 +254,125 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of the test's own: three masters owning a third of the slots each and
+/// one replica per master, six `redis-server` processes on spare loopback ports, every
+/// one killed when dropped.
+pub(crate) struct RedisCluster {
+    /// Masters at 0, 1 and 2; the replica of master `i` at `i + 3`.
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `cluster-node-timeout`: how long a master may be unreachable before its replica
+    /// starts a failover.
+    pub(crate) const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+    /// Starts the six nodes, joins them, assigns the slots and the replicas, and waits
+    /// until every node says the cluster is ok and every replica is in sync. `None` when
+    /// there is no `redis-server` on this machine.
+    pub(crate) fn start() -> Option<Self> {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            nodes.push(RedisServer::start_cluster_node()?);
+        }
+        let mut connections: Vec<redis::Connection> =
+            nodes.iter().map(RedisServer::connection).collect();
+        let bus_port = |node: &mut redis::Connection| -> u16 {
+            let port: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("cluster-port")
+                .query(node)
+                .expect("CONFIG GET cluster-port");
+            port[1].parse().expect("a port")
+        };
+        let first_bus = bus_port(&mut connections[0]);
+        for connection in &mut connections[1..] {
+            redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(nodes[0].port())
+                .arg(first_bus)
+                .query::<()>(connection)
+                .expect("CLUSTER MEET");
+        }
+        for (master, range) in [(0, 0..=5460), (1, 5461..=10922), (2, 10923..=16383)] {
+            redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(*range.start())
+                .arg(*range.end())
+                .query::<()>(&mut connections[master])
+                .expect("assign slots");
+        }
+        for connection in &mut connections {
+            wait_for("every node to know the others", || {
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query(connection)
+                    .expect("CLUSTER NODES");
+                nodes.lines().count() == 6
+            });
+        }
+        for master in 0..3 {
+            let id: String = redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut connections[master])
+                .expect("CLUSTER MYID");
+            redis::cmd("CLUSTER")
+                .arg("REPLICATE")
+                .arg(id)
+                .query::<()>(&mut connections[master + 3])
+                .expect("CLUSTER REPLICATE");
+        }
+        for connection in &mut connections {
+            wait_for("the cluster to become ready", || {
+                cluster_info(connection).contains("cluster_state:ok")
+            });
+        }
+        for connection in &mut connections[3..] {
+            wait_for("the replicas to sync", || {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(connection)
+                    .expect("INFO replication");
+                info.contains("master_link_status:up") && info.contains("master_sync_in_progress:0")
+            });
+        }
+        Some(Self { nodes })
+    }
+
+    /// The masters' URLs, the seed nodes a store is given.
+    pub(crate) fn master_urls(&self) -> Vec<String> {
+        self.nodes[..3].iter().map(RedisServer::url).collect()
+    }
+
+    /// Master `i` (0 to 2).
+    pub(crate) fn master(&mut self, i: usize) -> &mut RedisServer {
+        &mut self.nodes[i]
+    }
+
+    /// The replica of master `i`.
+    pub(crate) fn replica_of(&self, i: usize) -> &RedisServer {
+        &self.nodes[i + 3]
+    }
+}
+
+/// `CLUSTER INFO` of the node at the end of `connection` (empty if it does not answer).
+pub(crate) fn cluster_info(connection: &mut redis::Connection) -> String {
+    redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query(connection)
+        .unwrap_or_default()
+}
+
+/// Polls `done` every 50 ms for up to 20 s; panics naming `what` if it never holds.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
