@@ -4,10 +4,12 @@
 //! 1. The `torture_*` conformance cases against every store of the workspace (tampered
 //!    cookies, never-issued ids, oversize values, concurrent requests, slow requests racing
 //!    a logout, `cycle_id` racing a delete, gc while sessions are touched).
-//! 2. The store-specific fault tests (file writer SIGKILLed mid-write and a full disk, Redis
-//!    paused and killed, SQL connections killed server-side, whole PostgreSQL and MariaDB
-//!    servers SIGKILLed under load, corrupt records) and the id generator check. They
-//!    print `figure: <store> | <scenario> | <figure>` lines.
+//! 2. The store-specific fault tests (file writer SIGKILLed mid-write, a full disk by file
+//!    size limit and a loop-mounted ext4 filled to its last block, Redis paused and
+//!    killed with and without an append-only file, a Redis Cluster master killed, SQL
+//!    connections killed server-side, whole PostgreSQL and MariaDB servers SIGKILLed
+//!    under load, corrupt records) and the id generator check. They print
+//!    `figure: <store> | <scenario> | <figure>` lines.
 //!
 //! The quick form of all of it runs in the normal test suite; `--long` sets
 //! `SESSION_TORTURE=long` for the full counts.
@@ -21,7 +23,9 @@ use crate::conformance::{self, Row};
 const FAULT_TESTS: &[(&str, &str)] = &[
     ("session-core", "ids"),
     ("session-file", "processes"),
+    ("session-file", "full_disk"),
     ("session-redis", "faults"),
+    ("session-redis", "cluster_failover"),
     ("session-db", "corruption"),
     ("session-db", "server_crash"),
 ];
