@@ -312,13 +312,14 @@ impl Lease {
             store: Some(Arc::clone(store)),
             key,
             token: &token,
+            in_flight: None,
         };
         // The common case first: nobody of this process waits, the store grants at once.
         let mut first = gates.try_enter(key);
         let mut granted = None;
         if let Some(gate) = first.take() {
             let sent = Instant::now();
-            match attempt(store, key, &token, ttl).await? {
+            match attempt(&mut pending, store, ttl).await? {
                 Some(loaded) => granted = Some((gate, sent, loaded)),
                 None => first = Some(gate),
             }
@@ -334,7 +335,7 @@ impl Lease {
                     let mut backoff = FIRST_BACKOFF;
                     loop {
                         let sent = Instant::now();
-                        if let Some(loaded) = attempt(store, key, &token, ttl).await? {
+                        if let Some(loaded) = attempt(&mut pending, store, ttl).await? {
                             return Ok::<_, Error>((gate, sent, loaded));
                         }
                         tokio::time::sleep(jittered(backoff)).await;
@@ -476,15 +477,45 @@ impl Drop for Lease {
     }
 }
 
+/// What one `lock_and_load` call gives.
+type Attempted = Result<Option<Option<Record>>>;
+
 /// One `lock_and_load`: `Some` with the load's outcome if granted, `None` if refused. A
 /// decode error means the lock was granted and the record is corrupt.
+///
+/// On a tokio runtime the call runs as a task of its own, which `pending` holds until it
+/// ends: a request dropped mid-call (its client hung up) leaves the call to finish, and
+/// the release that `pending` then sends comes after it. Released at once instead, the
+/// release could reach the store before the grant (another connection of a pool, a
+/// statement still running on the server) and leave a lease that lapses only after
+/// `lock_ttl`.
 async fn attempt(
+    pending: &mut Pending<'_>,
     store: &Arc<dyn SessionStore>,
-    key: &StoreKey,
-    token: &LockToken,
     ttl: Duration,
 ) -> Result<Option<Result<Option<Record>>>> {
-    match store.lock_and_load(key, token, ttl).await {
+    let outcome = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let (store, key, token) = (
+                Arc::clone(store),
+                pending.key.clone(),
+                pending.token.clone(),
+            );
+            let call = pending
+                .in_flight
+                .insert(runtime.spawn(async move { store.lock_and_load(&key, &token, ttl).await }));
+            let joined = call.await;
+            pending.in_flight = None;
+            joined.unwrap_or_else(|err| {
+                Err(
+                    Error::new(ErrorKind::Backend, "the store's lock call did not finish")
+                        .with_source(err),
+                )
+            })
+        }
+        Err(_) => store.lock_and_load(pending.key, pending.token, ttl).await,
+    };
+    match outcome {
         Ok(Some(loaded)) => Ok(Some(Ok(loaded))),
         Ok(None) => Ok(None),
         Err(err) if err.kind() == ErrorKind::Decode => Ok(Some(Err(err))),
@@ -492,11 +523,14 @@ async fn attempt(
     }
 }
 
-/// Releases a token whose `lock` call may have been granted, unless disarmed.
+/// Releases a token whose `lock` call may have been granted, unless disarmed: after the
+/// call under way, if any, has ended.
 struct Pending<'a> {
     store: Option<Arc<dyn SessionStore>>,
     key: &'a StoreKey,
     token: &'a LockToken,
+    /// The lock call under way, as a task of its own.
+    in_flight: Option<tokio::task::JoinHandle<Attempted>>,
 }
 
 impl Drop for Pending<'_> {
@@ -505,7 +539,12 @@ impl Drop for Pending<'_> {
             (self.store.take(), tokio::runtime::Handle::try_current())
         {
             let (key, token) = (self.key.clone(), self.token.clone());
+            let in_flight = self.in_flight.take();
             runtime.spawn(async move {
+                if let Some(call) = in_flight {
+                    // Granted or not, the release must come after the call.
+                    let _ = call.await;
+                }
                 // Harmless when the call was refused: `unlock` frees only this token's lease.
                 if let Err(err) = store.unlock(&key, &token).await {
                     tracing::debug!(session = key.short(), error = %format_args!("{err:#}"), "unlock after an abandoned wait failed");

@@ -129,11 +129,13 @@ use crate::{
 /// `session_binding_costs_no_extra_round_trip`); for locks and atomic updates, 50
 /// concurrent read-modify-writes of one key losing nothing with the lock and with
 /// [`Session::update`](crate::Session::update), on one handle and on two, a dropped request
-/// releasing the lock, a lapsed holder's late flush refused, a bounded wait, and sessions
-/// never waiting on each other (`session_lock_serializes_read_modify_writes`,
+/// releasing the lock (also when dropped in the middle of its lock call), a lapsed
+/// holder's late flush refused, a bounded wait, and sessions never waiting on each other
+/// (`session_lock_serializes_read_modify_writes`,
 /// `session_lock_serializes_across_handles`, `session_update_is_atomic_without_the_lock`,
 /// `session_update_is_atomic_across_handles`, `session_update_sees_the_requests_own_changes`,
 /// `session_lock_released_when_request_dropped`,
+/// `session_lock_released_when_request_dropped_mid_call`,
 /// `session_lock_lapsed_holder_cannot_write`, `session_lock_timeout_is_a_typed_error`,
 /// `session_locks_of_different_sessions_never_wait`,
 /// `session_read_only_request_does_not_wait`).

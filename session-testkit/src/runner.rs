@@ -307,6 +307,7 @@ impl fmt::Display for TestReport {
 pub struct Tests {
     trials: Vec<Trial>,
     services_required: bool,
+    one_at_a_time: bool,
 }
 
 impl Tests {
@@ -316,7 +317,17 @@ impl Tests {
         Self {
             trials: trials.into_iter().collect(),
             services_required: services_required(),
+            one_at_a_time: false,
         }
+    }
+
+    /// Runs the tests one after another, whatever `--test-threads` says: for tests that
+    /// measure the whole process (its open files, its memory), which a test running
+    /// beside them would disturb.
+    #[must_use]
+    pub fn one_at_a_time(mut self) -> Self {
+        self.one_at_a_time = true;
+        self
     }
 
     /// Whether a [`TestError::Skip`] fails the test, whatever the environment says.
@@ -393,6 +404,7 @@ impl Tests {
             .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
             .unwrap_or(1)
             .clamp(1, selected.len().max(1));
+        let threads = if self.one_at_a_time { 1 } else { threads };
         let required = self.services_required;
         let queue = Mutex::new(selected);
         let mut wanting = 0;
@@ -686,6 +698,33 @@ mod tests {
         assert_eq!((report.results.len(), report.filtered_out), (0, 5));
         let (report, _) = run(sample(), &["--include-ignored"], false);
         assert_eq!(report.results.len(), 5);
+    }
+
+    #[test]
+    fn one_at_a_time_runs_no_two_tests_together() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let trial = |name: &str| {
+            let (running, most) = (
+                std::sync::Arc::clone(&running),
+                std::sync::Arc::clone(&most),
+            );
+            Trial::test(name, move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        let mut out = Vec::new();
+        let report = Tests::new([trial("a"), trial("b"), trial("c")])
+            .require_services(false)
+            .one_at_a_time()
+            .run(["--test-threads".to_owned(), "3".to_owned()], &mut out);
+        assert_eq!(report.counts().passed, 3);
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two tests ran at once");
     }
 
     #[test]

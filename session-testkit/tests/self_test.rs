@@ -42,6 +42,10 @@ enum Flaw {
     LockNotExclusive,
     /// `unlock` says it released the lease but keeps it, so only its ttl frees the lock.
     LockNeverReleased,
+    /// Not a flaw: `lock` grants a moment after it is asked, in a task of its own that
+    /// runs on when its caller is dropped, as a server finishes a statement whose client
+    /// hung up. The manager must release such a grant after it lands.
+    GrantsLate,
     /// Leases never lapse: a holder that stopped renewing blocks everyone else for good.
     LockNeverLapses,
     /// `gc` never returns.
@@ -66,7 +70,7 @@ struct ReferenceStore {
     records: Mutex<HashMap<StoreKey, Record>>,
     users: Mutex<HashMap<UserId, HashSet<StoreKey>>>,
     /// Session locks: the holder's token and the end of its lease.
-    leases: Mutex<HashMap<StoreKey, (LockToken, Instant)>>,
+    leases: Arc<Mutex<HashMap<StoreKey, (LockToken, Instant)>>>,
     /// The last revision given out: every write takes the next one.
     revisions: AtomicU64,
     flaw: Flaw,
@@ -77,7 +81,7 @@ impl ReferenceStore {
         Self {
             records: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
-            leases: Mutex::new(HashMap::new()),
+            leases: Arc::new(Mutex::new(HashMap::new())),
             revisions: AtomicU64::new(0),
             flaw,
         }
@@ -143,6 +147,24 @@ impl ReferenceStore {
         record.revision = Some(revision);
         revision
     }
+}
+
+/// Grants `token` the lease of `key` for `ttl` unless a lease that `held` says still
+/// holds is another token's; whether it holds the lease now.
+fn grant(
+    leases: &mut HashMap<StoreKey, (LockToken, Instant)>,
+    key: &StoreKey,
+    token: &LockToken,
+    ttl: Duration,
+    held: impl Fn(Instant) -> bool,
+) -> bool {
+    if let Some((holder, until)) = leases.get(key)
+        && held(*until)
+    {
+        return holder == token;
+    }
+    leases.insert(key.clone(), (token.clone(), Instant::now() + ttl));
+    true
 }
 
 #[async_trait]
@@ -345,15 +367,23 @@ impl SessionStore for ReferenceStore {
     }
 
     async fn lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
-        let mut leases = self.leases();
-        if let Some((holder, until)) = leases.get(key)
-            && self.holds(*until)
-            && self.flaw != Flaw::LockNotExclusive
-        {
-            return Ok(holder == token);
+        if self.flaw == Flaw::GrantsLate {
+            let (leases, key, token) = (Arc::clone(&self.leases), key.clone(), token.clone());
+            let grant = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let mut leases = leases.lock().unwrap_or_else(PoisonError::into_inner);
+                grant(&mut leases, &key, &token, ttl, |until| {
+                    until > Instant::now()
+                })
+            });
+            return grant.await.map_err(|err| {
+                session_core::Error::new(session_core::ErrorKind::Backend, err.to_string())
+            });
         }
-        leases.insert(key.clone(), (token.clone(), Instant::now() + ttl));
-        Ok(true)
+        let exclusive = self.flaw != Flaw::LockNotExclusive;
+        Ok(grant(&mut self.leases(), key, token, ttl, |until| {
+            exclusive && self.holds(until)
+        }))
     }
 
     async fn renew_lock(&self, key: &StoreKey, token: &LockToken, ttl: Duration) -> Result<bool> {
@@ -642,9 +672,27 @@ async fn catches_a_lock_that_is_never_released() {
             "lock_is_exclusive",
             "unlock_needs_the_holders_token",
             "session_lock_released_when_request_dropped",
+            "session_lock_released_when_request_dropped_mid_call",
         ],
     )
     .await;
+}
+
+/// A grant that lands after its caller was dropped (as a server finishes a statement
+/// whose client hung up) is released once it lands: the mid-call case passes on a store
+/// that grants late, with requests dropped in the middle of their lock calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_granted_after_its_caller_left_is_released() {
+    let (outcome, figures) = suite(Flaw::GrantsLate)
+        .run_case_with_figures(case("session_lock_released_when_request_dropped_mid_call"))
+        .await;
+    assert_eq!(outcome, Outcome::Passed);
+    let dropped: u32 = figures
+        .first()
+        .and_then(|figure| figure.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the count of dropped requests");
+    assert!(dropped > 0, "no request was dropped mid-call: {figures:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,7 +8,8 @@
 //!    size limit and a loop-mounted ext4 filled to its last block, Redis paused and
 //!    killed with and without an append-only file, a Redis Cluster master killed, SQL
 //!    connections killed server-side, whole PostgreSQL and MariaDB servers SIGKILLed
-//!    under load, corrupt records) and the id generator check. They print
+//!    under load, corrupt records, 1,000 requests abandoned by their clients on every
+//!    store) and the id generator check. They print
 //!    `figure: <store> | <scenario> | <figure>` lines.
 //!
 //! The quick form of all of it runs in the normal test suite; `--long` sets
@@ -28,6 +29,7 @@ const FAULT_TESTS: &[(&str, &str)] = &[
     ("session-redis", "cluster_failover"),
     ("session-db", "corruption"),
     ("session-db", "server_crash"),
+    ("session-example", "disconnects"),
 ];
 
 /// What `cargo xtask torture` was asked to run.

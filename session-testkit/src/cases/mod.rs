@@ -260,6 +260,7 @@ cases![
     session_update_is_atomic_across_handles,
     session_update_sees_the_requests_own_changes,
     session_lock_released_when_request_dropped,
+    session_lock_released_when_request_dropped_mid_call,
     session_lock_lapsed_holder_cannot_write,
     session_lock_timeout_is_a_typed_error,
     session_locks_of_different_sessions_never_wait,

@@ -287,6 +287,51 @@ pub(crate) async fn session_lock_released_when_request_dropped(ctx: &Ctx) -> Cas
     Ok(())
 }
 
+/// Requests dropped in the middle of their lock call (clients that hung up while the store
+/// was granting the lock) leave no lease behind: 20 requests, each dropped a moment into
+/// its call (after 0 to 9 turns of the scheduler, or 0.3 to 3 ms), and after each the
+/// next request gets the lock at once, long before the lease's ttl. Every store call
+/// waits once before it reaches the store, so that in-process stores are dropped
+/// mid-call too. A store whose grant lands after its caller left (a statement still
+/// running on the server) must not keep the lease: the release comes after the call.
+pub(crate) async fn session_lock_released_when_request_dropped_mid_call(ctx: &Ctx) -> CaseResult {
+    require_lock(ctx)?;
+    let app = Arc::new(App::yielding(ctx, &locked("5s", "60s"))?);
+    let header = app.login(&[("n", "x")]).await?;
+    let mut dropped = 0;
+    for i in 0..20u64 {
+        let request = tokio::spawn({
+            let (app, header) = (Arc::clone(&app), header.clone());
+            async move { app.request(Some(&header)).get::<String>("n").await }
+        });
+        if i < 10 {
+            for _ in 0..i {
+                tokio::task::yield_now().await;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_micros((i - 9) * 300)).await;
+        }
+        if !request.is_finished() {
+            dropped += 1;
+        }
+        request.abort();
+        let _ = request.await;
+        let started = Instant::now();
+        let next = app.request(Some(&header));
+        next.get::<String>("n").await?;
+        let waited = started.elapsed();
+        ensure!(
+            waited < Duration::from_secs(2),
+            "after request {i} was dropped, the next request waited {waited:?} for the lock"
+        );
+        next.flush().await?;
+    }
+    ctx.note(format!(
+        "{dropped} of 20 requests dropped before their answer"
+    ));
+    Ok(())
+}
+
 /// A holder that stops renewing (a stalled process) loses the lock after `lock_ttl`: the
 /// next request gets it and writes, and the stalled holder's late flush is refused with
 /// `LockLost`, leaving the next holder's write in place.
