@@ -34,9 +34,10 @@ tasks:
       --report FILE          also write the results as JSON to FILE
   new-adapter NAME [--path DIR]
                              scaffold the crate session-NAME (in this workspace, or at DIR)
-  torture [--long] [--report FILE]
+  torture [--long] [--soak DURATION] [--report FILE]
                              hostile input, races and faults against every store: one table
-                             of figures (quick by default; --long for the full counts)
+                             of figures (quick by default; --long for the full counts;
+                             --soak 30m runs only the soak, that long per store)
   mutants [options]          mutation testing (cargo-mutants, on demand: hours) of the memory and
                              file stores and the session logic, the conformance suite as the
                              test; fails on a surviving mutant without a reason in

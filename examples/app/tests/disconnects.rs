@@ -23,9 +23,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_core::{LockToken, SessionConfig, SessionId, SessionManager, StoreKey};
+use session_core::{LockToken, SessionId, SessionManager, StoreKey};
 use session_example::Framework;
 use session_testkit::{TestError, TestResult, Tests, Trial};
+use support::stores::*;
 use support::{App, fetch, get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,9 +41,6 @@ const CONCURRENCY: usize = 16;
 /// the server is closing) before it counts as leaked.
 const SETTLE: Duration = Duration::from_secs(5);
 
-/// The stores under test.
-const STORES: &[&str] = &["memory", "file", "sqlite", "postgres", "mysql", "redis"];
-
 fn main() -> std::process::ExitCode {
     Tests::new(STORES.iter().flat_map(|&store| {
         Framework::ALL.into_iter().map(move |framework| {
@@ -56,57 +54,6 @@ fn main() -> std::process::ExitCode {
     // Each counts the process's open files, which another test would change.
     .one_at_a_time()
     .main()
-}
-
-/// A name of this run's own, for tables, key prefixes and connection names.
-fn unique(store: &str, framework: Framework) -> String {
-    let id = SessionId::generate(32).expect("id");
-    format!(
-        "storm_{store}_{framework}_{}",
-        &id.store_key().as_str()[..10]
-    )
-}
-
-/// The configuration of `store`, with the lock on; `folder` holds file and SQLite data.
-fn config(store: &str, name: &str, folder: &Path) -> SessionConfig {
-    let adapter = match store {
-        "memory" => serde_json::json!({}),
-        "file" => serde_json::json!({"file": {"path": folder.join("sessions")}}),
-        "sqlite" => serde_json::json!({"db": {
-            "url": format!("sqlite://{}?mode=rwc", folder.join("sessions.db").display()),
-        }}),
-        "postgres" => serde_json::json!({"db": {
-            "url": format!("{}?application_name={name}", postgres_url()),
-            "prefix": format!("{name}_"),
-        }}),
-        "mysql" => serde_json::json!({"db": {"url": mysql_url(), "prefix": format!("{name}_")}}),
-        "redis" => serde_json::json!({"redis": {"url": redis_url(), "prefix": format!("{name}:")}}),
-        other => panic!("unknown store {other}"),
-    };
-    let store_type = match store {
-        "sqlite" | "postgres" | "mysql" => "db",
-        other => other,
-    };
-    SessionConfig::from_value(serde_json::json!({
-        "type": store_type,
-        "lock": true,
-        "adapter": adapter,
-    }))
-    .expect("config")
-}
-
-fn postgres_url() -> String {
-    std::env::var("SESSION_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn mysql_url() -> String {
-    std::env::var("SESSION_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("SESSION_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// A random number below `bound`, from a fresh randomly seeded hasher.
@@ -166,167 +113,6 @@ async fn abandon(addr: SocketAddr, cookie: Option<&str>, moment: Moment) {
         }
     }
     drop(stream);
-}
-
-/// Most connections a store's pool opens (the SQL stores' default `max_connections`).
-const POOL: usize = 10;
-
-/// Most files of its own a store keeps open: the file store one lock file per stripe, for
-/// sessions and for users; SQLite its database, log and shared-memory files per pooled
-/// connection.
-fn store_files_bound(store: &str) -> usize {
-    match store {
-        "file" => 2 * 256,
-        "sqlite" => 3 * POOL,
-        _ => 0,
-    }
-}
-
-/// The loopback port of the server in `url`, if it names one.
-fn port_of(url: &str) -> Option<u16> {
-    let rest = url.split_once("://")?.1;
-    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    let host = host.split(['/', '?']).next()?;
-    host.rsplit_once(':')?.1.parse().ok()
-}
-
-/// The socket inodes of this process's TCP connections to `port`.
-fn sockets_to(port: u16) -> std::collections::HashSet<String> {
-    let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = fields
-                .get(2)
-                .and_then(|remote| remote.rsplit_once(':'))
-                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
-            if remote_port == Some(port)
-                && let Some(inode) = fields.get(9)
-            {
-                inodes.insert(format!("socket:[{inode}]"));
-            }
-        }
-    }
-    inodes
-}
-
-/// This process's open file descriptors: on the store's own files (under `folder`), on
-/// connections to its server (at `port`), and the others.
-fn open_files(folder: &Path, port: Option<u16>) -> (usize, usize, usize) {
-    let sockets = port.map(sockets_to).unwrap_or_default();
-    let (mut store_files, mut connections, mut others) = (0, 0, 0);
-    for entry in std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        match std::fs::read_link(entry.path()) {
-            Ok(target) if target.starts_with(folder) => store_files += 1,
-            Ok(target) if sockets.contains(target.to_string_lossy().as_ref()) => connections += 1,
-            _ => others += 1,
-        }
-    }
-    (store_files, connections, others)
-}
-
-/// What is counted on a store's server, before and after the storm.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct ServerCounts {
-    /// Transactions open (PostgreSQL: the store's backends idle in one; MariaDB: InnoDB's).
-    transactions: i64,
-    /// Locks the store's backends hold (PostgreSQL).
-    locks: i64,
-    /// Connections the server has from the store (PostgreSQL: by its `application_name`),
-    /// or in all (MariaDB, Redis).
-    connections: i64,
-}
-
-/// Counts on the server of `store`; zeros for a store without one.
-async fn server_counts(store: &str, name: &str) -> ServerCounts {
-    match store {
-        "postgres" => {
-            use session_db::sqlx::{Connection, PgConnection};
-            let mut admin = PgConnection::connect(&postgres_url()).await.expect("admin");
-            let (transactions, locks, connections): (i64, i64, i64) = session_db::sqlx::query_as(
-                "SELECT \
-                   (SELECT COUNT(*) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND state LIKE 'idle in transaction%'), \
-                   (SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                     WHERE a.application_name = $1), \
-                   (SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1)",
-            )
-            .bind(name)
-            .fetch_one(&mut admin)
-            .await
-            .expect("count on PostgreSQL");
-            let _ = admin.close().await;
-            ServerCounts {
-                transactions,
-                locks,
-                connections,
-            }
-        }
-        "mysql" => {
-            use session_db::sqlx::{Connection, MySqlConnection};
-            let mut admin = MySqlConnection::connect(&mysql_url()).await.expect("admin");
-            let (transactions, connections): (i64, i64) = session_db::sqlx::query_as(
-                "SELECT \
-                   (SELECT COUNT(*) FROM information_schema.innodb_trx), \
-                   (SELECT COUNT(*) FROM information_schema.processlist)",
-            )
-            .fetch_one(&mut admin)
-            .await
-            .expect("count on MariaDB");
-            let _ = admin.close().await;
-            ServerCounts {
-                transactions,
-                locks: 0,
-                connections,
-            }
-        }
-        "redis" => {
-            use session_redis::redis;
-            let client = redis::Client::open(redis_url()).expect("client");
-            let mut connection = client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("admin");
-            let clients: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut connection)
-                .await
-                .expect("CLIENT LIST");
-            ServerCounts {
-                transactions: 0,
-                locks: 0,
-                connections: i64::try_from(clients.lines().count()).unwrap_or(i64::MAX),
-            }
-        }
-        _ => ServerCounts::default(),
-    }
-}
-
-/// Temporary files under `folder`.
-fn temp_files(folder: &Path) -> usize {
-    let mut count = 0;
-    let mut stack = vec![folder.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().ends_with(".tmp") {
-                count += 1;
-            }
-        }
-    }
-    count
 }
 
 /// What might leak, counted at one moment.
@@ -451,10 +237,15 @@ async fn incr(app: &App, cookie: &str) -> u64 {
 }
 
 async fn abandoned_requests_leak_nothing(store: &str, framework: Framework) -> TestResult {
-    let name = unique(store, framework);
+    let name = unique("storm", store, framework);
     let folder = tempfile::tempdir().expect("a temporary folder");
     let manager = match SessionManager::from_config(
-        config(store, &name, folder.path()),
+        config(
+            store,
+            &name,
+            folder.path(),
+            serde_json::json!({"lock": true}),
+        ),
         &session_example::registry(),
     )
     .await
@@ -498,12 +289,7 @@ async fn abandoned_requests_leak_nothing(store: &str, framework: Framework) -> T
                 .store_key()
         })
         .collect();
-    let port = match store {
-        "postgres" => port_of(&postgres_url()),
-        "mysql" => port_of(&mysql_url()),
-        "redis" => port_of(&redis_url()),
-        _ => None,
-    };
+    let port = server_port(store);
     let run = Run {
         store,
         name: &name,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses its own part.
 
+pub(crate) mod stores;
+
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
