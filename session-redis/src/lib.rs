@@ -158,6 +158,15 @@
 //! proxy that routes commands by key (a sharded deployment without the cluster protocol)
 //! does not: use the `cluster` feature there.
 //!
+//! **Failover.** When a master of a cluster dies, requests for sessions in its slots fail
+//! (within `response_timeout`) until its replica takes over, then the client finds the new
+//! master by itself; no application restart. Redis replicates asynchronously, so a write
+//! the dead master acknowledged and had not yet sent to its replica is lost; the store
+//! offers no `WAIT`-based option that would hold each write until a replica has it. The
+//! tests measure both: on loopback, with `cluster-node-timeout` 1 s, the replica took over
+//! 2.2 s after the kill, no request failed after that, and 0 acknowledged writes were lost
+//! (`tests/cluster_failover.rs`).
+//!
 //! **Migration.** Nothing to do for existing sessions: unbound sessions keep exactly their
 //! layout, and the index exists only for sessions bound after the upgrade. A version of
 //! this crate from before the index reads a bound session as corrupt (an unknown field),
