@@ -246,40 +246,18 @@ pub(crate) async fn stored_records(
     folder: &Path,
     memory: Option<&session_memory::MemoryStore>,
 ) -> u64 {
-    use session_db::sqlx::{self, Connection};
-    let count_rows = |table: String| format!("SELECT COUNT(*) FROM {table}");
+    use session_db::sqlx;
     match store {
         "memory" => memory.map_or(0, |memory| memory.len() as u64),
         "file" => files_under(&folder.join("sessions")),
         "sqlite" => {
             let url = format!("sqlite://{}", folder.join("sessions.db").display());
-            let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("SQLite");
-            let rows: i64 = sqlx::query_scalar(&count_rows("think_session".into()))
-                .fetch_one(&mut connection)
-                .await
-                .expect("count the rows");
-            u64::try_from(rows).unwrap_or(0)
+            rows_in::<sqlx::SqliteConnection>(&url, "think_session").await
         }
         "postgres" => {
-            let mut connection = sqlx::PgConnection::connect(&postgres_url())
-                .await
-                .expect("PostgreSQL");
-            let rows: i64 = sqlx::query_scalar(&count_rows(format!("{name}_session")))
-                .fetch_one(&mut connection)
-                .await
-                .expect("count the rows");
-            u64::try_from(rows).unwrap_or(0)
+            rows_in::<sqlx::PgConnection>(&postgres_url(), &format!("{name}_session")).await
         }
-        "mysql" => {
-            let mut connection = sqlx::MySqlConnection::connect(&mysql_url())
-                .await
-                .expect("MariaDB");
-            let rows: i64 = sqlx::query_scalar(&count_rows(format!("{name}_session")))
-                .fetch_one(&mut connection)
-                .await
-                .expect("count the rows");
-            u64::try_from(rows).unwrap_or(0)
-        }
+        "mysql" => rows_in::<sqlx::MySqlConnection>(&mysql_url(), &format!("{name}_session")).await,
         "redis" => {
             use session_redis::redis;
             let client = redis::Client::open(redis_url()).expect("client");
@@ -307,6 +285,24 @@ pub(crate) async fn stored_records(
         }
         other => panic!("unknown store {other}"),
     }
+}
+
+/// The rows of `table` in the database at `url`, on a connection `C` of its own.
+async fn rows_in<C>(url: &str, table: &str) -> u64
+where
+    C: session_db::sqlx::Connection,
+    for<'c> &'c mut C: session_db::sqlx::Executor<'c, Database = C::Database>,
+    for<'q> <C::Database as session_db::sqlx::Database>::Arguments<'q>:
+        session_db::sqlx::IntoArguments<'q, C::Database>,
+    (i64,): for<'r> session_db::sqlx::FromRow<'r, <C::Database as session_db::sqlx::Database>::Row>,
+{
+    let mut connection = C::connect(url).await.expect("connect to count the rows");
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    let rows: i64 = session_db::sqlx::query_scalar(&sql)
+        .fetch_one(&mut connection)
+        .await
+        .expect("count the rows");
+    u64::try_from(rows).unwrap_or(0)
 }
 
 /// Files under `folder`, apart from the lock files.
