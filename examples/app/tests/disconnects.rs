@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use session_core::{LockToken, SessionId, SessionManager, StoreKey};
 use session_example::Framework;
-use session_testkit::{TestError, TestResult, Tests, Trial};
+use session_testkit::{TestResult, Tests, Trial};
 use support::stores::*;
 use support::{App, fetch, get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -239,27 +239,16 @@ async fn incr(app: &App, cookie: &str) -> u64 {
 async fn abandoned_requests_leak_nothing(store: &str, framework: Framework) -> TestResult {
     let name = unique("storm", store, framework);
     let folder = tempfile::tempdir().expect("a temporary folder");
-    let manager = match SessionManager::from_config(
+    let manager = manager_for(
+        store,
         config(
             store,
             &name,
             folder.path(),
             serde_json::json!({"lock": true}),
         ),
-        &session_example::registry(),
     )
-    .await
-    {
-        Ok(manager) => manager,
-        Err(err) => {
-            return Err(TestError::skip(format!(
-                "{store}: {}",
-                session_core::Report::new(&err)
-                    .to_string()
-                    .replace('\n', "; ")
-            )));
-        }
-    };
+    .await?;
     let app = App::over(framework, manager.clone());
 
     // The sessions, each with a counter of 1, made CONCURRENCY at a time so that the

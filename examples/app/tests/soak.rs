@@ -189,16 +189,7 @@ async fn soak(store: &str) -> TestResult {
     let manager = match &memory {
         Some(memory) => SessionManager::new(Arc::clone(memory) as Arc<dyn SessionStore>, config)
             .map_err(|err| TestError::fail(err.to_string()))?,
-        None => SessionManager::from_config(config, &session_example::registry())
-            .await
-            .map_err(|err| {
-                TestError::skip(format!(
-                    "{store}: {}",
-                    session_core::Report::new(&err)
-                        .to_string()
-                        .replace('\n', "; ")
-                ))
-            })?,
+        None => manager_for(store, config).await?,
     };
     let gc = manager.spawn_gc().expect("gc");
     let app = Arc::new(App::over(Framework::Axum, manager));

@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
-use session_core::{SessionConfig, SessionId};
+use session_core::{SessionConfig, SessionId, SessionManager};
 use session_example::Framework;
+use session_testkit::TestError;
 
 /// The stores under test, by the name the tests give them.
 pub(crate) const STORES: &[&str] = &["memory", "file", "sqlite", "postgres", "mysql", "redis"];
@@ -51,6 +52,27 @@ pub(crate) fn config(
         config.extend(settings);
     }
     SessionConfig::from_value(config).expect("config")
+}
+
+/// A manager on `store` with `config`. A store with a server that cannot be opened is a
+/// skip that names the cause (a failure under `SESSION_REQUIRE_SERVICES=1`); any other
+/// store that cannot be opened fails the test.
+pub(crate) async fn manager_for(
+    store: &str,
+    config: SessionConfig,
+) -> Result<SessionManager, TestError> {
+    SessionManager::from_config(config, &session_example::registry())
+        .await
+        .map_err(|err| {
+            let shown = session_core::Report::new(&err)
+                .to_string()
+                .replace('\n', "; ");
+            if server_port(store).is_some() {
+                TestError::skip(format!("{store}: {shown}"))
+            } else {
+                TestError::fail(format!("{store}: {shown}"))
+            }
+        })
 }
 
 /// The loopback port of `store`'s server, if it has one.
