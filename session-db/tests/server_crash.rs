@@ -32,21 +32,17 @@ use session_testkit::{Load, TestResult, Tests, Trial};
 fn main() -> std::process::ExitCode {
     let mut trials = Vec::new();
     #[cfg(feature = "postgres")]
-    trials.push(
-        Trial::tokio(
-            "postgres::server_killed_under_load_recovers_without_losing_a_write",
-            postgres::server_killed_under_load_recovers_without_losing_a_write,
-        )
-        .multi_thread(2),
-    );
+    trials.extend([Trial::tokio(
+        "postgres::server_killed_under_load_recovers_without_losing_a_write",
+        postgres::server_killed_under_load_recovers_without_losing_a_write,
+    )
+    .multi_thread(2)]);
     #[cfg(feature = "mysql")]
-    trials.push(
-        Trial::tokio(
-            "mysql::server_killed_under_load_recovers_without_losing_a_write",
-            mysql::server_killed_under_load_recovers_without_losing_a_write,
-        )
-        .multi_thread(2),
-    );
+    trials.extend([Trial::tokio(
+        "mysql::server_killed_under_load_recovers_without_losing_a_write",
+        mysql::server_killed_under_load_recovers_without_losing_a_write,
+    )
+    .multi_thread(2)]);
     Tests::new(trials).main()
 }
 

@@ -51,7 +51,7 @@ async fn cluster_and_store(
         tokio::task::block_in_place(RedisCluster::start).ok_or_else(support::no_redis_server)?;
     let config = RedisConfig::default()
         .with_nodes(cluster.master_urls())
-        .with_prefix(&support::random_prefix(test))
+        .with_prefix(support::random_prefix(test))
         .with_connect_timeout(TIMEOUT)
         .with_response_timeout(TIMEOUT);
     let store = RedisStore::connect(&config)
