@@ -220,11 +220,7 @@ pub(crate) async fn server_counts(store: &str, name: &str) -> ServerCounts {
         }
         "redis" => {
             use session_redis::redis;
-            let client = redis::Client::open(redis_url()).expect("client");
-            let mut connection = client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("admin");
+            let mut connection = redis_connection().await;
             let clients: String = redis::cmd("CLIENT")
                 .arg("LIST")
                 .query_async(&mut connection)
@@ -242,22 +238,7 @@ pub(crate) async fn server_counts(store: &str, name: &str) -> ServerCounts {
 
 /// Temporary files under `folder`.
 pub(crate) fn temp_files(folder: &Path) -> usize {
-    let mut count = 0;
-    let mut stack = vec![folder.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().ends_with(".tmp") {
-                count += 1;
-            }
-        }
-    }
-    count
+    files_where(folder, |path| path.to_string_lossy().ends_with(".tmp"))
 }
 
 /// Records `store` holds now: the memory store's sessions, the file store's files, the
@@ -271,7 +252,7 @@ pub(crate) async fn stored_records(
     use session_db::sqlx;
     match store {
         "memory" => memory.map_or(0, |memory| memory.len() as u64),
-        "file" => files_under(&folder.join("sessions")),
+        "file" => files_where(&folder.join("sessions"), |_| true) as u64,
         "sqlite" => {
             let url = format!("sqlite://{}", folder.join("sessions.db").display());
             rows_in::<sqlx::SqliteConnection>(&url, "think_session").await
@@ -282,11 +263,7 @@ pub(crate) async fn stored_records(
         "mysql" => rows_in::<sqlx::MySqlConnection>(&mysql_url(), &format!("{name}_session")).await,
         "redis" => {
             use session_redis::redis;
-            let client = redis::Client::open(redis_url()).expect("client");
-            let mut connection = client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("Redis");
+            let mut connection = redis_connection().await;
             let (mut cursor, mut keys) = (0u64, 0u64);
             loop {
                 let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -327,8 +304,8 @@ where
     u64::try_from(rows).unwrap_or(0)
 }
 
-/// Files under `folder`, apart from the lock files.
-fn files_under(folder: &Path) -> u64 {
+/// Files under `folder` for which `wanted` holds, apart from the file store's lock files.
+fn files_where(folder: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
     let mut count = 0;
     let mut stack = vec![folder.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -338,10 +315,19 @@ fn files_under(folder: &Path) -> u64 {
                 if entry.file_name() != ".locks" {
                     stack.push(path);
                 }
-            } else {
+            } else if wanted(&path) {
                 count += 1;
             }
         }
     }
     count
+}
+
+/// A connection of the test's own to the test Redis, for counting.
+async fn redis_connection() -> session_redis::redis::aio::MultiplexedConnection {
+    session_redis::redis::Client::open(redis_url())
+        .expect("a Redis client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis")
 }
