@@ -220,10 +220,19 @@ async fn text_once(
 }
 
 /// Whether `err` says an element was looked up on a page that has since been replaced, or
-/// is not on the page (yet).
+/// is not on the page (yet). Chromium sometimes reports the first as an unknown error,
+/// "Node with given id does not belong to the document", when the page is replaced
+/// between the lookup and the read.
 fn is_stale(err: &CmdError) -> bool {
-    use fantoccini::error::ErrorStatus::{NoSuchElement, StaleElementReference};
-    matches!(err, CmdError::Standard(e) if matches!(e.error, StaleElementReference | NoSuchElement))
+    use fantoccini::error::ErrorStatus::{NoSuchElement, StaleElementReference, UnknownError};
+    let CmdError::Standard(e) = err else {
+        return false;
+    };
+    match e.error {
+        StaleElementReference | NoSuchElement => true,
+        UnknownError => e.message.contains("does not belong to the document"),
+        _ => false,
+    }
 }
 
 async fn end_another_browsers_session_in_headless_chromium(framework: &str) -> TestResult {
