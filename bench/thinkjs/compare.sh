@@ -8,6 +8,8 @@
 #
 # APPS picks the apps (default: thinkjs file-fsync file-each file-nofsync); EXAMPLE names
 # another build of the example app to measure as `file-other` (an earlier version, say).
+# PREFILL=N fills each app's folder with at least N sessions before it is measured (made
+# by the app itself, through wrk with no cookie), to measure a folder that holds many.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +18,7 @@ EXAMPLE_BIN=${EXAMPLE_BIN:-$ROOT/target/release/session-example}
 ROUNDS=${ROUNDS:-3}
 APPS=${APPS:-thinkjs file-fsync file-each file-nofsync}
 PORT=${PORT:-8361}
+PREFILL=${PREFILL:-0}
 SCRATCH=$(mktemp -d "${SCRATCH_DIR:-$ROOT/target}/file-vs-thinkjs.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
 
@@ -49,6 +52,18 @@ start() {
   exit 1
 }
 
+# Has the running app make sessions until its folder holds PREFILL files.
+prefill() {
+  local app=$1 folder=$2 have
+  ((PREFILL > 0)) || return 0
+  while have=$(find "$folder" -type f | wc -l) && ((have < PREFILL)); do
+    wrk -t2 -c50 -d5s "http://127.0.0.1:$PORT/incr" >/dev/null
+  done
+  # ThinkJS writes its files after answering: let the last ones land.
+  sleep 2
+  echo "$app: the folder holds $(find "$folder" -type f | wc -l) files before the measurement" >&2
+}
+
 # Stops the server. Its folder stays until the comparison ends: on ext4 without a journal
 # (this machine's root file system), the inode allocator skips every inode freed in the
 # last 30 s (`dirty_expire_centisecs`), checking each one, so creating files in a folder
@@ -72,6 +87,7 @@ RESULTS=$SCRATCH/results
 for round in $(seq "$ROUNDS"); do
   for app in $APPS; do
     start "$app" "$SCRATCH/sessions-$round-$app"
+    prefill "$app" "$SCRATCH/sessions-$round-$app"
     out=$(PORT=$PORT SERVER_PID=$SERVER_PID "$HERE/run.sh")
     stop
     existing=$(awk '/^existing: / { print $2 }' <<<"$out")
