@@ -60,6 +60,16 @@ impl Durability {
         Ok(Self::EachFile)
     }
 
+    /// Whether writes that create names wait for a flush that other writes share
+    /// (group commit).
+    pub(crate) fn shares_flushes(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Group(_) => true,
+            Self::Off | Self::EachFile => false,
+        }
+    }
+
     /// Marks the start of a write.
     pub(crate) fn begin(&self) -> Began {
         match self {

@@ -146,7 +146,22 @@
 //! path_depth = 1             # sub-folder levels, one hex digit each (0 to 4)
 //! fsync = true               # make every write durable before acknowledging it
 //! group_commit = true        # with fsync: concurrent writes share one syncfs (Linux)
+//! threads = 0                # most threads for file operations; 0: by core count
 //! ```
+//!
+//! # Threads
+//!
+//! File operations block their thread, so the store runs them off the async runtime, on
+//! threads of its own: at most one per core with `fsync` off (the calls only copy to and
+//! from the kernel's caches), four per core with it on (the calls wait for the disk), or
+//! `threads`. Calls made while every thread is busy wait in a queue, and a thread that
+//! finishes one takes the next without sleeping. Tokio's blocking pool instead starts a
+//! thread for every call made while its threads are busy and wakes one per call: under 50
+//! concurrent requests it held about 100 threads, and the scheduler's work (3.4 context
+//! switches per request, against 0.5 here) cost more CPU than the file operations. Two
+//! kinds of call still go to that pool: gc, a walk of the whole folder that would hold one
+//! of the few threads for seconds, and, with group commit, creates, which wait for a
+//! shared flush (the more wait at once, the more share one).
 //!
 //! # Platforms
 //!
@@ -172,11 +187,13 @@ compile_error!(
 mod durability;
 mod layout;
 mod leases;
+mod pool;
 mod users;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
+use std::num::NonZeroUsize;
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -192,6 +209,7 @@ use session_core::{
 
 use crate::durability::Durability;
 use crate::layout::Next;
+use crate::pool::Pool;
 use crate::users::{IndexName, USER_DIR, owner_of};
 
 /// Lock stripes: sessions whose keys start with the same byte share a lock file.
@@ -222,6 +240,10 @@ pub struct FileStoreOptions {
     /// flushes whatever else is dirty on that file system too: on a disk other programs
     /// write heavily, give the folder a file system of its own or turn this off.
     pub group_commit: bool,
+    /// The most threads the store runs its file operations on (default 0: one per core
+    /// with `fsync` off, four per core with it on). Calls beyond it wait their turn,
+    /// which costs less than a thread per call: see [Threads](crate#threads).
+    pub threads: usize,
 }
 
 impl Default for FileStoreOptions {
@@ -231,6 +253,7 @@ impl Default for FileStoreOptions {
             path_depth: 1,
             fsync: true,
             group_commit: true,
+            threads: 0,
         }
     }
 }
@@ -264,6 +287,13 @@ impl FileStoreOptions {
         self.group_commit = group_commit;
         self
     }
+
+    /// Sets [`FileStoreOptions::threads`] (0 for the default).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
 }
 
 /// The file store. Cheap to clone: clones share the folder and the locks.
@@ -278,6 +308,8 @@ struct Inner {
     depth: usize,
     /// How writes are made durable (`fsync`, `group_commit`).
     durability: Durability,
+    /// The threads that run the store's calls.
+    pool: Pool,
     /// Per stripe: the in-process mutex, holding the lazily opened lock file whose `flock`
     /// excludes other processes. The mutex matters because `flock` does not exclude
     /// threads sharing one open file.
@@ -336,10 +368,13 @@ impl FileStore {
                     err,
                 )
             })?;
+        let threads =
+            NonZeroUsize::new(options.threads).unwrap_or_else(|| Pool::default_size(options.fsync));
         let inner = Inner {
             root,
             depth: options.path_depth,
             durability,
+            pool: Pool::new(threads),
             stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
             user_stripes: (0..STRIPES).map(|_| Mutex::new(None)).collect(),
         };
@@ -395,7 +430,25 @@ impl FileStore {
         self.inner.lease_path(key)
     }
 
+    /// Runs `operation` on the store's threads ([Threads](crate#threads)).
     async fn blocking<T, F>(&self, operation: F) -> Result<T>
+    where
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .pool
+            .run(move || operation(&inner))
+            .await
+            .map_err(|err| Error::backend("a file store call did not complete", err))?
+    }
+
+    /// Runs `operation` on a thread of the runtime's blocking pool, which starts a thread
+    /// for every call made while its threads are busy: for a long walk (gc) that would
+    /// hold one of the store's few threads for seconds, and for a create that waits for a
+    /// shared flush, where the more creates wait at once, the more share a flush.
+    async fn elastic<T, F>(&self, operation: F) -> Result<T>
     where
         F: FnOnce(&Inner) -> Result<T> + Send + 'static,
         T: Send + 'static,
@@ -403,7 +456,7 @@ impl FileStore {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || operation(&inner))
             .await
-            .map_err(|err| Error::backend("a file store task did not complete", err))?
+            .map_err(|err| Error::backend("a file store call did not complete", err))?
     }
 }
 
@@ -926,7 +979,7 @@ impl SessionStore for FileStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
         let (key, record) = (key.clone(), record.clone());
-        self.blocking(move |inner| {
+        let create = move |inner: &Inner| {
             inner.locked(&key, || {
                 let now = Timestamp::now();
                 let (existing, opened) = inner.read_for_write(&key)?;
@@ -941,8 +994,12 @@ impl SessionStore for FileStore {
                 inner.write_bound(&key, opened, &record, before)?;
                 Ok(true)
             })
-        })
-        .await
+        };
+        if self.inner.durability.shares_flushes() {
+            self.elastic(create).await
+        } else {
+            self.blocking(create).await
+        }
     }
 
     async fn update(&self, key: &StoreKey, changes: &ChangeSet) -> Result<bool> {
@@ -1005,7 +1062,7 @@ impl SessionStore for FileStore {
     }
 
     async fn gc(&self) -> Result<u64> {
-        self.blocking(|inner| {
+        self.elastic(|inner| {
             let now = Timestamp::now();
             let mut removed = 0;
             inner.walk(&inner.root, 0, &mut |dir| {
@@ -1063,7 +1120,7 @@ impl SessionStore for FileStore {
             .await
     }
 
-    /// Both in one trip to the blocking pool.
+    /// Both in one call on the store's threads.
     async fn lock_and_load(
         &self,
         key: &StoreKey,
