@@ -15,7 +15,8 @@
 //! - **Group commit** (Linux, `group_commit`, on by default): with `fsync` on, concurrent
 //!   writes that create names (new sessions, records that change size) share one
 //!   `syncfs(2)` of the folder's file system instead of an fsync of each file and folder,
-//!   and a failed flush fails every write it may have carried. Writes in place
+//!   and a failed flush fails every write it may have carried. A new session's create
+//!   awaits its flush as a task, off its thread ([Threads](#threads)). Writes in place
 //!   `fdatasync` their file, which needs no journal commit. It flushes whatever
 //!   else is dirty on that file system too, so a folder on a disk that other programs
 //!   write heavily belongs on a file system of its own (or `group_commit = false`).
@@ -158,10 +159,11 @@
 //! finishes one takes the next without sleeping. Tokio's blocking pool instead starts a
 //! thread for every call made while its threads are busy and wakes one per call: under 50
 //! concurrent requests it held about 100 threads, and the scheduler's work (3.4 context
-//! switches per request, against 0.5 here) cost more CPU than the file operations. Two
-//! kinds of call still go to that pool: gc, a walk of the whole folder that would hold one
-//! of the few threads for seconds, and, with group commit, creates, which wait for a
-//! shared flush (the more wait at once, the more share one).
+//! switches per request, against 0.5 here) cost more CPU than the file operations. Only
+//! gc still goes to that pool: a walk of the whole folder would hold one of the few
+//! threads for seconds. With group commit, a new session's create leaves its thread once
+//! the file is written and awaits the shared flush as a task, so as many creates share a
+//! flush as are waiting, not as many as there are threads.
 //!
 //! # Platforms
 //!
@@ -207,7 +209,7 @@ use session_core::{
     Result, SessionStore, SetupProblem, StoreKey, Timestamp, UserId, async_trait,
 };
 
-use crate::durability::Durability;
+use crate::durability::{Durability, Pending};
 use crate::layout::Next;
 use crate::pool::Pool;
 use crate::users::{IndexName, USER_DIR, owner_of};
@@ -444,10 +446,8 @@ impl FileStore {
             .map_err(|err| Error::backend("a file store call did not complete", err))?
     }
 
-    /// Runs `operation` on a thread of the runtime's blocking pool, which starts a thread
-    /// for every call made while its threads are busy: for a long walk (gc) that would
-    /// hold one of the store's few threads for seconds, and for a create that waits for a
-    /// shared flush, where the more creates wait at once, the more share a flush.
+    /// Runs `operation` on a thread of the runtime's blocking pool: for a long walk (gc)
+    /// that would hold one of the store's few threads for seconds.
     async fn elastic<T, F>(&self, operation: F) -> Result<T>
     where
         F: FnOnce(&Inner) -> Result<T> + Send + 'static,
@@ -680,7 +680,12 @@ impl Inner {
                 let bytes = next.new_file(&encoded);
                 self.replace_file(&self.shard_dir(key), key.as_str(), &bytes, &what())
             }
-            Opened::Absent => self.create_file(key, &Next::FIRST.new_file(&encoded), &what()),
+            Opened::Absent => {
+                let pending =
+                    self.create_file(key, &Next::FIRST.new_file(&encoded), &what(), false)?;
+                debug_assert!(pending.is_none(), "a create that does not defer syncs");
+                Ok(())
+            }
         }
     }
 
@@ -688,7 +693,17 @@ impl Inner {
     /// `bytes`: in place, since no reader can know the key of a session not yet created; one
     /// caught half-written is no session (a decode error), and one left so by a crash is
     /// removed by gc as corrupt. With fsync on, the file and then its folder are synced.
-    fn create_file(&self, key: &StoreKey, bytes: &[u8], what: &str) -> Result<()> {
+    ///
+    /// With `defer` and group commit, the flush is left to the caller instead
+    /// ([`Durability::defer`]): the file is written, and the returned [`Pending`] says
+    /// which flush makes it durable.
+    fn create_file(
+        &self,
+        key: &StoreKey,
+        bytes: &[u8],
+        what: &str,
+        defer: bool,
+    ) -> Result<Option<Pending>> {
         let dir = self.shard_dir(key);
         let path = dir.join(key.as_str());
         let began = self.durability.begin();
@@ -699,20 +714,27 @@ impl Inner {
             }
             // Written by something that does not take the locks: replaced atomically.
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                return self.replace_file(&dir, key.as_str(), bytes, what);
+                return self
+                    .replace_file(&dir, key.as_str(), bytes, what)
+                    .map(|()| None);
             }
             other => other,
         }
         .map_err(|err| io_error(format!("cannot create {what} in {}", dir.display()), err))?;
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| self.durability.sync_new_file(began, &file, &dir));
-        if let Err(err) = written {
+        let written = file.write_all(bytes).and_then(|()| {
+            match defer.then(|| self.durability.defer(began)).flatten() {
+                Some(pending) => Ok(Some(pending)),
+                None => self
+                    .durability
+                    .sync_new_file(began, &file, &dir)
+                    .map(|()| None),
+            }
+        });
+        written.map_err(|err| {
             // Nothing was acknowledged: the file goes.
             let _ = fs::remove_file(&path);
-            return Err(io_error(format!("cannot write {what}"), err));
-        }
-        Ok(())
+            io_error(format!("cannot write {what}"), err)
+        })
     }
 
     /// Atomically replaces the file `name` in `dir` with `bytes`: a temporary file in the
@@ -905,6 +927,17 @@ impl Inner {
     }
 }
 
+/// What a create did, on the store's thread.
+#[derive(Debug)]
+enum Created {
+    /// A live session holds the key.
+    Refused,
+    /// Written and, with fsync, durable.
+    Durable,
+    /// Written; durable once the pending flush ends.
+    Flushing { key: StoreKey, pending: Pending },
+}
+
 /// What [`Inner::read_for_write`] found at a key, for the write that follows.
 #[derive(Debug)]
 enum Opened {
@@ -979,26 +1012,63 @@ impl SessionStore for FileStore {
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<bool> {
         let (key, record) = (key.clone(), record.clone());
-        let create = move |inner: &Inner| {
-            inner.locked(&key, || {
-                let now = Timestamp::now();
-                let (existing, opened) = inner.read_for_write(&key)?;
-                if existing
-                    .as_ref()
-                    .is_some_and(|existing| !existing.is_expired(now))
-                {
-                    return Ok(false);
-                }
-                let before = existing.and_then(|existing| existing.owner);
-                let before = before.as_ref().map(|owner| &owner.user);
-                inner.write_bound(&key, opened, &record, before)?;
-                Ok(true)
+        let created = self
+            .blocking(move |inner| {
+                inner.locked(&key, || {
+                    let now = Timestamp::now();
+                    let (existing, opened) = inner.read_for_write(&key)?;
+                    if existing
+                        .as_ref()
+                        .is_some_and(|existing| !existing.is_expired(now))
+                    {
+                        return Ok(Created::Refused);
+                    }
+                    // A new name for an unbound session: its flush is awaited below,
+                    // off the lock and the thread (see `durability`).
+                    if matches!(opened, Opened::Absent) && record.owner.is_none() {
+                        let bytes = Next::FIRST.new_file(&wire::encode_record(&record));
+                        let what = format!("session file {}…", key.short());
+                        return Ok(match inner.create_file(&key, &bytes, &what, true)? {
+                            Some(pending) => Created::Flushing {
+                                key: key.clone(),
+                                pending,
+                            },
+                            None => Created::Durable,
+                        });
+                    }
+                    let before = existing.and_then(|existing| existing.owner);
+                    let before = before.as_ref().map(|owner| &owner.user);
+                    inner.write_bound(&key, opened, &record, before)?;
+                    Ok(Created::Durable)
+                })
             })
-        };
-        if self.inner.durability.shares_flushes() {
-            self.elastic(create).await
-        } else {
-            self.blocking(create).await
+            .await?;
+        match created {
+            Created::Refused => Ok(false),
+            Created::Durable => Ok(true),
+            Created::Flushing { key, pending } => {
+                let queue = || {
+                    let inner = Arc::clone(&self.inner);
+                    self.inner
+                        .pool
+                        .spawn(move || inner.durability.flush())
+                        .map_err(io::Error::other)
+                };
+                let Err(err) = self.inner.durability.flushed(pending, queue).await else {
+                    return Ok(true);
+                };
+                // Nothing was acknowledged: the file goes, as a failed write's does.
+                let discard = key.clone();
+                let _ = self
+                    .blocking(move |inner| {
+                        inner.locked(&discard, || inner.remove(&inner.file_path(&discard)))
+                    })
+                    .await;
+                Err(io_error(
+                    format!("cannot write session file {}…", key.short()),
+                    err,
+                ))
+            }
         }
     }
 

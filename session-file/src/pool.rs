@@ -116,6 +116,11 @@ impl Pool {
         }
     }
 
+    /// Queues `call` for one of the pool's threads, with nobody awaiting it.
+    pub(crate) fn spawn(&self, call: impl FnOnce() + Send + 'static) -> Result<(), Lost> {
+        self.submit(Box::new(call))
+    }
+
     fn submit(&self, job: Job) -> Result<(), Lost> {
         let mut state = self.shared.state();
         state.queue.push_back(job);
