@@ -20,11 +20,18 @@ APPS=${APPS:-thinkjs file-fsync file-each file-nofsync}
 PORT=${PORT:-8361}
 PREFILL=${PREFILL:-0}
 SCRATCH=$(mktemp -d "${SCRATCH_DIR:-$ROOT/target}/file-vs-thinkjs.XXXXXX")
-trap 'rm -rf "$SCRATCH"' EXIT
+SERVER_PID=
+# A run that fails midway (a full disk, a server that would not start) stops its server
+# too: one left on the port would answer the next run's requests in the place of its apps.
+trap 'stop; rm -rf "$SCRATCH"' EXIT
 
 start() {
   local app=$1 folder=$2
   mkdir -p "$folder"
+  if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+    echo "something already answers on port $PORT: stop it, or set PORT" >&2
+    exit 1
+  fi
   case $app in
     thinkjs)
       (cd "$HERE" && PORT=$PORT SESSION_PATH=$folder exec node production.js) >"$SCRATCH/$app.log" 2>&1 &
@@ -71,9 +78,11 @@ prefill() {
 # CPU per file against 21-27 µs otherwise (`recently_deleted` in the profile), and would be
 # charged to the next app's new sessions.
 stop() {
+  [[ -n $SERVER_PID ]] || return 0
   pkill -P "$SERVER_PID" 2>/dev/null || true
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
 }
 
 # Files removed just before the comparison (an earlier run's folders, a build's temporary
