@@ -325,7 +325,8 @@ impl GroupCommit {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
+#[cfg(target_os = "linux")]
 mod tests {
     use std::num::NonZeroUsize;
     use std::sync::Arc;
