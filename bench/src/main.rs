@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! session-bench [--rounds 5] [--duration 10] [--connections 50] [--sessions 1000]
-//!               [--stores memory,file,sqlite,postgres,mysql,redis] [--quick]
+//!               [--stores memory,file,sqlite,postgres,mysql,redis,...] [--quick]
 //!               [--scale | --scale-only | --users-only | --lock-only | --actix-only]
 //!               [--no-docs]
 //! session-bench --check | --update-readme
@@ -32,6 +32,7 @@ mod actix;
 mod cpu;
 mod loadgen;
 mod lock;
+mod redis_ceiling;
 mod report;
 mod scale;
 mod users;
@@ -48,8 +49,39 @@ pub(crate) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub(crate) const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 pub(crate) const REDIS_URL: &str = "redis://127.0.0.1:6379/9";
 
-/// The stores a full run measures.
-const ALL_STORES: [&str; 6] = ["memory", "file", "sqlite", "postgres", "mysql", "redis"];
+/// The stores a full run measures. `postgres` and `mysql` give each app its library's
+/// default ping-before-use setting; their `-ping` and `-noping` forms give both apps the
+/// same one (see [`store_variant`]).
+const ALL_STORES: [&str; 10] = [
+    "memory",
+    "file",
+    "sqlite",
+    "postgres",
+    "postgres-ping",
+    "postgres-noping",
+    "mysql",
+    "mysql-ping",
+    "mysql-noping",
+    "redis",
+];
+
+/// The pool size both apps get on PostgreSQL and MariaDB: sqlx's default, and ours.
+pub(crate) const DB_POOL: u32 = 10;
+
+/// The store a benchmark store runs on, and the ping-before-use setting both apps get on
+/// it: `postgres-ping` is PostgreSQL with both apps pinging a connection before each use,
+/// `postgres-noping` with neither (`mysql-…` alike); `None` leaves each library its
+/// default (sqlx's pool pings, ours does not).
+pub(crate) fn store_variant(store: &str) -> (&str, Option<bool>) {
+    for base in ["postgres", "mysql"] {
+        match store.strip_prefix(base) {
+            Some("-ping") => return (&store[..base.len()], Some(true)),
+            Some("-noping") => return (&store[..base.len()], Some(false)),
+            _ => {}
+        }
+    }
+    (store, None)
+}
 
 /// Sequential requests of each kind over which the store work per request is counted.
 pub(crate) const SEQUENTIAL_REQUESTS: usize = 200;
@@ -289,7 +321,7 @@ fn redis_cli(args: &[&str]) -> Result<String, String> {
 
 /// Empties what both applications keep for `store`.
 fn wipe(store: &str) -> Result<(), String> {
-    match store {
+    match store_variant(store).0 {
         "postgres" => {
             psql("DROP TABLE IF EXISTS bench_session; DROP SCHEMA IF EXISTS tower_sessions CASCADE")
                 .map(drop)
@@ -330,7 +362,7 @@ pub(crate) fn our_store(
     store: &str,
     sqlite_file: &Path,
 ) -> Result<(&'static str, Option<String>), String> {
-    Ok(match store {
+    Ok(match store_variant(store).0 {
         "memory" => ("memory", None),
         "file" => ("file", None),
         // Client-side types: the whole session in the cookie, no store.
@@ -376,6 +408,8 @@ pub(crate) async fn start_with(
 ) -> Result<Server, String> {
     let addr = free_addr()?;
     let dir = release_dir()?;
+    let (base, ping) = store_variant(store);
+    let is_db = matches!(base, "postgres" | "mysql");
     let mut command = match side {
         Side::Ours | Side::OursActix => {
             let mut command = Command::new(dir.join("session-example"));
@@ -407,11 +441,20 @@ pub(crate) async fn start_with(
                     .env("SESSION__TRANSPORT", "cookie");
             }
             command.env("SESSION__ADAPTER__DB__PREFIX", "bench_");
+            if is_db {
+                command.env("SESSION__ADAPTER__DB__MAX_CONNECTIONS", DB_POOL.to_string());
+            }
+            if let Some(ping) = ping {
+                command.env(
+                    "SESSION__ADAPTER__DB__TEST_BEFORE_ACQUIRE",
+                    ping.to_string(),
+                );
+            }
             command.env("SESSION__ADAPTER__REDIS__PREFIX", "bench:");
             command
         }
         Side::Peer | Side::Baseline => {
-            let url = match store {
+            let url = match base {
                 "sqlite" => format!("sqlite://{}?mode=rwc", scratch.join("peer.db").display()),
                 "postgres" => POSTGRES_URL.to_owned(),
                 "mysql" => MYSQL_URL.to_owned(),
@@ -419,12 +462,14 @@ pub(crate) async fn start_with(
                 _ => String::new(),
             };
             let mut command = Command::new(dir.join("session-bench-peer"));
-            let store = if side == Side::Baseline {
-                "none"
-            } else {
-                store
-            };
+            let store = if side == Side::Baseline { "none" } else { base };
             command.args(["--addr", &addr.to_string(), "--store", store, "--url", &url]);
+            if is_db {
+                command.args(["--pool", &DB_POOL.to_string()]);
+            }
+            if let Some(ping) = ping {
+                command.args(["--ping", if ping { "on" } else { "off" }]);
+            }
             command
         }
         Side::ActixPeer => {
@@ -561,6 +606,7 @@ async fn timed_run(
     store: &str,
     cookies: Arc<Vec<String>>,
 ) -> (LoadResult, cpu::PerRequest) {
+    let store = store_variant(store).0;
     let before = cpu::Snapshot::take(server.pid(), store);
     let result = loadgen::run(
         server.addr,
@@ -651,12 +697,34 @@ impl Monitor {
         Ok(Self { child, output })
     }
 
-    /// Client commands seen so far on database 9 (lines from `lua` are script-internal).
-    fn client_commands(&self) -> u64 {
+    /// The lines of client commands seen so far on database 9 (lines from `lua` are
+    /// script-internal).
+    fn client_lines(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
         text.lines()
             .filter(|l| l.contains("[9 ") && !l.contains(" lua]"))
-            .count() as u64
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// How many client commands were seen so far on database 9.
+    fn client_commands(&self) -> u64 {
+        self.client_lines().len() as u64
+    }
+
+    /// The client commands seen so far on database 9, each as its arguments.
+    ///
+    /// # Errors
+    /// If an argument holds a byte a command line cannot carry.
+    fn client_commands_seen(&self) -> Result<Vec<Vec<String>>, String> {
+        self.client_lines()
+            .iter()
+            .map(|line| {
+                redis_ceiling::monitor_args(line).ok_or(format!(
+                    "a command whose arguments a command line cannot carry: {line}"
+                ))
+            })
+            .collect()
     }
 }
 
@@ -833,6 +901,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         return report::write_scale(&settings, &lines);
     }
     let mut runs = Vec::new();
+    let mut ceilings = Vec::new();
     println!(
         "benchmark: {} round(s) of {:?} per app, {} connections, {} sessions; stores {:?}",
         settings.rounds,
@@ -848,6 +917,16 @@ async fn run(settings: Settings) -> Result<(), String> {
             measure(&settings, Side::Ours, store, round, &mut runs).await?;
             if has_peer(store) {
                 measure(&settings, Side::Peer, store, round, &mut runs).await?;
+            }
+            if store == "redis" {
+                let ceiling = redis_ceiling::measure(&settings, round).await?;
+                println!(
+                    "  redis-benchmark         HGETALL {:>9.0}/s  EVALSHA {:>9.0}/s  one of each {:>9.0}/s",
+                    ceiling.reads,
+                    ceiling.writes,
+                    ceiling.requests()
+                );
+                ceilings.push(ceiling);
             }
         }
     }
@@ -880,7 +959,14 @@ async fn run(settings: Settings) -> Result<(), String> {
         None
     };
     let servers = server_versions(&settings.stores);
-    report::write(&settings, &servers, &runs, &trips, scale.as_deref())
+    report::write(
+        &settings,
+        &servers,
+        &runs,
+        &trips,
+        &ceilings,
+        scale.as_deref(),
+    )
 }
 
 fn main() -> ExitCode {
@@ -927,9 +1013,13 @@ chart and the README's summary table.
   --duration SECONDS  length of each timed run (default 10)
   --connections N     concurrent connections of the load generator (default 50)
   --sessions N        existing sessions the requests rotate over (default 1000)
-  --stores a,b        the stores to measure (default memory,file,sqlite,postgres,mysql,redis;
-                      also cookie and jwt, the client-side types, and memory-header and
-                      memory-bearer, the token transports; these have no peer)
+  --stores a,b        the stores to measure (default memory,file,sqlite,postgres,
+                      postgres-ping,postgres-noping,mysql,mysql-ping,mysql-noping,redis:
+                      on postgres and mysql each app keeps its library's ping-before-use
+                      default, -ping makes both ping and -noping neither; both apps get
+                      pools of 10; also cookie and jwt, the client-side types, and
+                      memory-header and memory-bearer, the token transports; these have
+                      no peer)
   --quick             one round of 3 seconds over 200 sessions
   --scale             also the scale figures (memory, file and PostgreSQL at size)
   --scale-only        only the scale figures, no HTTP benchmark

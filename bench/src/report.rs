@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::actix::{self, TARGET_RATIO};
 use crate::lock::{LockResults, target};
-use crate::{RoundTrips, Run, SEQUENTIAL_REQUESTS, Settings, Side};
+use crate::redis_ceiling::Ceiling;
+use crate::{DB_POOL, RoundTrips, Run, SEQUENTIAL_REQUESTS, Settings, Side, store_variant};
 
 /// A generated section of a file that is otherwise written by hand: the text between two
 /// marker lines. Markers are HTML comments, so they do not show when the Markdown renders.
@@ -328,7 +329,7 @@ fn intro(date: &str, machine: &str, servers: &[String], settings: &str) -> Strin
 
 /// The report of one run: throughput, the no-session baseline, CPU time and store work
 /// per request. Pure, so the tests can feed it a few made-up runs.
-fn markdown(intro: &str, runs: &[Run], trips: &[RoundTrips]) -> String {
+fn markdown(intro: &str, runs: &[Run], trips: &[RoundTrips], ceilings: &[Ceiling]) -> String {
     let rows = rows(runs);
     // The no-session app serves both workloads (with and without a cookie in the request),
     // and each row is compared with the baseline of its own workload.
@@ -381,6 +382,9 @@ fn markdown(intro: &str, runs: &[Run], trips: &[RoundTrips]) -> String {
         md,
         "\nNon-200 responses or transport errors over all runs: {errors}."
     );
+
+    pool_section(&mut md, &rows);
+    redis_ceiling_section(&mut md, runs, ceilings);
 
     if ["existing", "new"]
         .iter()
@@ -495,6 +499,107 @@ fn markdown(intro: &str, runs: &[Run], trips: &[RoundTrips]) -> String {
     md
 }
 
+/// PostgreSQL and MariaDB with equal pools, at each library's default ping-before-use
+/// setting and with one setting for both, when the run measured any of them.
+fn pool_section(md: &mut String, rows: &[Row]) {
+    let bases = ["postgres", "mysql"];
+    let measured = |store: &str| rows.iter().any(|r| r.store == store && r.peer.is_some());
+    if !bases.iter().any(|base| measured(base)) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### PostgreSQL and MariaDB: the pool and the ping\n\n\
+         Both apps get pools of {DB_POOL} connections. By default sqlx's pool, the peer's, \
+         pings a connection before handing it out (`test_before_acquire`), and ours does not \
+         (`adapter.db.test_before_acquire = false`); the other two settings give both apps \
+         the same one, so that what comes from the setting and what from the store show \
+         apart.\n\n\
+         | database | ping before use | ours / peer, existing | ours / peer, new | ours req/s, existing / new | peer req/s, existing / new |\n\
+         |---|---|---:|---:|---:|---:|"
+    );
+    for base in bases {
+        for (suffix, setting) in [
+            ("", "each library's default (ours no, peer yes)"),
+            ("-ping", "both"),
+            ("-noping", "neither"),
+        ] {
+            let store = format!("{base}{suffix}");
+            if !measured(&store) {
+                continue;
+            }
+            let row = |mode: &str| rows.iter().find(|r| r.store == store && r.mode == mode);
+            let ratio = |mode: &str| {
+                row(mode)
+                    .and_then(|r| r.ratio)
+                    .map_or("–".into(), |r| format!("**{r:.2}×**"))
+            };
+            let rps = |mode: &str, ours: bool| {
+                row(mode)
+                    .and_then(|r| if ours { Some(&r.ours) } else { r.peer.as_ref() })
+                    .map_or("–".into(), |s| format!("{:.0}", s.rps))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {setting} | {} | {} | {} / {} | {} / {} |",
+                store_label(base),
+                ratio("existing"),
+                ratio("new"),
+                rps("existing", true),
+                rps("new", true),
+                rps("existing", false),
+                rps("new", false),
+            );
+        }
+    }
+}
+
+/// The share of Redis's own ceiling (`redis-benchmark` on the commands of one request, in
+/// the same round) that ours served on existing sessions, when the run measured it.
+fn redis_ceiling_section(md: &mut String, runs: &[Run], ceilings: &[Ceiling]) {
+    if ceilings.is_empty() {
+        return;
+    }
+    let ours = side_runs(runs, Side::Ours, "redis", "existing");
+    let shares: Vec<f64> = ceilings
+        .iter()
+        .filter_map(|c| {
+            let ours = ours.iter().find(|r| r.round == c.round)?;
+            Some(ours.result.rps() / c.requests())
+        })
+        .collect();
+    let median_of = |figure: fn(&Ceiling) -> f64| median(ceilings.iter().map(figure).collect());
+    let _ = writeln!(
+        md,
+        "\n### Redis against `redis-benchmark`\n\n\
+         Each round, right after the Redis runs, `redis-benchmark` sends the two commands one \
+         of our existing-session requests sends (its `HGETALL` and its update script's \
+         `EVALSHA`, caught with `MONITOR`) with as many clients as the load generator has \
+         connections, over as many copies of the session as it has sessions. A request \
+         needs one of each, so Redis serves at most `1 / (1 / reads + 1 / writes)` requests \
+         a second: the ceiling ours is measured against.\n\n\
+         | redis-benchmark, median of the rounds | HGETALL / s | EVALSHA / s | one of each / s | ours, existing sessions, share of it |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    let _ = writeln!(
+        md,
+        "| {} round(s) | {:.0} | {:.0} | {:.0} | {} |",
+        ceilings.len(),
+        median_of(|c| c.reads),
+        median_of(|c| c.writes),
+        median_of(Ceiling::requests),
+        if shares.is_empty() {
+            "–".into()
+        } else {
+            format!(
+                "{:.0}% ({})",
+                100.0 * median(shares.clone()),
+                list(&shares, 100.0, 0)
+            )
+        }
+    );
+}
+
 /// The scale section: one line per figure, as `scale` measured them.
 fn scale_markdown(intro: &str, lines: &[String]) -> String {
     let mut md = format!("{intro}\n\n| scale | figure |\n|---|---|\n");
@@ -534,6 +639,11 @@ fn summary_table(results: &str) -> Result<String, String> {
         else {
             return Err(format!("a throughput row with too few cells: {line}"));
         };
+        // The README shows each store at its defaults; the runs with one ping setting for
+        // both apps stay in the full report.
+        if store_variant(store).1.is_some() {
+            continue;
+        }
         let slot = match *mode {
             "existing" => 0,
             "new" => 1,
@@ -863,13 +973,14 @@ pub(crate) fn write(
     servers: &[String],
     runs: &[Run],
     trips: &[RoundTrips],
+    ceilings: &[Ceiling],
     scale: Option<&[String]>,
 ) -> Result<(), String> {
     let dir = results_dir()?;
     let date = today();
     let intro = intro(&date, &machine(), servers, &settings.describe());
     let rows = rows(runs);
-    let md = markdown(&intro, runs, trips);
+    let md = markdown(&intro, runs, trips, ceilings);
     let scale_md = scale.map(|lines| scale_markdown(&intro, lines));
     let mut all = md.clone();
     if let Some(scale_md) = &scale_md {
@@ -914,6 +1025,10 @@ pub(crate) fn write(
             "rps": r.result.rps(), "p50_ms": r.result.quantile_ms(0.5), "p99_ms": r.result.quantile_ms(0.99),
             "ok": r.result.ok, "errors": r.result.errors, "lost": r.lost,
             "app_cpu_us": r.cpu.app_us, "server_cpu_us": r.cpu.server_us, "generator_cpu_us": r.cpu.generator_us,
+        })).collect::<Vec<_>>(),
+        "redis_benchmark": ceilings.iter().map(|c| json!({
+            "round": c.round, "hgetall_per_s": c.reads, "evalsha_per_s": c.writes,
+            "requests_per_s": c.requests(),
         })).collect::<Vec<_>>(),
         "scale": scale,
     });

@@ -62,3 +62,20 @@ fn baseline_cookies_have_the_shape_of_ours() {
     let distinct: std::collections::HashSet<_> = cookies.iter().collect();
     assert_eq!(distinct.len(), 100);
 }
+
+#[test]
+fn database_variants_run_on_their_database_with_one_ping_setting() {
+    assert_eq!(store_variant("postgres"), ("postgres", None));
+    assert_eq!(store_variant("postgres-ping"), ("postgres", Some(true)));
+    assert_eq!(store_variant("postgres-noping"), ("postgres", Some(false)));
+    assert_eq!(store_variant("mysql-ping"), ("mysql", Some(true)));
+    assert_eq!(store_variant("mysql-noping"), ("mysql", Some(false)));
+    // Other stores, and unknown suffixes, are themselves.
+    assert_eq!(store_variant("memory-header"), ("memory-header", None));
+    assert_eq!(store_variant("postgres-other"), ("postgres-other", None));
+    assert_eq!(store_variant("redis"), ("redis", None));
+    assert!(has_peer("mysql-noping") && has_peer("postgres-ping"));
+    // A full run measures every variant, so it still replaces the published figures.
+    assert!(parse(&["--stores", &ALL_STORES.join(",")]).writes_docs);
+    assert!(!parse(&["--stores", "postgres,mysql"]).writes_docs);
+}

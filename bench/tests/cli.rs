@@ -39,6 +39,12 @@ fn the_peer_answers_help() {
         "session-bench-peer",
         &["--addr", "127.0.0.1:0", "--store", "none"],
     );
+    let usage = help(
+        env!("CARGO_BIN_EXE_session-bench-peer"),
+        &["--help"],
+        "session-bench-peer",
+    );
+    assert!(usage.contains("--pool N") && usage.contains("--ping on|off"));
 }
 
 #[test]
@@ -51,6 +57,8 @@ fn the_peer_refuses_wrong_arguments() {
             (&["--store", "nosuch"], "unknown store nosuch"),
             (&["--store"], "--store needs a value"),
             (&["--addr", "somewhere"], "--addr somewhere"),
+            (&["--pool", "0"], "--pool 0: not a positive number"),
+            (&["--ping", "maybe"], "--ping maybe: on or off"),
         ],
     );
 }

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! session-bench-peer --addr 127.0.0.1:3001 --store memory|sqlite|postgres|mysql|redis|none [--url URL]
+//!                    [--pool N] [--ping on|off]
 //! session-bench-peer --help
 //! ```
 
@@ -21,7 +22,37 @@ use tower_sessions_sqlx_store::{MySqlStore, PostgresStore, SqliteStore, sqlx};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-async fn app(store: &str, url: &str) -> Result<Router, Box<dyn std::error::Error>> {
+/// How the peer's sqlx pool is set up: its size and whether it pings a connection before
+/// handing it out (sqlx's `test_before_acquire`, on by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PoolSettings {
+    max_connections: u32,
+    ping: bool,
+}
+
+impl Default for PoolSettings {
+    /// sqlx's own defaults: 10 connections, a ping before each use.
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            ping: true,
+        }
+    }
+}
+
+impl PoolSettings {
+    fn options<DB: sqlx::Database>(self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .max_connections(self.max_connections)
+            .test_before_acquire(self.ping)
+    }
+}
+
+async fn app(
+    store: &str,
+    url: &str,
+    pool: PoolSettings,
+) -> Result<Router, Box<dyn std::error::Error>> {
     Ok(match store {
         "none" => Router::new()
             .route(
@@ -36,17 +67,17 @@ async fn app(store: &str, url: &str) -> Result<Router, Box<dyn std::error::Error
             routes(RedisStore::new(pool))
         }
         "postgres" => {
-            let store = PostgresStore::new(sqlx::PgPool::connect(url).await?);
+            let store = PostgresStore::new(pool.options().connect(url).await?);
             store.migrate().await?;
             routes(store)
         }
         "mysql" => {
-            let store = MySqlStore::new(sqlx::MySqlPool::connect(url).await?);
+            let store = MySqlStore::new(pool.options().connect(url).await?);
             store.migrate().await?;
             routes(store)
         }
         "sqlite" => {
-            let store = SqliteStore::new(sqlx::SqlitePool::connect(url).await?);
+            let store = SqliteStore::new(pool.options().connect(url).await?);
             store.migrate().await?;
             routes(store)
         }
@@ -57,11 +88,14 @@ async fn app(store: &str, url: &str) -> Result<Router, Box<dyn std::error::Error
 /// The usage, printed on standard output for `--help` and on standard error after a wrong
 /// argument.
 const USAGE: &str = "\
-usage: session-bench-peer [--addr ADDR] [--store STORE] [--url URL]
+usage: session-bench-peer [--addr ADDR] [--store STORE] [--url URL] [--pool N] [--ping on|off]
 
   --addr ADDR      the address to listen on (default 127.0.0.1:3001)
   --store STORE    memory (default), sqlite, postgres, mysql, redis, or none (no session)
   --url URL        the store's server or file (sqlx or Redis URL)
+  --pool N         the sqlx pool's most connections (default 10, sqlx's default)
+  --ping on|off    whether sqlx pings a connection before handing it out (default on,
+                   sqlx's default `test_before_acquire`)
   -h, --help       print this help
 ";
 
@@ -75,6 +109,7 @@ struct Args {
     addr: SocketAddr,
     store: String,
     url: String,
+    pool: PoolSettings,
 }
 
 /// Reads the command line; `Ok(None)` asks for the usage.
@@ -83,6 +118,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         addr: ([127, 0, 0, 1], 3001).into(),
         store: "memory".to_owned(),
         url: String::new(),
+        pool: PoolSettings::default(),
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -102,6 +138,20 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 parsed.store = store;
             }
             "--url" => parsed.url = value("--url")?,
+            "--pool" => {
+                let size = value("--pool")?;
+                parsed.pool.max_connections = match size.parse() {
+                    Ok(size) if size > 0 => size,
+                    _ => return Err(format!("--pool {size}: not a positive number")),
+                };
+            }
+            "--ping" => {
+                parsed.pool.ping = match value("--ping")?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--ping {other}: on or off")),
+                };
+            }
             "--help" | "-h" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -111,7 +161,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Args { addr, store, url } = match parse_args(std::env::args().skip(1)) {
+    let Args {
+        addr,
+        store,
+        url,
+        pool,
+    } = match parse_args(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
             print!("{USAGE}");
@@ -123,7 +178,7 @@ async fn main() -> ExitCode {
         }
     };
     let result = async {
-        let router = app(&store, &url).await?;
+        let router = app(&store, &url, pool).await?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         axum::serve(listener, router).await?;
         Ok::<(), Box<dyn std::error::Error>>(())

@@ -72,7 +72,7 @@ fn two_rounds() -> Vec<Run> {
 
 #[test]
 fn the_report_has_a_row_per_store_and_workload_with_each_round() {
-    let md = markdown("Run of 2026-12-01 on a test.", &two_rounds(), &[]);
+    let md = markdown("Run of 2026-12-01 on a test.", &two_rounds(), &[], &[]);
     assert!(
         md.starts_with("Run of 2026-12-01 on a test. Ratios are medians"),
         "{md}"
@@ -95,7 +95,12 @@ fn the_report_has_a_row_per_store_and_workload_with_each_round() {
 
 #[test]
 fn the_summary_is_a_row_per_store_from_the_throughput_table() {
-    let md = markdown("Run of 2026-12-01 on a test: 2 rounds.", &two_rounds(), &[]);
+    let md = markdown(
+        "Run of 2026-12-01 on a test: 2 rounds.",
+        &two_rounds(),
+        &[],
+        &[],
+    );
     assert_eq!(
         summary_table(&md).expect("summary"),
         "| store | existing sessions | new sessions |\n\
@@ -309,4 +314,73 @@ fn the_actix_section_has_ratios_lost_increments_cpu_and_the_target() {
 fn the_full_report_has_its_actix_section() {
     let report = ACTIX.read(&workspace_root()).expect("docs/benchmarks.md");
     assert!(ACTIX.content(&report).is_ok(), "markers");
+}
+
+#[test]
+fn database_runs_with_one_ping_setting_get_their_own_table_and_stay_out_of_the_readme() {
+    let mut runs = Vec::new();
+    for (store, ours, peer) in [
+        ("postgres", 300, 200),
+        ("postgres-ping", 250, 200),
+        ("postgres-noping", 300, 250),
+    ] {
+        for mode in ["existing", "new"] {
+            runs.push(run_on(store, Side::Ours, mode, 0, ours));
+            runs.push(run_on(store, Side::Peer, mode, 0, peer));
+        }
+    }
+    let md = markdown("Run of 2026-12-01 on a test: 1 round.", &runs, &[], &[]);
+    assert!(
+        md.contains(&format!("Both apps get pools of {DB_POOL} connections.")),
+        "{md}"
+    );
+    for line in [
+        "| PostgreSQL | each library's default (ours no, peer yes) | **1.50×** | **1.50×** | 300 / 300 | 200 / 200 |",
+        "| PostgreSQL | both | **1.25×** | **1.25×** | 250 / 250 | 200 / 200 |",
+        "| PostgreSQL | neither | **1.20×** | **1.20×** | 300 / 300 | 250 / 250 |",
+    ] {
+        assert!(md.contains(line), "{line} in {md}");
+    }
+    assert!(
+        !md.contains("| MariaDB |"),
+        "MariaDB was not measured: {md}"
+    );
+    assert_eq!(
+        summary_table(&md).expect("summary"),
+        "| store | existing sessions | new sessions |\n\
+         |---|---:|---:|\n\
+         | PostgreSQL | 1.50× | 1.50× |\n\
+         \nFrom the run of 2026-12-01 in [docs/benchmarks.md](docs/benchmarks.md).\n"
+    );
+    // Without a database run, no such table.
+    let md = markdown("Run of 2026-12-01 on a test.", &two_rounds(), &[], &[]);
+    assert!(!md.contains("the pool and the ping"), "{md}");
+}
+
+#[test]
+fn ours_on_redis_is_shown_as_a_share_of_redis_benchmark_in_each_round() {
+    let runs = [
+        run_on("redis", Side::Ours, "existing", 0, 30_000),
+        run_on("redis", Side::Ours, "existing", 1, 20_000),
+    ];
+    let ceilings = [
+        Ceiling {
+            round: 0,
+            reads: 100_000.0,
+            writes: 50_000.0,
+        },
+        Ceiling {
+            round: 1,
+            reads: 100_000.0,
+            writes: 100_000.0,
+        },
+    ];
+    let md = markdown("Run of 2026-12-01 on a test.", &runs, &[], &ceilings);
+    // 30,000 of 33,333 and 20,000 of 50,000.
+    assert!(
+        md.contains("| 2 round(s) | 100000 | 75000 | 41667 | 65% (90, 40) |"),
+        "{md}"
+    );
+    let md = markdown("Run of 2026-12-01 on a test.", &runs, &[], &[]);
+    assert!(!md.contains("redis-benchmark"), "{md}");
 }
