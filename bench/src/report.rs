@@ -227,6 +227,19 @@ fn list(values: &[f64], scale: f64, decimals: usize) -> String {
         .join(", ")
 }
 
+/// Per-round shares as their median percentage and the rounds', `83% (100, 69, 83)`;
+/// `–` when there are none.
+fn share_by_round(shares: &[f64]) -> String {
+    if shares.is_empty() {
+        return "–".into();
+    }
+    format!(
+        "{:.0}% ({})",
+        100.0 * median(shares.to_vec()),
+        list(shares, 100.0, 0)
+    )
+}
+
 struct Row {
     store: String,
     mode: &'static str,
@@ -420,15 +433,7 @@ fn markdown(intro: &str, runs: &[Run], trips: &[RoundTrips], ceilings: &[Ceiling
             baseline.rps,
             us(baseline.app_us),
             us(median_of(&base_runs, |r| r.cpu.generator_us)),
-            if share.is_empty() {
-                "–".into()
-            } else {
-                format!(
-                    "{:.0}% ({})",
-                    100.0 * median(share.clone()),
-                    list(&share, 100.0, 0)
-                )
-            },
+            share_by_round(&share),
             if ceiling.is_empty() {
                 "–".into()
             } else {
@@ -588,15 +593,7 @@ fn redis_ceiling_section(md: &mut String, runs: &[Run], ceilings: &[Ceiling]) {
         median_of(|c| c.reads),
         median_of(|c| c.writes),
         median_of(Ceiling::requests),
-        if shares.is_empty() {
-            "–".into()
-        } else {
-            format!(
-                "{:.0}% ({})",
-                100.0 * median(shares.clone()),
-                list(&shares, 100.0, 0)
-            )
-        }
+        share_by_round(&shares),
     );
 }
 
